@@ -1,0 +1,99 @@
+"""Running a compiled plan on a live engine and reporting what it did to each table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .dialect import Dialect
+from .lower import key_table_statements, view_query, view_statements
+from .plan import Plan, ViewPlan
+
+
+class SourceError(Exception):
+    """The live source does not match the policy in a way the policy forbids."""
+
+
+@dataclass(frozen=True)
+class ViewReport:
+    target: str
+    source_rows: int
+    kept_rows: int  # after retention and sampling, before k-anonymity's suppression
+    view_rows: int
+    k: int | None = None
+    action: str | None = None
+    rows_below_k: int | None = None  # before suppression
+    smallest_class: int | None = None  # in the view as created (None when it is empty)
+
+    @property
+    def suppressed(self) -> int:
+        return self.kept_rows - self.view_rows
+
+    @property
+    def k_ok(self) -> bool:
+        return self.k is None or self.smallest_class is None or self.smallest_class >= self.k
+
+
+def unsuppressed(view: ViewPlan) -> ViewPlan:
+    """The same view without k-anonymity's suppression (for measuring it)."""
+    if view.k_anonymity is None:
+        return view
+    return replace(view, k_anonymity=replace(view.k_anonymity, action="fail"))
+
+
+def create(plan: Plan, dialect: Dialect, engine) -> None:  # type: ignore[no-untyped-def]
+    for table in sorted({v.key_table for v in plan.views if v.key_table and v.keys}):
+        for s in key_table_statements(table, dialect):
+            engine.execute(s.text)
+    for view in plan.views:
+        check_unlisted(view, engine)
+        if len(view.target) > 1:
+            engine.execute(
+                dialect.statement("create_schema", dialect.qualified(view.target[:-1])).text
+            )
+        for s in view_statements(view, dialect):
+            engine.execute(s.text)
+
+
+def check_unlisted(view: ViewPlan, engine) -> None:  # type: ignore[no-untyped-def]
+    if view.unlisted_columns != "error":
+        return
+    listed = {s for c in view.columns for s in c.sources}
+    live = [name for name, _ in engine.columns(view.source)]
+    unlisted = [n for n in live if n not in listed]
+    if unlisted:
+        raise SourceError(
+            f"{'.'.join(view.source)} has columns the policy does not name "
+            f"({', '.join(unlisted)}) and `unlisted_columns: error` is set"
+        )
+
+
+def report(plan: Plan, dialect: Dialect, engine) -> list[ViewReport]:  # type: ignore[no-untyped-def]
+    d = dialect
+    out = []
+    for view in plan.views:
+
+        def count(sql: str) -> int:
+            return int(engine.query(sql)[0][0] or 0)
+
+        query = view_query(unsuppressed(view), d)
+        r = ViewReport(
+            ".".join(view.target),
+            source_rows=count(d.statement("count_relation", d.qualified(view.source)).text),
+            kept_rows=count(d.statement("count_rows", query).text),
+            view_rows=count(d.statement("count_relation", d.qualified(view.target)).text),
+        )
+        k = view.k_anonymity
+        if k:
+            qi = [d.ident(q) for q in k.quasi_identifiers]
+            before = engine.query(d.statement("class_summary", query, qi, d.number(k.k)).text)
+            as_built = d.statement("select_all", d.qualified(view.target))
+            after = engine.query(d.statement("class_summary", as_built, qi, d.number(k.k)).text)
+            r = replace(
+                r,
+                k=k.k,
+                action=k.action,
+                rows_below_k=int(before[0][2] or 0),
+                smallest_class=after[0][0],
+            )
+        out.append(r)
+    return out

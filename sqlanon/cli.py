@@ -1,0 +1,292 @@
+"""The `sqlanon` command: a thin layer over load → plan → lower → emit.
+
+Exit codes: 0 ok; 1 a check failed (stale output, k not met); 2 usage or policy error.
+A policy error prints located diagnostics, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__, dialect, emit
+from .diagnostics import PolicyError
+from .explain import column_rows, plan_json, view_rules
+from .plan import Plan
+from .planner import build_plan
+from .policy.load import expand, is_fragment, load_fragment, load_policies, load_policy
+from .sqlgen import CompilerBug
+
+app = typer.Typer(
+    help="SQL-native anonymization: compile YAML privacy policies into warehouse SQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="The key relation: print its DDL, load a key.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_CHECK = 1
+EXIT_USAGE = 2
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", markup=True)
+    return typer.Exit(code)
+
+
+def _plan(paths: list[str]) -> Plan:
+    try:
+        return build_plan(load_policies(paths))
+    except PolicyError as exc:
+        err.print(exc.render(), markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _dialects(name: str) -> list[dialect.Dialect]:
+    names = dialect.available()
+    if name == "all":
+        return [dialect.get(n) for n in names]
+    if name not in names:
+        raise _fail(f"unknown dialect '{name}'; expected one of {', '.join(names)} or all")
+    return [dialect.get(name)]
+
+
+@app.command()
+def validate(
+    paths: Annotated[
+        list[str], typer.Argument(help="Policy or fragment files, or folders of them.")
+    ],
+) -> None:
+    """Check policies and fragments; report every error with file:line:column."""
+    errors = []
+    policies = fragments = 0
+    for path, display in expand(paths):
+        try:
+            if is_fragment(path):
+                load_fragment(path, display)
+                fragments += 1
+            else:
+                load_policy(path, display)
+                policies += 1
+        except PolicyError as exc:
+            errors.extend(exc.diagnostics)
+    if not (policies or fragments or errors):
+        raise _fail(f"no policy files found in {', '.join(paths)}")
+    if errors:
+        err.print(PolicyError(errors).render(), markup=False)
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        load_policies(paths)  # cross-policy checks: names and targets do not collide
+    except PolicyError as exc:
+        err.print(exc.render(), markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    out.print(
+        f"ok: {policies} polic{'y' if policies == 1 else 'ies'}, {fragments} "
+        f"fragment{'' if fragments == 1 else 's'}"
+    )
+
+
+@app.command()
+def explain(
+    paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
+    format: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+) -> None:
+    """Show the plan: what every column becomes, its privacy class, and each table's rules."""
+    plan = _plan(paths)
+    if format is Format.json:
+        sys.stdout.write(plan_json(plan))
+        return
+    for view in plan.views:
+        t = Table(
+            title=f"{'.'.join(view.source)} → {'.'.join(view.target)}  "
+            f"[dim]({view.policy_file}, table {view.name})[/]",
+            title_justify="left",
+            show_lines=False,
+        )
+        for col in ("column", "source", "transform", "parameters", "class", "type"):
+            t.add_column(col, overflow="fold", no_wrap=col in ("transform", "class"))
+        for row in column_rows(view):
+            t.add_row(
+                *(row[c] for c in ("column", "source", "transform", "parameters", "class", "type"))
+            )
+        out.print(t)
+        for rule in view_rules(view):
+            out.print(f"  • {rule}", markup=False)
+        out.print()
+
+
+@app.command()
+def compile(
+    paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
+    dialect_name: Annotated[
+        str, typer.Option("--dialect", "-d", help="Target dialect, or `all` (one folder each).")
+    ] = "duckdb",
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("build"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if the output is not up to date.")
+    ] = False,
+) -> None:
+    """Compile policies into SQL files and a manifest (atomically), or check them."""
+    plan = _plan(paths)
+    targets = _dialects(dialect_name)
+    failed = False
+    for d in targets:
+        folder = out_dir / d.name if dialect_name == "all" else out_dir
+        artifacts = emit.build(plan, d)
+        if check:
+            report = emit.check(folder, artifacts)
+            if report.ok:
+                out.print(f"up to date: {folder} ({len(artifacts)} files)")
+                continue
+            failed = True
+            for label, paths_ in (
+                ("stale", report.stale),
+                ("missing", report.missing),
+                ("extra", report.extra),
+            ):
+                for p in paths_:
+                    err.print(f"{label}: {folder / p}", markup=False)
+        else:
+            try:
+                report = emit.write(folder, artifacts)
+            except OSError as exc:
+                raise _fail(str(exc)) from None
+            changed = len(report.stale) + len(report.missing) + len(report.extra)
+            out.print(f"wrote {folder}: {len(artifacts)} files, {changed} changed")
+    if plan.deferred_releases:
+        err.print(
+            f"note: releases ({', '.join(plan.deferred_releases)}) are validated but not "
+            "compiled by this version",
+            markup=False,
+        )
+    if failed:
+        err.print("output is stale: run `sqlanon compile` without --check", markup=False)
+        raise typer.Exit(EXIT_CHECK)
+
+
+@app.command()
+def apply(
+    paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
+    db: Annotated[str, typer.Option("--db", help="DuckDB database file holding the sources.")],
+) -> None:
+    """Create the views in a DuckDB database and report rows kept and suppressed."""
+    from .apply import SourceError, create, report
+    from .engines.duckdb import DuckDBEngine
+
+    plan = _plan(paths)
+    d = dialect.get("duckdb")
+    engine = DuckDBEngine(db)
+    try:
+        create(plan, d, engine)
+        reports = report(plan, d, engine)
+    except SourceError as exc:
+        raise _fail(str(exc)) from None
+    from .demo.run import print_reports
+
+    print_reports(out, reports)
+    engine.close()
+    if not all(r.k_ok for r in reports):
+        raise typer.Exit(EXIT_CHECK)
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(help="Customers to generate (orders are 4×).")] = 2000,
+    rows: Annotated[int, typer.Option(help="Rows shown side by side.")] = 2,
+) -> None:
+    """Run the retail example end to end on an embedded DuckDB."""
+    from .demo.run import run
+
+    run(out, customers=customers, rows=rows)
+
+
+@keys_app.command("ddl")
+def keys_ddl(
+    paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
+    dialect_name: Annotated[str, typer.Option("--dialect", "-d")] = "duckdb",
+) -> None:
+    """Print the DDL that creates the key relation(s) the policies name."""
+    from .lower import key_table_statements
+
+    plan = _plan(paths)
+    tables = sorted({v.key_table for v in plan.views if v.key_table and v.keys})
+    for d in _dialects(dialect_name):
+        for t in tables:
+            sys.stdout.write(
+                f"-- {d.title}: key relation {'.'.join(t)}. Grant it to the view "
+                "owner only; it will hold secrets once keys are loaded.\n"
+            )
+            for s in key_table_statements(t, d):
+                sys.stdout.write(s.text + ";\n")
+
+
+@keys_app.command("load")
+def keys_load(
+    db: Annotated[str, typer.Option("--db", help="DuckDB database file.")],
+    name: Annotated[str, typer.Option("--name", help="Key name, as the policy uses it.")],
+    version: Annotated[int, typer.Option("--version", min=1)] = 1,
+    table: Annotated[
+        str, typer.Option("--table", help="The key relation.")
+    ] = "privacy.sqlanon_keys",
+    from_env: Annotated[
+        str | None, typer.Option("--from-env", help="Read the key from this variable.")
+    ] = None,
+    from_file: Annotated[
+        str | None, typer.Option("--from-file", help="Read the key from this file.")
+    ] = None,
+    encoding: Annotated[str, typer.Option("--encoding", help="hex, base64 or utf8.")] = "hex",
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite an existing version.")
+    ] = False,
+) -> None:
+    """Store a key's HMAC pads in the key relation. The key is never printed or logged."""
+    from .engines.duckdb import DuckDBEngine
+    from .keys import KeyError_, read_secret, store
+    from .lower import key_table_statements
+
+    parts = tuple(table.split("."))
+    d = dialect.get("duckdb")
+    try:
+        secret = read_secret(from_env, from_file, encoding)
+        engine = DuckDBEngine(db)
+        for s in key_table_statements(parts, d):
+            engine.execute(s.text)
+        store(engine, d, parts, name, version, secret, replace=replace)
+        engine.close()
+    except KeyError_ as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"loaded key '{name}' version {version} into {table}")
+
+
+@app.command()
+def version() -> None:
+    """Print sqlanon's version."""
+    out.print(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except CompilerBug as exc:
+        err.print(f"internal error (a bug in sqlanon, please report it): {exc}", markup=False)
+        if os.environ.get("SQLANON_DEBUG"):
+            raise
+        sys.exit(3)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""`sqlanon demo`: the retail example, end to end, on an embedded DuckDB."""

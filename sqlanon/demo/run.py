@@ -1,0 +1,154 @@
+"""The demo: generated retail data → the retail policy → views in DuckDB, shown side by side."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+
+from rich.console import Console
+from rich.table import Table
+
+from .. import dialect, resources
+from ..apply import ViewReport, create, report
+from ..diagnostics import display_path
+from ..engines.duckdb import DuckDBEngine
+from ..keys import store
+from ..lower import view_query
+from ..plan import ColumnStep, Plan, ViewPlan
+from ..planner import build_plan
+from ..policy.load import load_policies
+from .retail import generate, load_into_duckdb
+
+RAW_PREFIX = "raw value of "
+
+
+def side_by_side(view: ViewPlan) -> ViewPlan:
+    """The view with each source column alongside its anonymized value and no suppression:
+    for showing what the policy does, never for release."""
+    extra = []
+    for c in view.emitted_columns:
+        extra.append(
+            ColumnStep(
+                output=RAW_PREFIX + c.output,
+                sources=c.sources,
+                transform="keep",
+                params=(),
+                input_type=c.input_type,
+                output_type=c.input_type,
+                privacy_class=c.privacy_class,
+            )
+        )
+    return replace(view, columns=view.columns + tuple(extra), k_anonymity=None)
+
+
+def print_reports(console: Console, reports: list[ViewReport]) -> None:
+    t = Table(title="What the views released", title_justify="left")
+    for col in ("view", "source", "kept", "suppressed", "released", "k-anonymity"):
+        t.add_column(
+            col, justify="left" if col in ("view", "k-anonymity") else "right", no_wrap=True
+        )
+    for r in reports:
+        if r.k is None:
+            kcell = "—"
+        elif r.smallest_class is None:
+            kcell = f"k={r.k}: view empty"
+        else:
+            verdict = "[green]ok[/]" if r.k_ok else "[red]NOT MET[/]"
+            kcell = f"k={r.k}: smallest class {r.smallest_class} {verdict}"
+        t.add_row(
+            r.target,
+            str(r.source_rows),
+            str(r.kept_rows),
+            str(r.suppressed) if r.k else "—",
+            str(r.view_rows),
+            kcell,
+        )
+    console.print(t)
+
+
+def run(console: Console, customers: int = 2000, rows: int = 2) -> Plan:
+    d = dialect.get("duckdb")
+    engine = DuckDBEngine()
+    tables = generate(customers)
+    load_into_duckdb(engine.conn, tables)
+    console.rule("[bold]sqlanon demo[/] — embedded DuckDB")
+    console.print(
+        "Loaded generated retail data: "
+        + ", ".join(f"raw.{t.name} ({len(t.rows):,} rows)" for t in tables)
+    )
+
+    policy_path = resources.retail_policy()
+    plan = build_plan(load_policies([str(policy_path)]))
+    key_names = sorted({k.name for v in plan.views for k in v.keys})
+    key_table = next(v.key_table for v in plan.views if v.key_table)
+    create_keys = [v for v in plan.views if v.keys][:1]
+    if create_keys:
+        from ..lower import key_table_statements
+
+        for s in key_table_statements(key_table, d):
+            engine.execute(s.text)
+    for name in key_names:
+        store(engine, d, key_table, name, 1, secrets.token_bytes(32))
+    console.print(
+        f"Created {'.'.join(key_table)} and loaded a fresh random key for each of "
+        f"{', '.join(key_names)} (never printed; pseudonyms differ on every run)."
+    )
+    console.print(
+        f"Compiled [bold]{display_path(policy_path)}[/] for DuckDB and created "
+        f"{len(plan.views)} views.\n"
+    )
+    create(plan, d, engine)
+
+    shown = plan.views[0]
+    preview = side_by_side(shown)
+    order = d.ident(RAW_PREFIX + shown.emitted_columns[0].output)
+    sql = d.statement("preview", view_query(preview, d), order, d.number(rows)).text
+    result = engine.query(sql)
+    n = len(shown.emitted_columns)
+    for i, row in enumerate(result, start=1):
+        t = Table(
+            title=f"{'.'.join(shown.source)} → {'.'.join(shown.target)}, row {i}",
+            title_justify="left",
+        )
+        for col in ("column", "transform", "raw", "anonymized"):
+            t.add_column(col, overflow="fold", no_wrap=col == "transform")
+        raw_by_source = {c.sources[0]: row[n + j] for j, c in enumerate(shown.emitted_columns)}
+        for j, c in enumerate(shown.emitted_columns):
+            label = c.output if c.sources[0] == c.output else f"{c.output} ← {c.sources[0]}"
+            t.add_row(label, c.transform, _show(raw_by_source[c.sources[0]]), _show(row[j]))
+        for c in shown.columns:
+            if not c.emitted:
+                t.add_row(c.output, "drop", "…", "[dim](not in the view)[/]")
+        console.print(t)
+
+    reports = report(plan, d, engine)
+    print_reports(console, reports)
+    orders = next((v for v in plan.views if v.name == "orders"), None)
+    if orders is not None:
+        customers = plan.views[0]
+        matched, total = engine.query(
+            d.statement(
+                "count_matches",
+                d.qualified(orders.target),
+                d.qualified(customers.target),
+                d.ident("customer_id"),
+            ).text
+        )[0]
+        console.print(
+            f"Pseudonyms join: {matched:,} of {total:,} anonymized orders match an anonymized "
+            "customer" + (" (the rest belong to suppressed customers)." if matched < total else ".")
+        )
+    console.print(
+        "[dim]kept: rows left after retention and sampling; suppressed: rows in "
+        "k-anonymity classes smaller than k.[/]"
+    )
+    console.print(
+        "\nNext: [bold]sqlanon explain examples/retail/policy.yml[/] · "
+        "[bold]sqlanon compile examples/retail/policy.yml --out build/duckdb[/]"
+    )
+    engine.close()
+    return plan
+
+
+def _show(value: object) -> str:
+    return "NULL" if value is None else str(value)

@@ -1,0 +1,113 @@
+"""A target dialect: its templates from dialects/<name>/ on top of dialects/base/.
+
+A dialect folder states only how it differs from standard SQL (the sqlglot habit): a macro in
+its primitives.sql.j2 or statements.sql.j2 replaces the base macro of the same name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from . import resources
+from .sqlgen import CompilerBug, ShapeCache, Sql, number_text
+
+TEMPLATE_FILES = ("primitives.sql.j2", "statements.sql.j2")
+
+
+def available() -> tuple[str, ...]:
+    root = resources.dialects_dir()
+    return tuple(sorted(p.parent.name for p in root.glob("*/dialect.yml")))
+
+
+class Dialect:
+    def __init__(self, folder: Path):
+        self.folder = folder
+        config = yaml.safe_load((folder / "dialect.yml").read_text(encoding="utf-8"))
+        self.name: str = config["name"]
+        self.title: str = config["title"]
+        self.sqlglot: str = config["sqlglot"]
+        self.types: dict[str, str] = config["types"]
+        self.features: dict[str, Any] = config.get("features", {})
+        self.macros = self._load_macros(folder)
+        self._shapes = ShapeCache(self.sqlglot, self.macros)
+        self._idents: dict[str, Sql] = {}
+        self._strings: dict[str, Sql] = {}
+
+    def _load_macros(self, folder: Path) -> dict[str, Callable[..., str]]:
+        base = folder.parent / "base"
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(folder), str(base)]),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        env.globals["types"] = self.types
+        env.globals["features"] = self.features
+        macros: dict[str, Callable[..., str]] = {}
+        for layer in (base, folder):
+            for fname in TEMPLATE_FILES:
+                path = layer / fname
+                if not path.exists():
+                    continue
+                module = env.from_string(path.read_text(encoding="utf-8")).module
+                for attr in dir(module):
+                    value = getattr(module, attr)
+                    if isinstance(value, jinja2.runtime.Macro):
+                        macros[attr] = value
+        return macros
+
+    # -- atoms ------------------------------------------------------------------------------
+
+    def ident(self, name: str) -> Sql:
+        hit = self._idents.get(name)
+        if hit is None:
+            hit = self._idents[name] = Sql(self._shapes.identifier(name))
+        return hit
+
+    def qualified(self, parts: tuple[str, ...]) -> Sql:
+        return Sql(".".join(self.ident(p).text for p in parts))
+
+    def string(self, value: str) -> Sql:
+        hit = self._strings.get(value)
+        if hit is None:
+            hit = self._strings[value] = Sql(self._shapes.string(value))
+        return hit
+
+    def number(self, value: int | Decimal) -> Sql:
+        text = number_text(value)
+        if text.startswith("-"):
+            return Sql(text, atomic=False)
+        return Sql(text)
+
+    # -- templates --------------------------------------------------------------------------
+
+    def prim(self, name: str, *args: Any, **structure: Any) -> Sql:
+        """An expression from the primitive template `name`."""
+        return self._shapes.call(name, args, structure, statement=False)
+
+    def statement(self, name: str, *args: Any, **structure: Any) -> Sql:
+        """A whole statement (or query) from the statement template `name`, no semicolon."""
+        return self._shapes.call(name, args, structure, statement=True)
+
+    def type_name(self, logical: str) -> str:
+        try:
+            return self.types[logical]
+        except KeyError:
+            raise CompilerBug(f"dialect {self.name} has no type for '{logical}'") from None
+
+
+@cache
+def get(name: str) -> Dialect:
+    folder = resources.dialects_dir() / name
+    if not (folder / "dialect.yml").exists():
+        raise KeyError(name)
+    return Dialect(folder)

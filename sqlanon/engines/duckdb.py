@@ -1,0 +1,41 @@
+"""DuckDB, embedded: the engine of `sqlanon demo` and the reference engine in tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+from ..sqlgen import Sql
+
+DIALECT = "duckdb"
+
+
+class DuckDBEngine:
+    dialect = DIALECT
+
+    def __init__(self, database: str = ":memory:"):
+        self.conn = duckdb.connect(database)
+
+    def placeholder(self) -> Sql:
+        return Sql("?")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.conn.execute(sql, list(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, list(params)).fetchall()
+
+    def columns(self, relation: tuple[str, ...]) -> list[tuple[str, str]]:
+        """(name, type) of a relation's columns, in order."""
+        schema, table = relation[-2], relation[-1]
+        rows = self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            (schema, table),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,102 @@
+"""Plan → SQL statements for one dialect, built only from the dialect's named templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .dialect import Dialect
+from .plan import ViewPlan
+from .sqlgen import Sql
+from .transforms import REGISTRY, LowerContext
+from .transforms.common import canonical, keyed_hex
+
+SOURCE_ALIAS = "_sqlanon_src"
+KEYS_ALIAS = "_sqlanon_k"
+UNIFORM_HEX_DIGITS = 13  # 52 bits: exact in a double and in every engine's integer type
+
+
+@dataclass(frozen=True)
+class Statement:
+    text: str  # no trailing semicolon
+
+
+def view_query(view: ViewPlan, d: Dialect) -> Sql:
+    """The SELECT that computes the anonymized rows of a view."""
+    key_values: list[Sql] = []
+    key_names: list[Sql] = []
+    key_pads = {}
+    if view.keys:
+        assert view.key_table is not None
+        table = d.qualified(view.key_table)
+        where = ".".join(view.key_table)
+        for i, key in enumerate(view.keys):
+            missing = d.string(
+                f"sqlanon: key '{key.name}' version {key.version} is missing from {where}"
+            )
+            pads = []
+            for half in ("inner", "outer"):
+                value = d.prim(
+                    "key_value",
+                    table,
+                    d.ident(f"{half}_pad"),
+                    d.string(key.name),
+                    d.number(key.version),
+                )
+                key_values.append(d.prim("require", value, missing))
+                key_names.append(d.ident(f"k{i}_{half}"))
+                pads.append(d.qualified((KEYS_ALIAS, f"k{i}_{half}")))
+            key_pads[key] = (pads[0], pads[1])
+    ctx = LowerContext(d, key_pads)
+
+    exprs: list[Sql] = []
+    names: list[Sql] = []
+    for col in view.emitted_columns:
+        x = d.qualified((SOURCE_ALIAS, col.sources[0]))
+        exprs.append(REGISTRY[col.transform].lower(ctx, x, col))
+        names.append(d.ident(col.output))
+
+    filters: list[Sql] = []
+    if view.retention:
+        column = d.qualified((SOURCE_ALIAS, view.retention.column))
+        cutoff = d.prim(
+            "date_minus_days", d.prim("current_date"), d.number(view.retention.max_age_days)
+        )
+        filters.append(d.prim("ge", column, cutoff))
+    if view.sample:
+        unit = d.qualified((SOURCE_ALIAS, view.sample.unit))
+        digest = keyed_hex(ctx, canonical(ctx, unit, view.sample.unit_type), view.sample.key)
+        draw = d.prim("hex_prefix_int", digest, digits=UNIFORM_HEX_DIGITS)
+        filters.append(d.prim("lt", draw, d.number(view.sample.threshold)))
+
+    kanon = view.k_anonymity
+    suppress = kanon is not None and kanon.action == "suppress"
+    qi = [d.ident(q) for q in kanon.quasi_identifiers] if suppress and kanon else []
+    k = d.number(kanon.k if kanon else 0)
+    return d.statement(
+        "anonymized_select",
+        d.qualified(view.source),
+        key_values,
+        key_names,
+        exprs,
+        names,
+        filters,
+        qi,
+        k,
+    )
+
+
+def view_statements(view: ViewPlan, d: Dialect) -> list[Statement]:
+    target = d.qualified(view.target)
+    out = [Statement(d.statement("create_view", target, view_query(view, d)).text)]
+    if d.features.get("grants", True):
+        for role in view.grants:
+            out.append(Statement(d.statement("grant_select", target, d.ident(role)).text))
+    return out
+
+
+def key_table_statements(table: tuple[str, ...], d: Dialect) -> list[Statement]:
+    out = []
+    if len(table) > 1:
+        out.append(Statement(d.statement("create_schema", d.qualified(table[:-1])).text))
+    out.append(Statement(d.statement("create_key_table", d.qualified(table)).text))
+    return out

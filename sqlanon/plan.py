@@ -1,0 +1,183 @@
+"""The plan: immutable, dialect-free data describing every object to build.
+
+It holds no sqlglot nodes and no SQL; lowering turns it into SQL per dialect. Its JSON form is
+what `sqlanon explain --format json` prints and what the manifest's lineage is built from.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from typing import Any
+
+DIRECT = "direct_identifier"
+QUASI = "quasi_identifier"
+SENSITIVE = "sensitive"
+OTHER = "other"
+PRIVACY_CLASSES = (DIRECT, QUASI, SENSITIVE, OTHER)
+
+Params = tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """A secret named by the policy; only its name and version ever leave the warehouse."""
+
+    name: str
+    version: int
+
+
+@dataclass(frozen=True)
+class ColumnStep:
+    output: str
+    sources: tuple[str, ...]
+    transform: str
+    params: Params
+    input_type: str | None
+    output_type: str | None
+    privacy_class: str
+    key: KeyRef | None = None
+    lookup: tuple[tuple[str, str], ...] | None = None  # value → replacement (hierarchies)
+    description: str | None = None
+
+    def param(self, name: str, default: Any = None) -> Any:
+        for key, value in self.params:
+            if key == name:
+                return value
+        return default
+
+    @property
+    def emitted(self) -> bool:
+        return self.transform != "drop"
+
+
+@dataclass(frozen=True)
+class Retention:
+    column: str
+    max_age_days: int
+
+
+@dataclass(frozen=True)
+class Sample:
+    unit: str
+    unit_type: str
+    fraction: Decimal
+    key: KeyRef
+
+    @property
+    def threshold(self) -> int:
+        """Units whose 52-bit keyed hash is below this are kept: exact integer arithmetic."""
+        return int(self.fraction * (1 << 52))
+
+
+@dataclass(frozen=True)
+class KAnonymity:
+    quasi_identifiers: tuple[str, ...]
+    k: int
+    action: str  # suppress | fail
+
+
+@dataclass(frozen=True)
+class LDiversity:
+    sensitive: str
+    l: int  # noqa: E741 - the model's own name
+
+
+@dataclass(frozen=True)
+class TCloseness:
+    sensitive: str
+    t: Decimal
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    name: str  # the table's id in the policy
+    policy: str  # policy name
+    policy_file: str
+    source: tuple[str, ...]
+    target: tuple[str, ...]
+    grants: tuple[str, ...]
+    columns: tuple[ColumnStep, ...]
+    key_table: tuple[str, ...] | None
+    retention: Retention | None = None
+    sample: Sample | None = None
+    k_anonymity: KAnonymity | None = None
+    l_diversity: LDiversity | None = None
+    t_closeness: TCloseness | None = None
+    description: str | None = None
+    unlisted_columns: str = "drop"  # drop | error (checked where the source can be read)
+    digest: str = field(default="", compare=False)
+
+    @property
+    def emitted_columns(self) -> tuple[ColumnStep, ...]:
+        return tuple(c for c in self.columns if c.emitted)
+
+    @property
+    def keys(self) -> tuple[KeyRef, ...]:
+        """Every key the view reads, in a stable order."""
+        found = {c.key for c in self.columns if c.key and c.emitted}
+        if self.sample:
+            found.add(self.sample.key)
+        return tuple(sorted(found, key=lambda k: (k.name, k.version)))
+
+
+@dataclass(frozen=True)
+class PolicyRef:
+    name: str
+    file: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file the plan was built from (policy, fragment, hierarchy), for the manifest."""
+
+    path: str
+    sha256: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    policies: tuple[PolicyRef, ...]
+    views: tuple[ViewPlan, ...]
+    inputs: tuple[InputFile, ...]
+    deferred_releases: tuple[str, ...] = ()  # validated, compiled by a later version
+
+
+# -- JSON form -------------------------------------------------------------------------------
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON values for plan data: stable, and exact for decimals."""
+    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+        return value
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value() and abs(value) < 10**15:
+            return int(value)
+        text = format(value.normalize(), "f")
+        as_float = float(text)
+        return as_float if format(Decimal(repr(as_float)).normalize(), "f") == text else text
+    if isinstance(value, _dt.datetime | _dt.date):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        if (
+            value
+            and all(isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str) for v in value)
+            and not isinstance(value, list)
+        ):
+            return {k: to_jsonable(v) for k, v in value}
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {
+            f.name: to_jsonable(getattr(value, f.name)) for f in fields(value) if f.name != "digest"
+        }
+    raise TypeError(f"not plan data: {type(value).__name__}")
+
+
+def digest_of(value: Any) -> str:
+    text = json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()

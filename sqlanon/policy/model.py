@@ -1,0 +1,105 @@
+"""The validated policy: what the user wrote, checked, with every part's location kept so
+that later stages (the planner's cross-table checks) can still point at the source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from ..diagnostics import Location
+from ..plan import InputFile
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    loc: Location
+    source: str
+    transform: str
+    params: tuple[tuple[str, Any], ...]
+    input_type: str
+    output_type: str | None
+    declared_class: str | None
+    key: str | None
+    lookup: tuple[tuple[str, str], ...] | None = None
+    description: str | None = None
+    rule: str | None = None
+
+
+@dataclass(frozen=True)
+class RetentionSpec:
+    column: str
+    max_age_days: int
+    loc: Location
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    unit: str
+    fraction: Decimal
+    key: str
+    loc: Location
+
+
+@dataclass(frozen=True)
+class KAnonymitySpec:
+    quasi_identifiers: tuple[str, ...]
+    k: int
+    action: str
+    loc: Location
+
+
+@dataclass(frozen=True)
+class SensitiveSpec:
+    """l-diversity (`l`) or t-closeness (`t`) over one sensitive column."""
+
+    sensitive: str
+    level: Decimal | int
+    loc: Location
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    id: str
+    loc: Location
+    source: tuple[str, ...]
+    target: tuple[str, ...]
+    target_loc: Location
+    grants: tuple[str, ...]
+    columns: tuple[ColumnSpec, ...]
+    retention: RetentionSpec | None = None
+    sample: SampleSpec | None = None
+    k_anonymity: KAnonymitySpec | None = None
+    l_diversity: SensitiveSpec | None = None
+    t_closeness: SensitiveSpec | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """Differentially private releases are validated now and compiled in a later version."""
+
+    id: str
+    loc: Location
+    target: tuple[str, ...]
+    target_loc: Location
+    epsilon: Decimal | int
+    delta: Decimal | int
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    file: str
+    sha256: str
+    name: str
+    loc: Location
+    key_table: tuple[str, ...] | None
+    key_versions: dict[str, int]
+    unlisted_columns: str
+    tables: tuple[TableSpec, ...]
+    releases: tuple[ReleaseSpec, ...] = ()
+    budget: tuple[Decimal | int, Decimal | int] | None = None
+    inputs: tuple[InputFile, ...] = field(default=())

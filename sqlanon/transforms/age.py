@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from typing import Any
+
+from ..plan import QUASI, ColumnStep
+from ..sqlgen import Sql
+from ..types import TEMPORAL_TYPES
+from .base import ColumnContext, DateOrToday, LowerContext, Param, Transform, register
+from .common import BUCKET_PARAMS, bucket_output_type, lower_buckets, normalize_buckets
+
+
+@register
+class Age(Transform):
+    name = "age"
+    summary = (
+        "Replace a birth date with the age in whole years on `as_of` (a fixed date, or "
+        "`today`: the engine's current date when the view is read), optionally "
+        "bucketed with the same `width`/`min`/`max`/`edges`/`output` parameters as "
+        "`bucket`. The age turns on the birthday; someone born on 29 February turns a "
+        "year older on 1 March in common years."
+    )
+    nulls = "NULL stays NULL."
+    types_doc = (
+        "`date` (default), `timestamp` or `timestamptz` input (timestamps use their "
+        "date part). Output is an integer, or text with `output: label`."
+    )
+    example = "birth_date: {transform: age, as_of: 2026-01-01, width: 10, max: 90}"
+    privacy_class = QUASI
+    accepts = TEMPORAL_TYPES
+    default_type = "date"
+    params = (Param("as_of", DateOrToday(), "the reference date", default="today"), *BUCKET_PARAMS)
+
+    def normalize(self, p: dict[str, Any], ctx: ColumnContext) -> dict[str, Any] | None:
+        return normalize_buckets(p, ctx, required=False)
+
+    def output_type(self, input_type: str, p: dict[str, Any]) -> str | None:
+        if p.get("width") is None and p.get("edges") is None:
+            return "integer"
+        return bucket_output_type("integer", p)
+
+    def lower(self, ctx: LowerContext, x: Sql, step: ColumnStep) -> Sql:
+        d = ctx.dialect
+        birth = x if step.input_type == "date" else d.prim("cast", x, to="date")
+        as_of = step.param("as_of")
+        ref = (
+            d.prim("current_date")
+            if as_of == "today"
+            else d.prim("date_from_text", d.string(as_of.isoformat()))
+        )
+        years = d.prim("age_years", birth, ref)
+        p = dict(step.params)
+        if p.get("width") is None and p.get("edges") is None:
+            return years
+        return lower_buckets(ctx, years, p)

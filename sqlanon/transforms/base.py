@@ -1,0 +1,307 @@
+"""What a transform is: its parameters, the types it accepts, its privacy class, and how it
+lowers to primitives. One module per transform; docs/transforms.md is generated from them."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..diagnostics import Location
+from ..plan import OTHER, ColumnStep, InputFile, KeyRef
+from ..policy.check import Checker
+from ..policy.yamltree import YNode, YScalar, YSeq, describe
+from ..sqlgen import Sql
+from ..types import ALL_TYPES
+
+# -- parameter kinds --------------------------------------------------------------------------
+
+
+class Kind:
+    doc: str = ""
+
+    def read(self, chk: Checker, node: YNode, what: str) -> Any:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Int(Kind):
+    minimum: int | None = None
+    maximum: int | None = None
+
+    @property
+    def doc(self) -> str:  # type: ignore[override]
+        lo = "" if self.minimum is None else f" ≥ {self.minimum}"
+        hi = "" if self.maximum is None else f" ≤ {self.maximum}"
+        return f"whole number{lo}{',' if lo and hi else ''}{hi}"
+
+    def read(self, chk: Checker, node: YNode, what: str) -> Any:
+        return chk.integer(node, what, self.minimum, self.maximum)
+
+
+@dataclass(frozen=True)
+class Number(Kind):
+    minimum: int | None = None
+    exclusive_minimum: bool = False
+
+    @property
+    def doc(self) -> str:  # type: ignore[override]
+        if self.minimum is None:
+            return "number"
+        return f"number {'>' if self.exclusive_minimum else '≥'} {self.minimum}"
+
+    def read(self, chk: Checker, node: YNode, what: str) -> Any:
+        return chk.number(node, what, self.minimum, None, self.exclusive_minimum)
+
+
+@dataclass(frozen=True)
+class Numbers(Kind):
+    min_items: int = 2
+    doc: str = "list of increasing numbers"
+
+    def read(self, chk: Checker, node: YNode, what: str) -> Any:
+        seq = chk.seq(node, what)
+        if seq is None:
+            return None
+        values = [chk.number(item, f"an entry of {what}") for item in seq.items]
+        if any(v is None for v in values):
+            return None
+        if len(values) < self.min_items:
+            chk.error(
+                node.loc,
+                f"{what} needs at least {self.min_items} numbers",
+                expected=f"a list of {self.min_items} or more increasing numbers",
+            )
+            return None
+        for item, a, b in zip(seq.items[1:], values, values[1:], strict=False):
+            if not b > a:
+                chk.error(
+                    item.loc,
+                    f"{what} must increase: {b} follows {a}",
+                    expected="strictly increasing numbers",
+                    hint="sort the list",
+                )
+                return None
+        return tuple(values)
+
+
+@dataclass(frozen=True)
+class Text(Kind):
+    doc: str = "text"
+
+    def read(self, chk: Checker, node: YNode, what: str) -> Any:
+        return chk.string(node, what, non_empty=False)
+
+
+@dataclass(frozen=True)
+class Name(Kind):
+    """A key or role name: letters, digits, underscore, dash, dot."""
+
+    doc: str = "name"
+
+    def read(self, chk: Checker, node: YNode, what: str) -> Any:
+        s = chk.string(node, what)
+        if s is None:
+            return None
+        if not all(ch.isalnum() or ch in "_-." for ch in s) or len(s) > 128:
+            chk.error(
+                node.loc,
+                f"{what} '{s}' is not a valid name",
+                expected="letters, digits, '_', '-' or '.', at most 128 characters",
+            )
+            return None
+        return s
+
+
+@dataclass(frozen=True)
+class Char(Kind):
+    doc: str = "a single character"
+
+    def read(self, chk: Checker, node: YNode, what: str) -> Any:
+        s = chk.string(node, what)
+        if s is None:
+            return None
+        if len(s) != 1:
+            chk.error(
+                node.loc,
+                f"{what} must be exactly one character, not {describe(node)}",
+                expected='one character such as "*"',
+            )
+            return None
+        return s
+
+
+@dataclass(frozen=True)
+class Bool(Kind):
+    doc: str = "true or false"
+
+    def read(self, chk: Checker, node: YNode, what: str) -> Any:
+        return chk.boolean(node, what)
+
+
+@dataclass(frozen=True)
+class Choice(Kind):
+    choices: tuple[str, ...] = ()
+
+    @property
+    def doc(self) -> str:  # type: ignore[override]
+        return " | ".join(self.choices)
+
+    def read(self, chk: Checker, node: YNode, what: str) -> Any:
+        return chk.enum(node, what, self.choices)
+
+
+@dataclass(frozen=True)
+class Scalar(Kind):
+    doc: str = "text, number or boolean"
+
+    def read(self, chk: Checker, node: YNode, what: str) -> Any:
+        s = chk.scalar(node, what, self.doc)
+        if s is None:
+            return None
+        if isinstance(s.value, bool | int | Decimal):
+            return s.value
+        if isinstance(s.value, str):
+            return chk.string(node, what, non_empty=False)
+        chk.error(
+            node.loc,
+            f"{what} must be text, a number or a boolean, not {describe(node)}",
+            expected=self.doc,
+            hint="quote it to use it as text",
+        )
+        return None
+
+
+@dataclass(frozen=True)
+class DateOrToday(Kind):
+    doc: str = "a date (YYYY-MM-DD) or `today`"
+
+    def read(self, chk: Checker, node: YNode, what: str) -> Any:
+        s = chk.scalar(node, what, self.doc)
+        if s is None:
+            return None
+        if s.value == "today":
+            return "today"
+        if isinstance(s.value, _dt.date) and not isinstance(s.value, _dt.datetime):
+            return s.value
+        chk.error(
+            node.loc, f"{what} must be a date or `today`, not {describe(node)}", expected=self.doc
+        )
+        return None
+
+
+@dataclass(frozen=True)
+class HierarchySource(Kind):
+    """An ARX-style CSV path, or an inline mapping value → [level 1, level 2, ...]."""
+
+    doc: str = "a CSV path (relative to the policy file) or a mapping value → [level 1, ...]"
+
+    def read(self, chk: Checker, node: YNode, what: str) -> Any:
+        if isinstance(node, YScalar):
+            path = chk.string(node, what)
+            return None if path is None else ("file", path)
+        m = chk.mapping(node, what, open_keys=True)
+        if m is None:
+            return None
+        rows: list[tuple[str, ...]] = []
+        for key, (knode, value) in m.entries.items():
+            if isinstance(value, YSeq):
+                levels = [
+                    chk.string(v, f"a level of '{key}'", non_empty=False) for v in value.items
+                ]
+            else:
+                levels = [chk.string(value, f"the generalization of '{key}'", non_empty=False)]
+            if any(lv is None for lv in levels):
+                return None
+            if not levels:
+                chk.error(
+                    knode.loc,
+                    f"'{key}' has no generalization levels",
+                    expected="a value or a list of values, one per level",
+                )
+                return None
+            rows.append((key, *levels))  # type: ignore[arg-type]
+        return ("inline", tuple(rows))
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: Kind
+    doc: str
+    required: bool = False
+    default: Any = None
+
+
+# -- contexts ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ColumnContext:
+    """What a transform's checks can see of the column being defined."""
+
+    chk: Checker
+    column: str
+    loc: Location
+    param_locs: dict[str, Location]
+    input_type: str
+    type_declared: bool
+    base_dirs: dict[str, Path]  # per parameter: directory of the file that set it
+    inputs: list[InputFile] = field(default_factory=list)
+
+    def error(
+        self, param: str | None, message: str, expected: str | None = None, hint: str | None = None
+    ) -> None:
+        loc = self.param_locs.get(param, self.loc) if param else self.loc
+        self.chk.error(loc, f"column '{self.column}': {message}", expected, hint)
+
+
+@dataclass
+class LowerContext:
+    """What lowering gives a transform: the dialect and the padded keys of each key."""
+
+    dialect: Any  # sqlanon.dialect.Dialect (kept untyped here to avoid an import cycle)
+    key_pads: dict[KeyRef, tuple[Sql, Sql]]
+
+
+# -- the transform contract -------------------------------------------------------------------
+
+
+class Transform:
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    nulls: ClassVar[str]
+    types_doc: ClassVar[str]
+    example: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+    accepts: ClassVar[tuple[str, ...]] = ALL_TYPES
+    default_type: ClassVar[str] = "text"
+    privacy_class: ClassVar[str] = OTHER
+    uses_key: ClassVar[bool] = False
+
+    def normalize(self, p: dict[str, Any], ctx: ColumnContext) -> dict[str, Any] | None:
+        """Cross-parameter checks; returns the parameters the plan records (None on error)."""
+        return p
+
+    def lookup(self, p: dict[str, Any], ctx: ColumnContext) -> tuple[tuple[str, str], ...] | None:
+        return None
+
+    def output_type(self, input_type: str, p: dict[str, Any]) -> str | None:
+        return input_type
+
+    def lower(self, ctx: LowerContext, x: Sql, step: ColumnStep) -> Sql:
+        raise NotImplementedError
+
+
+REGISTRY: dict[str, Transform] = {}
+
+
+def register(cls: type[Transform]) -> type[Transform]:
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+Lowerer = Callable[[LowerContext, Sql, ColumnStep], Sql]

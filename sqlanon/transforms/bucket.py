@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import Any
+
+from ..plan import QUASI, ColumnStep
+from ..sqlgen import Sql
+from ..types import NUMERIC_TYPES
+from .base import ColumnContext, LowerContext, Transform, register
+from .common import BUCKET_PARAMS, bucket_output_type, lower_buckets, normalize_buckets
+
+
+@register
+class Bucket(Transform):
+    name = "bucket"
+    summary = (
+        "Generalize a number into a range. With `width`, buckets are "
+        "[min, min+width), [min+width, min+2·width), … up to `max`; values below `min` "
+        "are bottom-coded into the first bucket and values at or above `max` are "
+        "top-coded into the last one, [max, ∞). Without `min`, buckets align at 0 and "
+        "nothing is bottom-coded; without `max`, nothing is top-coded. With `edges` "
+        "[e0, e1, …, en], the buckets are (−∞, e1) (reported as e0), [e1, e2), …, "
+        "[en, ∞). The output is the bucket's lower bound (`output: lower`, default, a "
+        "number that sorts and plots correctly) or a text label (`output: label`: "
+        "'< 25', '[25, 35)', '>= 65') that says exactly which values it holds."
+    )
+    nulls = "NULL stays NULL."
+    types_doc = (
+        "Numeric input (integer, decimal, float; default integer). `output: lower` "
+        "gives an integer when the input and every bound are integers, else a "
+        "decimal; `output: label` gives text. Use integer or decimal widths: a "
+        "binary float width such as 0.1 cannot be represented exactly."
+    )
+    example = "income: {transform: bucket, width: 10000, min: 0, max: 200000}"
+    privacy_class = QUASI
+    accepts = NUMERIC_TYPES
+    default_type = "integer"
+    params = BUCKET_PARAMS
+
+    def normalize(self, p: dict[str, Any], ctx: ColumnContext) -> dict[str, Any] | None:
+        return normalize_buckets(p, ctx, required=True)
+
+    def output_type(self, input_type: str, p: dict[str, Any]) -> str | None:
+        return bucket_output_type(input_type, p)
+
+    def lower(self, ctx: LowerContext, x: Sql, step: ColumnStep) -> Sql:
+        return lower_buckets(ctx, x, dict(step.params))

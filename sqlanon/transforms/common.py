@@ -1,0 +1,192 @@
+"""Lowering pieces shared by several transforms, composed only of dialect primitives."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from ..plan import KeyRef
+from ..sqlgen import Sql, number_text
+from .base import Choice, ColumnContext, LowerContext, Number, Numbers, Param
+
+MAX_CASE_BUCKETS = 1000
+
+
+def canonical(ctx: LowerContext, x: Sql, type_: str | None) -> Sql:
+    """The canonical text of x (docs/transforms.md#canonical-text)."""
+    return ctx.dialect.prim("canonical_text", x, type=type_ or "text")
+
+
+def keyed_hex(ctx: LowerContext, text: Sql, key: KeyRef) -> Sql:
+    """HMAC-SHA256 of text's UTF-8 bytes under a policy key, as 64 lowercase hex digits."""
+    d = ctx.dialect
+    inner, outer = ctx.key_pads[key]
+    return d.prim("hmac_sha256_hex", d.prim("utf8", text), inner, outer)
+
+
+def mask_text(
+    ctx: LowerContext, s: Sql, first: int, last: int, char: str, n: Sql | None = None
+) -> Sql:
+    """Replace every code point but the first `first` and last `last` with `char`; when that
+    would leave nothing masked, mask everything. Length is preserved. `n` may give the
+    length to mask when s is a longer text whose first `n` characters are meant (last = 0)."""
+    d = ctx.dialect
+    if n is None:
+        n = d.prim("char_length", s)
+    c = d.string(char)
+    everything = d.prim("repeat", c, n)
+    if first == 0 and last == 0:
+        return everything
+    parts = []
+    if first:
+        parts.append(d.prim("substring", s, d.number(1), d.number(first)))
+    parts.append(d.prim("repeat", c, d.prim("sub", n, d.number(first + last))))
+    if last:
+        start = d.prim("sub", n, d.number(last - 1))
+        parts.append(d.prim("substring", s, start, d.number(last)))
+    return d.prim(
+        "case", [d.prim("le", n, d.number(first + last)), everything, d.prim("concat", parts)]
+    )
+
+
+def null_guard(ctx: LowerContext, x: Sql, value: Sql) -> Sql:
+    """NULL when x is NULL, else value: states a transform's NULL rule in the SQL itself."""
+    d = ctx.dialect
+    return d.prim("case", [d.prim("is_null", x), d.prim("null"), value])
+
+
+# -- buckets (bucket, age) ---------------------------------------------------------------------
+
+BUCKET_PARAMS = (
+    Param("width", Number(0, exclusive_minimum=True), "bucket width (with optional min/max)"),
+    Param("min", Number(), "with width: values below are bottom-coded into the first bucket"),
+    Param("max", Number(), "with width: values at or above form the top-coded last bucket"),
+    Param("edges", Numbers(), "explicit bucket boundaries instead of width"),
+    Param(
+        "output",
+        Choice(("lower", "label")),
+        "`lower`: the bucket's lower bound (a number); `label`: text such as '[10, 20)'",
+        default="lower",
+    ),
+)
+
+
+def normalize_buckets(
+    p: dict[str, Any], ctx: ColumnContext, required: bool
+) -> dict[str, Any] | None:
+    """Check width/min/max/edges/output together."""
+    width, lo, hi, edges = p.get("width"), p.get("min"), p.get("max"), p.get("edges")
+    if width is None and edges is None:
+        if required:
+            ctx.error(
+                None,
+                "bucket needs `width` or `edges`",
+                expected="`width: 10` (optionally with min/max) or `edges: [18, 25, 35]`",
+            )
+            return None
+        for extra in ("min", "max"):
+            if p.get(extra) is not None:
+                ctx.error(extra, f"`{extra}` goes with `width`", expected="`width:` as well")
+                return None
+        return p
+    if width is not None and edges is not None:
+        ctx.error("edges", "give either `width` or `edges`, not both")
+        return None
+    if edges is not None and (lo is not None or hi is not None):
+        ctx.error(
+            "min" if lo is not None else "max",
+            "`min`/`max` go with `width`, not `edges`",
+            hint="the first and last edges already bottom- and top-code",
+        )
+        return None
+    if lo is not None and hi is not None and not hi > lo:
+        ctx.error("max", f"`max` ({hi}) must be greater than `min` ({lo})")
+        return None
+    if p.get("output") == "label" and bucket_edges(p) is None:
+        if lo is None or hi is None:
+            ctx.error(
+                "output",
+                "labels need a bounded range",
+                expected="`min` and `max` with `width`, or `edges`",
+                hint="or use output: lower",
+            )
+        else:
+            ctx.error(
+                "width",
+                "too many buckets for labels",
+                expected=f"at most {MAX_CASE_BUCKETS} buckets between min and max",
+                hint="use output: lower, or a wider bucket",
+            )
+        return None
+    return p
+
+
+def bucket_edges(p: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The finite edge list: given, or derived from width/min/max when not too long."""
+    if p.get("edges") is not None:
+        return tuple(p["edges"])
+    width, lo, hi = p.get("width"), p.get("min"), p.get("max")
+    if width is None or lo is None or hi is None:
+        return None
+    if (Decimal(hi) - Decimal(lo)) / Decimal(width) > MAX_CASE_BUCKETS:
+        return None
+    edges = []
+    v = Decimal(lo)
+    while v < Decimal(hi):
+        edges.append(_plain(v))
+        v += Decimal(width)
+    edges.append(_plain(Decimal(hi)))
+    return tuple(edges)
+
+
+def _plain(v: Decimal) -> int | Decimal:
+    return int(v) if v == v.to_integral_value() else v
+
+
+def bucket_output_type(input_type: str, p: dict[str, Any]) -> str:
+    if p.get("output") == "label":
+        return "text"
+    numbers = [v for k in ("width", "min", "max") if (v := p.get(k)) is not None]
+    numbers += list(p.get("edges") or ())
+    if input_type == "integer" and all(isinstance(v, int) for v in numbers):
+        return "integer"
+    return "float" if input_type == "float" else "decimal"
+
+
+def lower_buckets(ctx: LowerContext, x: Sql, p: dict[str, Any]) -> Sql:
+    d = ctx.dialect
+    edges = bucket_edges(p)
+    label = p.get("output") == "label"
+    if edges:
+        parts: list[Sql] = [d.prim("is_null", x), d.prim("null")]
+        for i in range(len(edges) - 1, 0, -1):
+            parts += [d.prim("ge", x, d.number(edges[i])), _bucket_value(ctx, edges, i, label)]
+        parts.append(_bucket_value(ctx, edges, 0, label))
+        return d.prim("case", parts)
+    width, lo, hi = p["width"], p.get("min"), p.get("max")
+    integral = all(isinstance(v, int) for v in (width, lo, hi) if v is not None)
+    floor = d.prim(
+        "floor_bucket", x, d.number(lo if lo is not None else 0), d.number(width), integral=integral
+    )
+    parts = [d.prim("is_null", x), d.prim("null")]
+    if hi is not None:
+        parts += [d.prim("ge", x, d.number(hi)), d.number(hi)]
+    if lo is not None:
+        parts += [d.prim("lt", x, d.number(lo)), d.number(lo)]
+    return d.prim("case", [*parts, floor])
+
+
+def _bucket_value(ctx: LowerContext, edges: tuple[Any, ...], i: int, label: bool) -> Sql:
+    d = ctx.dialect
+    if not label:
+        return d.number(edges[i])
+    return d.string(bucket_label(edges, i))
+
+
+def bucket_label(edges: tuple[Any, ...], i: int) -> str:
+    """Labels say exactly which values a bucket holds: '< 25', '[25, 35)', '>= 65'."""
+    if i == 0:
+        return f"< {number_text(edges[1])}"
+    if i == len(edges) - 1:
+        return f">= {number_text(edges[i])}"
+    return f"[{number_text(edges[i])}, {number_text(edges[i + 1])})"

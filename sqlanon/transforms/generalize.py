@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..diagnostics import display_path
+from ..hierarchy import Hierarchy, HierarchyError, parse_rows, read_csv
+from ..plan import QUASI, ColumnStep, InputFile
+from ..sqlgen import Sql
+from .base import (
+    ColumnContext,
+    HierarchySource,
+    Int,
+    LowerContext,
+    Param,
+    Text,
+    Transform,
+    register,
+)
+from .common import canonical
+
+
+@register
+class Generalize(Transform):
+    name = "generalize"
+    summary = (
+        "Replace a value by its ancestor at `level` in a generalization hierarchy: an "
+        "ARX-style CSV (`value;level1;level2;…`, path relative to the policy file) or "
+        "an inline mapping `{value: [level 1, level 2, …]}`. Level 0 keeps the value. "
+        "Values missing from the hierarchy become `unknown` (default `*`, ARX's "
+        "top-level symbol), so an unexpected value can never pass through."
+    )
+    nulls = "NULL stays NULL."
+    types_doc = (
+        "Matches on the canonical text of the value (declare `type: integer` for a "
+        "numeric column such as age); the output is text."
+    )
+    example = "occupation: {transform: generalize, hierarchy: hierarchies/occupation.csv, level: 1}"
+    privacy_class = QUASI
+    params = (
+        Param("hierarchy", HierarchySource(), "the hierarchy", required=True),
+        Param("level", Int(0, 100), "the level to generalize to", required=True),
+        Param("unknown", Text(), "output for values not in the hierarchy", default="*"),
+    )
+
+    def _load(self, p: dict[str, Any], ctx: ColumnContext) -> Hierarchy | None:
+        kind, source = p["hierarchy"]
+        try:
+            if kind == "inline":
+                return parse_rows(list(source), "the inline hierarchy")
+            path = Path(ctx.base_dirs.get("hierarchy", Path("."))) / source
+            hierarchy, sha = read_csv(path)
+        except FileNotFoundError:
+            ctx.error(
+                "hierarchy",
+                f"hierarchy file '{source}' not found",
+                expected="a path relative to the policy file",
+                hint=f"looked at {path}",
+            )
+            return None
+        except (HierarchyError, UnicodeDecodeError, OSError) as exc:
+            ctx.error(
+                "hierarchy",
+                f"hierarchy '{source}' cannot be used: {exc}",
+                expected="an ARX-style CSV: value;level1;level2;… with equal-length rows",
+            )
+            return None
+        ctx.inputs.append(InputFile(display_path(path), sha, "hierarchy"))
+        return hierarchy
+
+    def normalize(self, p: dict[str, Any], ctx: ColumnContext) -> dict[str, Any] | None:
+        hierarchy = self._load(p, ctx)
+        if hierarchy is None:
+            return None
+        if p["level"] > hierarchy.depth:
+            ctx.error(
+                "level",
+                f"level {p['level']} is beyond the hierarchy's deepest level ({hierarchy.depth})",
+                expected=f"a level from 0 to {hierarchy.depth}",
+            )
+            return None
+        kind, source = p["hierarchy"]
+        shown = source if kind == "file" else "inline"
+        return {**p, "hierarchy": shown, "_rows": hierarchy}
+
+    def lookup(self, p: dict[str, Any], ctx: ColumnContext) -> tuple[tuple[str, str], ...] | None:
+        return p["_rows"].at_level(p["level"])
+
+    def output_type(self, input_type: str, p: dict) -> str | None:
+        return "text"
+
+    def lower(self, ctx: LowerContext, x: Sql, step: ColumnStep) -> Sql:
+        d = ctx.dialect
+        s = canonical(ctx, x, step.input_type)
+        if step.param("level") == 0:
+            return s
+        groups: dict[str, list[str]] = {}
+        for value, target in step.lookup or ():
+            groups.setdefault(target, []).append(value)
+        parts = [d.prim("is_null", x), d.prim("null")]
+        for target, values in groups.items():
+            parts += [d.prim("in_list", s, [d.string(v) for v in values]), d.string(target)]
+        parts.append(d.string(step.param("unknown")))
+        return d.prim("case", parts)

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from ..plan import OTHER, ColumnStep
+from ..sqlgen import Sql
+from .base import LowerContext, Transform, register
+
+
+@register
+class Keep(Transform):
+    name = "keep"
+    summary = "Pass the value through unchanged."
+    nulls = "NULL stays NULL."
+    types_doc = "Any type; the output has the source column's type."
+    example = "country: keep"
+    privacy_class = OTHER
+
+    def lower(self, ctx: LowerContext, x: Sql, step: ColumnStep) -> Sql:
+        return x

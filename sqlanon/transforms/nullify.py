@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from ..plan import DIRECT, ColumnStep
+from ..sqlgen import Sql
+from .base import LowerContext, Transform, register
+
+
+@register
+class Nullify(Transform):
+    name = "nullify"
+    summary = (
+        "Keep the column but replace every value with NULL, so downstream SQL that "
+        "selects it keeps working."
+    )
+    nulls = "Every row is NULL."
+    types_doc = "Any type; the output keeps the source column's type."
+    example = "notes: {transform: nullify}"
+    privacy_class = DIRECT
+
+    def lower(self, ctx: LowerContext, x: Sql, step: ColumnStep) -> Sql:
+        return ctx.dialect.prim("null_like", x)

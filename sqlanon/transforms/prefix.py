@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from ..plan import QUASI, ColumnStep
+from ..sqlgen import Sql
+from .base import Int, LowerContext, Param, Transform, register
+from .common import canonical
+
+
+@register
+class Prefix(Transform):
+    name = "prefix"
+    summary = (
+        "Keep only the first `length` characters, e.g. the first three digits of a "
+        "postal code. Shorter values are kept whole."
+    )
+    nulls = "NULL stays NULL; the empty string stays empty."
+    types_doc = (
+        "Works on the canonical text of the value (an integer ZIP code loses its "
+        "leading zeros: store codes as text); the output is text."
+    )
+    example = "zip: {transform: prefix, length: 3}"
+    privacy_class = QUASI
+    params = (Param("length", Int(1, 1000), "characters kept", required=True),)
+
+    def output_type(self, input_type: str, p: dict) -> str | None:
+        return "text"
+
+    def lower(self, ctx: LowerContext, x: Sql, step: ColumnStep) -> Sql:
+        d = ctx.dialect
+        return d.prim(
+            "substring",
+            canonical(ctx, x, step.input_type),
+            d.number(1),
+            d.number(step.param("length")),
+        )
