@@ -138,7 +138,7 @@ def manifest(plan: Plan, dialect: Dialect, artifacts: list[Artifact]) -> bytes:
                 "k_anonymity": to_jsonable(v.k_anonymity),
                 "l_diversity": to_jsonable(v.l_diversity),
                 "t_closeness": to_jsonable(v.t_closeness),
-                "columns": [column_lineage(c) for c in v.emitted_columns],
+                "columns": [_OneLine(column_lineage(c)) for c in v.emitted_columns],
                 "dropped": [c.output for c in v.columns if not c.emitted],
             }
         )
@@ -150,7 +150,31 @@ def manifest(plan: Plan, dialect: Dialect, artifacts: list[Artifact]) -> bytes:
         "objects": objects,
         "files": {a.path: digests[a.path] for a in artifacts},
     }
-    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    return (_pretty_json(doc) + "\n").encode("utf-8")
+
+
+_encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+class _OneLine(dict):  # type: ignore[type-arg]
+    """A manifest entry written on one line, keys in their given order (name first): one line
+    per column reads well in a diff."""
+
+
+def _pretty_json(value: object, pad: str = "") -> str:
+    """JSON with sorted keys, two-space indentation, and _OneLine entries on one line
+    (the C encoder writes those, which keeps large manifests fast)."""
+    if isinstance(value, _OneLine):
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    if isinstance(value, str):
+        return _encode_str(value)
+    inner = pad + "  "
+    if isinstance(value, dict) and value:
+        items = (f"{inner}{_encode_str(k)}: {_pretty_json(value[k], inner)}" for k in sorted(value))
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, list) and value:
+        return "[\n" + ",\n".join(inner + _pretty_json(v, inner) for v in value) + "\n" + pad + "]"
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
 def column_lineage(c) -> dict:  # type: ignore[no-untyped-def]

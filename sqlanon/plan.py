@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
@@ -179,5 +178,6 @@ def to_jsonable(value: Any) -> Any:
 
 
 def digest_of(value: Any) -> str:
-    text = json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    """A digest of plan data. Plan values are frozen dataclasses, tuples, strings, numbers,
+    decimals and dates, whose repr is complete and deterministic."""
+    return hashlib.sha256(repr(value).encode("utf-8")).hexdigest()

@@ -100,8 +100,10 @@ class Shape:
         return Sql("".join(out), self.atomic)
 
 
-def _flatten(values: Sequence[Any]) -> tuple[list[Sql], tuple[Any, ...]]:
+def _flatten(values: Sequence[Any]) -> tuple[Sequence[Sql], tuple[Any, ...]]:
     """Arguments in order plus the arity signature (None for one, n for a list of n)."""
+    if all(type(v) is Sql for v in values):
+        return values, (None,) * len(values)
     flat: list[Sql] = []
     arity: list[Any] = []
     for v in values:
@@ -142,7 +144,7 @@ def _check_structure(value: Any) -> None:
     raise CompilerBug(f"structural template parameter {value!r} is not a plain word or number")
 
 
-def _is_delimited(ident: exp.Identifier) -> bool:
+def _is_delimited(ident: exp.Expression) -> bool:
     node: exp.Expression = (
         ident.parent if isinstance(ident.parent, exp.Column | exp.Table) else ident
     )
@@ -167,7 +169,7 @@ class ShapeCache:
         self, name: str, args: Sequence[Any], structure: dict[str, Any], statement: bool
     ) -> Sql:
         flat, arity = _flatten(args)
-        key = (name, arity, tuple(sorted(structure.items())))
+        key = (name, arity, *structure.items())
         shape = self._shapes.get(key)
         if shape is None:
             shape = self._build(name, arity, structure, statement)
@@ -199,7 +201,12 @@ class ShapeCache:
             expected[m.group(0)] = expected.get(m.group(0), 0) + 1
         found: dict[str, int] = {}
         bare_by_arg: dict[int, bool] = {}
-        for ident in tree.find_all(exp.Identifier):
+        if isinstance(tree, exp.Command):
+            raise CompilerBug(
+                f"{where} is not understood by sqlglot's {self.dialect} parser "
+                f"(parsed as an opaque command):\n{text}"
+            )
+        for ident in tree.find_all(exp.Identifier, exp.Var):
             if _SENTINEL_RE.fullmatch(str(ident.this)):
                 found[ident.this] = found.get(ident.this, 0) + 1
                 index = int(_SENTINEL_RE.fullmatch(str(ident.this)).group(1))
@@ -210,10 +217,11 @@ class ShapeCache:
         pieces = tuple(parts[0::2])
         slots = tuple(int(p) for p in parts[1::2])
         indents = []
-        for i in range(len(slots)):
-            before = "".join(p if j % 2 == 0 else "x" for j, p in enumerate(parts[: 2 * i + 1]))
-            line = before.rsplit("\n", 1)[-1]
+        line = ""  # the text of the current line so far (earlier holes count as text)
+        for piece in pieces[:-1]:
+            line = (line + piece).rsplit("\n", 1)[-1]
             indents.append(line[: len(line) - len(line.lstrip(" "))])
+            line += "x"
         atomic = isinstance(tree, _ATOMIC_ROOTS) and not statement
         bare = tuple(bare_by_arg[slot] for slot in slots)
         return Shape(pieces, slots, tuple(indents), bare, atomic)

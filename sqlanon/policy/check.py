@@ -55,7 +55,11 @@ class Checker:
                     )
         for key in sorted(set(required)):
             if key not in node.entries:
-                self.error(node.loc, f"{what} is missing '{key}'", expected=f"a `{key}:` entry")
+                self.error(
+                    parent_loc or node.loc,
+                    f"{what} is missing '{key}'",
+                    expected=f"a `{key}:` entry",
+                )
         return node
 
     def seq(self, node: YNode, what: str) -> YSeq | None:

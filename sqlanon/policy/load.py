@@ -83,15 +83,22 @@ class Loaded:
     inputs: list[InputFile] = field(default_factory=list)
 
 
-def _read(path: Path, display: str, chk: Checker) -> tuple[YNode, str] | None:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        chk.error(None, f"policy file '{display}' not found", expected="an existing YAML file")
-        return None
-    except OSError as exc:
-        chk.error(None, f"policy file '{display}' cannot be read: {exc.strerror}")
-        return None
+def _read(
+    path: Path, display: str, chk: Checker, data: bytes | None = None
+) -> tuple[YNode, str] | None:
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            chk.error(None, f"policy file '{display}' not found", expected="an existing YAML file")
+            return None
+        except OSError as exc:
+            chk.error(
+                None,
+                f"policy file '{display}' cannot be read: {exc.strerror}",
+                expected="a readable YAML file",
+            )
+            return None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -209,7 +216,7 @@ def _column(
 ) -> ColumnSpec | None:
     what = f"column '{name}'"
     # entries: key -> (key location, value node, directory relative paths resolve from)
-    entries: dict[str, tuple[Location, YNode, Path]] = {}
+    entries: dict[str, tuple[YNode, YNode, Path]] = {}
     rule_name = None
     if isinstance(node, YScalar):
         if not isinstance(node.value, str) or node.value not in REGISTRY:
@@ -226,7 +233,7 @@ def _column(
                 )
                 return None
         else:
-            entries["transform"] = (node.loc, node, base)
+            entries["transform"] = (node, node, base)
     else:
         m = chk.mapping(node, what, open_keys=True)
         if m is None:
@@ -258,7 +265,7 @@ def _column(
                 return None
         for key, (kn, value) in m.entries.items():
             if key != "rule":
-                entries[key] = (kn.loc, value, base)
+                entries[key] = (kn, value, base)
     if "transform" not in entries:
         chk.error(
             knode.loc,
@@ -275,7 +282,7 @@ def _column(
     type_declared = "type" in entries
     input_type = transform.default_type
     if type_declared:
-        declared = chk.enum(entries["type"][1], f"the type of {what}", ALL_TYPES)
+        declared = chk.enum(entries["type"][1], f"type for {what}", ALL_TYPES)
         if declared is None:
             return None
         if declared not in transform.accepts:
@@ -294,7 +301,7 @@ def _column(
         source = s
     declared_class = None
     if "class" in entries:
-        c = chk.enum(entries["class"][1], f"the privacy class of {what}", CLASS_NAMES)
+        c = chk.enum(entries["class"][1], f"privacy class for {what}", CLASS_NAMES)
         if c is None:
             return None
         declared_class = CLASS_NAMES[c]
@@ -305,18 +312,18 @@ def _column(
         )
 
     params: dict[str, Any] = {}
-    param_locs: dict[str, Location] = {}
+    param_nodes: dict[str, YNode] = {}
     base_dirs: dict[str, Path] = {}
     known = {p.name: p for p in transform.params}
     ok = True
-    for key, (kloc, value, pdir) in entries.items():
+    for key, (knode_, value, pdir) in entries.items():
         if key in COLUMN_KEYS:
             continue
         spec = known.get(key)
         if spec is None:
             allowed = list(known) + [k for k in COLUMN_KEYS if k != "rule"]
             chk.error(
-                kloc,
+                knode_.loc,
                 f"unknown parameter '{key}' for transform '{tname}' in {what}",
                 expected=one_of(known) if known else f"no parameters for '{tname}'",
                 hint=did_you_mean(key, allowed),
@@ -328,7 +335,7 @@ def _column(
             ok = False
             continue
         params[key] = v
-        param_locs[key] = value.loc
+        param_nodes[key] = value
         base_dirs[key] = pdir
     for spec in transform.params:
         if spec.name not in params:
@@ -343,7 +350,7 @@ def _column(
                 params[spec.name] = spec.default
     if not ok:
         return None
-    ctx = ColumnContext(chk, name, knode.loc, param_locs, input_type, type_declared, base_dirs)
+    ctx = ColumnContext(chk, name, knode, param_nodes, input_type, type_declared, base_dirs)
     normalized = transform.normalize(params, ctx)
     if normalized is None:
         return None
@@ -374,10 +381,10 @@ def _column(
     )
 
 
-def _merge_rule(chk: Checker, rule: Rule, entries: dict[str, tuple[Location, YNode, Path]]) -> None:
+def _merge_rule(chk: Checker, rule: Rule, entries: dict[str, tuple[YNode, YNode, Path]]) -> None:
     node = rule.node
     if isinstance(node, YScalar):
-        entries["transform"] = (node.loc, node, rule.base_dir)
+        entries["transform"] = (node, node, rule.base_dir)
         return
     m = chk.mapping(node, f"rule '{rule.name}'", open_keys=True)
     if m is None:
@@ -390,7 +397,7 @@ def _merge_rule(chk: Checker, rule: Rule, entries: dict[str, tuple[Location, YNo
         )
         return
     for key, (kn, value) in m.entries.items():
-        entries[key] = (kn.loc, value, rule.base_dir)
+        entries[key] = (kn, value, rule.base_dir)
 
 
 # -- tables ------------------------------------------------------------------------------------
@@ -503,7 +510,7 @@ def _table(
             action = "suppress"
             if k.get("action") is not None:
                 action = (
-                    chk.enum(k.get("action"), "the k-anonymity action", ("suppress", "fail"))
+                    chk.enum(k.get("action"), "k-anonymity action", ("suppress", "fail"))
                     or "suppress"
                 )
             good = True
@@ -517,7 +524,11 @@ def _table(
                 good = False
             for q, qloc in qis:
                 if q in seen:
-                    chk.error(qloc, f"quasi-identifier '{q}' is listed twice")
+                    chk.error(
+                        qloc,
+                        f"quasi-identifier '{q}' is listed twice",
+                        expected="each quasi-identifier once",
+                    )
                     good = False
                 seen.add(q)
                 good &= _check_member(chk, q, qloc, "quasi-identifier", what, by_name, emitted)
@@ -658,23 +669,26 @@ def _release(chk: Checker, rid: str, knode: YScalar, node: YNode) -> ReleaseSpec
             )
     if m.get("group_by") is not None:
         g = chk.mapping(m.get("group_by"), "group_by", open_keys=True)
-        for gname, (gk, gv) in g.entries.items() if g else []:
+        for gname, (_, gv) in g.entries.items() if g else []:
             if isinstance(gv, YScalar):
-                chk.enum(gv, f"the grouping of '{gname}'", ("keep",))
+                chk.enum(gv, f"grouping for group '{gname}'", ("keep",))
             else:
                 gm = chk.mapping(gv, f"group '{gname}'", open_keys=True)
                 if gm is not None and gm.get("transform") is not None:
                     chk.enum(
                         gm.get("transform"),
-                        f"the transform of group '{gname}'",
-                        [t for t, tr in REGISTRY.items() if t not in ("drop", "nullify")],
+                        f"transform for group '{gname}'",
+                        [t for t in REGISTRY if t not in ("drop", "nullify")],
                     )
-                del gk
     if m.get("groups") is not None:
         g = chk.mapping(m.get("groups"), "groups", ("threshold", "public"))
         if g is not None:
             if g.get("threshold") is not None and g.get("public") is not None:
-                chk.error(g.loc, "groups take either `threshold` or `public`, not both")
+                chk.error(
+                    g.loc,
+                    "groups take either `threshold` or `public`, not both",
+                    expected="`threshold: auto` or `public: [...]`",
+                )
             t = g.get("threshold")
             if isinstance(t, YScalar) and t.value != "auto":
                 chk.number(t, "the group threshold", 0)
@@ -695,7 +709,7 @@ def _release(chk: Checker, rid: str, knode: YScalar, node: YNode) -> ReleaseSpec
         mm = chk.mapping(mv, f"measure '{mname}'", ("column", "clamp"), required=("agg",))
         if mm is None or mm.get("agg") is None:
             continue
-        agg = chk.enum(mm.get("agg"), f"the aggregate of measure '{mname}'", AGGREGATES)
+        agg = chk.enum(mm.get("agg"), f"aggregate for measure '{mname}'", AGGREGATES)
         if agg in ("sum", "avg"):
             if mm.get("column") is None or mm.get("clamp") is None:
                 chk.error(
@@ -708,7 +722,11 @@ def _release(chk: Checker, rid: str, knode: YScalar, node: YNode) -> ReleaseSpec
                 if clamp is not None:
                     vals = [chk.number(v, "a clamp bound") for v in clamp.items]
                     if len(vals) != 2 or None in vals or not vals[0] < vals[1]:
-                        chk.error(clamp.loc, "clamp must be [low, high] with low < high")
+                        chk.error(
+                            clamp.loc,
+                            "clamp must be [low, high] with low < high",
+                            expected="two numbers such as [0, 500]",
+                        )
     if src is None or tgt is None or eps is None or delta is None:
         return None
     return ReleaseSpec(rid, knode.loc, tgt, m.get("target").loc, eps, delta)
@@ -717,13 +735,16 @@ def _release(chk: Checker, rid: str, knode: YScalar, node: YNode) -> ReleaseSpec
 # -- a whole policy ----------------------------------------------------------------------------
 
 
-def load_policy(path: Path | str, display: str | None = None) -> PolicySpec:
-    """Load and validate one policy file, or raise PolicyError with every problem found."""
+def load_policy(
+    path: Path | str, display: str | None = None, text: str | None = None
+) -> PolicySpec:
+    """Load and validate one policy file (or `text` standing for it: relative paths in it
+    resolve from `path`'s folder), or raise PolicyError with every problem found."""
     path = Path(path)
     display = display or display_path(path)
     loaded = Loaded()
     chk = loaded.chk
-    read = _read(path, display, chk)
+    read = _read(path, display, chk, None if text is None else text.encode("utf-8"))
     if read is None:
         raise PolicyError(chk.errors)
     tree, sha = read
@@ -764,7 +785,8 @@ def load_policy(path: Path | str, display: str | None = None) -> PolicySpec:
         d = chk.mapping(defaults, "defaults", ("unlisted_columns",))
         if d is not None and d.get("unlisted_columns") is not None:
             unlisted = (
-                chk.enum(d.get("unlisted_columns"), "unlisted_columns", ("drop", "error")) or "drop"
+                chk.enum(d.get("unlisted_columns"), "value for unlisted_columns", ("drop", "error"))
+                or "drop"
             )
 
     used_keys: dict[str, int] = {}

@@ -9,7 +9,6 @@ of alias bombs; the `rule:` mechanism is the supported way to reuse a column def
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -27,18 +26,40 @@ MAX_DEPTH = 64
 MAX_NODES = 2_000_000
 
 
-@dataclass(slots=True)
-class YScalar:
-    value: Any  # str, int, Decimal, bool, None, date, datetime
-    text: str  # the scalar exactly as written (without quotes)
-    loc: Location
-    quoted: bool
+class _Located:
+    """Nodes keep their position as plain numbers; the Location is built only when asked
+    (almost never: only for errors), which keeps large policies fast to load."""
+
+    __slots__ = ("column", "file", "line")
+
+    file: str
+    line: int
+    column: int
+
+    @property
+    def loc(self) -> Location:
+        return Location(self.file, self.line, self.column)
 
 
-@dataclass(slots=True)
-class YMap:
-    loc: Location
-    entries: dict[str, tuple[YScalar, YNode]] = field(default_factory=dict)
+class YScalar(_Located):
+    __slots__ = ("quoted", "text", "value")
+
+    def __init__(self, value: Any, text: str, loc: Location, quoted: bool):
+        self.value = value  # str, int, Decimal, bool, None, date, datetime
+        self.text = text  # the scalar exactly as written (without quotes)
+        self.quoted = quoted
+        self.file, self.line, self.column = loc.file, loc.line, loc.column
+
+    def __repr__(self) -> str:
+        return f"YScalar({self.text!r} at {self.loc})"
+
+
+class YMap(_Located):
+    __slots__ = ("entries",)
+
+    def __init__(self, loc: Location):
+        self.entries: dict[str, tuple[YScalar, YNode]] = {}
+        self.file, self.line, self.column = loc.file, loc.line, loc.column
 
     def get(self, key: str) -> YNode | None:
         item = self.entries.get(key)
@@ -48,10 +69,19 @@ class YMap:
         return self.entries[key][0].loc
 
 
-@dataclass(slots=True)
-class YSeq:
-    loc: Location
-    items: list[YNode] = field(default_factory=list)
+class YSeq(_Located):
+    __slots__ = ("items",)
+
+    def __init__(self, loc: Location):
+        self.items: list[YNode] = []
+        self.file, self.line, self.column = loc.file, loc.line, loc.column
+
+
+def _at(cls: Any, file: str, mark: Any) -> Any:
+    """A node without going through Location (the hot path)."""
+    node = cls.__new__(cls)
+    node.file, node.line, node.column = file, mark.line + 1, mark.column + 1
+    return node
 
 
 YNode = YScalar | YMap | YSeq
@@ -78,6 +108,11 @@ def describe(node: YNode | None) -> str:
     return f"the string {shown!r}"
 
 
+# First characters of plain scalars that YAML 1.1 may read as something other than a string
+# (booleans, null, numbers, dates, merge and value keys); anything else is a string.
+_MAYBE_TYPED = frozenset("yYnNtTfFoO~-+.0123456789<=")
+
+
 class _ScalarResolver:
     """Resolves a plain scalar's type with YAML 1.1 safe rules, numbers kept exact."""
 
@@ -86,7 +121,7 @@ class _ScalarResolver:
         self._constructor = SafeConstructor()
 
     def __call__(self, text: str, plain: bool) -> Any:
-        if not plain:
+        if not plain or (text and text[0] not in _MAYBE_TYPED):
             return text
         tag = self._resolver.resolve(ScalarNode, text, (True, False))
         if tag == _STR_TAG:
@@ -118,12 +153,12 @@ def load_tree(text: str, file: str) -> YNode:
             root.append(node)
             return
         parent = stack[-1]
-        if isinstance(parent, YSeq):
+        if type(parent) is YSeq:
             parent.items.append(node)
             return
         key = pending_key[-1]
         if key is None:
-            if not isinstance(node, YScalar):
+            if type(node) is not YScalar:
                 errors.append(
                     Diagnostic(
                         node.loc,
@@ -137,8 +172,9 @@ def load_tree(text: str, file: str) -> YNode:
             return
         pending_key[-1] = None
         name = key.text
-        if name in parent.entries:
-            first = parent.entries[name][0].loc
+        entries = parent.entries  # type: ignore[union-attr]
+        if name in entries:
+            first = entries[name][0].loc
             errors.append(
                 Diagnostic(
                     key.loc,
@@ -148,11 +184,84 @@ def load_tree(text: str, file: str) -> YNode:
                 )
             )
             return
-        parent.entries[name] = (key, node)
+        entries[name] = (key, node)
 
+    def too_large(mark: Any) -> PolicyError:
+        return PolicyError(
+            [
+                Diagnostic(
+                    loc(mark), "policy is too large", expected=f"at most {MAX_NODES} YAML nodes"
+                )
+            ]
+        )
+
+    scalar_event, map_start, seq_start = ev.ScalarEvent, ev.MappingStartEvent, ev.SequenceStartEvent
+    ends = (ev.MappingEndEvent, ev.SequenceEndEvent)
     try:
         for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, ev.DocumentStartEvent):
+            cls = type(event)
+            if cls is scalar_event:
+                nodes += 1
+                tag = event.tag
+                plain = bool(event.implicit[0]) and not event.style
+                if tag is None:
+                    value = resolve(event.value, plain)
+                else:
+                    value = event.value
+                    if tag not in ("!", _STR_TAG):
+                        errors.append(
+                            Diagnostic(
+                                loc(event.start_mark),
+                                f"YAML tag '{tag}' is not allowed",
+                                expected="plain values without tags",
+                            )
+                        )
+                scalar = _at(YScalar, file, event.start_mark)
+                scalar.value, scalar.text, scalar.quoted = value, event.value, not plain
+                add(scalar)
+            elif cls is map_start or cls is seq_start:
+                nodes += 1
+                if event.tag not in (None, "!"):
+                    errors.append(
+                        Diagnostic(
+                            loc(event.start_mark),
+                            f"YAML tag '{event.tag}' is not allowed",
+                            expected="plain values without tags",
+                        )
+                    )
+                if cls is map_start:
+                    node = _at(YMap, file, event.start_mark)
+                    node.entries = {}
+                else:
+                    node = _at(YSeq, file, event.start_mark)
+                    node.items = []
+                add(node)
+                stack.append(node)
+                pending_key.append(None)
+                if len(stack) > MAX_DEPTH:
+                    raise PolicyError(
+                        [
+                            Diagnostic(
+                                loc(event.start_mark),
+                                "policy is nested too deeply",
+                                expected=f"at most {MAX_DEPTH} levels",
+                            )
+                        ]
+                    )
+            elif cls in ends:
+                stack.pop()
+                pending_key.pop()
+            elif cls is ev.AliasEvent:
+                errors.append(
+                    Diagnostic(
+                        loc(event.start_mark),
+                        f"YAML alias '*{event.anchor}' is not allowed",
+                        expected="each value written out",
+                        hint="reuse column definitions with a fragment's `rules:` and `rule:`",
+                    )
+                )
+                add(YScalar(None, "", loc(event.start_mark), False))
+            elif cls is ev.DocumentStartEvent:
                 documents += 1
                 if documents > 1:
                     errors.append(
@@ -163,68 +272,8 @@ def load_tree(text: str, file: str) -> YNode:
                         )
                     )
                     break
-                continue
-            if isinstance(event, ev.AliasEvent):
-                errors.append(
-                    Diagnostic(
-                        loc(event.start_mark),
-                        f"YAML alias '*{event.anchor}' is not allowed",
-                        expected="each value written out",
-                        hint="reuse column definitions with a fragment's `rules:` and `rule:`",
-                    )
-                )
-                add(YScalar(None, "", loc(event.start_mark), False))
-                continue
-            if isinstance(event, ev.ScalarEvent | ev.MappingStartEvent | ev.SequenceStartEvent):
-                nodes += 1
-                if nodes > MAX_NODES:
-                    raise PolicyError(
-                        [
-                            Diagnostic(
-                                loc(event.start_mark),
-                                "policy is too large",
-                                expected=f"at most {MAX_NODES} YAML nodes",
-                            )
-                        ]
-                    )
-                tag = event.tag
-                if tag not in (None, "!") and not (
-                    isinstance(event, ev.ScalarEvent) and tag == _STR_TAG
-                ):
-                    errors.append(
-                        Diagnostic(
-                            loc(event.start_mark),
-                            f"YAML tag '{tag}' is not allowed",
-                            expected="plain values without tags",
-                        )
-                    )
-            if isinstance(event, ev.ScalarEvent):
-                plain = bool(event.implicit[0]) and not event.style
-                value = resolve(event.value, plain) if event.tag is None else event.value
-                add(YScalar(value, event.value, loc(event.start_mark), not plain))
-            elif isinstance(event, ev.MappingStartEvent):
-                node = YMap(loc(event.start_mark))
-                add(node)
-                stack.append(node)
-                pending_key.append(None)
-            elif isinstance(event, ev.SequenceStartEvent):
-                node = YSeq(loc(event.start_mark))
-                add(node)
-                stack.append(node)
-                pending_key.append(None)
-            elif isinstance(event, ev.MappingEndEvent | ev.SequenceEndEvent):
-                stack.pop()
-                pending_key.pop()
-            if len(stack) > MAX_DEPTH:
-                raise PolicyError(
-                    [
-                        Diagnostic(
-                            loc(event.start_mark),
-                            "policy is nested too deeply",
-                            expected=f"at most {MAX_DEPTH} levels",
-                        )
-                    ]
-                )
+            if nodes > MAX_NODES:
+                raise too_large(event.start_mark)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = loc(mark) if mark is not None else Location(file, 1, 1)

@@ -10,7 +10,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..diagnostics import Location
 from ..plan import OTHER, ColumnStep, InputFile, KeyRef
 from ..policy.check import Checker
 from ..policy.yamltree import YNode, YScalar, YSeq, describe
@@ -151,7 +150,7 @@ class Choice(Kind):
         return " | ".join(self.choices)
 
     def read(self, chk: Checker, node: YNode, what: str) -> Any:
-        return chk.enum(node, what, self.choices)
+        return chk.enum(node, f"value for {what}", self.choices)
 
 
 @dataclass(frozen=True)
@@ -245,8 +244,8 @@ class ColumnContext:
 
     chk: Checker
     column: str
-    loc: Location
-    param_locs: dict[str, Location]
+    node: YNode  # the column's key in the policy
+    params: dict[str, YNode]  # each parameter's value node
     input_type: str
     type_declared: bool
     base_dirs: dict[str, Path]  # per parameter: directory of the file that set it
@@ -255,7 +254,8 @@ class ColumnContext:
     def error(
         self, param: str | None, message: str, expected: str | None = None, hint: str | None = None
     ) -> None:
-        loc = self.param_locs.get(param, self.loc) if param else self.loc
+        node = self.params.get(param, self.node) if param else self.node
+        loc = node.loc
         self.chk.error(loc, f"column '{self.column}': {message}", expected, hint)
 
 

@@ -90,7 +90,11 @@ def normalize_buckets(
                 return None
         return p
     if width is not None and edges is not None:
-        ctx.error("edges", "give either `width` or `edges`, not both")
+        ctx.error(
+            "edges",
+            "give either `width` or `edges`, not both",
+            expected="`width` (with optional `min`/`max`) or `edges`",
+        )
         return None
     if edges is not None and (lo is not None or hi is not None):
         ctx.error(
@@ -100,7 +104,9 @@ def normalize_buckets(
         )
         return None
     if lo is not None and hi is not None and not hi > lo:
-        ctx.error("max", f"`max` ({hi}) must be greater than `min` ({lo})")
+        ctx.error(
+            "max", f"`max` ({hi}) must be greater than `min` ({lo})", expected="`min` < `max`"
+        )
         return None
     if p.get("output") == "label" and bucket_edges(p) is None:
         if lo is None or hi is None:

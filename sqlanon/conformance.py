@@ -1,0 +1,177 @@
+"""Conformance vectors (dialects/conformance/*.yml) run on a live engine.
+
+Each case becomes a real one-column source table, a one-column policy compiled by the normal
+pipeline, and a view read back; outputs are compared as canonical text. The test suite runs
+every case on every engine and also compares engines with each other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import resources
+from .apply import create
+from .dialect import Dialect
+from .keys import store
+from .planner import build_plan
+from .policy.load import load_policy
+from .transforms import REGISTRY
+
+SCHEMA = "conformance"
+OUT_SCHEMA = "conformance_out"
+KEY_NAME = "conformance"
+
+
+@dataclass(frozen=True)
+class Case:
+    file: str
+    index: int
+    transform: str
+    params: dict[str, Any]
+    type: str | None
+    session_time_zone: str | None
+    vectors: tuple[tuple[Any, Any], ...]
+    key: bytes | None
+
+    @property
+    def id(self) -> str:
+        return f"{self.transform}-{self.index}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case: Case
+    actual: tuple[str | None, ...]
+
+    @property
+    def failures(self) -> list[tuple[Any, Any, Any]]:
+        return [
+            (v[0], v[1], a)
+            for v, a in zip(self.case.vectors, self.actual, strict=True)
+            if _expected(v[1]) != a
+        ]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def _expected(v: Any) -> str | None:
+    return None if v is None else canonical_value(v)
+
+
+def load_cases(folder: Path | None = None) -> list[Case]:
+    folder = folder or resources.dialects_dir() / "conformance"
+    cases = []
+    for path in sorted(folder.glob("*.yml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        key = bytes.fromhex(doc["key"]) if "key" in doc else None
+        for i, c in enumerate(doc["cases"]):
+            vectors = tuple((v[0], v[1]) for v in c["vectors"])
+            cases.append(
+                Case(
+                    path.name,
+                    i,
+                    doc["transform"],
+                    c.get("params") or {},
+                    c.get("type"),
+                    c.get("session_time_zone"),
+                    vectors,
+                    key,
+                )
+            )
+    return cases
+
+
+def canonical_value(v: Any) -> str | None:
+    """How an output value compares across engines: numbers by value, times in ISO 8601."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return repr(v)
+        v = Decimal(repr(v))
+    if isinstance(v, int | Decimal):
+        text = format(Decimal(v).normalize(), "f")
+        return "0" if text in ("-0", "") else text
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is not None:
+            return v.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat() + "Z"
+        return v.isoformat()
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    return str(v)
+
+
+def case_policy(case: Case) -> str:
+    column: dict[str, Any] = {"transform": case.transform, **case.params}
+    if case.type:
+        column["type"] = case.type
+    if case.transform == "pseudonymize":
+        column["key"] = KEY_NAME
+    doc = {
+        "sqlanon": 1,
+        "name": f"conformance_{case.transform}_{case.index}",
+        "keys": {"table": f"{SCHEMA}.keys"},
+        "tables": {
+            "vectors": {
+                "source": f"{SCHEMA}.{_table(case)}",
+                "target": f"{OUT_SCHEMA}.{_table(case)}",
+                "columns": {"id": {"transform": "keep", "type": "integer"}, "x": column},
+            }
+        },
+    }
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+
+def column_type(case: Case) -> str:
+    return case.type or REGISTRY[case.transform].default_type
+
+
+def _table(case: Case) -> str:
+    return f"{case.transform}_{case.index}"
+
+
+def run_case(case: Case, d: Dialect, engine: Any) -> Outcome:
+    table = (SCHEMA, _table(case))
+    src = d.qualified(table)
+    engine.execute(d.statement("create_schema", d.ident(SCHEMA)).text)
+    engine.execute(d.statement("create_vector_table", src, type=column_type(case)).text)
+    p = engine.placeholder()
+    insert = d.statement("insert_vector", src, [p, p], type=column_type(case)).text
+    for i, (value, _) in enumerate(case.vectors):
+        engine.execute(insert, (i, None if value is None else str(value)))
+    policy = load_policy(Path(f"{case.file}#{case.index}"), text=case_policy(case))
+    plan = build_plan([policy])
+    if case.key is not None:
+        from .lower import key_table_statements
+
+        for s in key_table_statements((SCHEMA, "keys"), d):
+            engine.execute(s.text)
+        store(engine, d, (SCHEMA, "keys"), KEY_NAME, 1, case.key, replace=True)
+    create(plan, d, engine)
+    engine.execute(d.statement("set_time_zone", d.string(case.session_time_zone or "UTC")).text)
+    try:
+        rows = engine.query(
+            d.statement("select_ordered", d.qualified(plan.views[0].target), d.ident("id")).text
+        )
+    finally:
+        engine.execute(d.statement("set_time_zone", d.string("UTC")).text)
+    if case.transform == "drop":
+        actual = (
+            tuple(None for _ in rows)
+            if all(len(r) == 1 for r in rows)
+            else tuple("present" for _ in rows)
+        )
+    else:
+        actual = tuple(canonical_value(r[1]) for r in rows)
+    return Outcome(case, actual)

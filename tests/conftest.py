@@ -1,0 +1,57 @@
+"""Shared fixtures. Engines that cannot start skip with a reason, unless
+SQLANON_REQUIRE_ENGINES=all (set by .ci/run), which turns every such skip into a failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sqlanon import dialect
+from sqlanon.cli import app
+from sqlanon.engines.duckdb import DuckDBEngine
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def engine_unavailable(name: str, reason: str) -> None:
+    required = os.environ.get("SQLANON_REQUIRE_ENGINES", "")
+    if required == "all" or name in required.split(","):
+        pytest.fail(f"engine {name} is required here but unavailable: {reason}")
+    pytest.skip(f"engine {name} unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def duck() -> dialect.Dialect:
+    return dialect.get("duckdb")
+
+
+@pytest.fixture
+def engine():
+    e = DuckDBEngine()
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def cli():
+    runner = CliRunner()
+
+    def run(*args: str, env: dict[str, str] | None = None):
+        return runner.invoke(app, list(args), env=env, catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """A scratch copy of examples/ and policies/ as the working directory."""
+    for name in ("examples", "policies"):
+        shutil.copytree(
+            REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("build", "*.duckdb")
+        )
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

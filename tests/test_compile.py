@@ -1,0 +1,201 @@
+"""Compiling: byte-identical output, --check, change locality, atomic writes, user files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sqlanon import emit
+
+RETAIL = "examples/retail/policy.yml"
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_compiling_twice_gives_identical_bytes(workdir, cli):
+    assert cli("compile", RETAIL, "--out", "out1").exit_code == 0
+    assert cli("compile", RETAIL, "--out", "out2").exit_code == 0
+    first, second = _snapshot(workdir / "out1"), _snapshot(workdir / "out2")
+    assert first == second
+    assert set(first) == {
+        "manifest.json",
+        "setup/privacy.sqlanon_keys.sql",
+        "views/anon.customers.sql",
+        "views/anon.orders.sql",
+        "views/anon.web_sessions.sql",
+    }
+
+
+def test_output_does_not_depend_on_process_state(workdir):
+    """A fresh interpreter with another hash seed writes the same bytes (no set ordering,
+    no timestamps, no absolute paths)."""
+    outs = []
+    for seed in ("1", "2"):
+        out = f"out_seed{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run(
+            [sys.executable, "-m", "sqlanon", "compile", RETAIL, "--out", out],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        outs.append(_snapshot(workdir / out))
+    assert outs[0] == outs[1]
+    manifest = (workdir / "out_seed1" / "manifest.json").read_text()
+    assert str(workdir) not in manifest
+
+
+def test_committed_example_output_is_current(cli, monkeypatch):
+    """examples/*/build is what users would commit: it must match a fresh compile."""
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    for example in ("retail", "adult"):
+        result = cli(
+            "compile",
+            f"examples/{example}/policy.yml",
+            "--out",
+            f"examples/{example}/build/duckdb",
+            "--check",
+        )
+        assert result.exit_code == 0, result.output
+
+
+def test_check_exits_1_after_an_edit_and_0_after_recompiling(workdir, cli):
+    assert cli("compile", RETAIL, "--out", "out").exit_code == 0
+    assert cli("compile", RETAIL, "--out", "out", "--check").exit_code == 0
+    policy = workdir / RETAIL
+    policy.write_text(policy.read_text().replace("length: 3}", "length: 2}"))
+    result = cli("compile", RETAIL, "--out", "out", "--check")
+    assert result.exit_code == 1
+    assert "stale: out/views/anon.customers.sql" in result.output
+    assert "stale: out/manifest.json" in result.output
+    before = _snapshot(workdir / "out")
+    assert _snapshot(workdir / "out") == before, "--check writes nothing"
+    assert cli("compile", RETAIL, "--out", "out").exit_code == 0
+    assert cli("compile", RETAIL, "--out", "out", "--check").exit_code == 0
+
+
+def test_check_lists_missing_and_extra_files(workdir, cli):
+    assert cli("compile", RETAIL, "--out", "out").exit_code == 0
+    (workdir / "out/views/anon.orders.sql").unlink()
+    stray = workdir / "out/views/anon.old.sql"
+    stray.write_text(emit.MARKER + " 0.0.1\nCREATE VIEW x AS SELECT 1;\n")
+    result = cli("compile", RETAIL, "--out", "out", "--check")
+    assert result.exit_code == 1
+    assert "missing: out/views/anon.orders.sql" in result.output
+    assert "extra: out/views/anon.old.sql" in result.output
+    assert cli("compile", RETAIL, "--out", "out").exit_code == 0
+    assert not stray.exists(), "a generated file the policy no longer produces is removed"
+
+
+def test_a_change_to_one_table_touches_only_its_files(workdir, cli):
+    assert cli("compile", RETAIL, "--out", "out").exit_code == 0
+    before = _snapshot(workdir / "out")
+    policy = workdir / RETAIL
+    policy.write_text(
+        policy.read_text().replace(
+            "ship_zip: {transform: prefix, length: 3}", "ship_zip: {transform: prefix, length: 2}"
+        )
+    )
+    assert cli("compile", RETAIL, "--out", "out").exit_code == 0
+    after = _snapshot(workdir / "out")
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {"views/anon.orders.sql", "manifest.json"}
+
+
+def test_files_sqlanon_did_not_generate_are_kept(workdir, cli):
+    (workdir / "out").mkdir()
+    (workdir / "out/README.md").write_text("our notes")
+    (workdir / "out/views").mkdir()
+    (workdir / "out/views/handwritten.sql").write_text("SELECT 1;")
+    assert cli("compile", RETAIL, "--out", "out").exit_code == 0
+    assert (workdir / "out/README.md").read_text() == "our notes"
+    assert (workdir / "out/views/handwritten.sql").read_text() == "SELECT 1;"
+    result = cli("compile", RETAIL, "--out", "out", "--check")
+    assert result.exit_code == 0, "user files are neither stale nor extra"
+
+
+def test_an_interrupted_write_leaves_the_old_output_intact(workdir, cli, monkeypatch):
+    assert cli("compile", RETAIL, "--out", "out").exit_code == 0
+    before = _snapshot(workdir / "out")
+    policy = workdir / RETAIL
+    policy.write_text(policy.read_text().replace("length: 3}", "length: 2}"))
+
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    class Crash(Exception):
+        pass
+
+    def dying_fsync(fd):
+        calls["n"] += 1
+        if calls["n"] == 3:  # partway through writing the new files
+            raise Crash
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", dying_fsync)
+    with pytest.raises(Crash):
+        cli("compile", RETAIL, "--out", "out")
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert _snapshot(workdir / "out") == before
+    leftovers = [p.name for p in workdir.iterdir() if p.name.startswith(".sqlanon-")]
+    assert leftovers == []
+    assert cli("compile", RETAIL, "--out", "out").exit_code == 0
+    assert _snapshot(workdir / "out") != before
+
+
+def test_headers_and_manifest_lineage(workdir, cli):
+    assert cli("compile", RETAIL, "--out", "out").exit_code == 0
+    view = (workdir / "out/views/anon.customers.sql").read_text()
+    lines = view.splitlines()
+    assert lines[0].startswith("-- Generated by sqlanon 0.1.0 for DuckDB. Do not edit")
+    assert lines[1] == '-- view "anon.customers"'
+    assert lines[2] == '-- from "examples/retail/policy.yml", table "customers"'
+    assert lines[3].startswith("-- plan sha256: ") and len(lines[3]) == len("-- plan sha256: ") + 64
+    manifest = json.loads((workdir / "out/manifest.json").read_text())
+    policy_sha = hashlib.sha256((workdir / RETAIL).read_bytes()).hexdigest()
+    assert manifest["policies"] == [{"file": RETAIL, "name": "retail", "sha256": policy_sha}]
+    customers = next(o for o in manifest["objects"] if o["name"] == "anon.customers")
+    cols = {c["name"]: c for c in customers["columns"]}
+    assert cols["customer_id"]["key"] == {"name": "customer", "version": 1}
+    assert cols["customer_id"]["transform"] == "pseudonymize"
+    assert cols["age_band"]["sources"] == ["birth_date"]
+    assert cols["age_band"]["privacy_class"] == "quasi_identifier"
+    assert customers["dropped"] == ["full_name"]
+    assert customers["k_anonymity"] == {
+        "k": 5,
+        "action": "suppress",
+        "quasi_identifiers": ["age_band", "gender", "zip", "country"],
+    }
+    for rel, digest in manifest["files"].items():
+        assert hashlib.sha256((workdir / "out" / rel).read_bytes()).hexdigest() == digest
+
+
+def test_dialect_all_writes_one_folder_per_dialect(workdir, cli):
+    result = cli("compile", RETAIL, "--dialect", "all", "--out", "out")
+    assert result.exit_code == 0, result.output
+    assert (workdir / "out/duckdb/manifest.json").exists()
+
+
+def test_unknown_dialect_is_a_usage_error(workdir, cli):
+    result = cli("compile", RETAIL, "--dialect", "oracle", "--out", "out")
+    assert result.exit_code == 2
+    assert "unknown dialect 'oracle'" in result.output
+
+
+def test_refuses_to_swap_out_a_repository_root(workdir, cli):
+    (workdir / ".git").mkdir()
+    result = cli("compile", RETAIL, "--out", ".")
+    assert result.exit_code == 2
+    assert "git work tree" in result.output

@@ -1,0 +1,123 @@
+"""A planted key is scanned for, in every form, in everything sqlanon writes or prints."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from sqlanon.keys import pads
+
+KEY = b"PLANTED-sqlanon-KEY:" + bytes(range(200, 232))
+RETAIL = "examples/retail/policy.yml"
+
+
+def forms(secret: bytes) -> list[bytes]:
+    inner, outer = pads(secret)
+    out = []
+    for b in (secret, inner, outer):
+        out += [
+            b,
+            b.hex().encode(),
+            b.hex().upper().encode(),
+            base64.b64encode(b),
+            b[:24],
+            b[:24].hex().encode(),
+        ]
+    return out
+
+
+def assert_clean(blob: bytes, where: str) -> None:
+    for form in forms(KEY):
+        assert form not in blob, f"key material found in {where}"
+
+
+def test_the_key_appears_in_no_output_message_or_file(workdir, cli):
+    env = {"SQLANON_TEST_KEY": KEY.hex()}
+    db = str(workdir / "w.duckdb")
+    transcripts = []
+    for name in ("customer", "order", "session", "sampling"):
+        r = cli(
+            "keys", "load", "--db", db, "--name", name, "--from-env", "SQLANON_TEST_KEY", env=env
+        )
+        assert r.exit_code == 0, r.output
+        transcripts.append(r.output)
+    # errors that handle the key: a duplicate, a wrong encoding, a short key, a file
+    (workdir / "key.txt").write_text(KEY.hex())
+    for args in (
+        ("--name", "customer", "--from-env", "SQLANON_TEST_KEY"),
+        ("--name", "x", "--from-env", "BAD", "--encoding", "base64"),
+        ("--name", "x", "--from-file", "missing.txt"),
+        ("--name", "x", "--from-env", "SHORT"),
+    ):
+        r = cli(
+            "keys",
+            "load",
+            "--db",
+            db,
+            *args,
+            env={**env, "SHORT": KEY[:8].hex(), "BAD": KEY.hex() + "!"},
+        )
+        assert r.exit_code == 2
+        transcripts.append(r.output)
+    assert "already exists" in transcripts[4] and "not valid base64" in transcripts[5]
+    assert "cannot read file missing.txt" in transcripts[6]
+    assert "at least 16 are required" in transcripts[7]
+    for args in (
+        ("compile", RETAIL, "--out", "out"),
+        ("compile", RETAIL, "--out", "out", "--check"),
+        ("compile", RETAIL, "--out", "out-all", "--dialect", "all"),
+        ("explain", RETAIL),
+        ("explain", RETAIL, "--format", "json"),
+        ("validate", RETAIL),
+        ("keys", "ddl", RETAIL),
+    ):
+        r = cli(*args, env=env)
+        assert r.exit_code == 0, r.output
+        transcripts.append(r.output)
+    for i, text in enumerate(transcripts):
+        assert_clean(text.encode(), f"command output #{i}")
+    files = [
+        p
+        for p in workdir.rglob("*")
+        if p.is_file()
+        and p.suffix != ".duckdb"
+        and p.name not in ("key.txt",)
+        and "wal" not in p.suffix
+    ]
+    assert any(p.name == "manifest.json" for p in files)
+    assert sum(p.suffix == ".sql" for p in files) >= 5
+    for p in files:
+        assert_clean(p.read_bytes(), str(p.relative_to(workdir)))
+
+
+def test_the_pads_are_what_the_database_holds(workdir, cli):
+    """The scan above is meaningful: the same forms are found where the key must be."""
+    import duckdb
+
+    db = str(workdir / "w.duckdb")
+    r = cli("keys", "load", "--db", db, "--name", "k", "--from-env", "K", env={"K": KEY.hex()})
+    assert r.exit_code == 0
+    inner, outer = (
+        duckdb.connect(db)
+        .execute("SELECT inner_pad, outer_pad FROM privacy.sqlanon_keys")
+        .fetchone()
+    )
+    assert (inner, outer) == pads(KEY)
+    assert any(f in inner for f in forms(KEY))
+
+
+def test_key_loader_reads_files_and_encodings(tmp_path):
+    from sqlanon.keys import KeyError_, read_secret
+
+    f = tmp_path / "k"
+    f.write_text(base64.b64encode(KEY).decode() + "\n")
+    assert read_secret(None, str(f), "base64") == KEY
+    f.write_text("a long enough passphrase\n")
+    assert read_secret(None, str(f), "utf8") == b"a long enough passphrase"
+    try:
+        read_secret("NOPE_NOT_SET", None, "hex")
+    except KeyError_ as exc:
+        assert "NOPE_NOT_SET is not set" in str(exc)
+    else:
+        raise AssertionError("expected an error")
+    assert Path(f).exists()
