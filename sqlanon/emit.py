@@ -13,9 +13,11 @@ import errno
 import fcntl
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -96,8 +98,41 @@ def key_table_artifact(table: tuple[str, ...], dialect: Dialect) -> Artifact:
     )
 
 
+# Lowering views is independent per view: large plans are split across processes (forked, so
+# the plan is inherited rather than sent). Output is identical to lowering in one process.
+PARALLEL_MIN_VIEWS = 200
+_JOB: tuple[Plan, Dialect] | None = None
+
+
+def _lower_chunk(bounds: tuple[int, int]) -> list[Artifact]:
+    assert _JOB is not None
+    plan, dialect = _JOB
+    return [view_artifact(v, dialect) for v in plan.views[bounds[0] : bounds[1]]]
+
+
+def _view_artifacts(plan: Plan, dialect: Dialect) -> list[Artifact]:
+    global _JOB
+    workers = min(os.cpu_count() or 1, 4)
+    if (
+        len(plan.views) < PARALLEL_MIN_VIEWS
+        or workers < 2
+        or "fork" not in multiprocessing.get_all_start_methods()
+        or sys.platform != "linux"
+    ):
+        return [view_artifact(v, dialect) for v in plan.views]
+    step = -(-len(plan.views) // (workers * 4))
+    chunks = [(i, min(i + step, len(plan.views))) for i in range(0, len(plan.views), step)]
+    _JOB = (plan, dialect)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(workers) as pool:
+            return [a for part in pool.map(_lower_chunk, chunks) for a in part]
+    finally:
+        _JOB = None
+
+
 def build(plan: Plan, dialect: Dialect) -> list[Artifact]:
-    artifacts = [view_artifact(v, dialect) for v in plan.views]
+    artifacts = _view_artifacts(plan, dialect)
     key_tables = sorted({v.key_table for v in plan.views if v.key_table and v.keys})
     artifacts += [key_table_artifact(t, dialect) for t in key_tables]
     paths = [a.path for a in artifacts]

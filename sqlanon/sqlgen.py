@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlglot
 from sqlglot import exp
@@ -67,9 +67,9 @@ class CompilerBug(Exception):
     """Generated SQL failed a self-check. Never the user's fault; report it."""
 
 
-@dataclass(frozen=True, slots=True)
-class Sql:
-    """A fragment of SQL text for one dialect. `atomic` fragments need no parentheses."""
+class Sql(NamedTuple):
+    """A fragment of SQL text for one dialect. `atomic` fragments need no parentheses.
+    (A named tuple: millions are made for a large policy, and tuples are cheap to build.)"""
 
     text: str
     atomic: bool = True
@@ -80,23 +80,23 @@ class Sql:
 
 @dataclass(frozen=True, slots=True)
 class Shape:
-    pieces: tuple[str, ...]  # text between holes; len(pieces) == len(slots) + 1
-    slots: tuple[int, ...]  # argument index of each hole
-    indents: tuple[str, ...]  # leading whitespace of the line each hole sits on
-    bare: tuple[bool, ...]  # the hole is delimited: a compound argument needs no parentheses
+    first: str  # the text before the first hole
+    # per hole: (argument index, delimited: a compound argument needs no parentheses,
+    #            leading whitespace of the hole's line, the text after the hole)
+    holes: tuple[tuple[int, bool, str, str], ...]
     atomic: bool
 
     def fill(self, args: Sequence[Sql]) -> Sql:
-        out = [self.pieces[0]]
-        for piece, slot, indent, bare in zip(
-            self.pieces[1:], self.slots, self.indents, self.bare, strict=True
-        ):
-            arg = args[slot]
-            text = arg.text if arg.atomic or bare else f"({arg.text})"
-            if "\n" in text and indent:
+        out = [self.first]
+        append = out.append
+        for slot, bare, indent, piece in self.holes:
+            text, atomic = args[slot]
+            if not (atomic or bare):
+                text = "(" + text + ")"
+            if indent and "\n" in text:
                 text = text.replace("\n", "\n" + indent)
-            out.append(text)
-            out.append(piece)
+            append(text)
+            append(piece)
         return Sql("".join(out), self.atomic)
 
 
@@ -223,8 +223,11 @@ class ShapeCache:
             indents.append(line[: len(line) - len(line.lstrip(" "))])
             line += "x"
         atomic = isinstance(tree, _ATOMIC_ROOTS) and not statement
-        bare = tuple(bare_by_arg[slot] for slot in slots)
-        return Shape(pieces, slots, tuple(indents), bare, atomic)
+        holes = tuple(
+            (slot, bare_by_arg[slot], indent, piece)
+            for slot, indent, piece in zip(slots, indents, pieces[1:], strict=True)
+        )
+        return Shape(pieces[0], holes, atomic)
 
     # -- atoms ------------------------------------------------------------------------------
 

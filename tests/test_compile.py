@@ -199,3 +199,26 @@ def test_refuses_to_swap_out_a_repository_root(workdir, cli):
     result = cli("compile", RETAIL, "--out", ".")
     assert result.exit_code == 2
     assert "git work tree" in result.output
+
+
+def test_parallel_lowering_writes_the_same_bytes(monkeypatch, tmp_path):
+    """Large plans are lowered in forked workers; the result must not differ in any byte."""
+    from sqlanon import dialect
+    from sqlanon.planner import build_plan
+    from sqlanon.policy.load import load_policy
+
+    tables = "\n".join(
+        f"  t{i}:\n    source: raw.t{i}\n    target: anon.t{i}\n    columns:\n"
+        f"      a: {{transform: mask_email}}\n      b: {{transform: bucket, width: {i + 1}}}\n"
+        f"      c: {{transform: pseudonymize, key: k, length: 16}}"
+        for i in range(60)
+    )
+    path = tmp_path / "p.yml"
+    path.write_text(f"sqlanon: 1\nname: p\nkeys: {{table: k.k}}\ntables:\n{tables}\n")
+    plan = build_plan([load_policy(path)])
+    d = dialect.get("duckdb")
+    monkeypatch.setattr(emit, "PARALLEL_MIN_VIEWS", 10**9)
+    serial = emit.build(plan, d)
+    monkeypatch.setattr(emit, "PARALLEL_MIN_VIEWS", 10)
+    parallel = emit.build(plan, d)
+    assert [(a.path, a.content) for a in serial] == [(a.path, a.content) for a in parallel]

@@ -98,6 +98,8 @@ class Checker:
         return s.text
 
     def enum(self, node: YNode, what: str, choices: Iterable[str]) -> str | None:
+        if type(node) is YScalar and node.value is not None and node.text in choices:
+            return node.text  # the common case, without building any message
         choices = list(choices)
         s = self.scalar(node, what, one_of(choices))
         if s is None:

@@ -359,15 +359,10 @@ def _column(
     key = normalized.get("key") if transform.uses_key else None
     if key is not None:
         key_versions.setdefault(key, 0)  # marks the key as used; versions fill in later
-    order = [p.name for p in transform.params] + sorted(normalized)
-    shown = tuple(
-        (k, normalized[k])
-        for k in dict.fromkeys(order)
-        if k in normalized and not k.startswith("_")
-    )
+    shown = tuple((p.name, normalized[p.name]) for p in transform.params if p.name in normalized)
     return ColumnSpec(
         name=name,
-        loc=knode.loc,
+        key_node=knode,
         source=source,
         transform=tname,
         params=shown,
@@ -439,7 +434,7 @@ def _table(
     if cm is not None:
         if not cm.entries:
             chk.error(cm.loc, f"{what} lists no columns", expected="at least one column")
-        lowered: dict[str, Location] = {}
+        lowered: dict[str, YScalar] = {}
         for cname, (ckey, cnode) in cm.entries.items():
             if cname.lower().startswith(RESERVED_PREFIX):
                 chk.error(
@@ -456,7 +451,7 @@ def _table(
                     hint=f"the other is at line {lowered[cname.lower()].line}",
                 )
                 continue
-            lowered[cname.lower()] = ckey.loc
+            lowered[cname.lower()] = ckey
             col = _column(chk, cname, ckey, cnode, base, loaded, key_versions)
             if col is not None:
                 columns.append(col)

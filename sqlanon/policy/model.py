@@ -16,7 +16,7 @@ FORMAT_VERSION = 1
 @dataclass(frozen=True)
 class ColumnSpec:
     name: str
-    loc: Location
+    key_node: Any  # the column's key in the policy (a YScalar); its location on demand
     source: str
     transform: str
     params: tuple[tuple[str, Any], ...]
@@ -27,6 +27,10 @@ class ColumnSpec:
     lookup: tuple[tuple[str, str], ...] | None = None
     description: str | None = None
     rule: str | None = None
+
+    @property
+    def loc(self) -> Location:
+        return self.key_node.loc
 
 
 @dataclass(frozen=True)
