@@ -40,10 +40,15 @@ def unsuppressed(view: ViewPlan) -> ViewPlan:
     return replace(view, k_anonymity=replace(view.k_anonymity, action="fail"))
 
 
-def create(plan: Plan, dialect: Dialect, engine) -> None:  # type: ignore[no-untyped-def]
-    for table in sorted({v.key_table for v in plan.views if v.key_table and v.keys}):
+def create_key_tables(plan: Plan, dialect: Dialect, engine) -> None:  # type: ignore[no-untyped-def]
+    for table in plan.key_tables:
         for s in key_table_statements(table, dialect):
             engine.execute(s.text)
+
+
+def create(plan: Plan, dialect: Dialect, engine) -> None:  # type: ignore[no-untyped-def]
+    """Create the key relations (if missing) and every view of the plan."""
+    create_key_tables(plan, dialect, engine)
     for view in plan.views:
         check_unlisted(view, engine)
         if len(view.target) > 1:
@@ -69,12 +74,12 @@ def check_unlisted(view: ViewPlan, engine) -> None:  # type: ignore[no-untyped-d
 
 def report(plan: Plan, dialect: Dialect, engine) -> list[ViewReport]:  # type: ignore[no-untyped-def]
     d = dialect
+
+    def count(sql: str) -> int:
+        return int(engine.query(sql)[0][0] or 0)
+
     out = []
     for view in plan.views:
-
-        def count(sql: str) -> int:
-            return int(engine.query(sql)[0][0] or 0)
-
         query = view_query(unsuppressed(view), d)
         r = ViewReport(
             ".".join(view.target),

@@ -24,7 +24,7 @@ from .diagnostics import PolicyError
 from .explain import column_rows, plan_json, view_rules
 from .plan import Plan
 from .planner import build_plan
-from .policy.load import expand, is_fragment, load_fragment, load_policies, load_policy
+from .policy.load import expand, is_fragment, load_policies
 from .sqlgen import CompilerBug
 
 app = typer.Typer(
@@ -91,28 +91,12 @@ def validate(
     ],
 ) -> None:
     """Check policies and fragments; report every error with file:line:column."""
-    errors = []
-    policies = fragments = 0
-    for path, display in expand(paths):
-        try:
-            if is_fragment(path):
-                load_fragment(path, display)
-                fragments += 1
-            else:
-                load_policy(path, display)
-                policies += 1
-        except PolicyError as exc:
-            errors.extend(exc.diagnostics)
-    if not (policies or fragments or errors):
-        raise _fail(f"no policy files found in {', '.join(paths)}")
-    if errors:
-        err.print(PolicyError(errors).render(), markup=False)
-        raise typer.Exit(EXIT_USAGE)
     try:
-        load_policies(paths)  # cross-policy checks: names and targets do not collide
+        policies = len(load_policies(paths, check_fragments=True))
     except PolicyError as exc:
         err.print(exc.render(), markup=False)
         raise typer.Exit(EXIT_USAGE) from None
+    fragments = sum(is_fragment(path) for path, _ in expand(paths))
     out.print(
         f"ok: {policies} polic{'y' if policies == 1 else 'ies'}, {fragments} "
         f"fragment{'' if fragments == 1 else 's'}"
@@ -257,9 +241,8 @@ def keys_ddl(
     from .lower import key_table_statements
 
     plan = _plan(paths)
-    tables = sorted({v.key_table for v in plan.views if v.key_table and v.keys})
     for d in _dialects(dialect_name):
-        for t in tables:
+        for t in plan.key_tables:
             sys.stdout.write(
                 f"-- {d.title}: key relation {'.'.join(t)}. Grant it to the view "
                 "owner only; it will hold secrets once keys are loaded.\n"

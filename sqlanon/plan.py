@@ -146,6 +146,11 @@ class Plan:
     inputs: tuple[InputFile, ...]
     deferred_releases: tuple[str, ...] = ()  # validated, compiled by a later version
 
+    @property
+    def key_tables(self) -> tuple[tuple[str, ...], ...]:
+        """The key relations the views read, in a stable order."""
+        return tuple(sorted({v.key_table for v in self.views if v.key_table and v.keys}))
+
 
 # -- JSON form -------------------------------------------------------------------------------
 

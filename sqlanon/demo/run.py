@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import dialect, resources
-from ..apply import ViewReport, create, report
+from ..apply import ViewReport, create, create_key_tables, report
 from ..diagnostics import display_path
 from ..engines.duckdb import DuckDBEngine
 from ..keys import store
@@ -80,13 +80,8 @@ def run(console: Console, customers: int = 2000, rows: int = 2) -> Plan:
     policy_path = resources.retail_policy()
     plan = build_plan(load_policies([str(policy_path)]))
     key_names = sorted({k.name for v in plan.views for k in v.keys})
-    key_table = next(v.key_table for v in plan.views if v.key_table)
-    create_keys = [v for v in plan.views if v.keys][:1]
-    if create_keys:
-        from ..lower import key_table_statements
-
-        for s in key_table_statements(key_table, d):
-            engine.execute(s.text)
+    (key_table,) = plan.key_tables
+    create_key_tables(plan, d, engine)
     for name in key_names:
         store(engine, d, key_table, name, 1, secrets.token_bytes(32))
     console.print(

@@ -896,19 +896,23 @@ def expand(paths: list[str]) -> list[tuple[Path, str]]:
     return out
 
 
-def load_policies(paths: list[str]) -> list[PolicySpec]:
-    """Load every policy named (folders expanded; fragments skipped), all errors at once,
-    and check that policies compiled together do not collide."""
+def load_policies(paths: list[str], check_fragments: bool = False) -> list[PolicySpec]:
+    """Load every policy named (folders expanded), all errors at once, and check that
+    policies compiled together do not collide. Fragments found are skipped, or validated on
+    their own with `check_fragments`."""
     policies: list[PolicySpec] = []
     errors: list[Diagnostic] = []
+    fragments = 0
     for path, display in expand(paths):
-        if is_fragment(path):
-            continue
         try:
-            policies.append(load_policy(path, display))
+            if not is_fragment(path):
+                policies.append(load_policy(path, display))
+            elif check_fragments:
+                fragments += 1
+                load_fragment(path, display)
         except PolicyError as exc:
             errors.extend(exc.diagnostics)
-    if not policies and not errors:
+    if not policies and not errors and not fragments:
         errors.append(
             Diagnostic(
                 None,

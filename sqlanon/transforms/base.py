@@ -4,7 +4,6 @@ lowers to primitives. One module per transform; docs/transforms.md is generated 
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -302,6 +301,3 @@ REGISTRY: dict[str, Transform] = {}
 def register(cls: type[Transform]) -> type[Transform]:
     REGISTRY[cls.name] = cls()
     return cls
-
-
-Lowerer = Callable[[LowerContext, Sql, ColumnStep], Sql]
