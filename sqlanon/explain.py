@@ -50,6 +50,9 @@ def column_rows(view: ViewPlan) -> list[dict[str, str]]:
     return rows
 
 
+_NOT_MEASURED = "(declared; the risk report that measures it is not in this version yet)"
+
+
 def view_rules(view: ViewPlan) -> list[str]:
     rules = []
     if view.retention:
@@ -71,13 +74,12 @@ def view_rules(view: ViewPlan) -> list[str]:
         )
     if view.l_diversity:
         rules.append(
-            f"l-diversity: l={view.l_diversity.l} for {view.l_diversity.sensitive} "
-            "(measured by `sqlanon risk`)"
+            f"l-diversity: l={view.l_diversity.l} for {view.l_diversity.sensitive} {_NOT_MEASURED}"
         )
     if view.t_closeness:
         rules.append(
             f"t-closeness: t={to_jsonable(view.t_closeness.t)} for "
-            f"{view.t_closeness.sensitive} (measured by `sqlanon risk`)"
+            f"{view.t_closeness.sensitive} {_NOT_MEASURED}"
         )
     if view.grants:
         rules.append(f"grants: {', '.join(view.grants)}")
