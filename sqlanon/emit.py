@@ -279,15 +279,16 @@ def check(out: Path, artifacts: list[Artifact]) -> CheckReport:
 
 @contextmanager
 def _locked(out: Path) -> Iterator[None]:
-    """Concurrent compiles into one folder take turns."""
+    """Concurrent compiles into one folder take turns. The lock is taken on the parent
+    folder itself (whose entries a write swaps), so no lock file is left in the user's tree."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    lock = out.parent / f".{out.name}.sqlanon.lock"
-    with lock.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    fd = os.open(out.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _exchange(a: Path, b: Path) -> bool:

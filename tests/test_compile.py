@@ -222,3 +222,14 @@ def test_parallel_lowering_writes_the_same_bytes(monkeypatch, tmp_path):
     monkeypatch.setattr(emit, "PARALLEL_MIN_VIEWS", 10)
     parallel = emit.build(plan, d)
     assert [(a.path, a.content) for a in serial] == [(a.path, a.content) for a in parallel]
+
+
+def test_concurrent_compiles_take_turns_and_leave_no_lock_file(workdir):
+    procs = [subprocess.Popen([sys.executable, "-m", "sqlanon", "compile", RETAIL, "--out",
+                               "out"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(4)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    assert sorted(p.name for p in workdir.iterdir()) == ["examples", "out", "policies"]
+    assert (workdir / "out/manifest.json").exists()

@@ -1,0 +1,1 @@
+"""Policy files → validated PolicySpecs (load.py is the entry point)."""
