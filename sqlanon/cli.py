@@ -15,6 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import duckdb
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -64,6 +65,12 @@ def _no_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _database_error(exc: Exception) -> str:
+    """The engine's message without its SQL excerpt (which can be long)."""
+    message = str(exc).split("\n\nLINE ")[0].strip()
+    return f"database error: {message}"
 
 
 def _plan(paths: list[str]) -> Plan:
@@ -198,7 +205,10 @@ def apply(
 
     plan = _plan(paths)
     d = dialect.get("duckdb")
-    engine = DuckDBEngine(db)
+    try:
+        engine = DuckDBEngine(db)
+    except duckdb.Error as exc:
+        raise _fail(_database_error(exc)) from None
     try:
         for spec in csv or []:
             relation, sep, path = spec.partition("=")
@@ -213,6 +223,8 @@ def apply(
         reports = report(plan, d, engine)
     except SourceError as exc:
         raise _fail(str(exc)) from None
+    except duckdb.Error as exc:
+        raise _fail(_database_error(exc)) from None
     finally:
         engine.close()
     print_reports(out, reports)
@@ -286,6 +298,8 @@ def keys_load(
         engine.close()
     except KeyError_ as exc:
         raise _fail(str(exc)) from None
+    except duckdb.Error as exc:
+        raise _fail(_database_error(exc)) from None
     out.print(f"loaded key '{name}' version {version} into {table}")
 
 

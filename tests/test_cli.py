@@ -106,3 +106,11 @@ def test_apply_with_keys_end_to_end(cli, workdir):
     con = duckdb.connect(db)
     rows = con.execute("SELECT customer_id, email FROM anon.customers LIMIT 1").fetchall()
     assert len(rows[0][0]) == 16 and "*" in rows[0][1]
+
+
+def test_database_errors_are_messages_not_tracebacks(cli, workdir):
+    result = cli("apply", "examples/adult/policy.yml", "--db", ":memory:")
+    assert result.exit_code == 2
+    assert 'database error: Catalog Error: Table with name "raw.adult" does not exist' in \
+        result.output
+    assert "Traceback" not in result.output and "LINE " not in result.output
