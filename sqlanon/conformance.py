@@ -112,7 +112,7 @@ def canonical_value(v: Any) -> str | None:
     return str(v)
 
 
-def case_policy(case: Case) -> str:
+def case_policy(case: Case, suffix: str = "") -> str:
     column: dict[str, Any] = {"transform": case.transform, **case.params}
     if case.type:
         column["type"] = case.type
@@ -124,8 +124,8 @@ def case_policy(case: Case) -> str:
         "keys": {"table": f"{SCHEMA}.keys"},
         "tables": {
             "vectors": {
-                "source": f"{SCHEMA}.{_table(case)}",
-                "target": f"{OUT_SCHEMA}.{_table(case)}",
+                "source": f"{SCHEMA}.{_table(case, suffix)}",
+                "target": f"{OUT_SCHEMA}.{_table(case, suffix)}",
                 "columns": {"id": {"transform": "keep", "type": "integer"}, "x": column},
             }
         },
@@ -137,12 +137,13 @@ def column_type(case: Case) -> str:
     return case.type or REGISTRY[case.transform].default_type
 
 
-def _table(case: Case) -> str:
-    return f"{case.transform}_{case.index}"
+def _table(case: Case, suffix: str = "") -> str:
+    return f"{case.transform}_{case.index}{suffix}"
 
 
-def run_case(case: Case, d: Dialect, engine: Any) -> Outcome:
-    table = (SCHEMA, _table(case))
+def run_case(case: Case, d: Dialect, engine: Any, suffix: str = "") -> Outcome:
+    """Run one case; `suffix` tells apart repeated runs on one database."""
+    table = (SCHEMA, _table(case, suffix))
     src = d.qualified(table)
     engine.execute(d.statement("create_schema", d.ident(SCHEMA)).text)
     engine.execute(d.statement("create_vector_table", src, type=column_type(case)).text)
@@ -150,7 +151,7 @@ def run_case(case: Case, d: Dialect, engine: Any) -> Outcome:
     insert = d.statement("insert_vector", src, [p, p], type=column_type(case)).text
     for i, (value, _) in enumerate(case.vectors):
         engine.execute(insert, (i, None if value is None else str(value)))
-    policy = load_policy(Path(f"{case.file}#{case.index}"), text=case_policy(case))
+    policy = load_policy(Path(f"{case.file}#{case.index}"), text=case_policy(case, suffix))
     plan = build_plan([policy])
     if case.key is not None:
         from .lower import key_table_statements

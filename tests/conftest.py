@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sqlanon import dialect
+from sqlanon import dialect, engines
 from sqlanon.cli import app
 from sqlanon.engines.duckdb import DuckDBEngine
 
@@ -22,6 +22,38 @@ def engine_unavailable(name: str, reason: str) -> None:
     if required == "all" or name in required.split(","):
         pytest.fail(f"engine {name} is required here but unavailable: {reason}")
     pytest.skip(f"engine {name} unavailable: {reason}")
+
+
+class LiveEngines:
+    """Engines started on first use and kept for the test session (one per xdist worker).
+    Tests sharing an engine use distinct object names."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, tuple[object, object]] = {}
+        self._failed: dict[str, str] = {}
+
+    def get(self, name: str):  # type: ignore[no-untyped-def]
+        if name in self._failed:
+            engine_unavailable(name, self._failed[name])
+        if name not in self._open:
+            cm = engines.session(name)
+            try:
+                self._open[name] = (cm, cm.__enter__())
+            except engines.EngineUnavailable as exc:
+                self._failed[name] = str(exc)
+                engine_unavailable(name, str(exc))
+        return self._open[name][1]
+
+    def close(self) -> None:
+        for cm, _ in self._open.values():
+            cm.__exit__(None, None, None)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def live():
+    registry = LiveEngines()
+    yield registry
+    registry.close()
 
 
 @pytest.fixture(scope="session")

@@ -83,11 +83,12 @@ def test_apply_exits_1_when_k_is_measured_and_not_met(cli, workdir):
 
 def test_apply_with_keys_end_to_end(cli, workdir):
     db = str(workdir / "shop.duckdb")
-    from sqlanon.demo.retail import generate, load_into_duckdb
+    from sqlanon.demo.retail import generate, load
+    from sqlanon.engines.duckdb import DuckDBEngine
 
-    con = duckdb.connect(db)
-    load_into_duckdb(con, generate(200))
-    con.close()
+    engine = DuckDBEngine(db)
+    load(engine, generate(200))
+    engine.close()
     for name in ("customer", "order", "session", "sampling"):
         r = cli(
             "keys",
@@ -111,6 +112,7 @@ def test_apply_with_keys_end_to_end(cli, workdir):
 def test_database_errors_are_messages_not_tracebacks(cli, workdir):
     result = cli("apply", "examples/adult/policy.yml", "--db", ":memory:")
     assert result.exit_code == 2
-    assert 'database error: Catalog Error: Table with name "raw.adult" does not exist' in \
-        result.output
+    assert (
+        'database error: Catalog Error: Table with name "raw.adult" does not exist' in result.output
+    )
     assert "Traceback" not in result.output and "LINE " not in result.output

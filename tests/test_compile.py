@@ -64,8 +64,10 @@ def test_committed_example_output_is_current(cli, monkeypatch):
         result = cli(
             "compile",
             f"examples/{example}/policy.yml",
+            "--dialect",
+            "all",
             "--out",
-            f"examples/{example}/build/duckdb",
+            f"examples/{example}/build",
             "--check",
         )
         assert result.exit_code == 0, result.output
@@ -225,9 +227,14 @@ def test_parallel_lowering_writes_the_same_bytes(monkeypatch, tmp_path):
 
 
 def test_concurrent_compiles_take_turns_and_leave_no_lock_file(workdir):
-    procs = [subprocess.Popen([sys.executable, "-m", "sqlanon", "compile", RETAIL, "--out",
-                               "out"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "sqlanon", "compile", RETAIL, "--out", "out"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=60)
         assert p.returncode == 0, err

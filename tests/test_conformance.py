@@ -1,4 +1,5 @@
-"""Every transform's conformance vectors, executed on DuckDB with exact expected outputs."""
+"""Every transform's conformance vectors, executed on every engine with exact expected
+outputs, and compared across engines."""
 
 from __future__ import annotations
 
@@ -7,19 +8,35 @@ import hmac
 
 import pytest
 
+from sqlanon import dialect
 from sqlanon.conformance import load_cases, run_case
-from sqlanon.engines.duckdb import DuckDBEngine
+from sqlanon.engines import ENGINES
 from sqlanon.transforms import REGISTRY
 
 CASES = load_cases()
+TARGETS = [e for e in ENGINES if e in dialect.available()]
 
 
+@pytest.mark.parametrize("engine_name", TARGETS)
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_vectors_on_duckdb(case, duck):
-    engine = DuckDBEngine()
-    outcome = run_case(case, duck, engine)
-    engine.close()
+def test_vectors(case, engine_name, live):
+    engine = live.get(engine_name)
+    outcome = run_case(case, dialect.get(engine_name), engine)
     assert outcome.failures == []
+
+
+def test_engines_agree_with_each_other(live):
+    """The same vectors through every engine give the same outputs, value for value."""
+    results: dict[str, list] = {}
+    for name in TARGETS:
+        engine = live.get(name)
+        d = dialect.get(name)
+        results[name] = [run_case(c, d, engine, suffix="_x").actual for c in CASES]
+    reference = results[TARGETS[0]]
+    for name, actual in results.items():
+        diff = [(c.id, r, a) for c, r, a in zip(CASES, reference, actual, strict=True) if r != a]
+        assert diff == [], f"{name} differs from {TARGETS[0]}"
+    assert len(results) == len(TARGETS)
 
 
 def test_every_transform_has_vectors():

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from sqlanon import dialect
+from sqlanon.engines import ENGINES
 from sqlanon.keys import pads, store
 from sqlanon.lower import key_table_statements
 
@@ -49,22 +51,22 @@ RFC4231 = [
 TABLE = ("privacy", "sqlanon_keys")
 
 
+@pytest.mark.parametrize("engine_name", [e for e in ENGINES if e in dialect.available()])
 @pytest.mark.parametrize("case,key,data,expected", RFC4231, ids=[f"case{c[0]}" for c in RFC4231])
-def test_rfc4231(case, key, data, expected, duck, engine):
-    for s in key_table_statements(TABLE, duck):
+def test_rfc4231(case, key, data, expected, engine_name, live):
+    engine = live.get(engine_name)
+    d = dialect.get(engine_name)
+    table = ("rfc4231", "keys")
+    for s in key_table_statements(table, d):
         engine.execute(s.text)
-    store(engine, duck, TABLE, f"rfc{case}", 1, bytes.fromhex(key))
-    t = duck.qualified(TABLE)
+    store(engine, d, table, f"rfc{case}", 1, bytes.fromhex(key), replace=True)
+    t = d.qualified(table)
     inner, outer = (
-        duck.prim(
-            "key_value", t, duck.ident(f"{half}_pad"), duck.string(f"rfc{case}"), duck.number(1)
-        )
+        d.prim("key_value", t, d.ident(f"{half}_pad"), d.string(f"rfc{case}"), d.number(1))
         for half in ("inner", "outer")
     )
-    expr = duck.prim(
-        "hmac_sha256_hex", duck.prim("bytes_from_hex", duck.string(data)), inner, outer
-    )
-    (got,) = engine.query(f"SELECT {expr.text}")[0]
+    expr = d.prim("hmac_sha256_hex", d.prim("bytes_from_hex", d.string(data)), inner, outer)
+    (got,) = engine.query(d.statement("select_value", expr).text)[0]
     assert got == expected
 
 

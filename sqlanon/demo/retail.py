@@ -6,13 +6,11 @@ and stable across Python versions for `random()`, `randrange()` and `choice()`.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
 FIRST = [
     "Ana",
@@ -99,7 +97,7 @@ EPOCH = dt.date(2026, 1, 1)
 @dataclass(frozen=True)
 class Table:
     name: str  # raw.<name>
-    columns: tuple[tuple[str, str], ...]  # (column, DuckDB type)
+    columns: tuple[tuple[str, str], ...]  # (column, logical type)
     rows: list[tuple[object, ...]]
 
 
@@ -160,78 +158,60 @@ def generate(customers: int = 2000, seed: int = 20260101) -> list[Table]:
         Table(
             "customers",
             (
-                ("customer_id", "INTEGER"),
-                ("full_name", "VARCHAR"),
-                ("email", "VARCHAR"),
-                ("phone", "VARCHAR"),
-                ("birth_date", "DATE"),
-                ("gender", "VARCHAR"),
-                ("zip", "VARCHAR"),
-                ("country", "VARCHAR"),
-                ("occupation", "VARCHAR"),
-                ("income", "INTEGER"),
-                ("signup_date", "DATE"),
-                ("notes", "VARCHAR"),
+                ("customer_id", "integer"),
+                ("full_name", "text"),
+                ("email", "text"),
+                ("phone", "text"),
+                ("birth_date", "date"),
+                ("gender", "text"),
+                ("zip", "text"),
+                ("country", "text"),
+                ("occupation", "text"),
+                ("income", "integer"),
+                ("signup_date", "date"),
+                ("notes", "text"),
             ),
             list(_customers(rng, customers)),
         ),
         Table(
             "orders",
             (
-                ("order_id", "BIGINT"),
-                ("customer_id", "INTEGER"),
-                ("ordered_at", "TIMESTAMP"),
-                ("amount", "DECIMAL(10,2)"),
-                ("ship_zip", "VARCHAR"),
-                ("card_number", "VARCHAR"),
-                ("status", "VARCHAR"),
+                ("order_id", "integer"),
+                ("customer_id", "integer"),
+                ("ordered_at", "timestamp"),
+                ("amount", "decimal"),
+                ("ship_zip", "text"),
+                ("card_number", "text"),
+                ("status", "text"),
             ),
             list(_orders(rng, customers * 4, customers)),
         ),
         Table(
             "web_sessions",
             (
-                ("session_id", "VARCHAR"),
-                ("customer_id", "INTEGER"),
-                ("started_at", "TIMESTAMPTZ"),
-                ("ip_address", "VARCHAR"),
-                ("user_agent", "VARCHAR"),
-                ("pages", "INTEGER"),
+                ("session_id", "text"),
+                ("customer_id", "integer"),
+                ("started_at", "timestamptz"),
+                ("ip_address", "text"),
+                ("user_agent", "text"),
+                ("pages", "integer"),
             ),
             list(_sessions(rng, customers * 2, customers)),
         ),
     ]
 
 
-def load_into_duckdb(
-    conn,
-    tables: list[Table],
-    schema: str = "raw",  # type: ignore[no-untyped-def]
-    workdir: Path | None = None,
-) -> None:
-    """Create schema.<table> for each table via CSV files (fast, exact types)."""
-    import tempfile
+def load(engine, tables: list[Table], schema: str = "raw") -> None:  # type: ignore[no-untyped-def]
+    """Create schema.<table> for each table on any engine and fill it."""
+    from .. import dialect
 
-    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        for t in tables:
-            path = Path(tmp) / f"{t.name}.csv"
-            with path.open("w", newline="", encoding="utf-8") as fh:
-                w = csv.writer(fh)
-                for row in t.rows:
-                    w.writerow(
-                        [
-                            "\\N"
-                            if v is None
-                            else v.isoformat()
-                            if isinstance(v, dt.date | dt.datetime)
-                            else v
-                            for v in row
-                        ]
-                    )
-            cols = ", ".join(f"'{c}': '{ty}'" for c, ty in t.columns)
-            conn.execute(
-                f'CREATE OR REPLACE TABLE "{schema}"."{t.name}" AS SELECT * FROM '
-                f"read_csv('{path.as_posix()}', header=false, nullstr='\\N', "
-                f"columns={{{cols}}})"
-            )
+    d = dialect.get(engine.dialect)
+    engine.execute(d.statement("create_schema", d.ident(schema)).text)
+    for t in tables:
+        relation = (schema, t.name)
+        names = [d.ident(c) for c, _ in t.columns]
+        types = tuple(ty for _, ty in t.columns)
+        engine.execute(
+            d.statement("create_table", d.qualified(relation), names, column_types=types).text
+        )
+        engine.load_rows(relation, t.rows)

@@ -17,7 +17,7 @@ from ..lower import view_query
 from ..plan import ColumnStep, Plan, ViewPlan
 from ..planner import build_plan
 from ..policy.load import load_policies
-from .retail import generate, load_into_duckdb
+from .retail import generate, load
 
 RAW_PREFIX = "raw value of "
 
@@ -70,7 +70,7 @@ def run(console: Console, customers: int = 2000, rows: int = 2) -> Plan:
     d = dialect.get("duckdb")
     engine = DuckDBEngine()
     tables = generate(customers)
-    load_into_duckdb(engine.conn, tables)
+    load(engine, tables)
     console.rule("[bold]sqlanon demo[/] — embedded DuckDB")
     console.print(
         "Loaded generated retail data: "

@@ -1,2 +1,76 @@
-"""Running generated SQL on real engines: used by `sqlanon demo`/`apply`, key loading and
-the test suite. One module per engine."""
+"""Running generated SQL on real engines: `sqlanon demo`/`apply`/`conformance`, key loading and
+the test suite. One module per engine; `session(name)` opens one by dialect name."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from ..sqlgen import Sql
+
+ENGINES = ("duckdb", "postgres", "bigquery", "snowflake")
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine cannot run here; the message says why (a missing binary or package)."""
+
+
+class Engine(Protocol):
+    dialect: str
+
+    def placeholder(self) -> Sql: ...
+    def execute(self, sql: str, params: Any = ()) -> None: ...
+    def query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]: ...
+    def columns(self, relation: tuple[str, ...]) -> list[tuple[str, str]]: ...
+    def close(self) -> None: ...
+
+
+@contextmanager
+def session(name: str) -> Iterator[Any]:
+    """An engine for dialect `name`, started for the occasion and closed afterwards."""
+    if name == "duckdb":
+        from .duckdb import DuckDBEngine
+
+        engine: Any = DuckDBEngine()
+        try:
+            yield engine
+        finally:
+            engine.close()
+    elif name == "postgres":
+        with _postgres() as engine:
+            yield engine
+    else:
+        raise EngineUnavailable(f"no engine runner for '{name}' yet")
+
+
+@contextmanager
+def _postgres() -> Iterator[Any]:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise EngineUnavailable("the psycopg package is not installed") from None
+    from .postgres import PostgresEngine, ServerUnavailable, private_server
+
+    dsn = os.environ.get("SQLANON_PG_DSN")
+    if dsn:
+        engine = PostgresEngine(dsn)
+        try:
+            yield engine
+        finally:
+            engine.close()
+        return
+    try:
+        server = private_server()
+        dsn = server.__enter__()
+    except ServerUnavailable as exc:
+        raise EngineUnavailable(str(exc)) from None
+    try:
+        engine = PostgresEngine(dsn)
+        try:
+            yield engine
+        finally:
+            engine.close()
+    finally:
+        server.__exit__(None, None, None)
