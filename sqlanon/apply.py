@@ -53,7 +53,7 @@ def create(plan: Plan, dialect: Dialect, engine) -> None:  # type: ignore[no-unt
         check_unlisted(view, engine)
         if len(view.target) > 1:
             engine.execute(
-                dialect.statement("create_schema", dialect.qualified(view.target[:-1])).text
+                dialect.statement("create_schema", dialect.relation(view.target[:-1])).text
             )
         for s in view_statements(view, dialect):
             engine.execute(s.text)
@@ -83,15 +83,15 @@ def report(plan: Plan, dialect: Dialect, engine) -> list[ViewReport]:  # type: i
         query = view_query(unsuppressed(view), d)
         r = ViewReport(
             ".".join(view.target),
-            source_rows=count(d.statement("count_relation", d.qualified(view.source)).text),
+            source_rows=count(d.statement("count_relation", d.relation(view.source)).text),
             kept_rows=count(d.statement("count_rows", query).text),
-            view_rows=count(d.statement("count_relation", d.qualified(view.target)).text),
+            view_rows=count(d.statement("count_relation", d.relation(view.target)).text),
         )
         k = view.k_anonymity
         if k:
             qi = [d.ident(q) for q in k.quasi_identifiers]
             before = engine.query(d.statement("class_summary", query, qi, d.number(k.k)).text)
-            as_built = d.statement("select_all", d.qualified(view.target))
+            as_built = d.statement("select_all", d.relation(view.target))
             after = engine.query(d.statement("class_summary", as_built, qi, d.number(k.k)).text)
             r = replace(
                 r,

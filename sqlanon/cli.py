@@ -156,8 +156,11 @@ def compile(
     failed = False
     for d in targets:
         folder = out_dir / d.name if dialect_name == "all" else out_dir
-        with _no_gc():
-            artifacts = emit.build(plan, d)
+        try:
+            with _no_gc():
+                artifacts = emit.build(plan, d)
+        except dialect.DialectError as exc:
+            raise _fail(str(exc)) from None
         if check:
             report = emit.check(folder, artifacts)
             if report.ok:
@@ -217,7 +220,7 @@ def apply(
                 raise _fail(f"--csv {spec!r}: expected schema.table=existing/file.csv")
             engine.execute(d.statement("create_schema", d.ident(parts[0])).text)
             engine.execute(
-                d.statement("load_csv", d.qualified(parts), engine.placeholder()).text, (path,)
+                d.statement("load_csv", d.relation(parts), engine.placeholder()).text, (path,)
             )
         create(plan, d, engine)
         reports = report(plan, d, engine)

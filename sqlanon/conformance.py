@@ -144,7 +144,7 @@ def _table(case: Case, suffix: str = "") -> str:
 def run_case(case: Case, d: Dialect, engine: Any, suffix: str = "") -> Outcome:
     """Run one case; `suffix` tells apart repeated runs on one database."""
     table = (SCHEMA, _table(case, suffix))
-    src = d.qualified(table)
+    src = d.relation(table)
     engine.execute(d.statement("create_schema", d.ident(SCHEMA)).text)
     engine.execute(d.statement("create_vector_table", src, type=column_type(case)).text)
     p = engine.placeholder()
@@ -163,7 +163,7 @@ def run_case(case: Case, d: Dialect, engine: Any, suffix: str = "") -> Outcome:
     engine.execute(d.statement("set_time_zone", d.string(case.session_time_zone or "UTC")).text)
     try:
         rows = engine.query(
-            d.statement("select_ordered", d.qualified(plan.views[0].target), d.ident("id")).text
+            d.statement("select_ordered", d.relation(plan.views[0].target), d.ident("id")).text
         )
     finally:
         engine.execute(d.statement("set_time_zone", d.string("UTC")).text)

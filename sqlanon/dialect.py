@@ -14,11 +14,16 @@ from typing import Any
 
 import jinja2
 import yaml
+from sqlglot import exp
 
 from . import resources
 from .sqlgen import CompilerBug, ShapeCache, Sql, number_text
 
 TEMPLATE_FILES = ("primitives.sql.j2", "statements.sql.j2")
+
+
+class DialectError(ValueError):
+    """The policy asks for something this dialect cannot express (a usage error)."""
 
 
 def available() -> tuple[str, ...]:
@@ -52,6 +57,10 @@ class Dialect:
         )
         env.globals["types"] = self.types
         env.globals["features"] = self.features
+        # a fixed identifier written in a template ({{ "name" | ident }}), quoted the dialect's way
+        env.filters["ident"] = lambda name: exp.to_identifier(name, quoted=True).sql(
+            dialect=self.sqlglot
+        )
         macros: dict[str, Callable[..., str]] = {}
         for layer in (base, folder):
             for fname in TEMPLATE_FILES:
@@ -74,7 +83,20 @@ class Dialect:
         return hit
 
     def qualified(self, parts: tuple[str, ...]) -> Sql:
+        """A dotted name of separately quoted parts: alias.column."""
         return Sql(".".join(self.ident(p).text for p in parts))
+
+    def relation(self, parts: tuple[str, ...]) -> Sql:
+        """A table, view or schema name. Dialects whose paths are one quoted identifier
+        (BigQuery's `project.dataset.table`) quote the joined path once."""
+        if self.features.get("relation_path") == "one_identifier":
+            if any("." in p for p in parts):
+                raise DialectError(
+                    f"{self.title} table and dataset names cannot contain dots: "
+                    f"{'.'.join(repr(p) for p in parts)}"
+                )
+            return self.ident(".".join(parts))
+        return self.qualified(parts)
 
     def string(self, value: str) -> Sql:
         hit = self._strings.get(value)

@@ -92,7 +92,7 @@ def store(
 ) -> None:
     """Insert the key's pads under (name, version). An existing entry is only replaced when
     asked: silently changing a key would silently change every pseudonym."""
-    t = dialect.qualified(table)
+    t = dialect.relation(table)
     p = engine.placeholder()
     (count,) = engine.query(dialect.statement("count_key", t, [p, p]).text, (name, version))[0]
     if count and not replace:

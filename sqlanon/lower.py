@@ -27,7 +27,7 @@ def view_query(view: ViewPlan, d: Dialect) -> Sql:
     key_pads = {}
     if view.keys:
         assert view.key_table is not None
-        table = d.qualified(view.key_table)
+        table = d.relation(view.key_table)
         where = ".".join(view.key_table)
         for i, key in enumerate(view.keys):
             missing = d.string(
@@ -74,7 +74,7 @@ def view_query(view: ViewPlan, d: Dialect) -> Sql:
     k = d.number(kanon.k if kanon else 0)
     return d.statement(
         "anonymized_select",
-        d.qualified(view.source),
+        d.relation(view.source),
         key_values,
         key_names,
         exprs,
@@ -86,7 +86,7 @@ def view_query(view: ViewPlan, d: Dialect) -> Sql:
 
 
 def view_statements(view: ViewPlan, d: Dialect) -> list[Statement]:
-    target = d.qualified(view.target)
+    target = d.relation(view.target)
     out = [Statement(d.statement("create_view", target, view_query(view, d)).text)]
     if d.features.get("grants", True):
         for role in view.grants:
@@ -97,6 +97,6 @@ def view_statements(view: ViewPlan, d: Dialect) -> list[Statement]:
 def key_table_statements(table: tuple[str, ...], d: Dialect) -> list[Statement]:
     out = []
     if len(table) > 1:
-        out.append(Statement(d.statement("create_schema", d.qualified(table[:-1])).text))
-    out.append(Statement(d.statement("create_key_table", d.qualified(table)).text))
+        out.append(Statement(d.statement("create_schema", d.relation(table[:-1])).text))
+    out.append(Statement(d.statement("create_key_table", d.relation(table)).text))
     return out

@@ -36,7 +36,7 @@ def released_rows(engine, name: str):  # type: ignore[no-untyped-def]
     create(plan, d, engine)
     out = {}
     for view in plan.views:
-        rows = engine.query(d.statement("select_all", d.qualified(view.target)).text)
+        rows = engine.query(d.statement("select_all", d.relation(view.target)).text)
         out[view.name] = sorted(tuple(canonical_value(v) for v in r) for r in rows)
     reports = {r.target: (r.source_rows, r.kept_rows, r.view_rows) for r in report(plan, d, engine)}
     return out, reports

@@ -60,7 +60,7 @@ def test_rfc4231(case, key, data, expected, engine_name, live):
     for s in key_table_statements(table, d):
         engine.execute(s.text)
     store(engine, d, table, f"rfc{case}", 1, bytes.fromhex(key), replace=True)
-    t = d.qualified(table)
+    t = d.relation(table)
     inner, outer = (
         d.prim("key_value", t, d.ident(f"{half}_pad"), d.string(f"rfc{case}"), d.number(1))
         for half in ("inner", "outer")

@@ -212,6 +212,6 @@ def load(engine, tables: list[Table], schema: str = "raw") -> None:  # type: ign
         names = [d.ident(c) for c, _ in t.columns]
         types = tuple(ty for _, ty in t.columns)
         engine.execute(
-            d.statement("create_table", d.qualified(relation), names, column_types=types).text
+            d.statement("create_table", d.relation(relation), names, column_types=types).text
         )
         engine.load_rows(relation, t.rows)

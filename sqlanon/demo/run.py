@@ -124,8 +124,8 @@ def run(console: Console, customers: int = 2000, rows: int = 2) -> Plan:
         matched, total = engine.query(
             d.statement(
                 "count_matches",
-                d.qualified(orders.target),
-                d.qualified(customers.target),
+                d.relation(orders.target),
+                d.relation(customers.target),
                 d.ident("customer_id"),
             ).text
         )[0]

@@ -62,7 +62,7 @@ class DuckDBEngine:
                             for v in row
                         ]
                     )
-            self.execute(d.statement("copy_csv", d.qualified(relation), d.string(str(path))).text)
+            self.execute(d.statement("copy_csv", d.relation(relation), d.string(str(path))).text)
 
     def close(self) -> None:
         self.conn.close()
