@@ -148,9 +148,15 @@ def run_case(case: Case, d: Dialect, engine: Any, suffix: str = "") -> Outcome:
     engine.execute(d.statement("create_schema", d.ident(SCHEMA)).text)
     engine.execute(d.statement("create_vector_table", src, type=column_type(case)).text)
     p = engine.placeholder()
-    insert = d.statement("insert_vector", src, [p, p], type=column_type(case)).text
-    for i, (value, _) in enumerate(case.vectors):
-        engine.execute(insert, (i, None if value is None else str(value)))
+    insert = d.statement(
+        "insert_vector", src, [p] * (2 * len(case.vectors)), type=column_type(case)
+    ).text
+    values = [
+        v
+        for i, (value, _) in enumerate(case.vectors)
+        for v in (i, None if value is None else str(value))
+    ]
+    engine.execute(insert, values)
     policy = load_policy(Path(f"{case.file}#{case.index}"), text=case_policy(case, suffix))
     plan = build_plan([policy])
     if case.key is not None:
@@ -160,13 +166,13 @@ def run_case(case: Case, d: Dialect, engine: Any, suffix: str = "") -> Outcome:
             engine.execute(s.text)
         store(engine, d, (SCHEMA, "keys"), KEY_NAME, 1, case.key, replace=True)
     create(plan, d, engine)
-    engine.execute(d.statement("set_time_zone", d.string(case.session_time_zone or "UTC")).text)
+    engine.set_time_zone(case.session_time_zone or "UTC")
     try:
         rows = engine.query(
             d.statement("select_ordered", d.relation(plan.views[0].target), d.ident("id")).text
         )
     finally:
-        engine.execute(d.statement("set_time_zone", d.string("UTC")).text)
+        engine.set_time_zone("UTC")
     if case.transform == "drop":
         actual = (
             tuple(None for _ in rows)

@@ -193,7 +193,12 @@ class ShapeCache:
                     raise CompilerBug(f"{where} must render exactly one statement:\n{text}")
                 tree = trees[0]
             else:
-                tree = sqlglot.parse_one(text, read=self.dialect)
+                # parsed where an expression belongs: at statement level some dialects read a
+                # leading keyword differently (BigQuery's REPEAT starts a loop)
+                select = sqlglot.parse_one(f"SELECT {text}", read=self.dialect)
+                if not isinstance(select, exp.Select) or len(select.expressions) != 1:
+                    raise CompilerBug(f"{where} is not a single expression:\n{text}")
+                tree = select.expressions[0]
         except (ParseError, TokenError) as exc:
             raise CompilerBug(f"{where} does not parse: {exc}\n{text}") from exc
         expected: dict[str, int] = {}

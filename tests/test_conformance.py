@@ -15,23 +15,29 @@ from sqlanon.transforms import REGISTRY
 
 CASES = load_cases()
 TARGETS = [e for e in ENGINES if e in dialect.available()]
+# outcomes are kept for the cross-engine comparison; the group keeps this module on one worker
+pytestmark = pytest.mark.xdist_group("conformance")
+_OUTCOMES: dict[tuple[str, str], object] = {}
+
+
+def outcome_of(case, engine_name, live):  # type: ignore[no-untyped-def]
+    key = (engine_name, case.id)
+    if key not in _OUTCOMES:
+        _OUTCOMES[key] = run_case(case, dialect.get(engine_name), live.get(engine_name))
+    return _OUTCOMES[key]
 
 
 @pytest.mark.parametrize("engine_name", TARGETS)
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_vectors(case, engine_name, live):
-    engine = live.get(engine_name)
-    outcome = run_case(case, dialect.get(engine_name), engine)
-    assert outcome.failures == []
+    assert outcome_of(case, engine_name, live).failures == []
 
 
 def test_engines_agree_with_each_other(live):
     """The same vectors through every engine give the same outputs, value for value."""
     results: dict[str, list] = {}
     for name in TARGETS:
-        engine = live.get(name)
-        d = dialect.get(name)
-        results[name] = [run_case(c, d, engine, suffix="_x").actual for c in CASES]
+        results[name] = [outcome_of(c, name, live).actual for c in CASES]
     reference = results[TARGETS[0]]
     for name, actual in results.items():
         diff = [(c.id, r, a) for c, r, a in zip(CASES, reference, actual, strict=True) if r != a]

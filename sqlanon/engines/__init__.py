@@ -41,6 +41,18 @@ def session(name: str) -> Iterator[Any]:
     elif name == "postgres":
         with _postgres() as engine:
             yield engine
+    elif name == "bigquery":
+        try:
+            import zetasql  # noqa: F401
+        except ImportError:
+            raise EngineUnavailable("the zetasql package is not installed") from None
+        from .zetasql import ZetaSQLEngine
+
+        engine = ZetaSQLEngine()
+        try:
+            yield engine
+        finally:
+            engine.close()
     else:
         raise EngineUnavailable(f"no engine runner for '{name}' yet")
 
