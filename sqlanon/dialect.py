@@ -6,6 +6,7 @@ its primitives.sql.j2 or statements.sql.j2 replaces the base macro of the same n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from functools import cache
@@ -14,12 +15,12 @@ from typing import Any
 
 import jinja2
 import yaml
-from sqlglot import exp
 
 from . import resources
 from .sqlgen import CompilerBug, ShapeCache, Sql, number_text
 
 TEMPLATE_FILES = ("primitives.sql.j2", "statements.sql.j2")
+_REGULAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class DialectError(ValueError):
@@ -40,6 +41,7 @@ class Dialect:
         self.sqlglot: str = config["sqlglot"]
         self.types: dict[str, str] = config["types"]
         self.features: dict[str, Any] = config.get("features", {})
+        self._fold = self.features.get("fold_case")
         self.macros = self._load_macros(folder)
         self._shapes = ShapeCache(self.sqlglot, self.macros)
         self._idents: dict[str, Sql] = {}
@@ -58,9 +60,7 @@ class Dialect:
         env.globals["types"] = self.types
         env.globals["features"] = self.features
         # a fixed identifier written in a template ({{ "name" | ident }}), quoted the dialect's way
-        env.filters["ident"] = lambda name: exp.to_identifier(name, quoted=True).sql(
-            dialect=self.sqlglot
-        )
+        env.filters["ident"] = lambda name: self.ident(name).text
         macros: dict[str, Callable[..., str]] = {}
         for layer in (base, folder):
             for fname in TEMPLATE_FILES:
@@ -77,9 +77,15 @@ class Dialect:
     # -- atoms ------------------------------------------------------------------------------
 
     def ident(self, name: str) -> Sql:
+        """A quoted identifier. A policy name that is a regular identifier means what the
+        warehouse means by that name unquoted: dialects that fold unquoted names (Snowflake
+        to upper case, PostgreSQL to lower case) get the folded name, quoted."""
         hit = self._idents.get(name)
         if hit is None:
-            hit = self._idents[name] = Sql(self._shapes.identifier(name))
+            folded = name
+            if self._fold and _REGULAR.fullmatch(name):
+                folded = name.upper() if self._fold == "upper" else name.lower()
+            hit = self._idents[name] = Sql(self._shapes.identifier(folded))
         return hit
 
     def qualified(self, parts: tuple[str, ...]) -> Sql:

@@ -12,7 +12,7 @@ from .transforms.common import canonical, keyed_hex
 
 SOURCE_ALIAS = "_sqlanon_src"
 KEYS_ALIAS = "_sqlanon_k"
-UNIFORM_HEX_DIGITS = 13  # 52 bits: exact in a double and in every engine's integer type
+UNIFORM_HEX_DIGITS = 13  # 52 bits of the keyed hash decide whether a unit is sampled
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,10 @@ def view_query(view: ViewPlan, d: Dialect) -> Sql:
     if view.sample:
         unit = d.qualified((SOURCE_ALIAS, view.sample.unit))
         digest = keyed_hex(ctx, canonical(ctx, unit, view.sample.unit_type), view.sample.key)
-        draw = d.prim("hex_prefix_int", digest, digits=UNIFORM_HEX_DIGITS)
-        filters.append(d.prim("lt", draw, d.number(view.sample.threshold)))
+        bound = format(view.sample.threshold, f"0{UNIFORM_HEX_DIGITS}x")
+        filters.append(
+            d.prim("hex_prefix_below", digest, d.string(bound), digits=UNIFORM_HEX_DIGITS)
+        )
 
     kanon = view.k_anonymity
     suppress = kanon is not None and kanon.action == "suppress"

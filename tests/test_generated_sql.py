@@ -30,7 +30,12 @@ def test_every_statement_parses_in_its_dialect(name):
     d = dialect.get(name)
     statements = 0
     for plan in all_plans():
-        for artifact in emit.build(plan, d):
+        try:
+            artifacts = emit.build(plan, d)
+        except dialect.DialectError as exc:  # a gap the dialect declares (docs/dialects.md)
+            assert "float" in d.features.get("unsupported_canonical", []), exc
+            continue
+        for artifact in artifacts:
             if not artifact.path.endswith(".sql"):
                 continue
             text = artifact.content.decode()

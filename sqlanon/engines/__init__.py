@@ -53,8 +53,21 @@ def session(name: str) -> Iterator[Any]:
             yield engine
         finally:
             engine.close()
+    elif name == "snowflake":
+        try:
+            import fakesnow  # noqa: F401
+            import snowflake.connector  # noqa: F401
+        except ImportError as exc:
+            raise EngineUnavailable(f"fakesnow is not installed ({exc.name})") from None
+        from .fakesnow import FakesnowEngine
+
+        engine = FakesnowEngine()
+        try:
+            yield engine
+        finally:
+            engine.close()
     else:
-        raise EngineUnavailable(f"no engine runner for '{name}' yet")
+        raise EngineUnavailable(f"no engine runner for '{name}'")
 
 
 @contextmanager

@@ -14,7 +14,16 @@ MAX_CASE_BUCKETS = 1000
 
 def canonical(ctx: LowerContext, x: Sql, type_: str | None) -> Sql:
     """The canonical text of x (docs/transforms.md#canonical-text)."""
-    return ctx.dialect.prim("canonical_text", x, type=type_ or "text")
+    from ..dialect import DialectError
+
+    d = ctx.dialect
+    if (type_ or "text") in d.features.get("unsupported_canonical", ()):
+        raise DialectError(
+            f"{d.title} cannot produce the canonical text of {type_} values "
+            "identically to the other engines (docs/dialects.md); declare the "
+            "column decimal, or round it, before hashing or masking it"
+        )
+    return d.prim("canonical_text", x, type=type_ or "text")
 
 
 def keyed_hex(ctx: LowerContext, text: Sql, key: KeyRef) -> Sql:

@@ -24,4 +24,4 @@ CROSS JOIN (
     IF((SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'session' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'session\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'session' AND `version` = 1)) AS `k2_inner`,
     IF((SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'session' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'session\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'session' AND `version` = 1)) AS `k2_outer`
 ) AS `_sqlanon_k`
-WHERE CAST('0x' || SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k1_outer` || SHA256(`_sqlanon_k`.`k1_inner` || CAST(CAST(`_sqlanon_src`.`customer_id` AS STRING) AS BYTES)))), 1, 13) AS INT64) < 1125899906842624;
+WHERE SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k1_outer` || SHA256(`_sqlanon_k`.`k1_inner` || CAST(CAST(`_sqlanon_src`.`customer_id` AS STRING) AS BYTES)))), 1, 13) < '4000000000000';

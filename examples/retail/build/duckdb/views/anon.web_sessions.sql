@@ -24,4 +24,4 @@ CROSS JOIN (
     coalesce((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1), error('sqlanon: key ''session'' version 1 is missing from privacy.sqlanon_keys')) AS "k2_inner",
     coalesce((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1), error('sqlanon: key ''session'' version 1 is missing from privacy.sqlanon_keys')) AS "k2_outer"
 ) AS "_sqlanon_k"
-WHERE CAST('0x' || substr(sha256("_sqlanon_k"."k1_outer" || unhex(sha256("_sqlanon_k"."k1_inner" || encode(CAST("_sqlanon_src"."customer_id" AS VARCHAR))))), 1, 13) AS BIGINT) < 1125899906842624;
+WHERE SUBSTRING(sha256("_sqlanon_k"."k1_outer" || unhex(sha256("_sqlanon_k"."k1_inner" || encode(CAST("_sqlanon_src"."customer_id" AS VARCHAR))))) FROM 1 FOR 13) < '4000000000000';

@@ -23,6 +23,6 @@ CROSS JOIN (
     COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''session'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k2_inner",
     COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''session'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k2_outer"
 ) AS "_sqlanon_k"
-WHERE CAST(CAST('x' || lpad(substr(encode(sha256("_sqlanon_k"."k1_outer" || sha256("_sqlanon_k"."k1_inner" || convert_to(CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex'), 1, 13), 16, '0') AS BIT(64)) AS BIGINT) < 1125899906842624;
+WHERE substr(encode(sha256("_sqlanon_k"."k1_outer" || sha256("_sqlanon_k"."k1_inner" || convert_to(CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex'), 1, 13) COLLATE "C" < '4000000000000';
 
 GRANT SELECT ON "anon"."web_sessions" TO "analyst";
