@@ -307,6 +307,59 @@ def keys_load(
 
 
 @app.command()
+def conformance(
+    engine_names: Annotated[
+        list[str] | None,
+        typer.Option("--engine", "-e", help="Engines to run (default: every one available)."),
+    ] = None,
+) -> None:
+    """Run the conformance vectors on live engines and print the transform × engine matrix."""
+    from . import engines
+    from .conformance import load_cases, run_case
+
+    names = engine_names or [e for e in engines.ENGINES if e in dialect.available()]
+    cases = load_cases()
+    cells: dict[tuple[str, str], list[str]] = {}
+    failed = False
+    for name in names:
+        try:
+            with engines.session(name) as engine:
+                d = dialect.get(name)
+                for case in cases:
+                    outcome = run_case(case, d, engine)
+                    verdict = "n/a" if outcome.unsupported else "ok" if outcome.ok else "FAIL"
+                    failed |= verdict == "FAIL"
+                    cells.setdefault((case.transform, name), []).append(verdict)
+        except engines.EngineUnavailable as exc:
+            err.print(f"{name}: unavailable ({exc})", markup=False)
+            for case in cases:
+                cells.setdefault((case.transform, name), []).append("unavailable")
+    t = Table(
+        title=f"Conformance: {len(cases)} cases, {sum(len(c.vectors) for c in cases)} vectors",
+        title_justify="left",
+    )
+    t.add_column("transform")
+    for name in names:
+        t.add_column(name, justify="center")
+    for transform in sorted({c.transform for c in cases}):
+        row = [transform]
+        for name in names:
+            verdicts = cells[(transform, name)]
+            ok = verdicts.count("ok")
+            if "unavailable" in verdicts:
+                row.append("[dim]unavailable[/]")
+            elif "FAIL" in verdicts:
+                row.append(f"[red]{verdicts.count('FAIL')} failing[/]")
+            else:
+                na = verdicts.count("n/a")
+                row.append(f"[green]{ok}/{len(verdicts)} ok[/]" + (f" ({na} n/a)" if na else ""))
+        t.add_row(*row)
+    out.print(t)
+    if failed:
+        raise typer.Exit(EXIT_CHECK)
+
+
+@app.command()
 def version() -> None:
     """Print sqlanon's version."""
     out.print(__version__)

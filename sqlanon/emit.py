@@ -172,7 +172,7 @@ def manifest(plan: Plan, dialect: Dialect, artifacts: list[Artifact]) -> bytes:
                 "k_anonymity": to_jsonable(v.k_anonymity),
                 "l_diversity": to_jsonable(v.l_diversity),
                 "t_closeness": to_jsonable(v.t_closeness),
-                "columns": [_OneLine(column_lineage(c)) for c in v.emitted_columns],
+                "columns": _column_lines(v),
                 "dropped": [c.output for c in v.columns if not c.emitted],
             }
         )
@@ -190,16 +190,30 @@ def manifest(plan: Plan, dialect: Dialect, artifacts: list[Artifact]) -> bytes:
 _encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
-class _OneLine(dict):  # type: ignore[type-arg]
-    """A manifest entry written on one line, keys in their given order (name first): one line
-    per column reads well in a diff."""
+class _OneLine(str):
+    """A manifest entry already written as one line of JSON: one line per column reads well
+    in a diff, and the C encoder writes it fast."""
+
+
+_LINE_CACHE: dict[str, list[_OneLine]] = {}
+
+
+def _column_lines(view: ViewPlan) -> list[_OneLine]:
+    """Column lineage does not depend on the dialect: render it once per view plan."""
+    lines = _LINE_CACHE.get(view.digest)
+    if lines is None:
+        lines = [
+            _OneLine(json.dumps(column_lineage(c), ensure_ascii=False, separators=(", ", ": ")))
+            for c in view.emitted_columns
+        ]
+        _LINE_CACHE[view.digest] = lines
+    return lines
 
 
 def _pretty_json(value: object, pad: str = "") -> str:
-    """JSON with sorted keys, two-space indentation, and _OneLine entries on one line
-    (the C encoder writes those, which keeps large manifests fast)."""
+    """JSON with sorted keys and two-space indentation; _OneLine entries as they are."""
     if isinstance(value, _OneLine):
-        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+        return str(value)
     if isinstance(value, str):
         return _encode_str(value)
     inner = pad + "  "

@@ -116,3 +116,12 @@ def test_database_errors_are_messages_not_tracebacks(cli, workdir):
         'database error: Catalog Error: Table with name "raw.adult" does not exist' in result.output
     )
     assert "Traceback" not in result.output and "LINE " not in result.output
+
+
+def test_conformance_matrix(cli):
+    result = cli("conformance", "--engine", "duckdb")
+    assert result.exit_code == 0, result.output
+    assert "Conformance: " in result.output
+    for transform in ("pseudonymize", "mask_email", "truncate_date"):
+        assert transform in result.output
+    assert "FAIL" not in result.output and "failing" not in result.output

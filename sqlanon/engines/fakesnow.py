@@ -8,6 +8,7 @@ spellings were checked against Snowflake's documentation instead.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -43,11 +44,18 @@ class FakesnowEngine:
     def query(
         self, sql: str, params: Sequence[Any] = (), fetch: bool = True
     ) -> list[tuple[Any, ...]]:
+        sqlglot_log = logging.getLogger("sqlglot")
+        level = sqlglot_log.level
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # fakesnow's arrow-copy notice on every fetch
-            cur = self.conn.cursor()
-            cur.execute(sql, tuple(params) if params else None)
-            return cur.fetchall() if fetch else []
+            # fakesnow's transpiler logs each Snowflake feature DuckDB lacks (SECURE, ...)
+            sqlglot_log.setLevel(logging.ERROR)
+            try:
+                cur = self.conn.cursor()
+                cur.execute(sql, tuple(params) if params else None)
+                return cur.fetchall() if fetch else []
+            finally:
+                sqlglot_log.setLevel(level)
 
     def set_time_zone(self, tz: str) -> None:
         """fakesnow does not implement ALTER SESSION SET TIMEZONE: set it on DuckDB below."""
