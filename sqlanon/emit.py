@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -77,9 +78,10 @@ def view_artifact(view: ViewPlan, dialect: Dialect) -> Artifact:
     origin = f"{_comment_value(view.policy_file)}, table {_comment_value(view.name)}"
     header = _header(dialect, f"view {_comment_value('.'.join(view.target))}", origin, view.digest)
     if view.grants and not dialect.features.get("grants", True):
-        header.append(
-            f"-- {dialect.title} has no GRANT: the policy's grants are listed in manifest.json."
+        note = dialect.features.get("grants_note") or (
+            f"{dialect.title} has no GRANT: the policy's grants are listed in manifest.json."
         )
+        header += [f"-- {line}" for line in textwrap.wrap(note, 90)]
     path = object_file("views", view.target)
     return Artifact(path, _sql_file(header, view_statements(view, dialect)))
 

@@ -2,7 +2,8 @@
 -- view "anon.adult"
 -- from "examples/adult/policy.yml", table "adult"
 -- plan sha256: bda87d3a62fb1a5c16adcfa49b0ae21884ef5849056b50b27f2f79e1380cfe2a
--- BigQuery has no GRANT: the policy's grants are listed in manifest.json.
+-- BigQuery access is IAM on datasets: authorize this view on the source dataset and grant
+-- the policy's roles (listed in manifest.json) read access to the target dataset.
 
 CREATE OR REPLACE VIEW `anon.adult` AS
 WITH `_sqlanon_rows` AS (

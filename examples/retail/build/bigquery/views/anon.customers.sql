@@ -2,7 +2,8 @@
 -- view "anon.customers"
 -- from "examples/retail/policy.yml", table "customers"
 -- plan sha256: a58771d009ff1542f55a2d548c09ed5472c39672523360919c9a37e58ea47ec1
--- BigQuery has no GRANT: the policy's grants are listed in manifest.json.
+-- BigQuery access is IAM on datasets: authorize this view on the source dataset and grant
+-- the policy's roles (listed in manifest.json) read access to the target dataset.
 
 CREATE OR REPLACE VIEW `anon.customers` AS
 WITH `_sqlanon_rows` AS (

@@ -2,7 +2,8 @@
 -- view "anon.orders"
 -- from "examples/retail/policy.yml", table "orders"
 -- plan sha256: c30055a49c6405f679015911bfa6e7d70e79c2125f3c0b9971b6288aa44ef4dd
--- BigQuery has no GRANT: the policy's grants are listed in manifest.json.
+-- BigQuery access is IAM on datasets: authorize this view on the source dataset and grant
+-- the policy's roles (listed in manifest.json) read access to the target dataset.
 
 CREATE OR REPLACE VIEW `anon.orders` AS
 SELECT

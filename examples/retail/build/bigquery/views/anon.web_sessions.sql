@@ -2,7 +2,8 @@
 -- view "anon.web_sessions"
 -- from "examples/retail/policy.yml", table "web_sessions"
 -- plan sha256: 6e2b99d7fb7776ea6ae8eb63de14c47ae21f946740f28c7e53e4fac01d3e64e7
--- BigQuery has no GRANT: the policy's grants are listed in manifest.json.
+-- BigQuery access is IAM on datasets: authorize this view on the source dataset and grant
+-- the policy's roles (listed in manifest.json) read access to the target dataset.
 
 CREATE OR REPLACE VIEW `anon.web_sessions` AS
 SELECT
