@@ -8,11 +8,12 @@ from typing import Any
 import duckdb
 
 from ..sqlgen import Sql
+from .common import SessionTimeZone
 
 DIALECT = "duckdb"
 
 
-class DuckDBEngine:
+class DuckDBEngine(SessionTimeZone):
     dialect = DIALECT
 
     def __init__(self, database: str = ":memory:"):
@@ -63,13 +64,6 @@ class DuckDBEngine:
                         ]
                     )
             self.execute(d.statement("copy_csv", d.relation(relation), d.string(str(path))).text)
-
-    def set_time_zone(self, tz: str) -> None:
-        """The session time zone, as a reader of the views would set it."""
-        from .. import dialect
-
-        d = dialect.get(DIALECT)
-        self.execute(d.statement("set_time_zone", d.string(tz)).text)
 
     def close(self) -> None:
         self.conn.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..sqlgen import Sql
+from .common import SessionTimeZone
 
 DIALECT = "postgres"
 SUPERUSER = "sqlanon"
@@ -112,7 +113,7 @@ def private_server() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-class PostgresEngine:
+class PostgresEngine(SessionTimeZone):
     dialect = DIALECT
 
     def __init__(self, dsn: str):
@@ -147,13 +148,6 @@ class PostgresEngine:
         with self.conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(target)) as copy:
             for row in rows:
                 copy.write_row(row)
-
-    def set_time_zone(self, tz: str) -> None:
-        """The session time zone, as a reader of the views would set it."""
-        from .. import dialect
-
-        d = dialect.get(DIALECT)
-        self.execute(d.statement("set_time_zone", d.string(tz)).text)
 
     def close(self) -> None:
         self.conn.close()
