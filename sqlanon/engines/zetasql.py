@@ -128,10 +128,9 @@ class ZetaSQLEngine:
             self._insert(sql, named)
         elif kind == "ResolvedDeleteStmt":
             self._delete(sql, named)
-        elif kind in ("ResolvedCreateSchemaStmt", "ResolvedQueryStmt"):
-            if kind == "ResolvedQueryStmt":
-                self.query(sql, params)
-        else:
+        elif kind == "ResolvedQueryStmt":
+            self._evaluate(sql, named)
+        elif kind != "ResolvedCreateSchemaStmt":  # schemas need no bookkeeping here
             raise NotImplementedError(f"the ZetaSQL runner does not carry out {kind}")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
