@@ -25,7 +25,8 @@ from .diagnostics import PolicyError
 from .explain import column_rows, plan_json, view_rules
 from .plan import Plan
 from .planner import build_plan
-from .policy.load import expand, is_fragment, load_policies
+from .policy.files import expand, is_fragment
+from .policy.load import load_policies
 from .sqlgen import CompilerBug
 
 app = typer.Typer(

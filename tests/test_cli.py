@@ -53,15 +53,18 @@ def test_keys_ddl_runs_on_duckdb(cli, workdir):
     assert cols == ["name", "version", "inner_pad", "outer_pad"]
 
 
+APPLY_ADULT = (
+    "apply",
+    "examples/adult/policy.yml",
+    "--db",
+    ":memory:",
+    "--csv",
+    "raw.adult=examples/adult/adult.csv",
+)
+
+
 def test_apply_loads_csv_and_reports(cli, workdir):
-    result = cli(
-        "apply",
-        "examples/adult/policy.yml",
-        "--db",
-        ":memory:",
-        "--csv",
-        "raw.adult=examples/adult/adult.csv",
-    )
+    result = cli(*APPLY_ADULT)
     assert result.exit_code == 0, result.output
     assert "30162" in result.output and "255" in result.output and "29907" in result.output
 
@@ -69,14 +72,7 @@ def test_apply_loads_csv_and_reports(cli, workdir):
 def test_apply_exits_1_when_k_is_measured_and_not_met(cli, workdir):
     policy = workdir / "examples/adult/policy.yml"
     policy.write_text(policy.read_text().replace("action: suppress", "action: fail"))
-    result = cli(
-        "apply",
-        "examples/adult/policy.yml",
-        "--db",
-        ":memory:",
-        "--csv",
-        "raw.adult=examples/adult/adult.csv",
-    )
+    result = cli(*APPLY_ADULT)
     assert result.exit_code == 1
     assert "NOT MET" in result.output
 
