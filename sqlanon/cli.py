@@ -68,6 +68,28 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
+def _open_database(db: str):  # type: ignore[no-untyped-def]
+    """A DuckDB file (or :memory:), or a PostgreSQL server given as a postgresql:// URL."""
+    if db.startswith(("postgresql://", "postgres://")):
+        from .engines.postgres import PostgresEngine
+
+        return PostgresEngine(db)
+    from .engines.duckdb import DuckDBEngine
+
+    return DuckDBEngine(db)
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    errors: list[type[Exception]] = [duckdb.Error]
+    try:
+        import psycopg
+
+        errors.append(psycopg.Error)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
 def _database_error(exc: Exception) -> str:
     """The engine's message without its SQL excerpt (which can be long)."""
     message = str(exc).split("\n\nLINE ")[0].strip()
@@ -269,7 +291,9 @@ def keys_ddl(
 
 @keys_app.command("load")
 def keys_load(
-    db: Annotated[str, typer.Option("--db", help="DuckDB database file.")],
+    db: Annotated[
+        str, typer.Option("--db", help="A DuckDB database file, or a postgresql:// URL.")
+    ],
     name: Annotated[str, typer.Option("--name", help="Key name, as the policy uses it.")],
     version: Annotated[int, typer.Option("--version", min=1)] = 1,
     table: Annotated[
@@ -287,22 +311,23 @@ def keys_load(
     ] = False,
 ) -> None:
     """Store a key's HMAC pads in the key relation. The key is never printed or logged."""
-    from .engines.duckdb import DuckDBEngine
     from .keys import KeyError_, read_secret, store
     from .lower import key_table_statements
 
     parts = tuple(table.split("."))
-    d = dialect.get("duckdb")
     try:
         secret = read_secret(from_env, from_file, encoding)
-        engine = DuckDBEngine(db)
-        for s in key_table_statements(parts, d):
-            engine.execute(s.text)
-        store(engine, d, parts, name, version, secret, replace=replace)
-        engine.close()
+        engine = _open_database(db)
+        d = dialect.get(engine.dialect)
+        try:
+            for s in key_table_statements(parts, d):
+                engine.execute(s.text)
+            store(engine, d, parts, name, version, secret, replace=replace)
+        finally:
+            engine.close()
     except KeyError_ as exc:
         raise _fail(str(exc)) from None
-    except duckdb.Error as exc:
+    except _database_errors() as exc:
         raise _fail(_database_error(exc)) from None
     out.print(f"loaded key '{name}' version {version} into {table}")
 

@@ -121,3 +121,27 @@ def test_key_loader_reads_files_and_encodings(tmp_path):
     else:
         raise AssertionError("expected an error")
     assert Path(f).exists()
+
+
+def test_keys_load_into_postgres(cli, live, workdir):
+    """The loader writes to a PostgreSQL server given as a URL, with bound parameters."""
+    engine = live.get("postgres")
+    info = engine.conn.info
+    url = f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
+    r = cli(
+        "keys",
+        "load",
+        "--db",
+        url,
+        "--name",
+        "pgkey",
+        "--table",
+        "pgkeys.k",
+        "--from-env",
+        "K",
+        env={"K": KEY.hex()},
+    )
+    assert r.exit_code == 0, r.output
+    assert_clean(r.output.encode(), "keys load output")
+    (inner,) = engine.query('SELECT "inner_pad" FROM "pgkeys"."k" WHERE "name" = %s', ("pgkey",))[0]
+    assert bytes(inner) == pads(KEY)[0]
