@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .dialect import Dialect
+from .dp.lower import ledger_statements, release_statements
 from .lower import key_table_statements, view_query, view_statements
-from .plan import Plan, ViewPlan
+from .plan import Plan, ReleasePlan, ViewPlan
 
 
 class SourceError(Exception):
@@ -51,10 +52,7 @@ def create(plan: Plan, dialect: Dialect, engine) -> None:  # type: ignore[no-unt
     create_key_tables(plan, dialect, engine)
     for view in plan.views:
         check_unlisted(view, engine)
-        if len(view.target) > 1:
-            engine.execute(
-                dialect.statement("create_schema", dialect.relation(view.target[:-1])).text
-            )
+        _create_schema(view.target, dialect, engine)
         for s in view_statements(view, dialect):
             engine.execute(s.text)
 
@@ -102,3 +100,60 @@ def report(plan: Plan, dialect: Dialect, engine) -> list[ViewReport]:  # type: i
             )
         out.append(r)
     return out
+
+
+@dataclass(frozen=True)
+class ReleaseReport:
+    target: str
+    epoch: int
+    groups: int  # released this epoch
+    epsilon: float
+    delta: float
+
+
+def refresh(plan: Plan, dialect: Dialect, engine, epoch: int) -> list[ReleaseReport]:  # type: ignore[no-untyped-def]
+    """Refresh every release for `epoch` with the same statements as the compiled files (the
+    epoch set as a session setting), after creating the ledger(s)."""
+    d = dialect
+    for table in plan.ledgers:
+        for s in ledger_statements(table, d):
+            engine.execute(s.text)
+    engine.set_epoch(epoch)
+    out = []
+    for r in plan.releases:
+        _create_schema(r.target, d, engine)
+        run_release(r, d, engine)
+        out.append(
+            ReleaseReport(
+                ".".join(r.target),
+                epoch,
+                groups=_released_groups(r, d, engine, epoch),
+                epsilon=float(r.epsilon),
+                delta=float(r.delta),
+            )
+        )
+    return out
+
+
+def run_release(r: ReleasePlan, d: Dialect, engine) -> None:  # type: ignore[no-untyped-def]
+    """The release file's statements; a failure rolls its transaction back, leaving the
+    epoch's earlier rows and the ledger as they were."""
+    begun = False
+    try:
+        for s in release_statements(r, d):
+            begun = begun or s.text == d.statement("begin").text
+            engine.execute(s.text)
+    except Exception:
+        if begun:
+            engine.execute(d.statement("rollback").text)
+        raise
+
+
+def _released_groups(r: ReleasePlan, d: Dialect, engine, epoch: int) -> int:  # type: ignore[no-untyped-def]
+    where = d.prim("eq", d.ident("epoch"), d.number(epoch))
+    return int(engine.query(d.statement("count_where", d.relation(r.target), where).text)[0][0])
+
+
+def _create_schema(target: tuple[str, ...], d: Dialect, engine) -> None:  # type: ignore[no-untyped-def]
+    if len(target) > 1:
+        engine.execute(d.statement("create_schema", d.relation(target[:-1])).text)

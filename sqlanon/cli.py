@@ -22,7 +22,15 @@ from rich.table import Table
 
 from . import __version__, dialect, emit
 from .diagnostics import PolicyError
-from .explain import column_rows, plan_json, view_rules
+from .explain import (
+    budget_lines,
+    column_rows,
+    number,
+    plan_json,
+    release_rows,
+    release_rules,
+    view_rules,
+)
 from .plan import Plan
 from .planner import build_plan
 from .policy.files import expand, is_fragment
@@ -160,6 +168,24 @@ def explain(
         for rule in view_rules(view):
             out.print(f"  • {rule}", markup=False)
         out.print()
+    columns = ("measure", "aggregate", "epsilon", "sensitivity", "noise scale", "95 % interval")
+    for r in plan.releases:
+        t = Table(
+            title=f"{'.'.join(r.source)} → {'.'.join(r.target)}  "
+            f"[dim]({r.policy_file}, release {r.name}; by "
+            f"{', '.join(c.output for c in r.group_by) or 'nothing'})[/]",
+            title_justify="left",
+        )
+        for col in columns:
+            t.add_column(col, overflow="fold", no_wrap=col in ("measure", "epsilon"))
+        for row in release_rows(r):
+            t.add_row(*(row[c] for c in columns))
+        out.print(t)
+        for rule in release_rules(r):
+            out.print(f"  • {rule}", markup=False)
+        out.print()
+    for line in budget_lines(plan):
+        out.print(line, markup=False)
 
 
 @app.command()
@@ -204,12 +230,6 @@ def compile(
                 raise _fail(str(exc)) from None
             changed = len(report.stale) + len(report.missing) + len(report.extra)
             out.print(f"wrote {folder}: {len(artifacts)} files, {changed} changed")
-    if plan.deferred_releases:
-        err.print(
-            f"note: releases ({', '.join(plan.deferred_releases)}) are validated but not "
-            "compiled by this version",
-            markup=False,
-        )
     if failed:
         err.print("output is stale: run `sqlanon compile` without --check", markup=False)
         raise typer.Exit(EXIT_CHECK)
@@ -223,10 +243,15 @@ def apply(
         list[str] | None,
         typer.Option("--csv", help="Load a source first: schema.table=path/to/file.csv"),
     ] = None,
+    epoch: Annotated[
+        int | None,
+        typer.Option("--epoch", min=0, help="Refresh the releases for this epoch (docs/dp.md)."),
+    ] = None,
 ) -> None:
-    """Create the views in a DuckDB database and report rows kept, suppressed and released."""
-    from .apply import SourceError, create, report
-    from .demo.run import print_reports
+    """Create the views in a DuckDB database and report rows kept, suppressed and released;
+    with --epoch, refresh the differentially private releases too."""
+    from .apply import SourceError, create, refresh, report
+    from .demo.run import print_release_reports, print_reports
     from .engines.duckdb import DuckDBEngine
 
     plan = _plan(paths)
@@ -247,6 +272,7 @@ def apply(
             )
         create(plan, d, engine)
         reports = report(plan, d, engine)
+        released = refresh(plan, d, engine, epoch) if epoch is not None else []
     except SourceError as exc:
         raise _fail(str(exc)) from None
     except duckdb.Error as exc:
@@ -254,6 +280,14 @@ def apply(
     finally:
         engine.close()
     print_reports(out, reports)
+    if released:
+        print_release_reports(out, released)
+    elif plan.releases:
+        out.print(
+            f"{len(plan.releases)} release(s) not refreshed: pass --epoch N to refresh them "
+            "(each refresh spends their epsilon; docs/dp.md).",
+            markup=False,
+        )
     if not all(r.k_ok for r in reports):
         err.print("k-anonymity is not met by every view (action: fail measures only)", markup=False)
         raise typer.Exit(EXIT_CHECK)
@@ -330,6 +364,73 @@ def keys_load(
     except _database_errors() as exc:
         raise _fail(_database_error(exc)) from None
     out.print(f"loaded key '{name}' version {version} into {table}")
+
+
+@app.command()
+def budget(
+    paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Also read the ledger: a DuckDB file or a postgresql:// URL."),
+    ] = None,
+) -> None:
+    """Print what each refresh of the releases spends against the budget and, with --db,
+    what the warehouse's ledger recorded per epoch (exit 1 if an epoch went over)."""
+    from .budget import planned, spent
+
+    plan = _plan(paths)
+    if not plan.releases:
+        out.print("no releases: nothing spends privacy budget", markup=False)
+        return
+    t = Table(title="Per refresh (compiled)", title_justify="left")
+    for col in ("policy", "release", "epsilon", "delta"):
+        t.add_column(col, justify="left" if col in ("policy", "release") else "right")
+    for p in planned(plan):
+        for name, eps, delta in p.releases:
+            t.add_row(p.policy, name, number(eps), number(delta))
+        t.add_row(
+            p.policy,
+            "[bold]total / budget[/]",
+            f"{number(p.epsilon)} / {number(p.budget_epsilon)}",
+            f"{number(p.delta)} / {number(p.budget_delta)}",
+            end_section=True,
+        )
+    out.print(t)
+    if db is None:
+        return
+    try:
+        engine = _open_database(db)
+        try:
+            rows = spent(plan, dialect.get(engine.dialect), engine)
+        finally:
+            engine.close()
+    except _database_errors() as exc:
+        raise _fail(_database_error(exc)) from None
+    t = Table(title=f"Spent, from the ledger ({db})", title_justify="left")
+    for col in ("epoch", "policy", "refreshed", "epsilon / budget", "delta / budget", ""):
+        t.add_column(col, justify="right" if col in ("epoch",) else "left")
+    for s in rows:
+        refreshed = ", ".join(name if n == 1 else f"{name} ×{n}" for name, n in s.refreshes)
+        limit = "?" if s.budget_epsilon is None else number(s.budget_epsilon)
+        dlimit = "?" if s.budget_delta is None else number(s.budget_delta)
+        verdict = "[red]OVER BUDGET[/]" if s.over else ("[green]ok[/]" if limit != "?" else "")
+        t.add_row(
+            str(s.epoch),
+            s.policy,
+            refreshed,
+            f"{number(s.epsilon)} / {limit}",
+            f"{number(s.delta)} / {dlimit}",
+            verdict,
+        )
+    out.print(t)
+    total_eps = sum(s.epsilon for s in rows)
+    out.print(
+        f"{len({s.epoch for s in rows})} epoch(s) recorded; ε spent over all of them: "
+        f"{number(total_eps)} (epochs compose: the total bounds what all releases reveal together)",
+        markup=False,
+    )
+    if any(s.over for s in rows):
+        raise typer.Exit(EXIT_CHECK)
 
 
 @app.command()

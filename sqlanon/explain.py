@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .plan import Plan, ViewPlan, to_jsonable
+from .plan import NoiseComponent, Plan, ReleasePlan, ViewPlan, to_jsonable
 
 CLASS_LABELS = {
     "direct_identifier": "direct id",
@@ -84,6 +84,89 @@ def view_rules(view: ViewPlan) -> list[str]:
     if view.grants:
         rules.append(f"grants: {', '.join(view.grants)}")
     return rules
+
+
+def number(x: object) -> str:
+    """A compile-time constant as a reviewer reads it: exact when short, else 4 digits."""
+    f = float(x)  # type: ignore[arg-type]
+    return str(int(f)) if f == int(f) and abs(f) < 1e15 else f"{f:.4g}"
+
+
+def _scale(c: NoiseComponent) -> str:
+    return number(c.sensitivity * c.granularity / c.epsilon)
+
+
+def _interval(c: NoiseComponent) -> str:
+    return f"±{number(c.half_width * c.granularity)}"
+
+
+def release_rows(r: ReleasePlan) -> list[dict[str, str]]:
+    """Each measure: the ε it spends, its sensitivity, the noise scale and the 95 % interval."""
+    rows = []
+    for m in r.measures:
+        what = m.agg if m.column is None else f"{m.agg}({m.column})"
+        if m.clamp is not None:
+            what += f" clamped to [{number(m.clamp[0])}, {number(m.clamp[1])}]"
+        if m.agg == "avg":
+            total, count = m.components
+            noise = f"sum {_scale(total)}, rows {_scale(count)}"
+            interval = f"sum {_interval(total)} and rows {_interval(count)} at 97.5 % each"
+            sensitivity = f"sum {number(total.sensitivity * total.granularity)}, rows " + number(
+                count.sensitivity
+            )
+        else:
+            (c,) = m.components
+            noise, interval = _scale(c), _interval(c)
+            sensitivity = number(c.sensitivity * c.granularity)
+        rows.append(
+            {
+                "measure": m.name,
+                "aggregate": what,
+                "epsilon": number(m.epsilon),
+                "sensitivity": sensitivity,
+                "noise scale": noise,
+                "95 % interval": interval,
+            }
+        )
+    return rows
+
+
+def release_rules(r: ReleasePlan) -> list[str]:
+    rules = [
+        f"privacy unit {r.privacy_unit}: at most {r.max_groups_per_unit} group(s) per unit and "
+        f"{r.max_rows_per_unit_per_group} row(s) per unit and group; the rest are left out, "
+        "chosen by a keyed hash"
+    ]
+    if r.selection is not None:
+        rules.append(
+            f"groups: released when the noisy count of units exceeds {r.selection.threshold} "
+            f"(a group of one unit appears with probability ≤ {r.selection.delta_per_group:.3g})"
+        )
+    else:
+        groups = r.public_groups or ()
+        rules.append(f"groups: {len(groups)} public group(s), each released even when empty")
+    rules.append(
+        f"spends ε={number(r.epsilon)}, δ={number(r.delta)} per refresh, recorded in "
+        f"{'.'.join(r.ledger)}"
+    )
+    rules.append(
+        f"noise: discrete Laplace from key '{r.key.name}' v{r.key.version} and the refresh's "
+        "epoch (the same epoch gives the same answer; no RANDOM())"
+    )
+    if r.grants:
+        rules.append(f"grants: {', '.join(r.grants)}")
+    return rules
+
+
+def budget_lines(plan: Plan) -> list[str]:
+    from .budget import planned
+
+    return [
+        f"budget of {p.policy}: {len(p.releases)} release(s) spend ε={number(p.epsilon)} of "
+        f"{number(p.budget_epsilon)} and δ={number(p.delta)} of {number(p.budget_delta)} "
+        "per refresh"
+        for p in planned(plan)
+    ]
 
 
 def plan_json(plan: Plan) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .dialect import Dialect
-from .plan import ViewPlan
+from .plan import KeyRef, ViewPlan
 from .sqlgen import Sql
 from .transforms import REGISTRY, LowerContext
 from .transforms.common import canonical, keyed_hex
@@ -20,32 +20,42 @@ class Statement:
     text: str  # no trailing semicolon
 
 
-def view_query(view: ViewPlan, d: Dialect) -> Sql:
-    """The SELECT that computes the anonymized rows of a view."""
+def key_columns(
+    keys: tuple[KeyRef, ...] | list[KeyRef], key_table: tuple[str, ...] | None, d: Dialect
+) -> tuple[list[Sql], list[Sql], dict[KeyRef, tuple[Sql, Sql]]]:
+    """The one-row key subquery's columns (each key's pads, read at query time and required
+    to exist) and, per key, how the query refers to its pads."""
     key_values: list[Sql] = []
     key_names: list[Sql] = []
-    key_pads = {}
-    if view.keys:
-        assert view.key_table is not None
-        table = d.relation(view.key_table)
-        where = ".".join(view.key_table)
-        for i, key in enumerate(view.keys):
-            missing = d.string(
-                f"sqlanon: key '{key.name}' version {key.version} is missing from {where}"
+    key_pads: dict[KeyRef, tuple[Sql, Sql]] = {}
+    if not keys:
+        return key_values, key_names, key_pads
+    assert key_table is not None
+    table = d.relation(key_table)
+    where = ".".join(key_table)
+    for i, key in enumerate(keys):
+        missing = d.string(
+            f"sqlanon: key '{key.name}' version {key.version} is missing from {where}"
+        )
+        pads = []
+        for half in ("inner", "outer"):
+            value = d.prim(
+                "key_value",
+                table,
+                d.ident(f"{half}_pad"),
+                d.string(key.name),
+                d.number(key.version),
             )
-            pads = []
-            for half in ("inner", "outer"):
-                value = d.prim(
-                    "key_value",
-                    table,
-                    d.ident(f"{half}_pad"),
-                    d.string(key.name),
-                    d.number(key.version),
-                )
-                key_values.append(d.prim("require", value, missing))
-                key_names.append(d.ident(f"k{i}_{half}"))
-                pads.append(d.qualified((KEYS_ALIAS, f"k{i}_{half}")))
-            key_pads[key] = (pads[0], pads[1])
+            key_values.append(d.prim("require", value, missing))
+            key_names.append(d.ident(f"k{i}_{half}"))
+            pads.append(d.qualified((KEYS_ALIAS, f"k{i}_{half}")))
+        key_pads[key] = (pads[0], pads[1])
+    return key_values, key_names, key_pads
+
+
+def view_query(view: ViewPlan, d: Dialect) -> Sql:
+    """The SELECT that computes the anonymized rows of a view."""
+    key_values, key_names, key_pads = key_columns(view.keys, view.key_table, d)
     ctx = LowerContext(d, key_pads)
 
     exprs: list[Sql] = []

@@ -10,6 +10,7 @@ import datetime as _dt
 import hashlib
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 DIRECT = "direct_identifier"
@@ -124,6 +125,77 @@ class ViewPlan:
 
 
 @dataclass(frozen=True)
+class NoiseComponent:
+    """One discrete-Laplace draw per group: value = granularity × (round(true/g) + Z)."""
+
+    name: str  # units | rows | sum
+    epsilon: Fraction
+    sensitivity: Fraction  # L1, in units of the granularity
+    granularity: Fraction  # a power of two (1 for counts)
+    ln_p: float  # ln of the noise's ratio p = exp(-ε/Δ)
+    half_width: int  # in granularity units: P(|Z| ≤ half_width) ≥ its confidence
+
+
+@dataclass(frozen=True)
+class MeasurePlan:
+    name: str
+    agg: str  # count_units | count | sum | avg
+    column: str | None
+    clamp: tuple[Decimal, Decimal] | None
+    input_type: str
+    epsilon: Fraction
+    delta: Fraction
+    components: tuple[NoiseComponent, ...]
+    # avg sums values minus the clamp's midpoint: half the sensitivity of summing them raw
+    center: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Groups are released when their noisy unit count exceeds `threshold`."""
+
+    threshold: int
+    delta_per_group: float
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    name: str
+    policy: str
+    policy_file: str
+    source: tuple[str, ...]
+    target: tuple[str, ...]
+    grants: tuple[str, ...]
+    privacy_unit: str
+    unit_type: str
+    group_by: tuple[ColumnStep, ...]
+    public_groups: tuple[tuple[str, ...], ...] | None
+    max_groups_per_unit: int
+    max_rows_per_unit_per_group: int
+    units: NoiseComponent  # the noisy count of units per group (selection, count_units)
+    measures: tuple[MeasurePlan, ...]
+    selection: Selection | None
+    epsilon: Fraction
+    delta: Fraction
+    key: KeyRef
+    key_table: tuple[str, ...]
+    ledger: tuple[str, ...]
+    description: str | None = None
+    digest: str = field(default="", compare=False)
+
+    @property
+    def keys(self) -> tuple[KeyRef, ...]:
+        return (self.key,)
+
+
+@dataclass(frozen=True)
+class Budget:
+    policy: str
+    epsilon: Fraction
+    delta: Fraction
+
+
+@dataclass(frozen=True)
 class PolicyRef:
     name: str
     file: str
@@ -144,12 +216,19 @@ class Plan:
     policies: tuple[PolicyRef, ...]
     views: tuple[ViewPlan, ...]
     inputs: tuple[InputFile, ...]
-    deferred_releases: tuple[str, ...] = ()  # validated, compiled by a later version
+    releases: tuple[ReleasePlan, ...] = ()
+    budgets: tuple[Budget, ...] = ()
 
     @property
     def key_tables(self) -> tuple[tuple[str, ...], ...]:
-        """The key relations the views read, in a stable order."""
-        return tuple(sorted({v.key_table for v in self.views if v.key_table and v.keys}))
+        """The key relations the views and releases read, in a stable order."""
+        found = {v.key_table for v in self.views if v.key_table and v.keys}
+        found |= {r.key_table for r in self.releases}
+        return tuple(sorted(found))
+
+    @property
+    def ledgers(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(sorted({r.ledger for r in self.releases}))
 
 
 # -- JSON form -------------------------------------------------------------------------------
@@ -158,6 +237,12 @@ class Plan:
 def to_jsonable(value: Any) -> Any:
     """Plain JSON values for plan data: stable, and exact for decimals."""
     if isinstance(value, bool) or value is None or isinstance(value, int | str):
+        return value
+    if isinstance(value, Fraction):
+        return float(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise TypeError("not plan data: a non-finite float")
         return value
     if isinstance(value, Decimal):
         if value == value.to_integral_value() and abs(value) < 10**15:

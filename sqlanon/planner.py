@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
+from fractions import Fraction
 
 from .diagnostics import Diagnostic, PolicyError
+from .dp.mechanism import CONFIDENCE, DiscreteLaplace, granularity
 from .plan import (
     QUASI,
     SENSITIVE,
+    Budget,
     ColumnStep,
     InputFile,
     KAnonymity,
     KeyRef,
     LDiversity,
+    MeasurePlan,
+    NoiseComponent,
     Plan,
     PolicyRef,
+    ReleasePlan,
     Retention,
     Sample,
+    Selection,
     TCloseness,
     ViewPlan,
     digest_of,
 )
-from .policy.model import PolicySpec, TableSpec
+from .policy.model import PolicySpec, ReleaseSpec, TableSpec
 from .transforms import REGISTRY
 
 
@@ -41,7 +49,12 @@ def build_plan(policies: list[PolicySpec]) -> Plan:
         policies=tuple(PolicyRef(p.name, p.file, p.sha256) for p in policies),
         views=tuple(views),
         inputs=tuple(inputs[k] for k in sorted(inputs)),
-        deferred_releases=tuple(f"{p.name}.{r.id}" for p in policies for r in p.releases),
+        releases=tuple(_release(p, r) for p in policies for r in p.releases),
+        budgets=tuple(
+            Budget(p.name, Fraction(str(p.budget[0])), Fraction(str(p.budget[1])))
+            for p in policies
+            if p.budget is not None
+        ),
     )
 
 
@@ -116,3 +129,105 @@ def _view(policy: PolicySpec, table: TableSpec, errors: list[Diagnostic]) -> Vie
         unlisted_columns=policy.unlisted_columns,
     )
     return replace(view, digest=digest_of(view))
+
+
+# -- releases ----------------------------------------------------------------------------------
+
+DEFAULT_LEDGER_TABLE = "sqlanon_ledger"
+
+
+def _component(
+    name: str, epsilon: Fraction, sensitivity: Fraction, granularity: Fraction, confidence: Fraction
+) -> NoiseComponent:
+    noise = DiscreteLaplace(epsilon, sensitivity)
+    return NoiseComponent(
+        name, epsilon, sensitivity, granularity, noise.ln_p, noise.half_width(confidence)
+    )
+
+
+def _sum_component(epsilon: Fraction, bound: Fraction, confidence: Fraction) -> NoiseComponent:
+    """Sums are noised on a power-of-two grid; rounding to it can move a neighbour's sum by
+    one more grid step, which the sensitivity accounts for."""
+    g = granularity(float(bound / epsilon))
+    return _component("sum", epsilon, bound / g + 1, g, confidence)
+
+
+def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:
+    groups = [
+        ColumnStep(
+            output=c.name,
+            sources=(c.source,),
+            transform=c.transform,
+            params=c.params,
+            input_type=c.input_type,
+            output_type=c.output_type,
+            privacy_class=QUASI,
+            lookup=c.lookup,
+        )
+        for c in r.group_by
+    ]
+    epsilon, delta = Fraction(str(r.epsilon)), Fraction(str(r.delta))
+    g, rows = r.max_groups_per_unit, r.max_rows_per_unit_per_group
+    has_units = any(m.agg == "count_units" for m in r.measures)
+    threshold = r.public_groups is None
+    parts = len(r.measures) + (1 if threshold and not has_units else 0)
+    share = epsilon / parts
+    units = _component("units", share, Fraction(g), Fraction(1), CONFIDENCE)
+    selection = None
+    if threshold:
+        per_group = float(delta) / g
+        selection = Selection(DiscreteLaplace(share, Fraction(g)).threshold(per_group), per_group)
+    measures = []
+    for m in r.measures:
+        clamp = None if m.clamp is None else (Decimal(str(m.clamp[0])), Decimal(str(m.clamp[1])))
+        used_delta = delta if (m.agg == "count_units" and threshold) else Fraction(0)
+        center = Decimal(0)
+        if m.agg == "count_units":
+            comps: tuple[NoiseComponent, ...] = (units,)
+        elif m.agg == "count":
+            comps = (_component("rows", share, Fraction(g * rows), Fraction(1), CONFIDENCE),)
+        else:
+            assert clamp is not None
+            center = (clamp[0] + clamp[1]) / 2 if m.agg == "avg" else Decimal(0)
+            reach = max(abs(clamp[0] - center), abs(clamp[1] - center))
+            bound = Fraction(g * rows) * Fraction(reach)
+            if m.agg == "sum":
+                comps = (_sum_component(share, bound, CONFIDENCE),)
+            else:  # avg = center + noisy centered sum / noisy row count, each at 97.5 %
+                half = share / 2
+                both = (1 + CONFIDENCE) / 2
+                comps = (
+                    _sum_component(half, bound, both),
+                    _component("rows", half, Fraction(g * rows), Fraction(1), both),
+                )
+        measures.append(
+            MeasurePlan(
+                m.name, m.agg, m.column, clamp, m.input_type, share, used_delta, comps, center
+            )
+        )
+    assert policy.key_table is not None  # validated: releases use the noise key
+    ledger = policy.ledger or (*policy.key_table[:-1], DEFAULT_LEDGER_TABLE)
+    plan = ReleasePlan(
+        name=r.id,
+        policy=policy.name,
+        policy_file=policy.file,
+        source=r.source,
+        target=r.target,
+        grants=r.grants,
+        privacy_unit=r.privacy_unit,
+        unit_type=r.unit_type,
+        group_by=tuple(groups),
+        public_groups=r.public_groups,
+        max_groups_per_unit=g,
+        max_rows_per_unit_per_group=rows,
+        units=units,
+        measures=tuple(measures),
+        selection=selection,
+        epsilon=epsilon,
+        delta=delta if threshold else Fraction(0),
+        key=KeyRef(r.key, policy.key_versions[r.key]),
+        key_table=policy.key_table,
+        ledger=ledger,
+        description=r.description,
+    )
+    return replace(plan, digest=digest_of(plan))

@@ -1,4 +1,4 @@
-"""The command line: demo, explain, keys, apply."""
+"""The command line: demo, explain, keys, apply, budget."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ def test_demo_runs_end_to_end(cli):
     assert "mask_email" in out and "pseudonymize" in out
     assert "anon.customers" in out and "k=5: smallest class" in out and "ok" in out
     assert "Pseudonyms join" in out
+    assert "Differentially private releases refreshed" in out
+    assert "analytics.orders_by_status_year (noisy" in out
     assert "Traceback" not in out
 
 
@@ -40,8 +42,13 @@ def test_explain_table_names_classes_and_rules(cli, workdir):
         "key=customer@v1 length=16",
         "k-anonymity: k=5 over age_band, gender, zip, country",
         "sample: 0.25 of customer_id values",
+        "raw.orders → analytics.orders_by_status_year",
+        "release orders_by_status; by status, year",
+        "groups: released when the noisy count of units exceeds 112",
+        "groups: 4 public group(s), each released even when empty",
+        "budget of retail: 2 release(s) spend ε=1.5 of 2 and δ=1e-06 of 1e-05 per refresh",
     ):
-        assert text in result.output
+        assert text in " ".join(result.output.split()), text
 
 
 def test_keys_ddl_runs_on_duckdb(cli, workdir):
@@ -85,7 +92,7 @@ def test_apply_with_keys_end_to_end(cli, workdir):
     engine = DuckDBEngine(db)
     load(engine, generate(200))
     engine.close()
-    for name in ("customer", "order", "session", "sampling"):
+    for name in ("customer", "order", "session", "sampling", "noise"):
         r = cli(
             "keys",
             "load",
@@ -100,9 +107,24 @@ def test_apply_with_keys_end_to_end(cli, workdir):
         assert r.exit_code == 0, r.output
     result = cli("apply", "examples/retail/policy.yml", "--db", db)
     assert result.exit_code == 0, result.output
+    assert "2 release(s) not refreshed: pass --epoch N" in " ".join(result.output.split())
     con = duckdb.connect(db)
     rows = con.execute("SELECT customer_id, email FROM anon.customers LIMIT 1").fetchall()
     assert len(rows[0][0]) == 16 and "*" in rows[0][1]
+    con.close()
+
+    def budget():  # type: ignore[no-untyped-def]
+        r = cli("budget", "examples/retail/policy.yml", "--db", db)
+        return r.exit_code, " ".join(r.output.split())
+
+    assert cli("apply", "examples/retail/policy.yml", "--db", db, "--epoch", "1").exit_code == 0
+    code, out = budget()
+    assert code == 0 and "1.5 / 2" in out and "OVER BUDGET" not in out
+    # a second refresh of the same epoch is recorded, and the epoch goes over its budget
+    assert cli("apply", "examples/retail/policy.yml", "--db", db, "--epoch", "1").exit_code == 0
+    code, out = budget()
+    assert code == 1 and "customers_by_country ×2" in out and "3 / 2" in out
+    assert "OVER BUDGET" in out
 
 
 def test_database_errors_are_messages_not_tracebacks(cli, workdir):

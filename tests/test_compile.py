@@ -31,7 +31,10 @@ def test_compiling_twice_gives_identical_bytes(workdir, cli):
     assert first == second
     assert set(first) == {
         "manifest.json",
+        "releases/analytics.customers_by_country.sql",
+        "releases/analytics.orders_by_status_year.sql",
         "setup/privacy.sqlanon_keys.sql",
+        "setup/privacy.sqlanon_ledger.sql",
         "views/anon.customers.sql",
         "views/anon.orders.sql",
         "views/anon.web_sessions.sql",

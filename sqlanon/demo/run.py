@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from dataclasses import replace
+from decimal import Decimal
 
 from rich.console import Console
 from rich.table import Table
 
 from .. import dialect, resources
-from ..apply import ViewReport, create, create_key_tables, report
+from ..apply import ReleaseReport, ViewReport, create, create_key_tables, refresh, report
 from ..diagnostics import display_path
 from ..engines.duckdb import DuckDBEngine
 from ..keys import store
@@ -66,6 +68,15 @@ def print_reports(console: Console, reports: list[ViewReport]) -> None:
     console.print(t)
 
 
+def print_release_reports(console: Console, reports: list[ReleaseReport]) -> None:
+    t = Table(title="Differentially private releases refreshed", title_justify="left")
+    for col in ("release", "epoch", "groups released", "epsilon", "delta"):
+        t.add_column(col, justify="left" if col == "release" else "right", no_wrap=True)
+    for r in reports:
+        t.add_row(r.target, str(r.epoch), str(r.groups), f"{r.epsilon:g}", f"{r.delta:g}")
+    console.print(t)
+
+
 def run(console: Console, customers: int = 2000, rows: int = 2) -> Plan:
     d = dialect.get("duckdb")
     engine = DuckDBEngine()
@@ -79,7 +90,7 @@ def run(console: Console, customers: int = 2000, rows: int = 2) -> Plan:
 
     policy_path = resources.retail_policy()
     plan = build_plan(load_policies([str(policy_path)]))
-    key_names = sorted({k.name for v in plan.views for k in v.keys})
+    key_names = sorted({k.name for obj in (*plan.views, *plan.releases) for k in obj.keys})
     (key_table,) = plan.key_tables
     create_key_tables(plan, d, engine)
     for name in key_names:
@@ -137,12 +148,58 @@ def run(console: Console, customers: int = 2000, rows: int = 2) -> Plan:
         "[dim]kept: rows left after retention and sampling; suppressed: rows in "
         "k-anonymity classes smaller than k.[/]"
     )
+    if plan.releases:
+        show_releases(console, plan, engine)
     console.print(
         "\nNext: [bold]sqlanon explain examples/retail/policy.yml[/] · "
         "[bold]sqlanon compile examples/retail/policy.yml --out build/duckdb[/]"
     )
     engine.close()
     return plan
+
+
+def show_releases(console: Console, plan: Plan, engine) -> None:  # type: ignore[no-untyped-def]
+    """Refresh the releases for epoch 1 and show the first one with its 95 % intervals."""
+    d = dialect.get(engine.dialect)
+    console.print()
+    print_release_reports(console, refresh(plan, d, engine, epoch=1))
+    r = plan.releases[0]
+    groups = [c.output for c in r.group_by]
+    measures = [m.name for m in r.measures]
+    names = [c for c, _ in engine.columns(r.target)]
+    at = [names.index(g) for g in groups]
+    rows = sorted(
+        engine.query(d.statement("select_all", d.relation(r.target)).text),
+        key=lambda row: [str(row[i]) for i in at],
+    )
+    t = Table(
+        title=f"{'.'.join(r.target)} (noisy; \\[low, high] is the 95 % interval)",
+        title_justify="left",
+    )
+    for col in groups + measures:
+        grouping = col in groups
+        t.add_column(col, justify="left" if grouping else "right", no_wrap=grouping)
+    for row in rows:
+        v = dict(zip(names, row, strict=True))
+        cells = [_short(v[g]) for g in groups]
+        for m in measures:
+            cells.append(
+                f"{_short(v[m])} [dim][{_short(v[m + '_ci_low'])}, {_short(v[m + '_ci_high'])}][/]"
+            )
+        t.add_row(*cells)
+    console.print(t)
+    console.print(
+        "[dim]Each refresh spends the release's epsilon; the ledger "
+        f"{'.'.join(r.ledger)} records it. The same epoch gives the same answer.[/]"
+    )
+
+
+def _short(value: object) -> str:
+    if isinstance(value, dt.datetime) and value.time() == dt.time(0):
+        return value.date().isoformat()
+    if isinstance(value, float | Decimal):
+        return f"{float(value):,.1f}" if abs(value) < 1000 else f"{float(value):,.0f}"
+    return _show(value)
 
 
 def _show(value: object) -> str:

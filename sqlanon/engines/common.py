@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 
-class SessionTimeZone:
-    """Sets the session time zone with the dialect's own statement (conformance cases read
-    views under other time zones to show that no result depends on it)."""
+class SessionSettings:
+    """Session settings through the dialect's own statements: the time zone (conformance
+    cases read views under other time zones to show that no result depends on it) and the
+    epoch a release refresh reads (docs/dp.md)."""
 
     dialect: str
 
     def execute(self, sql: str, params: object = ()) -> None:
         raise NotImplementedError
 
-    def set_time_zone(self, tz: str) -> None:
+    def _set(self, statement: str, value: object) -> None:
         from .. import dialect
 
         d = dialect.get(self.dialect)
-        self.execute(d.statement("set_time_zone", d.string(tz)).text)
+        literal = d.string(value) if isinstance(value, str) else d.number(value)  # type: ignore[arg-type]
+        self.execute(d.statement(statement, literal).text)
+
+    def set_time_zone(self, tz: str) -> None:
+        self._set("set_time_zone", tz)
+
+    def set_epoch(self, epoch: int) -> None:
+        self._set("set_epoch", epoch)

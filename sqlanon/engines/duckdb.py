@@ -8,12 +8,12 @@ from typing import Any
 import duckdb
 
 from ..sqlgen import Sql
-from .common import SessionTimeZone
+from .common import SessionSettings
 
 DIALECT = "duckdb"
 
 
-class DuckDBEngine(SessionTimeZone):
+class DuckDBEngine(SessionSettings):
     dialect = DIALECT
 
     def __init__(self, database: str = ":memory:"):

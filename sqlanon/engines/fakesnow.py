@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..sqlgen import Sql
+from .common import SessionSettings
 
 DIALECT = "snowflake"
 DATABASE = "SQLANON"
 
 
-class FakesnowEngine:
+class FakesnowEngine(SessionSettings):
     dialect = DIALECT
 
     def __init__(self) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..sqlgen import Sql
-from .common import SessionTimeZone
+from .common import SessionSettings
 
 DIALECT = "postgres"
 SUPERUSER = "sqlanon"
@@ -113,7 +113,7 @@ def private_server() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-class PostgresEngine(SessionTimeZone):
+class PostgresEngine(SessionSettings):
     dialect = DIALECT
 
     def __init__(self, dsn: str):

@@ -96,8 +96,10 @@ class ZetaSQLEngine:
         self._service = ZetaSqlLocalService.get_instance()
         self._registered: dict[Any, int] = {}
         self.tables: dict[str, _Table] = {}
+        self._snapshot: dict[str, list[list[Any]]] | None = None  # rows as of BEGIN
         self.views: dict[str, _View] = {}
         self.time_zone = "UTC"
+        self.session_parameters: dict[str, Any] = {}
 
     # -- the engine protocol -----------------------------------------------------------------
 
@@ -106,6 +108,10 @@ class ZetaSQLEngine:
 
     def set_time_zone(self, tz: str) -> None:
         self.time_zone = tz
+
+    def set_epoch(self, epoch: int) -> None:
+        """BigQuery reads the epoch from the query parameter @sqlanon_epoch."""
+        self.session_parameters["sqlanon_epoch"] = epoch
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         sql, named = self._name_parameters(sql, params)
@@ -130,6 +136,15 @@ class ZetaSQLEngine:
             self._delete(sql, named)
         elif kind == "ResolvedQueryStmt":
             self._evaluate(sql, named)
+        elif kind == "ResolvedBeginStmt":
+            self._snapshot = {n: list(t.rows) for n, t in self.tables.items()}
+        elif kind == "ResolvedCommitStmt":
+            self._snapshot = None
+        elif kind == "ResolvedRollbackStmt":
+            for n, rows in (self._snapshot or {}).items():
+                if n in self.tables:
+                    self.tables[n].rows = rows
+            self._snapshot = None
         elif kind != "ResolvedCreateSchemaStmt":  # schemas need no bookkeeping here
             raise NotImplementedError(f"the ZetaSQL runner does not carry out {kind}")
 
@@ -281,7 +296,29 @@ class ZetaSQLEngine:
         names = [c.name for c in target.expressions] if isinstance(target, exp.Schema) else None
         table_name = _table_name(target.this if isinstance(target, exp.Schema) else target)
         table = self.tables[table_name]
-        # every VALUES row evaluated in one query, in order
+        if not isinstance(tree.expression, exp.Values):  # INSERT ... SELECT: run the query
+            _, result = self._evaluate(_query_part(sql), named)
+            width = len(result[0]) if result else 0
+        else:
+            result, width = self._values(tree, named)
+        for cells in result:
+            cells = cells[:width]
+            if names is None:
+                table.rows.append(cells)
+                continue
+            by_name = dict(zip(names, cells, strict=True))
+            # INSERT coerces to the column's type (an INT64 into a FLOAT64 column, ...)
+            table.rows.append(
+                [
+                    self._to_value(_to_python(by_name[col]), typ.type_kind)
+                    if col in by_name
+                    else self._Value()
+                    for col, typ in table.columns
+                ]
+            )
+
+    def _values(self, tree: exp.Expression, named: dict[str, Any]) -> tuple[list[Any], int]:
+        """Every VALUES row evaluated in one query, in order."""
         selects = [
             "SELECT "
             + ", ".join(
@@ -294,13 +331,7 @@ class ZetaSQLEngine:
         _, result = self._evaluate(
             f"SELECT * FROM ({' UNION ALL '.join(selects)}) ORDER BY c{width}", named
         )
-        for cells in result:
-            cells = cells[:width]
-            if names is None:
-                table.rows.append(cells)
-                continue
-            by_name = dict(zip(names, cells, strict=True))
-            table.rows.append([by_name.get(col, self._Value()) for col, _ in table.columns])
+        return result, width
 
     def _delete(self, sql: str, named: dict[str, Any]) -> None:
         tree = sqlglot.parse_one(sql, read=DIALECT)
@@ -313,9 +344,10 @@ class ZetaSQLEngine:
     # -- values -----------------------------------------------------------------------------------
 
     def _name_parameters(self, sql: str, params: Sequence[Any]) -> tuple[str, dict[str, Any]]:
-        """`?` placeholders become @p0, @p1, ... (found as tokens, never inside literals)."""
+        """`?` placeholders become @p0, @p1, ... (found as tokens, never inside literals);
+        session parameters (set_epoch) are passed along to every statement."""
         if not params:
-            return sql, {}
+            return sql, dict(self.session_parameters)
         tokens = sqlglot.Dialect.get_or_raise(DIALECT).tokenize(sql)
         spots = [t for t in tokens if t.token_type == sqlglot.tokens.TokenType.PLACEHOLDER]
         if len(spots) != len(params):
@@ -326,7 +358,10 @@ class ZetaSQLEngine:
             out.append(f"@p{i}")
             last = tok.end + 1
         out.append(sql[last:])
-        return "".join(out), {f"p{i}": v for i, v in enumerate(params)}
+        return "".join(out), {
+            **self.session_parameters,
+            **{f"p{i}": v for i, v in enumerate(params)},
+        }
 
     def _type_of(self, v: Any) -> Any:
         from zetasql.types import Type
@@ -349,8 +384,10 @@ class ZetaSQLEngine:
             return Value(bool_value=v)
         if isinstance(v, int) and kind in (None, K.TYPE_INT64):
             return Value(int64_value=v)
-        if isinstance(v, int | Decimal) and kind == K.TYPE_NUMERIC:
-            return Value(numeric_value=_numeric_bytes(Decimal(v)))
+        if isinstance(v, int | float | Decimal) and kind == K.TYPE_NUMERIC:
+            return Value(
+                numeric_value=_numeric_bytes(Decimal(repr(v) if isinstance(v, float) else v))
+            )
         if isinstance(v, float) or kind == K.TYPE_DOUBLE:
             return Value(double_value=float(v))
         if isinstance(v, str):
@@ -376,6 +413,24 @@ def _timestamp_message(value: dt.datetime) -> Any:
     message = Timestamp()
     message.FromDatetime(value.astimezone(dt.timezone.utc).replace(tzinfo=None))
     return message
+
+
+def _query_part(sql: str) -> str:
+    """The query of `INSERT INTO t (columns) <query>`, as written: from the first SELECT or
+    WITH outside the column list's parentheses."""
+    depth = 0
+    for token in sqlglot.Dialect.get_or_raise(DIALECT).tokenize(sql):
+        kind = token.token_type
+        if kind == sqlglot.tokens.TokenType.L_PAREN:
+            depth += 1
+        elif kind == sqlglot.tokens.TokenType.R_PAREN:
+            depth -= 1
+        elif depth == 0 and kind in (
+            sqlglot.tokens.TokenType.SELECT,
+            sqlglot.tokens.TokenType.WITH,
+        ):
+            return sql[token.start :]
+    raise ValueError("no query in the INSERT")
 
 
 def _referenced(sql: str) -> set[str]:

@@ -3,12 +3,13 @@ not to collide with the policies it is compiled with. See docs/policy-format.md.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from ..diagnostics import Diagnostic, Location, PolicyError, did_you_mean, display_path, one_of
 from ..plan import InputFile
 from ..transforms.base import Name
-from .check import relation_name
+from .check import Checker, relation_name
 from .columns import read_column
 from .files import check_format_version, expand, is_fragment, read_tree
 from .fragments import Loaded, include_fragments, read_fragment
@@ -19,7 +20,7 @@ from .model import (
 )
 from .releases import read_release
 from .tables import read_table
-from .yamltree import YScalar
+from .yamltree import YNode, YScalar
 
 POLICY_KEYS = (
     "sqlanon",
@@ -101,12 +102,13 @@ def load_policy(
     rnode = root.get("releases")
     rm = chk.mapping(rnode, "releases", open_keys=True) if rnode is not None else None
     for rid, (rk, rv) in rm.entries.items() if rm else []:
-        r = read_release(chk, rid, rk, rv)
+        r = read_release(chk, rid, rk, rv, path.parent, loaded, used_keys)
         if r is not None:
             releases.append(r)
-    budget = None
-    if root.get("budget") is not None:
-        b = chk.mapping(root.get("budget"), "budget", ("delta",), required=("epsilon",))
+    budget = ledger = None
+    bnode = root.get("budget")
+    if bnode is not None:
+        b = chk.mapping(bnode, "budget", ("delta", "ledger"), required=("epsilon",))
         if b is not None and b.get("epsilon") is not None:
             eps = chk.number(
                 b.get("epsilon"), "the budget's epsilon", 0, 1000, exclusive_minimum=True
@@ -118,6 +120,16 @@ def load_policy(
             )
             if eps is not None and delta is not None:
                 budget = (eps, delta)
+            if b.get("ledger") is not None:
+                ledger = relation_name(chk, b.get("ledger"), "the budget ledger")
+    if rm is not None and rm.entries and bnode is None:
+        chk.error(
+            rnode.loc,
+            "releases need a privacy budget",
+            expected="`budget: {epsilon: ..., delta: ...}` (per refresh of the releases)",
+        )
+    if budget is not None and releases:
+        _check_budget(chk, bnode, budget, releases)
 
     if used_keys and key_table is None:
         where = keys_node.loc if keys_node is not None else root.loc
@@ -151,8 +163,24 @@ def load_policy(
         tuple(tables),
         tuple(releases),
         budget,
+        ledger,
         inputs,
     )
+
+
+def _check_budget(chk: Checker, node: YNode, budget: tuple, releases: list[ReleaseSpec]) -> None:  # type: ignore[type-arg]
+    """Each refresh of every release spends its ε and δ: basic composition must fit."""
+    for i, kind in enumerate(("epsilon", "delta")):
+        spent = sum(Decimal(str(getattr(r, kind))) for r in releases)
+        if spent > Decimal(str(budget[i])):
+            parts = " + ".join(f"{r.id} {getattr(r, kind)}" for r in releases)
+            chk.error(
+                node.loc,
+                f"the releases spend {kind} {parts} = {spent} per refresh, "
+                f"more than the budget's {budget[i]}",
+                expected=f"a total {kind} within the budget",
+                hint=f"lower a release's {kind}, or raise the budget after review",
+            )
 
 
 def _unique(inputs: list[InputFile]) -> tuple[InputFile, ...]:

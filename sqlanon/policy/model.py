@@ -83,15 +83,35 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
+class MeasureSpec:
+    name: str
+    agg: str  # count_units | count | sum | avg
+    column: str | None
+    clamp: tuple[Decimal | int, Decimal | int] | None
+    input_type: str
+
+
+@dataclass(frozen=True)
 class ReleaseSpec:
-    """Differentially private releases are validated now and compiled in a later version."""
+    """A differentially private aggregate table, refreshed per epoch."""
 
     id: str
     loc: Location
+    source: tuple[str, ...]
     target: tuple[str, ...]
     target_loc: Location
+    privacy_unit: str
+    unit_type: str
     epsilon: Decimal | int
     delta: Decimal | int
+    group_by: tuple[ColumnSpec, ...]
+    public_groups: tuple[tuple[str, ...], ...] | None
+    max_groups_per_unit: int
+    max_rows_per_unit_per_group: int
+    measures: tuple[MeasureSpec, ...]
+    grants: tuple[str, ...] = ()
+    key: str = "noise"
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,4 +126,5 @@ class PolicySpec:
     tables: tuple[TableSpec, ...]
     releases: tuple[ReleaseSpec, ...] = ()
     budget: tuple[Decimal | int, Decimal | int] | None = None
+    ledger: tuple[str, ...] | None = None
     inputs: tuple[InputFile, ...] = field(default=())

@@ -1,22 +1,23 @@
-"""Differentially private releases: validated now so that policies can be written ahead;
-compiled by a later version."""
+"""Differentially private releases: group-by columns (written like table columns), group
+selection, contribution bounds and measures. The mechanism is in sqlanon/dp/."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from ..transforms import REGISTRY
+from ..diagnostics import did_you_mean, one_of
+from ..transforms.base import Name
+from ..types import ALL_TYPES, NUMERIC_TYPES
 from .check import Checker, relation_name
-from .model import (
-    ReleaseSpec,
-)
-from .yamltree import YNode, YScalar
+from .columns import read_column
+from .fragments import Loaded
+from .model import ColumnSpec, MeasureSpec, ReleaseSpec
+from .yamltree import YMap, YNode, YScalar, YSeq, describe
 
 RELEASE_KEYS = (
     "source",
     "target",
     "description",
     "privacy_unit",
+    "unit_type",
     "epsilon",
     "delta",
     "group_by",
@@ -24,11 +25,22 @@ RELEASE_KEYS = (
     "bounds",
     "measures",
     "grants",
+    "key",
 )
 AGGREGATES = ("count_units", "count", "sum", "avg")
+GROUP_TRANSFORMS = ("keep", "bucket", "truncate_date", "prefix", "generalize", "age")
+MAX_EPSILON = 100
 
 
-def read_release(chk: Checker, rid: str, knode: YScalar, node: YNode) -> ReleaseSpec | None:
+def read_release(
+    chk: Checker,
+    rid: str,
+    knode: YScalar,
+    node: YNode,
+    base,
+    loaded: Loaded,
+    used_keys: dict[str, int],
+) -> ReleaseSpec | None:  # type: ignore[no-untyped-def]
     what = f"release '{rid}'"
     m = chk.mapping(
         node,
@@ -41,14 +53,16 @@ def read_release(chk: Checker, rid: str, knode: YScalar, node: YNode) -> Release
         return None
     src = relation_name(chk, m.get("source"), f"the source of {what}") if m.get("source") else None
     tgt = relation_name(chk, m.get("target"), f"the target of {what}") if m.get("target") else None
-    if m.get("privacy_unit") is not None:
-        chk.string(m.get("privacy_unit"), "privacy_unit")
+    unit = chk.string(m.get("privacy_unit"), "privacy_unit") if m.get("privacy_unit") else None
+    unit_type = "text"
+    if m.get("unit_type") is not None:
+        unit_type = chk.enum(m.get("unit_type"), "type for the privacy unit", ALL_TYPES) or "text"
     eps = (
-        chk.number(m.get("epsilon"), "epsilon", 0, 100, exclusive_minimum=True)
+        chk.number(m.get("epsilon"), "epsilon", 0, MAX_EPSILON, exclusive_minimum=True)
         if m.get("epsilon") is not None
         else None
     )
-    delta: Any = 0
+    delta = 0
     if m.get("delta") is not None:
         delta = chk.number(m.get("delta"), "delta", 0, 1)
         if delta is not None and delta >= 1:
@@ -57,66 +71,222 @@ def read_release(chk: Checker, rid: str, knode: YScalar, node: YNode) -> Release
                 "delta must be below 1",
                 expected="a small number such as 1.0e-6",
             )
-    if m.get("group_by") is not None:
-        g = chk.mapping(m.get("group_by"), "group_by", open_keys=True)
-        for gname, (_, gv) in g.entries.items() if g else []:
-            if isinstance(gv, YScalar):
-                chk.enum(gv, f"grouping for group '{gname}'", ("keep",))
-            else:
-                gm = chk.mapping(gv, f"group '{gname}'", open_keys=True)
-                if gm is not None and gm.get("transform") is not None:
-                    chk.enum(
-                        gm.get("transform"),
-                        f"transform for group '{gname}'",
-                        [t for t in REGISTRY if t not in ("drop", "nullify")],
-                    )
-    if m.get("groups") is not None:
-        g = chk.mapping(m.get("groups"), "groups", ("threshold", "public"))
-        if g is not None:
-            if g.get("threshold") is not None and g.get("public") is not None:
-                chk.error(
-                    g.loc,
-                    "groups take either `threshold` or `public`, not both",
-                    expected="`threshold: auto` or `public: [...]`",
-                )
-            t = g.get("threshold")
-            if isinstance(t, YScalar) and t.value != "auto":
-                chk.number(t, "the group threshold", 0)
-            if g.get("public") is not None:
-                chk.seq(g.get("public"), "public groups")
-    if m.get("bounds") is not None:
-        b = chk.mapping(
-            m.get("bounds"), "bounds", ("max_groups_per_unit", "max_rows_per_unit_per_group")
+            delta = None
+    key = Name().read(chk, m.get("key"), "the noise key") if m.get("key") else "noise"
+    grants: tuple[str, ...] = ()
+    if m.get("grants") is not None:
+        grants = tuple(g for g, _ in chk.string_list(m.get("grants"), f"the grants of {what}"))
+
+    group_by = _group_by(chk, m.get("group_by"), what, base, loaded)
+    public = _groups(chk, m.get("groups"), len(group_by or ()), what)
+    bounds = _bounds(chk, m.get("bounds"))
+    measures = _measures(chk, m.get("measures"), what)
+
+    if public is None and delta == 0 and m.get("delta") is not None:
+        chk.error(
+            m.get("delta").loc,
+            f"{what} selects groups by a noisy threshold, which needs delta > 0",
+            expected="delta such as 1.0e-6",
+            hint="or list the groups to release: `groups: {public: [...]}`",
         )
-        for bk, (_, bv) in b.entries.items() if b else []:
-            chk.integer(bv, bk, 1, 1_000_000)
-    measures = (
-        chk.mapping(m.get("measures"), "measures", open_keys=True)
-        if m.get("measures") is not None
-        else None
+    elif public is None and m.get("delta") is None:
+        chk.error(
+            m.loc,
+            f"{what} selects groups by a noisy threshold and needs `delta`",
+            expected="`delta: 1.0e-6` (the chance that a group of one unit is released)",
+            hint="or list the groups to release: `groups: {public: [...]}`",
+        )
+    if None in (src, tgt, unit, eps, delta, group_by, bounds, measures, key) or public is False:
+        return None
+    if key:
+        used_keys.setdefault(key, 0)
+    return ReleaseSpec(
+        id=rid,
+        loc=knode.loc,
+        source=src,
+        target=tgt,
+        target_loc=m.get("target").loc,
+        privacy_unit=unit,
+        unit_type=unit_type,
+        epsilon=eps,
+        delta=delta,
+        group_by=tuple(group_by),
+        public_groups=public,
+        max_groups_per_unit=bounds[0],
+        max_rows_per_unit_per_group=bounds[1],
+        measures=tuple(measures),
+        grants=grants,
+        key=key,
+        description=chk.string(m.get("description"), "description", non_empty=False)
+        if m.get("description")
+        else None,
     )
-    for mname, (_, mv) in measures.entries.items() if measures else []:
-        mm = chk.mapping(mv, f"measure '{mname}'", ("column", "clamp"), required=("agg",))
-        if mm is None or mm.get("agg") is None:
+
+
+def _group_by(
+    chk: Checker,
+    node: YNode | None,
+    what: str,
+    base,  # type: ignore[no-untyped-def]
+    loaded: Loaded,
+) -> list[ColumnSpec] | None:
+    if node is None:
+        return []
+    g = chk.mapping(node, f"the group_by of {what}", open_keys=True)
+    if g is None:
+        return None
+    out: list[ColumnSpec] = []
+    ok = True
+    for gname, (gk, gv) in g.entries.items():
+        col = read_column(chk, gname, gk, gv, base, loaded, {})
+        if col is None:
+            ok = False
             continue
-        agg = chk.enum(mm.get("agg"), f"aggregate for measure '{mname}'", AGGREGATES)
+        if col.transform not in GROUP_TRANSFORMS:
+            chk.error(
+                gk.loc,
+                f"group '{gname}' uses '{col.transform}', which does not make a group key",
+                expected=one_of(GROUP_TRANSFORMS),
+            )
+            ok = False
+            continue
+        out.append(col)
+    return out if ok else None
+
+
+def _groups(
+    chk: Checker, node: YNode | None, width: int, what: str
+) -> tuple[tuple[str, ...], ...] | bool | None:
+    """None: noisy threshold selection; a tuple: the public groups; False: an error."""
+    if node is None:
+        return None
+    g = chk.mapping(node, "groups", ("threshold", "public"))
+    if g is None:
+        return False
+    if (g.get("threshold") is None) == (g.get("public") is None):
+        chk.error(
+            g.loc,
+            "groups take either `threshold: auto` or `public: [...]`",
+            expected="one of the two",
+        )
+        return False
+    if g.get("threshold") is not None:
+        t = g.get("threshold")
+        if not (isinstance(t, YScalar) and t.value == "auto"):
+            chk.error(
+                t.loc,
+                f"the group threshold must be `auto`, not {describe(t)}",
+                expected="`threshold: auto` (computed from epsilon, delta and the bounds)",
+            )
+            return False
+        return None
+    seq = chk.seq(g.get("public"), "public groups")
+    if seq is None:
+        return False
+    rows: list[tuple[str, ...]] = []
+    for item in seq.items:
+        values = item.items if isinstance(item, YSeq) else [item]
+        if len(values) != width:
+            chk.error(
+                item.loc,
+                f"a public group of {what} must give {width} value(s), one per group_by column",
+                expected=f"{width} value(s)",
+            )
+            return False
+        texts = []
+        for v in values:
+            s = chk.scalar(v, "a public group value", "a value")
+            if s is None:
+                return False
+            texts.append(s.text)
+        rows.append(tuple(texts))
+    if len(set(rows)) != len(rows):
+        chk.error(seq.loc, "public groups must be distinct", expected="each group once")
+        return False
+    return tuple(rows)
+
+
+def _bounds(chk: Checker, node: YNode | None) -> tuple[int, int] | None:
+    if node is None:
+        return (1, 1)
+    b = chk.mapping(node, "bounds", ("max_groups_per_unit", "max_rows_per_unit_per_group"))
+    if b is None:
+        return None
+    values = []
+    for key in ("max_groups_per_unit", "max_rows_per_unit_per_group"):
+        v = chk.integer(b.get(key), key, 1, 1_000_000) if b.get(key) is not None else 1
+        values.append(v)
+    return None if None in values else (values[0], values[1])
+
+
+def _measures(chk: Checker, node: YNode | None, what: str) -> list[MeasureSpec] | None:
+    mm = chk.mapping(node, f"the measures of {what}", open_keys=True) if node else None
+    if mm is None:
+        return None
+    if not mm.entries:
+        chk.error(mm.loc, f"{what} has no measures", expected="at least one measure")
+        return None
+    out: list[MeasureSpec] = []
+    ok = True
+    for name, (mk, mv) in mm.entries.items():
+        m = chk.mapping(
+            mv,
+            f"measure '{name}'",
+            ("column", "clamp", "type"),
+            required=("agg",),
+            parent_loc=mk.loc,
+        )
+        if not isinstance(m, YMap) or m.get("agg") is None:
+            ok = False
+            continue
+        agg = chk.enum(m.get("agg"), f"aggregate for measure '{name}'", AGGREGATES)
+        if agg is None:
+            ok = False
+            continue
+        column = clamp = None
+        input_type = "float"
         if agg in ("sum", "avg"):
-            if mm.get("column") is None or mm.get("clamp") is None:
+            if m.get("column") is None or m.get("clamp") is None:
                 chk.error(
-                    mm.loc,
-                    f"measure '{mname}' ({agg}) needs `column` and `clamp`",
+                    m.loc,
+                    f"measure '{name}' ({agg}) needs `column` and `clamp`",
                     expected="`column: <name>, clamp: [low, high]`",
                 )
-            else:
-                clamp = chk.seq(mm.get("clamp"), "clamp")
-                if clamp is not None:
-                    vals = [chk.number(v, "a clamp bound") for v in clamp.items]
-                    if len(vals) != 2 or None in vals or not vals[0] < vals[1]:
-                        chk.error(
-                            clamp.loc,
-                            "clamp must be [low, high] with low < high",
-                            expected="two numbers such as [0, 500]",
-                        )
-    if src is None or tgt is None or eps is None or delta is None:
+                ok = False
+                continue
+            column = chk.string(m.get("column"), f"the column of measure '{name}'")
+            clamp = _clamp(chk, m.get("clamp"))
+            if m.get("type") is not None:
+                input_type = (
+                    chk.enum(m.get("type"), f"type for measure '{name}'", NUMERIC_TYPES) or "float"
+                )
+            if column is None or clamp is None:
+                ok = False
+                continue
+        else:
+            for extra in ("column", "clamp"):
+                if m.get(extra) is not None:
+                    chk.error(
+                        m.key_loc(extra),
+                        f"measure '{name}' ({agg}) takes no `{extra}`",
+                        expected="only `agg:`",
+                        hint=did_you_mean(agg, ("sum", "avg")),
+                    )
+                    ok = False
+        out.append(MeasureSpec(name, agg, column, clamp, input_type))
+    return out if ok else None
+
+
+def _clamp(chk: Checker, node: YNode) -> tuple | None:  # type: ignore[type-arg]
+    seq = chk.seq(node, "clamp")
+    if seq is None:
         return None
-    return ReleaseSpec(rid, knode.loc, tgt, m.get("target").loc, eps, delta)
+    values = [chk.number(v, "a clamp bound") for v in seq.items]
+    if len(values) != 2 or None in values or not values[0] < values[1]:
+        chk.error(
+            seq.loc,
+            "clamp must be [low, high] with low < high",
+            expected="two numbers such as [0, 500]",
+        )
+        return None
+    return (values[0], values[1])

@@ -1,0 +1,67 @@
+"""The noise of a release, decided at compile time and written into the SQL as constants.
+
+Every noisy value is `granularity × (round(true / granularity) + Z)` where Z is two-sided
+geometric (discrete Laplace) noise, P(Z = z) ∝ p^|z| with p = exp(-ε·granularity / Δ), Δ the
+L1 sensitivity. Counts use granularity 1. Sums use a power of two about 1/1024 of the noise
+scale, so the released value never carries low-order bits of the true value (Mironov's
+floating-point attack on Laplace noise; Google's "secure noise generation" note). The SQL
+draws Z from two 52-bit uniforms of a keyed hash: Z = G₁ − G₂ with Gᵢ = ⌊ln uᵢ / ln p⌋.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+CONFIDENCE = Fraction(95, 100)
+
+
+@dataclass(frozen=True)
+class DiscreteLaplace:
+    """Noise Z on the integers with P(Z = z) = (1 − p)/(1 + p) · p^|z|."""
+
+    epsilon: Fraction  # the ε this noise spends
+    sensitivity: Fraction  # L1 sensitivity, in units of the granularity
+
+    @property
+    def p(self) -> float:
+        return math.exp(-float(self.epsilon / self.sensitivity))
+
+    @property
+    def ln_p(self) -> float:
+        return -float(self.epsilon / self.sensitivity)
+
+    def pmf(self, z: int) -> float:
+        p = self.p
+        return (1 - p) / (1 + p) * p ** abs(z)
+
+    def tail(self, t: int) -> float:
+        """P(Z ≥ t) for t ≥ 1 (and P(Z ≤ −t) by symmetry)."""
+        return self.p**t / (1 + self.p)
+
+    def half_width(self, confidence: Fraction = CONFIDENCE) -> int:
+        """The smallest c with P(|Z| ≤ c) ≥ confidence."""
+        alpha = float(1 - confidence)
+        c = 0
+        while 2 * self.tail(c + 1) > alpha:
+            c += 1
+        return c
+
+    def threshold(self, delta: float) -> int:
+        """The smallest t ≥ 1 with P(Z ≥ t) ≤ delta."""
+        if delta <= 0:
+            raise ValueError("a noisy threshold needs delta > 0")
+        t = max(1, math.ceil(math.log(delta * (1 + self.p)) / self.ln_p))
+        while self.tail(t) > delta:
+            t += 1
+        while t > 1 and self.tail(t - 1) <= delta:
+            t -= 1
+        return t
+
+
+def granularity(scale: float) -> Fraction:
+    """A power of two between scale/2048 and scale/1024 (scale = Δ/ε, the noise's scale)."""
+    if scale <= 0:
+        raise ValueError("scale must be positive")
+    return Fraction(2) ** (math.floor(math.log2(scale)) - 10)
