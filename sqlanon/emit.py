@@ -75,14 +75,19 @@ def _header(dialect: Dialect, what: str, origin: str, digest: str) -> list[str]:
     ]
 
 
+def _grants_note(grants: tuple[str, ...], dialect: Dialect) -> list[str]:
+    if not grants or dialect.features.get("grants", True):
+        return []
+    note = dialect.features.get("grants_note") or (
+        f"{dialect.title} has no GRANT: the policy's grants are listed in manifest.json."
+    )
+    return [f"-- {line}" for line in textwrap.wrap(note, 90)]
+
+
 def view_artifact(view: ViewPlan, dialect: Dialect) -> Artifact:
     origin = f"{_comment_value(view.policy_file)}, table {_comment_value(view.name)}"
     header = _header(dialect, f"view {_comment_value('.'.join(view.target))}", origin, view.digest)
-    if view.grants and not dialect.features.get("grants", True):
-        note = dialect.features.get("grants_note") or (
-            f"{dialect.title} has no GRANT: the policy's grants are listed in manifest.json."
-        )
-        header += [f"-- {line}" for line in textwrap.wrap(note, 90)]
+    header += _grants_note(view.grants, dialect)
     path = object_file("views", view.target)
     return Artifact(path, _sql_file(header, view_statements(view, dialect)))
 
@@ -143,11 +148,7 @@ def release_artifact(r: ReleasePlan, dialect: Dialect) -> Artifact:
         r.digest,
     )
     header.append(f"-- spends epsilon {float(r.epsilon)!r}, delta {float(r.delta)!r} per refresh")
-    if r.grants and not dialect.features.get("grants", True):
-        note = dialect.features.get("grants_note") or (
-            f"{dialect.title} has no GRANT: the policy's grants are listed in manifest.json."
-        )
-        header += [f"-- {line}" for line in textwrap.wrap(note, 90)]
+    header += _grants_note(r.grants, dialect)
     path = object_file("releases", r.target)
     return Artifact(path, _sql_file(header, release_statements(r, dialect)))
 

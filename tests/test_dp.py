@@ -61,6 +61,14 @@ def release(tmp_path: Path, source: str, target: str, text: str = POLICY):  # ty
     return build_plan([load_policy(path)]).releases[0]
 
 
+def duck_source(table: str, select: str) -> DuckDBEngine:
+    """An in-memory DuckDB with raw.<table> made by a query."""
+    engine = DuckDBEngine()
+    engine.execute("CREATE SCHEMA raw")
+    engine.execute(f"CREATE TABLE raw.{table} AS {select}")
+    return engine
+
+
 def prepare(engine, d, plan_release) -> None:  # type: ignore[no-untyped-def]
     from sqlanon.plan import Plan
 
@@ -223,11 +231,8 @@ def test_the_privacy_test_catches_too_little_noise():
 
 def test_contribution_bounds_hold_against_a_unit_with_10000_rows(tmp_path):
     d = dialect.get("duckdb")
-    engine = DuckDBEngine()
-    engine.execute("CREATE SCHEMA raw")
-    engine.execute(
-        "CREATE TABLE raw.base AS SELECT g, g * 100 + k AS u, 5.0 AS v "
-        "FROM range(5) AS a(g), range(10) AS b(k)"
+    engine = duck_source(
+        "base", "SELECT g, g * 100 + k AS u, 5.0 AS v FROM range(5) AS a(g), range(10) AS b(k)"
     )
     engine.execute(
         "CREATE TABLE raw.plus AS SELECT * FROM raw.base UNION ALL "
@@ -420,9 +425,7 @@ def test_a_refresh_without_an_epoch_fails_with_a_message(tmp_path):
     from sqlanon.apply import run_release
 
     d = dialect.get("duckdb")
-    engine = DuckDBEngine()
-    engine.execute("CREATE SCHEMA raw")
-    engine.execute("CREATE TABLE raw.s AS SELECT 1 AS g, 1 AS u, 1.0 AS v")
+    engine = duck_source("s", "SELECT 1 AS g, 1 AS u, 1.0 AS v")
     r = release(tmp_path, "s", "s")
     prepare(engine, d, r)
     with pytest.raises(Exception, match="set the epoch of this refresh"):
@@ -435,11 +438,8 @@ def test_a_failed_refresh_leaves_the_epoch_and_the_ledger_as_they_were(tmp_path)
     from sqlanon.apply import run_release
 
     d = dialect.get("duckdb")
-    engine = DuckDBEngine()
-    engine.execute("CREATE SCHEMA raw")
-    engine.execute(
-        "CREATE TABLE raw.s AS SELECT g, g * 100 + k AS u, 1.0 AS v "
-        "FROM range(3) AS a(g), range(100) AS b(k)"
+    engine = duck_source(
+        "s", "SELECT g, g * 100 + k AS u, 1.0 AS v FROM range(3) AS a(g), range(100) AS b(k)"
     )
     r = release(tmp_path, "s", "s")
     prepare(engine, d, r)
