@@ -287,6 +287,7 @@ def _release_entry(r: ReleasePlan, digests: dict[str, str]) -> dict[str, object]
         "bounds": {
             "max_groups_per_unit": r.max_groups_per_unit,
             "max_rows_per_unit_per_group": r.max_rows_per_unit_per_group,
+            "max_rows_per_unit": r.max_rows_per_unit,
         },
         "groups": {"public": [list(g) for g in r.public_groups]}
         if r.public_groups is not None

@@ -132,10 +132,13 @@ def release_rows(r: ReleasePlan) -> list[dict[str, str]]:
 
 
 def release_rules(r: ReleasePlan) -> list[str]:
+    groups, rows = r.sensitivities
+    total = "" if r.max_rows_per_unit is None else f", {r.max_rows_per_unit} row(s) in all"
     rules = [
-        f"privacy unit {r.privacy_unit}: at most {r.max_groups_per_unit} group(s) per unit and "
-        f"{r.max_rows_per_unit_per_group} row(s) per unit and group; the rest are left out, "
-        "chosen by a keyed hash"
+        f"privacy unit {r.privacy_unit}: at most {r.max_groups_per_unit} group(s) per unit, "
+        f"{r.max_rows_per_unit_per_group} row(s) per unit and group{total}; the rest are left "
+        f"out, chosen by a keyed hash (one unit moves unit counts by ≤ {groups}, row counts "
+        f"by ≤ {rows})"
     ]
     if r.selection is not None:
         rules.append(

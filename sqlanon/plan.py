@@ -172,6 +172,7 @@ class ReleasePlan:
     public_groups: tuple[tuple[str, ...], ...] | None
     max_groups_per_unit: int
     max_rows_per_unit_per_group: int
+    max_rows_per_unit: int | None  # a total over all groups (SmartNoise's max_ids)
     units: NoiseComponent  # the noisy count of units per group (selection, count_units)
     measures: tuple[MeasurePlan, ...]
     selection: Selection | None
@@ -186,6 +187,21 @@ class ReleasePlan:
     @property
     def keys(self) -> tuple[KeyRef, ...]:
         return (self.key,)
+
+    @property
+    def sensitivities(self) -> tuple[int, int]:
+        return contribution_bounds(
+            self.max_groups_per_unit, self.max_rows_per_unit_per_group, self.max_rows_per_unit
+        )
+
+
+def contribution_bounds(groups: int, rows_per_group: int, rows: int | None) -> tuple[int, int]:
+    """(the most groups one unit appears in, the most rows it adds over all groups): the L1
+    sensitivities of unit counts and of row counts."""
+    both = groups * rows_per_group
+    if rows is None:
+        return groups, both
+    return min(groups, rows), min(both, rows)
 
 
 @dataclass(frozen=True)

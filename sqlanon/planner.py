@@ -27,6 +27,7 @@ from .plan import (
     Selection,
     TCloseness,
     ViewPlan,
+    contribution_bounds,
     digest_of,
 )
 from .policy.model import PolicySpec, ReleaseSpec, TableSpec
@@ -167,7 +168,9 @@ def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:
         for c in r.group_by
     ]
     epsilon, delta = Fraction(str(r.epsilon)), Fraction(str(r.delta))
-    g, rows = r.max_groups_per_unit, r.max_rows_per_unit_per_group
+    g, rows = contribution_bounds(
+        r.max_groups_per_unit, r.max_rows_per_unit_per_group, r.max_rows_per_unit
+    )
     has_units = any(m.agg == "count_units" for m in r.measures)
     threshold = r.public_groups is None
     parts = len(r.measures) + (1 if threshold and not has_units else 0)
@@ -185,12 +188,12 @@ def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:
         if m.agg == "count_units":
             comps: tuple[NoiseComponent, ...] = (units,)
         elif m.agg == "count":
-            comps = (_component("rows", share, Fraction(g * rows), Fraction(1), CONFIDENCE),)
+            comps = (_component("rows", share, Fraction(rows), Fraction(1), CONFIDENCE),)
         else:
             assert clamp is not None
             center = (clamp[0] + clamp[1]) / 2 if m.agg == "avg" else Decimal(0)
             reach = max(abs(clamp[0] - center), abs(clamp[1] - center))
-            bound = Fraction(g * rows) * Fraction(reach)
+            bound = Fraction(rows) * Fraction(reach)
             if m.agg == "sum":
                 comps = (_sum_component(share, bound, CONFIDENCE),)
             else:  # avg = center + noisy centered sum / noisy row count, each at 97.5 %
@@ -198,7 +201,7 @@ def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:
                 both = (1 + CONFIDENCE) / 2
                 comps = (
                     _sum_component(half, bound, both),
-                    _component("rows", half, Fraction(g * rows), Fraction(1), both),
+                    _component("rows", half, Fraction(rows), Fraction(1), both),
                 )
         measures.append(
             MeasurePlan(
@@ -218,8 +221,9 @@ def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:
         unit_type=r.unit_type,
         group_by=tuple(groups),
         public_groups=r.public_groups,
-        max_groups_per_unit=g,
-        max_rows_per_unit_per_group=rows,
+        max_groups_per_unit=r.max_groups_per_unit,
+        max_rows_per_unit_per_group=r.max_rows_per_unit_per_group,
+        max_rows_per_unit=r.max_rows_per_unit,
         units=units,
         measures=tuple(measures),
         selection=selection,

@@ -229,7 +229,20 @@ def test_the_privacy_test_catches_too_little_noise():
     assert epsilon_lower_bound(xs, ys, [19, 20, 21, 22, 23]) > 0.5
 
 
-def test_contribution_bounds_hold_against_a_unit_with_10000_rows(tmp_path):
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        "{max_groups_per_unit: 1, max_rows_per_unit_per_group: 2}",
+        "{max_groups_per_unit: 3, max_rows_per_unit_per_group: 2}",
+        "{max_rows_per_unit: 3}",
+        "{max_groups_per_unit: 4, max_rows_per_unit_per_group: 2, max_rows_per_unit: 5}",
+    ],
+)
+def test_contribution_bounds_hold_against_a_unit_with_10000_rows(tmp_path, bounds):
+    """One unit with 2,000 rows of a huge value in each of 5 groups changes the true
+    (pre-noise) answer by what the bounds allow: never more, and as many rows as allowed."""
+    from sqlanon.dp.lower import output_columns
+
     d = dialect.get("duckdb")
     engine = duck_source(
         "base", "SELECT g, g * 100 + k AS u, 5.0 AS v FROM range(5) AS a(g), range(10) AS b(k)"
@@ -238,40 +251,26 @@ def test_contribution_bounds_hold_against_a_unit_with_10000_rows(tmp_path):
         "CREATE TABLE raw.plus AS SELECT * FROM raw.base UNION ALL "
         "SELECT range % 5 AS g, -1 AS u, 1.0e9 AS v FROM range(10000)"
     )
+    text = re.sub(r"bounds: \{[^}]*\}", f"bounds: {bounds}", POLICY)
     true = {}
     for name in ("base", "plus"):
-        r = release(tmp_path, name, name)
+        r = release(tmp_path, name, name, text)
         prepare(engine, d, r)
+        cols = [c for c, _ in output_columns(r)]
+        query = release_query(r, d, d.number(1), noise=False)
         true[name] = {
-            row[1]: row
-            for row in engine.query(
-                d.statement("select_all", release_query(r, d, d.number(1), noise=False)).text
-            )
+            row[1]: dict(zip(cols, row, strict=True))
+            for row in engine.query(d.statement("select_all", query).text)
         }
-    cols = [
-        "epoch",
-        "g",
-        "units",
-        "units_ci_low",
-        "units_ci_high",
-        "units_epsilon",
-        "units_delta",
-        "rows",
-        "rows_ci_low",
-        "rows_ci_high",
-        "rows_epsilon",
-        "rows_delta",
-        "total",
-    ]
-    changed = 0
-    for g in true["base"]:
-        a = dict(zip(cols, true["base"][g], strict=False))
-        b = dict(zip(cols, true["plus"][g], strict=False))
-        assert 0 <= b["units"] - a["units"] <= 1
-        assert 0 <= b["rows"] - a["rows"] <= 2  # max_rows_per_unit_per_group
-        assert 0 <= b["total"] - a["total"] <= 2 * 100  # rows × clamp
-        changed += b != a
-    assert changed == 1, "a unit counts in at most max_groups_per_unit (1) groups"
+    groups, rows = r.sensitivities
+    per_group = r.max_rows_per_unit_per_group
+    diffs = {k: [true["plus"][g][k] - true["base"][g][k] for g in range(5)] for k in cols[2:]}
+    assert all(0 <= x <= 1 for x in diffs["units"])
+    assert 1 <= sum(diffs["units"]) <= groups, "the unit appears in at most groups_per_unit"
+    assert all(0 <= x <= per_group for x in diffs["rows"])
+    assert sum(diffs["rows"]) == rows, "the unit adds exactly rows_per_unit rows"
+    assert all(0 <= x <= 100 * per_group for x in diffs["total"])
+    assert sum(diffs["total"]) == pytest.approx(100 * rows), "each allowed row adds the clamp"
     engine.close()
 
 
@@ -333,7 +332,7 @@ releases:
     group_by:
       region: keep
       month: {column: day, transform: truncate_date, to: month}
-    bounds: {max_groups_per_unit: 2, max_rows_per_unit_per_group: 3}
+    bounds: {max_groups_per_unit: 2, max_rows_per_unit_per_group: 3, max_rows_per_unit: 4}
     measures:
       people: {agg: count_units}
       orders: {agg: count}

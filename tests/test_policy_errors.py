@@ -85,3 +85,20 @@ def test_policies_compiled_together_must_not_collide(workdir):
         "policy name 'same' is also used by examples/two/a.yml",
     ) in messages
     assert any(m[0] == "examples/two/b.yml" and "written twice" in m[2] for m in messages)
+
+
+def test_exponent_numbers_read_as_numbers_as_in_yaml_1_2():
+    """YAML 1.1 (PyYAML) reads `1e-6` as a string; every user writing a delta means 1.0e-6."""
+    from decimal import Decimal
+
+    from sqlanon.policy.yamltree import load_tree
+
+    tree = load_tree('a: 1e-6\nb: "1e-6"\nc: 2E3\nd: 1e\ne: -.5e-2\n', "x.yml")
+    values = {k: tree.get(k).value for k in "abcde"}  # type: ignore[union-attr]
+    assert values == {
+        "a": Decimal("0.000001"),
+        "b": "1e-6",  # quoted: a string, as written
+        "c": Decimal("2000"),
+        "d": "1e",
+        "e": Decimal("-0.005"),
+    }

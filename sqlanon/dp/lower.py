@@ -70,8 +70,7 @@ def release_query(r: ReleasePlan, d: Dialect, epoch: Sql, noise: bool = True) ->
     groups = [d.ident(f"_sqlanon_g{i}") for i in range(len(r.group_by))]
 
     # rows: unit, group keys, clamped measure inputs
-    unit_text = canonical(ctx, src(r.privacy_unit), r.unit_type)
-    row_items = [unit_text] + [
+    row_items = [src(r.privacy_unit)] + [
         REGISTRY[g.transform].lower(ctx, src(g.sources[0]), g) for g in r.group_by
     ]
     row_names = [d.ident(UNIT), *groups]
@@ -93,34 +92,43 @@ def release_query(r: ReleasePlan, d: Dialect, epoch: Sql, noise: bool = True) ->
             row_names.append(name)
             inputs[m.name] = name
 
-    # partials: per unit and group, rows capped, partial sums clamped to the capped rows
+    # partials: per unit and group, rows capped; measure sums clamped once rows are allowed
     rmax = d.number(r.max_rows_per_unit_per_group)
     partial_items: list[Sql] = [d.ident(UNIT), *groups]
     partial_names: list[Sql] = [d.ident(UNIT), *groups]
     partial_items.append(d.prim("least", [d.prim("count_star"), rmax]))
     partial_names.append(d.ident("_sqlanon_rows"))
+    allowed = d.ident("_sqlanon_a")
+    limited_items: list[Sql] = [d.ident(UNIT), *groups, allowed]
+    limited_names: list[Sql] = [d.ident(UNIT), *groups, d.ident("_sqlanon_rows")]
     sums: dict[int, tuple[Sql, Sql]] = {}
     for i, m in enumerate(r.measures):
         if m.name not in inputs:
             continue
         x = inputs[m.name]
-        n = d.prim("least", [d.prim("count", x), rmax])
+        s_name, n_name = d.ident(f"_sqlanon_s{i}"), d.ident(f"_sqlanon_n{i}")
+        partial_items += [
+            d.prim("coalesce", [d.prim("sum", x), d.number(0)]),
+            d.prim("least", [d.prim("count", x), rmax]),
+        ]
+        partial_names += [s_name, n_name]
+        # the unit's allowed rows of this group bound its partial sum: n × [lo, hi]
+        n = d.prim("least", [n_name, allowed])
         lo = _number(d, Fraction(m.clamp[0] - m.center))
         hi = _number(d, Fraction(m.clamp[1] - m.center))
-        total = d.prim("coalesce", [d.prim("sum", x), d.number(0)])
         bounded = d.prim(
-            "least", [d.prim("greatest", [total, d.prim("mul", n, lo)]), d.prim("mul", n, hi)]
+            "least", [d.prim("greatest", [s_name, d.prim("mul", n, lo)]), d.prim("mul", n, hi)]
         )
-        s_name, n_name = d.ident(f"_sqlanon_s{i}"), d.ident(f"_sqlanon_n{i}")
-        partial_items += [bounded, n]
-        partial_names += [s_name, n_name]
+        limited_items += [bounded, n]
+        limited_names += [s_name, n_name]
         sums[i] = (s_name, n_name)
 
-    # at most max_groups groups per unit, chosen by a keyed hash of the unit and the group
+    # units over a bound: groups in the order of a keyed hash of the unit and the group, kept
+    # while at most max_groups_per_unit and max_rows_per_unit allow
     p = "_sqlanon_p"
     rank_text = _message(
         d,
-        [d.string("rank"), d.qualified((p, UNIT))]
+        [d.string("rank"), canonical(ctx, d.qualified((p, UNIT)), r.unit_type)]
         + [
             d.prim(
                 "canonical_text", d.qualified((p, f"_sqlanon_g{i}")), type=g.output_type or "text"
@@ -129,6 +137,16 @@ def release_query(r: ReleasePlan, d: Dialect, epoch: Sql, noise: bool = True) ->
         ],
     )
     rank = keyed_hex(ctx, rank_text, r.key)
+    fits = d.prim("le", d.ident("_sqlanon_ng"), d.number(r.max_groups_per_unit))
+    rows = d.ident("_sqlanon_rows")
+    allowance = rows
+    if r.max_rows_per_unit is not None:
+        total = d.number(r.max_rows_per_unit)
+        fits = d.prim("all_of", [fits, d.prim("le", d.ident("_sqlanon_nr"), total)])
+        before = d.prim("sub", d.ident("_sqlanon_cum"), rows)  # rows of earlier groups
+        allowance = d.prim(
+            "greatest", [d.number(0), d.prim("least", [rows, d.prim("sub", total, before)])]
+        )
 
     # per group
     aggregates: list[Sql] = list(groups)
@@ -258,6 +276,10 @@ def release_query(r: ReleasePlan, d: Dialect, epoch: Sql, noise: bool = True) ->
         key_values,
         key_names,
         rank,
+        fits,
+        allowance,
+        limited_items,
+        limited_names,
         d.number(r.max_groups_per_unit),
         groups,
         aggregates,

@@ -108,6 +108,7 @@ class ReleaseSpec:
     public_groups: tuple[tuple[str, ...], ...] | None
     max_groups_per_unit: int
     max_rows_per_unit_per_group: int
+    max_rows_per_unit: int | None  # a total over all groups (SmartNoise's max_ids)
     measures: tuple[MeasureSpec, ...]
     grants: tuple[str, ...] = ()
     key: str = "noise"

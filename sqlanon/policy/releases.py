@@ -114,6 +114,7 @@ def read_release(
         public_groups=public,
         max_groups_per_unit=bounds[0],
         max_rows_per_unit_per_group=bounds[1],
+        max_rows_per_unit=bounds[2],
         measures=tuple(measures),
         grants=grants,
         key=key,
@@ -206,17 +207,24 @@ def _groups(
     return tuple(rows)
 
 
-def _bounds(chk: Checker, node: YNode | None) -> tuple[int, int] | None:
+def _bounds(chk: Checker, node: YNode | None) -> tuple[int, int, int | None] | None:
+    """(groups per unit, rows per unit and group, rows per unit or None). With only a total
+    given, the other two default to it (they then restrict nothing); otherwise to 1."""
     if node is None:
-        return (1, 1)
-    b = chk.mapping(node, "bounds", ("max_groups_per_unit", "max_rows_per_unit_per_group"))
+        return (1, 1, None)
+    keys = ("max_groups_per_unit", "max_rows_per_unit_per_group", "max_rows_per_unit")
+    b = chk.mapping(node, "bounds", keys)
     if b is None:
         return None
+    total = b.get("max_rows_per_unit")
+    t = chk.integer(total, "max_rows_per_unit", 1, 1_000_000) if total is not None else None
+    if total is not None and t is None:
+        return None
     values = []
-    for key in ("max_groups_per_unit", "max_rows_per_unit_per_group"):
-        v = chk.integer(b.get(key), key, 1, 1_000_000) if b.get(key) is not None else 1
+    for key in keys[:2]:
+        v = chk.integer(b.get(key), key, 1, 1_000_000) if b.get(key) is not None else (t or 1)
         values.append(v)
-    return None if None in values else (values[0], values[1])
+    return None if None in values else (values[0], values[1], t)
 
 
 def _measures(chk: Checker, node: YNode | None, what: str) -> list[MeasureSpec] | None:

@@ -9,6 +9,7 @@ of alias bombs; the `rule:` mechanism is the supported way to reuse a column def
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -113,6 +114,9 @@ def describe(node: YNode | None) -> str:
 _MAYBE_TYPED = frozenset("yYnNtTfFoO~-+.0123456789<=")
 
 
+_EXPONENT_FLOAT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+")
+
+
 class _ScalarResolver:
     """Resolves a plain scalar's type with YAML 1.1 safe rules, numbers kept exact."""
 
@@ -125,7 +129,8 @@ class _ScalarResolver:
             return text
         tag = self._resolver.resolve(ScalarNode, text, (True, False))
         if tag == _STR_TAG:
-            return text
+            # YAML 1.1 wants a dot in a float (1.0e-6); YAML 1.2 and every user also mean 1e-6
+            return Decimal(text) if _EXPONENT_FLOAT.fullmatch(text) else text
         value = self._constructor.construct_object(ScalarNode(tag, text))
         if isinstance(value, float):
             # keep what was written: 0.1 stays exactly one tenth
