@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+from sqlanon.demo.retail import generate, load
+from sqlanon.engines.duckdb import DuckDBEngine
 from sqlanon.keys import pads
 
 KEY = b"PLANTED-sqlanon-KEY:" + bytes(range(200, 232))
@@ -35,7 +37,7 @@ def test_the_key_appears_in_no_output_message_or_file(workdir, cli):
     env = {"SQLANON_TEST_KEY": KEY.hex()}
     db = str(workdir / "w.duckdb")
     transcripts = []
-    for name in ("customer", "order", "session", "sampling"):
+    for name in ("customer", "order", "session", "sampling", "noise"):
         r = cli(
             "keys", "load", "--db", db, "--name", name, "--from-env", "SQLANON_TEST_KEY", env=env
         )
@@ -59,9 +61,12 @@ def test_the_key_appears_in_no_output_message_or_file(workdir, cli):
         )
         assert r.exit_code == 2
         transcripts.append(r.output)
-    assert "already exists" in transcripts[4] and "not valid base64" in transcripts[5]
-    assert "cannot read file missing.txt" in transcripts[6]
-    assert "at least 16 are required" in transcripts[7]
+    assert "already exists" in transcripts[5] and "not valid base64" in transcripts[6]
+    assert "cannot read file missing.txt" in transcripts[7]
+    assert "at least 16 are required" in transcripts[8]
+    engine = DuckDBEngine(db)
+    load(engine, generate(200))
+    engine.close()
     for args in (
         ("compile", RETAIL, "--out", "out"),
         ("compile", RETAIL, "--out", "out", "--check"),
@@ -70,12 +75,26 @@ def test_the_key_appears_in_no_output_message_or_file(workdir, cli):
         ("explain", RETAIL, "--format", "json"),
         ("validate", RETAIL),
         ("keys", "ddl", RETAIL),
+        ("apply", RETAIL, "--db", db, "--epoch", "3"),  # views and DP releases, keys in use
+        ("budget", RETAIL, "--db", db),
     ):
         r = cli(*args, env=env)
         assert r.exit_code == 0, r.output
         transcripts.append(r.output)
     for i, text in enumerate(transcripts):
         assert_clean(text.encode(), f"command output #{i}")
+    engine = DuckDBEngine(db)  # what the views and releases hold, the ledger included
+    tables = engine.query(
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE NOT (table_schema = 'privacy' AND table_name = 'sqlanon_keys')"
+    )
+    assert ("analytics", "orders_by_status_year") in tables and len(tables) >= 8
+    for schema, table in tables:
+        for row in engine.query(f'SELECT * FROM "{schema}"."{table}"'):
+            for v in row:
+                blob = v if isinstance(v, bytes) else str(v).encode()
+                assert_clean(blob, f"{schema}.{table}")
+    engine.close()
     files = [
         p
         for p in workdir.rglob("*")
