@@ -24,7 +24,8 @@ UNIT = "_sqlanon_unit"
 
 
 def _number(d: Dialect, value: Fraction | int) -> Sql:
-    """An exact decimal literal for a power of two or an integer; float() for the rest."""
+    """An exact decimal literal: the fractions here (grid steps, clamp bounds and their
+    midpoints) have power-of-two or power-of-ten denominators, so their decimals end."""
     from decimal import Decimal
 
     if isinstance(value, int) or (isinstance(value, Fraction) and value.denominator == 1):

@@ -82,6 +82,9 @@ def read_release(
     bounds = _bounds(chk, m.get("bounds"))
     measures = _measures(chk, m.get("measures"), what)
 
+    if group_by is not None and measures is not None:
+        _check_output_names(chk, m, what)
+
     if public is None and delta == 0 and m.get("delta") is not None:
         chk.error(
             m.get("delta").loc,
@@ -122,6 +125,35 @@ def read_release(
         if m.get("description")
         else None,
     )
+
+
+MEASURE_COLUMNS = ("", "_ci_low", "_ci_high", "_epsilon", "_delta")
+
+
+def _check_output_names(chk: Checker, m: YMap, what: str) -> None:
+    """The release table's columns (epoch, the groups, five per measure) must be distinct,
+    compared as the warehouse would: regardless of case."""
+    seen: dict[str, str] = {"epoch": "the epoch column"}
+    for part, label, suffixes in (
+        ("group_by", "group", ("",)),
+        ("measures", "measure", MEASURE_COLUMNS),
+    ):
+        node = m.get(part)
+        if not isinstance(node, YMap):
+            continue
+        for name, (key, _) in node.entries.items():
+            for suffix in suffixes:
+                column = name + suffix
+                other = seen.get(column.lower())
+                if other is not None:
+                    chk.error(
+                        key.loc,
+                        f"{what} would have two columns named {column!r}: this {label} and {other}",
+                        expected="distinct group and measure names",
+                        hint="rename one of them",
+                    )
+                    break
+                seen[column.lower()] = f"{label} {name!r}"
 
 
 def _group_by(
