@@ -434,6 +434,156 @@ def budget(
 
 
 @app.command()
+def risk(
+    paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
+    db: Annotated[str, typer.Option("--db", help="A DuckDB file or a postgresql:// URL.")],
+    format: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+    population: Annotated[
+        bool,
+        typer.Option(
+            "--population/--no-population",
+            help="Also read the source (with its keys) for journalist and marketer risk.",
+        ),
+    ] = True,
+) -> None:
+    """Measure each view's re-identification risk (k, class sizes, prosecutor, journalist and
+    marketer risk) and its sensitive columns' l-diversity and t-closeness, by queries in the
+    database; exit 1 when a declared k, l or t is not met (docs/risk.md)."""
+    from rich.progress import Progress
+
+    from .risk import measure, steps
+    from .risk_report import print_risks, to_json
+
+    plan = _plan(paths)
+    show = format is Format.table and err.is_terminal
+    try:
+        engine = _open_database(db)
+        try:
+            with Progress(console=err, transient=True, disable=not show) as progress:
+                task = progress.add_task("measuring", total=steps(plan, population))
+
+                def step(what: str) -> None:
+                    progress.update(task, description=what)
+                    progress.advance(task)
+
+                risks = measure(plan, dialect.get(engine.dialect), engine, population, step)
+        finally:
+            engine.close()
+    except _database_errors() as exc:
+        raise _fail(_database_error(exc) + _missing_view_hint(exc)) from None
+    if format is Format.json:
+        sys.stdout.write(to_json(risks))
+    elif not risks:
+        out.print("no view declares quasi-identifiers: nothing to measure", markup=False)
+    else:
+        print_risks(out, risks)
+    if not all(r.ok for r in risks):
+        if format is Format.table:
+            err.print("a declared requirement (k, l or t) is not met", markup=False)
+        raise typer.Exit(EXIT_CHECK)
+
+
+def _missing_view_hint(exc: Exception) -> str:
+    text = str(exc).lower()
+    if "does not exist" in text or "not found" in text:
+        return " (create the views first: sqlanon apply, or run the compiled SQL)"
+    return ""
+
+
+@app.command()
+def tune(
+    paths: Annotated[list[str], typer.Argument(help="The policy file (and any it needs).")],
+    db: Annotated[str, typer.Option("--db", help="A DuckDB file or a postgresql:// URL.")],
+    table: Annotated[
+        str | None, typer.Option("--table", help="The table to tune (default: the only one).")
+    ] = None,
+    k: Annotated[int | None, typer.Option("--k", min=2, help="Default: the policy's k.")] = None,
+    max_suppression: Annotated[
+        float, typer.Option("--max-suppression", min=0, max=100, help="Percent of rows.")
+    ] = 0.0,
+    l_value: Annotated[
+        int | None, typer.Option("--l", min=1, help="Distinct l-diversity to require too.")
+    ] = None,
+    t_value: Annotated[
+        float | None, typer.Option("--t", min=0, max=1, help="t-closeness to require too.")
+    ] = None,
+    sensitive: Annotated[
+        str | None, typer.Option("--sensitive", help="Default: the policy's l/t column.")
+    ] = None,
+    write: Annotated[
+        bool, typer.Option("--write", help="Rewrite the levels in the policy file.")
+    ] = False,
+    format: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+) -> None:
+    """Search the hierarchy levels of the quasi-identifiers for the least-generalized ones
+    that reach k (and l, t) with at most --max-suppression % of rows suppressed; print them
+    as a patch of the policy, or --write it (docs/risk.md)."""
+    from decimal import Decimal
+
+    from rich.progress import Progress
+
+    from .tune import Goal, TuneError, search, with_levels
+    from .tune_report import print_result, result_json
+
+    plan = _plan(paths)
+    candidates = [v for v in plan.views if v.k_anonymity and (table is None or v.name == table)]
+    if len(candidates) != 1:
+        names = ", ".join(v.name for v in plan.views if v.k_anonymity) or "none"
+        raise _fail(f"name one table with k_anonymity to tune (--table); tables: {names}")
+    view = candidates[0]
+    declared = view.l_diversity or view.t_closeness
+    goal = Goal(
+        k=k or view.k_anonymity.k,  # type: ignore[union-attr]
+        max_suppression=Decimal(str(max_suppression)) / 100,
+        l=l_value,
+        sensitive=sensitive or (declared.sensitive if declared else None),
+        t=None if t_value is None else Decimal(str(t_value)),
+    )
+    if (goal.l or goal.t is not None) and goal.sensitive is None:
+        raise _fail("--l and --t need a sensitive column: --sensitive COLUMN")
+    show = format is Format.table and err.is_terminal
+    try:
+        engine = _open_database(db)
+        try:
+            with Progress(console=err, transient=True, disable=not show) as progress:
+                task = progress.add_task("searching the lattice", total=None)
+                result = search(
+                    view,
+                    goal,
+                    dialect.get(engine.dialect),
+                    engine,
+                    lambda n: progress.update(task, description=f"{n} nodes evaluated"),
+                )
+        finally:
+            engine.close()
+    except TuneError as exc:
+        raise _fail(str(exc)) from None
+    except _database_errors() as exc:
+        raise _fail(_database_error(exc)) from None
+    patched = None
+    if result.best is not None:
+        levels = {
+            d.column: lvl for d, lvl in zip(result.dimensions, result.best.levels, strict=True)
+        }
+        source = Path(view.policy_file)
+        original = source.read_text(encoding="utf-8")
+        try:
+            patched = with_levels(original, view.policy_file, view.name, levels)
+        except (TuneError, PolicyError) as exc:
+            raise _fail(str(exc)) from None
+        if write and patched != original:
+            emit.replace_file(source, patched)
+    if format is Format.json:
+        sys.stdout.write(result_json(result, goal))
+    else:
+        print_result(
+            out, result, goal, view.policy_file, original if patched else None, patched, write
+        )
+    if result.best is None:
+        raise typer.Exit(EXIT_CHECK)
+
+
+@app.command()
 def conformance(
     engine_names: Annotated[
         list[str] | None,

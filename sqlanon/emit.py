@@ -473,3 +473,15 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Rewrite one file atomically (a sibling temporary file renamed over it): an interrupted
+    write leaves the old file whole."""
+    tmp = path.with_name(f".{path.name}.sqlanon-tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)

@@ -50,7 +50,7 @@ def column_rows(view: ViewPlan) -> list[dict[str, str]]:
     return rows
 
 
-_NOT_MEASURED = "(declared; the risk report that measures it is not in this version yet)"
+_NOT_MEASURED = "(declared; `sqlanon risk` measures it in the database)"
 
 
 def view_rules(view: ViewPlan) -> list[str]:

@@ -87,3 +87,27 @@ def workdir(tmp_path, monkeypatch) -> Path:
         )
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def load_adult(engine, d: dialect.Dialect, schema: str, limit: int | None = None) -> None:  # type: ignore[no-untyped-def]
+    """examples/adult/adult.csv as `schema.adult` (age an integer, the rest text)."""
+    import csv
+    import itertools
+
+    with (REPO / "examples/adult/adult.csv").open() as fh:
+        reader = csv.reader(fh, delimiter=";")
+        header = next(reader)
+        rows = [
+            tuple(int(v) if h == "age" else v for h, v in zip(header, r, strict=True))
+            for r in itertools.islice(reader, limit)
+        ]
+    engine.execute(d.statement("create_schema", d.relation((schema,))).text)
+    engine.execute(
+        d.statement(
+            "create_table",
+            d.relation((schema, "adult")),
+            [d.ident(h) for h in header],
+            column_types=tuple("integer" if h == "age" else "text" for h in header),
+        ).text
+    )
+    engine.load_rows((schema, "adult"), rows)

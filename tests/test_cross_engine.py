@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import load_adult
 
 from sqlanon import dialect
 from sqlanon.apply import create, create_key_tables, refresh, report
@@ -83,36 +84,14 @@ def test_pseudonyms_are_hex_and_join(results):
     assert len(orders_customers & customers) > 0.6 * len(customers)
 
 
-ADULT_TYPES = {"age": "integer"}
-
-
 @pytest.mark.parametrize("name", TARGETS)
 def test_adult_example_is_accepted_by_every_engine(name, live):
     """Every statement of the committed adult example runs on each engine (PostgreSQL's
     server and ZetaSQL's analyzer included), over a sample of the real rows."""
-    import csv
-    import itertools
-
     engine = live.get(name)
     d = dialect.get(name)
     plan = build_plan(load_policies([str(REPO / "examples/adult/policy.yml")]))
-    with (REPO / "examples/adult/adult.csv").open() as fh:
-        reader = csv.reader(fh, delimiter=";")
-        header = next(reader)
-        rows = [
-            tuple(int(v) if h == "age" else v for h, v in zip(header, r, strict=True))
-            for r in itertools.islice(reader, 400)
-        ]
-    engine.execute(d.statement("create_schema", d.relation(("raw",))).text)
-    engine.execute(
-        d.statement(
-            "create_table",
-            d.relation(("raw", "adult")),
-            [d.ident(h) for h in header],
-            column_types=tuple(ADULT_TYPES.get(h, "text") for h in header),
-        ).text
-    )
-    engine.load_rows(("raw", "adult"), rows)
+    load_adult(engine, d, "raw", limit=400)
     if name == "postgres":
         engine.execute(
             "DO $$ BEGIN CREATE ROLE analyst; EXCEPTION WHEN duplicate_object THEN NULL; END $$"

@@ -1,0 +1,113 @@
+"""How `sqlanon risk` shows its measurements: rich tables for a terminal, JSON for machines."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .plan import to_jsonable
+from .risk import ViewRisk
+
+# Class-size bands for the terminal; JSON carries every size.
+_BANDS = ((1, 1), (2, 2), (3, 4), (5, 9), (10, 19), (20, 49), (50, 99), (100, None))
+
+
+def to_json(risks: list[ViewRisk]) -> str:
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return to_jsonable(value)
+
+    views = []
+    for r in risks:
+        d = plain(asdict(r))
+        d["ok"] = r.ok
+        views.append(d)
+    return json.dumps({"views": views, "ok": all(r.ok for r in risks)}, indent=2) + "\n"
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.2f} %"
+
+
+def _band(low: int, high: int | None) -> str:
+    if high is None:
+        return f"≥{low}"
+    return str(low) if low == high else f"{low}–{high}"
+
+
+def print_risks(console: Console, risks: list[ViewRisk]) -> None:
+    for r in risks:
+        t = Table(
+            title=f"{r.view}  [dim](quasi-identifiers: {', '.join(r.quasi_identifiers)})[/]",
+            title_justify="left",
+        )
+        t.add_column("measure")
+        t.add_column("value", justify="right")
+        t.add_row("records", f"{r.rows:,}")
+        if r.population_rows is not None:
+            t.add_row(
+                "population (source before sampling and suppression)", f"{r.population_rows:,}"
+            )
+        t.add_row("equivalence classes", f"{r.classes:,}")
+        t.add_row("k (smallest class)", "view empty" if r.k is None else str(r.k))
+        t.add_row(
+            f"records in classes smaller than {r.threshold_k}", f"{r.records_below_threshold:,}"
+        )
+        t.add_row("sample uniques (classes of one)", f"{r.sample_uniques:,}")
+        for name, a in (("prosecutor", r.prosecutor), ("journalist", r.journalist)):
+            if a is not None:
+                t.add_row(
+                    f"{name} risk: highest / average", f"{_pct(a.highest)} / {_pct(a.average)}"
+                )
+                t.add_row(
+                    f"{name} risk: records at risk (> 1/{r.threshold_k})", _pct(a.records_at_risk)
+                )
+        if r.marketer is not None:
+            t.add_row("marketer risk", _pct(r.marketer))
+        console.print(t)
+
+        sizes = Table(title="class sizes", title_justify="left")
+        for col in ("size", "classes", "records"):
+            sizes.add_column(col, justify="right")
+        for low, high in _BANDS:
+            inside = [(n, c) for n, c in r.class_sizes if n >= low and (high is None or n <= high)]
+            if inside:
+                sizes.add_row(
+                    _band(low, high),
+                    f"{sum(c for _, c in inside):,}",
+                    f"{sum(n * c for n, c in inside):,}",
+                )
+        console.print(sizes)
+
+        if r.sensitive:
+            s = Table(title="sensitive columns", title_justify="left")
+            for col in ("column", "values", "distinct l", "entropy l", "t", "distance"):
+                s.add_column(col, justify="left" if col in ("column", "distance") else "right")
+            for x in r.sensitive:
+                s.add_row(
+                    x.column,
+                    str(x.distinct_values),
+                    str(x.l_distinct),
+                    f"{x.l_entropy:.3f}",
+                    f"{x.t:.4f}",
+                    x.distance,
+                )
+            console.print(s)
+        for q in r.requirements:
+            what = q.name if q.column is None else f"{q.name} for {q.column}"
+            op = "≤" if q.name == "t" else "≥"
+            measured = (
+                "—"
+                if q.measured is None
+                else (f"{q.measured:.4f}" if isinstance(q.measured, float) else str(q.measured))
+            )
+            verdict = "[green]ok[/]" if q.ok else "[red]NOT MET[/]"
+            console.print(f"  • {what}: required {op} {q.required}, measured {measured} {verdict}")
+        console.print()
