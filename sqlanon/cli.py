@@ -449,28 +449,14 @@ def risk(
     """Measure each view's re-identification risk (k, class sizes, prosecutor, journalist and
     marketer risk) and its sensitive columns' l-diversity and t-closeness, by queries in the
     database; exit 1 when a declared k, l or t is not met (docs/risk.md)."""
-    from rich.progress import Progress
-
     from .risk import measure, steps
     from .risk_report import print_risks, to_json
 
     plan = _plan(paths)
     show = format is Format.table and err.is_terminal
-    try:
-        engine = _open_database(db)
-        try:
-            with Progress(console=err, transient=True, disable=not show) as progress:
-                task = progress.add_task("measuring", total=steps(plan, population))
-
-                def step(what: str) -> None:
-                    progress.update(task, description=what)
-                    progress.advance(task)
-
-                risks = measure(plan, dialect.get(engine.dialect), engine, population, step)
-        finally:
-            engine.close()
-    except _database_errors() as exc:
-        raise _fail(_database_error(exc) + _missing_view_hint(exc)) from None
+    risks = _measure_in(
+        db, steps(plan, population), show, lambda e, d, step: measure(plan, d, e, population, step)
+    )
     if format is Format.json:
         sys.stdout.write(to_json(risks))
     elif not risks:
@@ -483,11 +469,67 @@ def risk(
         raise typer.Exit(EXIT_CHECK)
 
 
+def _measure_in(db: str, total: int | None, show: bool, work):  # type: ignore[no-untyped-def]
+    """Open the database, run `work(engine, dialect, step)` under a progress bar on stderr
+    (shown on a terminal only; `step(text)` advances it) and close the database again."""
+    from rich.progress import Progress
+
+    try:
+        engine = _open_database(db)
+        try:
+            with Progress(console=err, transient=True, disable=not show) as progress:
+                task = progress.add_task("measuring", total=total)
+
+                def step(what: str) -> None:
+                    progress.update(task, description=what)
+                    progress.advance(task)
+
+                return work(engine, dialect.get(engine.dialect), step)
+        finally:
+            engine.close()
+    except _database_errors() as exc:
+        raise _fail(_database_error(exc) + _missing_view_hint(exc)) from None
+
+
 def _missing_view_hint(exc: Exception) -> str:
     text = str(exc).lower()
     if "does not exist" in text or "not found" in text:
         return " (create the views first: sqlanon apply, or run the compiled SQL)"
     return ""
+
+
+@app.command()
+def utility(
+    paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
+    db: Annotated[str, typer.Option("--db", help="A DuckDB file or a postgresql:// URL.")],
+    epoch: Annotated[
+        int | None, typer.Option("--epoch", min=0, help="Release epoch (default: the latest).")
+    ] = None,
+    format: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+) -> None:
+    """Compare raw and anonymized data in the database: per column NULLs, mean, std,
+    quantiles and distribution distance; correlations; suppression; each release's error
+    against the plain aggregate. Exit 1 when a declared utility check fails (docs/utility.md).
+    Reads raw data: for whoever may."""
+    from .utility import measure, steps
+    from .utility_report import print_utility, to_json
+
+    plan = _plan(paths)
+    show = format is Format.table and err.is_terminal
+    views, releases = _measure_in(
+        db, steps(plan), show, lambda e, d, step: measure(plan, d, e, epoch, step)
+    )
+    if format is Format.json:
+        sys.stdout.write(to_json(views, releases))
+    else:
+        print_utility(out, views, releases)
+    failed = [c for x in (*views, *releases) for c in x.checks if not c.ok]
+    if failed:
+        if format is Format.table:
+            for c in failed:
+                measured = "not measurable" if c.measured is None else f"{c.measured:.4g}"
+                err.print(f"utility check failed: {c.check} (measured {measured})", markup=False)
+        raise typer.Exit(EXIT_CHECK)
 
 
 @app.command()
@@ -520,8 +562,6 @@ def tune(
     as a patch of the policy, or --write it (docs/risk.md)."""
     from decimal import Decimal
 
-    from rich.progress import Progress
-
     from .tune import Goal, TuneError, search, with_levels
     from .tune_report import print_result, result_json
 
@@ -543,23 +583,14 @@ def tune(
         raise _fail("--l and --t need a sensitive column: --sensitive COLUMN")
     show = format is Format.table and err.is_terminal
     try:
-        engine = _open_database(db)
-        try:
-            with Progress(console=err, transient=True, disable=not show) as progress:
-                task = progress.add_task("searching the lattice", total=None)
-                result = search(
-                    view,
-                    goal,
-                    dialect.get(engine.dialect),
-                    engine,
-                    lambda n: progress.update(task, description=f"{n} nodes evaluated"),
-                )
-        finally:
-            engine.close()
+        result = _measure_in(
+            db,
+            None,
+            show,
+            lambda e, d, step: search(view, goal, d, e, lambda n: step(f"{n} nodes evaluated")),
+        )
     except TuneError as exc:
         raise _fail(str(exc)) from None
-    except _database_errors() as exc:
-        raise _fail(_database_error(exc)) from None
     patched = None
     if result.best is not None:
         levels = {

@@ -19,7 +19,7 @@ import yaml
 from . import resources
 from .sqlgen import CompilerBug, ShapeCache, Sql, number_text
 
-TEMPLATE_FILES = ("primitives.sql.j2", "statements.sql.j2", "risk.sql.j2")
+TEMPLATE_FILES = ("primitives.sql.j2", "statements.sql.j2", "risk.sql.j2", "utility.sql.j2")
 _REGULAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

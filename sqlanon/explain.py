@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .plan import NoiseComponent, Plan, ReleasePlan, ViewPlan, to_jsonable
+from .plan import NoiseComponent, Plan, ReleasePlan, UtilityCheck, ViewPlan, to_jsonable
 
 CLASS_LABELS = {
     "direct_identifier": "direct id",
@@ -81,9 +81,14 @@ def view_rules(view: ViewPlan) -> list[str]:
             f"t-closeness: t={to_jsonable(view.t_closeness.t)} for "
             f"{view.t_closeness.sensitive} {_NOT_MEASURED}"
         )
+    rules += _utility_rules(view.utility)
     if view.grants:
         rules.append(f"grants: {', '.join(view.grants)}")
     return rules
+
+
+def _utility_rules(checks: tuple[UtilityCheck, ...]) -> list[str]:
+    return [f"utility check: {u.describe()} (`sqlanon utility` measures it)" for u in checks]
 
 
 def number(x: object) -> str:
@@ -156,6 +161,7 @@ def release_rules(r: ReleasePlan) -> list[str]:
         f"noise: discrete Laplace from key '{r.key.name}' v{r.key.version} and the refresh's "
         "epoch (the same epoch gives the same answer; no RANDOM())"
     )
+    rules += _utility_rules(r.utility)
     if r.grants:
         rules.append(f"grants: {', '.join(r.grants)}")
     return rules

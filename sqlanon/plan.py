@@ -93,6 +93,25 @@ class TCloseness:
 
 
 @dataclass(frozen=True)
+class UtilityCheck:
+    """What an analyst needs to stay true (docs/utility.md): checked by `sqlanon utility`."""
+
+    kind: str  # suppressed | mean_shift | distance | correlation | median_relative_error
+    refs: tuple[str, ...]  # columns of the view, or measures of the release
+    limit: Decimal | int
+
+    def describe(self) -> str:
+        what = {
+            "suppressed": "suppressed rows",
+            "mean_shift": f"relative shift of mean({', '.join(self.refs)})",
+            "distance": f"distribution distance of {', '.join(self.refs)}",
+            "correlation": f"change of corr({', '.join(self.refs)})",
+            "median_relative_error": f"median relative error of {', '.join(self.refs)}",
+        }[self.kind]
+        return f"{what} ≤ {self.limit}"
+
+
+@dataclass(frozen=True)
 class ViewPlan:
     name: str  # the table's id in the policy
     policy: str  # policy name
@@ -109,6 +128,8 @@ class ViewPlan:
     t_closeness: TCloseness | None = None
     description: str | None = None
     unlisted_columns: str = "drop"  # drop | error (checked where the source can be read)
+    # not in repr, hence not in the digest: utility checks change no SQL, so no file header
+    utility: tuple[UtilityCheck, ...] = field(default=(), repr=False)
     digest: str = field(default="", compare=False)
 
     @property
@@ -182,6 +203,8 @@ class ReleasePlan:
     key_table: tuple[str, ...]
     ledger: tuple[str, ...]
     description: str | None = None
+    # not in repr, hence not in the digest: utility checks change no SQL, so no file header
+    utility: tuple[UtilityCheck, ...] = field(default=(), repr=False)
     digest: str = field(default="", compare=False)
 
     @property

@@ -26,11 +26,12 @@ from .plan import (
     Sample,
     Selection,
     TCloseness,
+    UtilityCheck,
     ViewPlan,
     contribution_bounds,
     digest_of,
 )
-from .policy.model import PolicySpec, ReleaseSpec, TableSpec
+from .policy.model import PolicySpec, ReleaseSpec, TableSpec, UtilityCheckSpec
 from .transforms import REGISTRY
 
 
@@ -127,6 +128,7 @@ def _view(policy: PolicySpec, table: TableSpec, errors: list[Diagnostic]) -> Vie
         if table.t_closeness
         else None,
         description=table.description,
+        utility=_utility(table.utility),
         unlisted_columns=policy.unlisted_columns,
     )
     return replace(view, digest=digest_of(view))
@@ -233,5 +235,10 @@ def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:
         key_table=policy.key_table,
         ledger=ledger,
         description=r.description,
+        utility=_utility(r.utility),
     )
     return replace(plan, digest=digest_of(plan))
+
+
+def _utility(specs: tuple[UtilityCheckSpec, ...]) -> tuple[UtilityCheck, ...]:
+    return tuple(UtilityCheck(u.kind, u.refs, u.limit) for u in specs)

@@ -224,11 +224,13 @@ def _engine_types(view: ViewPlan, engine: Any) -> dict[str, str]:
 
 def is_ordered(view: ViewPlan, name: str, engine_types: dict[str, str]) -> bool:
     """Numbers and dates use the ordered distance; text and booleans the equal distance. The
-    plan's output type decides when it is known, else the live column's type."""
+    live column's type decides (an undeclared `keep` is planned as text); the plan's output
+    type where the engine cannot say."""
+    live = engine_types.get(name.lower())
+    if live:
+        return bool(_ORDERED_ENGINE_TYPE.search(live))
     step = next(c for c in view.emitted_columns if c.output == name)
-    if step.output_type is not None:
-        return step.output_type in ORDERED_TYPES
-    return bool(_ORDERED_ENGINE_TYPE.search(engine_types.get(name.lower(), "")))
+    return step.output_type in ORDERED_TYPES
 
 
 def _requirements(

@@ -248,7 +248,10 @@ def _with_sensitive(
     t_value = None
     if ok and goal.t is not None:
         released = view_query(node_view(view, dims, node.levels, goal, suppress=True), d)
-        ordered = is_ordered(view, goal.sensitive, {})
+        step = next(c for c in view.emitted_columns if c.output == goal.sensitive)
+        live = {n.lower(): t for n, t in engine.columns(view.source)}
+        source_type = live.get(step.sources[0].lower()) if step.transform == "keep" else None
+        ordered = is_ordered(view, goal.sensitive, {goal.sensitive.lower(): source_type or ""})
         row = engine.query(
             d.statement(
                 "risk_sensitive", released, qi, d.ident(goal.sensitive), ordered=ordered

@@ -111,3 +111,12 @@ def load_adult(engine, d: dialect.Dialect, schema: str, limit: int | None = None
         ).text
     )
     engine.load_rows((schema, "adult"), rows)
+
+
+def duck_frame(db: Path, sql: str):  # type: ignore[no-untyped-def]
+    """The rows of a query on a DuckDB file, as a pandas DataFrame."""
+    e = DuckDBEngine(str(db))
+    try:
+        return e.conn.execute(sql).df()
+    finally:
+        e.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import load_adult
+from conftest import duck_frame, load_adult
 
 from sqlanon import dialect
 from sqlanon.engines.duckdb import DuckDBEngine
@@ -48,19 +48,11 @@ def adult_db(tmp_path_factory) -> Path:
     return db
 
 
-def _frame(db: Path, sql: str) -> pd.DataFrame:
-    e = DuckDBEngine(str(db))
-    try:
-        return e.conn.execute(sql).df()
-    finally:
-        e.close()
-
-
 def test_adult_risk_equals_pycanon(adult_db, cli):
     result = cli("risk", str(ADULT / "policy.yml"), "--db", str(adult_db), "--format", "json")
     assert result.exit_code == 0, result.output
     (v,) = json.loads(result.output)["views"]
-    view = _frame(adult_db, "SELECT * FROM anon.adult")
+    view = duck_frame(adult_db, "SELECT * FROM anon.adult")
     sens = ["salary-class"]
 
     assert v["rows"] == len(view) == 29907
@@ -112,7 +104,7 @@ def test_ordered_distance_for_numbers_equals_pycanon(adult_db, tmp_path, cli):
     assert cli("apply", str(policy), "--db", str(adult_db)).exit_code == 0
     result = cli("risk", str(policy), "--db", str(adult_db), "--format", "json")
     (v,) = json.loads(result.output)["views"]
-    view = _frame(adult_db, "SELECT * FROM anon.adult_by_age")
+    view = duck_frame(adult_db, "SELECT * FROM anon.adult_by_age")
     qi, sens = ["sex", "race", "marital-status"], ["age"]
     (s,) = v["sensitive"]
     assert s["distance"] == "ordered"
@@ -269,7 +261,7 @@ def test_tune_adult_reaches_k5_within_2_percent(adult_db, tmp_path, cli):
     ]
     assert len(changed) == sum(1 for lvl in levels.values() if lvl)
     assert cli("apply", str(policy), "--db", str(adult_db)).exit_code == 0
-    view = _frame(adult_db, "SELECT * FROM anon.adult_tuned")
+    view = duck_frame(adult_db, "SELECT * FROM anon.adult_tuned")
     assert len(view) == len(raw) - suppressed
     assert view.groupby(TUNE_QI).size().min() >= 5
 

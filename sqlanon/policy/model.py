@@ -66,6 +66,16 @@ class SensitiveSpec:
 
 
 @dataclass(frozen=True)
+class UtilityCheckSpec:
+    """A declared utility check: `kind` over the named columns or measures, bounded by `limit`."""
+
+    kind: str
+    refs: tuple[str, ...]
+    limit: Decimal | int
+    loc: Location
+
+
+@dataclass(frozen=True)
 class TableSpec:
     id: str
     loc: Location
@@ -80,6 +90,7 @@ class TableSpec:
     l_diversity: SensitiveSpec | None = None
     t_closeness: SensitiveSpec | None = None
     description: str | None = None
+    utility: tuple[UtilityCheckSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,7 @@ class ReleaseSpec:
     grants: tuple[str, ...] = ()
     key: str = "noise"
     description: str | None = None
+    utility: tuple[UtilityCheckSpec, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from .check import Checker, relation_name
 from .columns import read_column
 from .fragments import Loaded
 from .model import ColumnSpec, MeasureSpec, ReleaseSpec
+from .utility import RELEASE_CHECKS, read_checks
 from .yamltree import YMap, YNode, YScalar, YSeq, describe
 
 RELEASE_KEYS = (
@@ -26,6 +27,7 @@ RELEASE_KEYS = (
     "measures",
     "grants",
     "key",
+    "utility",
 )
 AGGREGATES = ("count_units", "count", "sum", "avg")
 GROUP_TRANSFORMS = ("keep", "bucket", "truncate_date", "prefix", "generalize", "age")
@@ -84,6 +86,9 @@ def read_release(
 
     if group_by is not None and measures is not None:
         _check_output_names(chk, m, what)
+    utility = read_checks(
+        chk, m.get("utility"), what, RELEASE_CHECKS, (x.name for x in measures or ())
+    )
 
     if public is None and delta == 0 and m.get("delta") is not None:
         chk.error(
@@ -124,6 +129,7 @@ def read_release(
         description=chk.string(m.get("description"), "description", non_empty=False)
         if m.get("description")
         else None,
+        utility=utility,
     )
 
 

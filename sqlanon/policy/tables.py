@@ -19,6 +19,7 @@ from .model import (
     SensitiveSpec,
     TableSpec,
 )
+from .utility import TABLE_CHECKS, read_checks
 from .yamltree import YMap, YNode, YScalar, YSeq
 
 TABLE_KEYS = (
@@ -32,6 +33,7 @@ TABLE_KEYS = (
     "k_anonymity",
     "l_diversity",
     "t_closeness",
+    "utility",
 )
 
 RESERVED_PREFIX = "_sqlanon"
@@ -171,6 +173,7 @@ def read_table(
 
     ldiv = read_sensitive(chk, m, "l_diversity", "l", what, by_name, emitted, kanon)
     tclose = read_sensitive(chk, m, "t_closeness", "t", what, by_name, emitted, kanon)
+    utility = read_checks(chk, m.get("utility"), what, TABLE_CHECKS, emitted)
     if source is None or target is None or cm is None:
         return None
     return TableSpec(
@@ -187,6 +190,7 @@ def read_table(
         ldiv,
         tclose,
         description,
+        utility,
     )
 
 
