@@ -506,19 +506,34 @@ def utility(
         int | None, typer.Option("--epoch", min=0, help="Release epoch (default: the latest).")
     ] = None,
     format: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write a report with charts and the risk summary."),
+    ] = None,
 ) -> None:
     """Compare raw and anonymized data in the database: per column NULLs, mean, std,
     quantiles and distribution distance; correlations; suppression; each release's error
     against the plain aggregate. Exit 1 when a declared utility check fails (docs/utility.md).
     Reads raw data: for whoever may."""
+    from .risk import measure as risk_measure
     from .utility import measure, steps
     from .utility_report import print_utility, to_json
 
     plan = _plan(paths)
     show = format is Format.table and err.is_terminal
-    views, releases = _measure_in(
-        db, steps(plan), show, lambda e, d, step: measure(plan, d, e, epoch, step)
-    )
+
+    def work(e, d, step):  # type: ignore[no-untyped-def]
+        measured = measure(plan, d, e, epoch, step)
+        return measured, (risk_measure(plan, d, e) if html else [])
+
+    (views, releases), risks = _measure_in(db, steps(plan), show, work)
+    if html is not None:
+        from .html_report import render
+
+        title = ", ".join(sorted({v.policy for v in (*plan.views, *plan.releases)}))
+        emit.replace_file(html, render(f"{title}: risk and utility", db, views, releases, risks))
+        if format is Format.table:
+            err.print(f"wrote {html}", markup=False)
     if format is Format.json:
         sys.stdout.write(to_json(views, releases))
     else:

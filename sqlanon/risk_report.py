@@ -11,6 +11,7 @@ from rich.table import Table
 
 from .plan import to_jsonable
 from .risk import ViewRisk
+from .utility_report import pct
 
 # Class-size bands for the terminal; JSON carries every size.
 _BANDS = ((1, 1), (2, 2), (3, 4), (5, 9), (10, 19), (20, 49), (50, 99), (100, None))
@@ -32,14 +33,20 @@ def to_json(risks: list[ViewRisk]) -> str:
     return json.dumps({"views": views, "ok": all(r.ok for r in risks)}, indent=2) + "\n"
 
 
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.2f} %"
-
-
 def _band(low: int, high: int | None) -> str:
     if high is None:
         return f"≥{low}"
     return str(low) if low == high else f"{low}–{high}"
+
+
+def band_rows(r: ViewRisk) -> list[tuple[str, int, int]]:
+    """(size band, classes, records) for the bands that have classes."""
+    out = []
+    for low, high in _BANDS:
+        inside = [(n, c) for n, c in r.class_sizes if n >= low and (high is None or n <= high)]
+        if inside:
+            out.append((_band(low, high), sum(c for _, c in inside), sum(n * c for n, c in inside)))
+    return out
 
 
 def print_risks(console: Console, risks: list[ViewRisk]) -> None:
@@ -63,27 +70,19 @@ def print_risks(console: Console, risks: list[ViewRisk]) -> None:
         t.add_row("sample uniques (classes of one)", f"{r.sample_uniques:,}")
         for name, a in (("prosecutor", r.prosecutor), ("journalist", r.journalist)):
             if a is not None:
+                t.add_row(f"{name} risk: highest / average", f"{pct(a.highest)} / {pct(a.average)}")
                 t.add_row(
-                    f"{name} risk: highest / average", f"{_pct(a.highest)} / {_pct(a.average)}"
-                )
-                t.add_row(
-                    f"{name} risk: records at risk (> 1/{r.threshold_k})", _pct(a.records_at_risk)
+                    f"{name} risk: records at risk (> 1/{r.threshold_k})", pct(a.records_at_risk)
                 )
         if r.marketer is not None:
-            t.add_row("marketer risk", _pct(r.marketer))
+            t.add_row("marketer risk", pct(r.marketer))
         console.print(t)
 
         sizes = Table(title="class sizes", title_justify="left")
         for col in ("size", "classes", "records"):
             sizes.add_column(col, justify="right")
-        for low, high in _BANDS:
-            inside = [(n, c) for n, c in r.class_sizes if n >= low and (high is None or n <= high)]
-            if inside:
-                sizes.add_row(
-                    _band(low, high),
-                    f"{sum(c for _, c in inside):,}",
-                    f"{sum(n * c for n, c in inside):,}",
-                )
+        for band, classes, records in band_rows(r):
+            sizes.add_row(band, f"{classes:,}", f"{records:,}")
         console.print(sizes)
 
         if r.sensitive:

@@ -15,7 +15,7 @@ from .apply import unsuppressed
 from .dialect import Dialect
 from .dp.lower import output_columns
 from .lower import view_query
-from .plan import ColumnStep, Plan, ReleasePlan, UtilityCheck, ViewPlan
+from .plan import DIRECT, ColumnStep, Plan, ReleasePlan, UtilityCheck, ViewPlan
 from .transforms import REGISTRY
 from .transforms.base import LowerContext
 
@@ -42,6 +42,7 @@ class ColumnUtility:
     released: Stats
     distance: float | None  # KS (numeric) or total variation (other)
     distance_to: str  # "raw" or "before suppression": what the released values are compared with
+    histogram: tuple[tuple[str, float, float], ...] = ()  # (label, share compared, released)
 
     @property
     def mean_shift(self) -> float | None:
@@ -156,16 +157,19 @@ def measure_view(view: ViewPlan, d: Dialect, engine: Any) -> ViewUtility:
             numeric_cols.append(c)
             raw = _numeric_stats(engine, d, source, raw_x)
             out = _numeric_stats(engine, d, released, out_x)
-            distance, to = _distance(engine, d, source, raw_x, released, out_x, True), "raw"
+            (distance, hist), to = _distance(engine, d, source, raw_x, released, out_x, True), "raw"
         else:
             raw = _value_stats(engine, d, source, raw_x)
             out = _value_stats(engine, d, released, out_x)
             if c.transform == "keep":
-                distance, to = _distance(engine, d, source, raw_x, released, out_x, False), "raw"
+                distance, hist = _distance(engine, d, source, raw_x, released, out_x, False)
+                to = "raw"
             else:
-                distance = _distance(engine, d, before, out_x, released, out_x, False)
+                distance, hist = _distance(engine, d, before, out_x, released, out_x, False)
                 to = "before suppression"
-        columns.append(ColumnUtility(c.output, c.transform, numeric, raw, out, distance, to))
+        if c.privacy_class == DIRECT:
+            hist = ()  # the values of a direct identifier are not for a report
+        columns.append(ColumnUtility(c.output, c.transform, numeric, raw, out, distance, to, hist))
 
     correlations = tuple(
         _correlation(engine, d, source, released, a, b) for a, b in combinations(numeric_cols, 2)
@@ -215,23 +219,53 @@ def _value_stats(engine: Any, d: Dialect, query: Any, x: Any) -> Stats:
     return Stats(int(n), int(n) - int(nonnull), int(distinct))
 
 
+HISTOGRAM_BINS = 20  # numeric columns: equal-width bins over both sides' range
+HISTOGRAM_TOP = 15  # other columns: the most frequent values, the rest as "(other)"
+
+Histogram = tuple[tuple[str, float, float], ...]  # (label, share left, share right)
+
+
 def _distance(
     engine: Any, d: Dialect, left: Any, xl: Any, right: Any, xr: Any, numeric: bool
-) -> float | None:
+) -> tuple[float | None, Histogram]:
     """Kolmogorov–Smirnov (largest CDF gap) for numbers, total variation (half the L1 distance
-    of the value shares) otherwise."""
+    of the value shares) otherwise; and a small histogram of both sides for the report. One
+    row per distinct value comes back (the KS needs them in order)."""
     sql = d.statement("utility_shares", left, xl, right, xr, numeric=numeric).text
-    pairs = [(int(a), int(b)) for a, b in engine.query(sql)]
-    na, nb = sum(a for a, _ in pairs), sum(b for _, b in pairs)
+    rows = [(v, int(a), int(b)) for v, a, b in engine.query(sql)]
+    na, nb = sum(a for _, a, _ in rows), sum(b for _, _, b in rows)
     if not na or not nb:
-        return None
+        return None, ()
     if numeric:
         gap = ca = cb = 0.0
-        for a, b in pairs:
+        for _, a, b in rows:
             ca, cb = ca + a / na, cb + b / nb
             gap = max(gap, abs(ca - cb))
-        return gap
-    return sum(abs(a / na - b / nb) for a, b in pairs) / 2
+        return gap, _bins(rows, na, nb)
+    tv = sum(abs(a / na - b / nb) for _, a, b in rows) / 2
+    return tv, _top(rows, na, nb)
+
+
+def _bins(rows: list[tuple[Any, int, int]], na: int, nb: int) -> Histogram:
+    lo, hi = float(rows[0][0]), float(rows[-1][0])
+    width = (hi - lo) / HISTOGRAM_BINS or 1.0
+    counts = [[0, 0] for _ in range(HISTOGRAM_BINS)]
+    for v, a, b in rows:
+        i = min(int((float(v) - lo) / width), HISTOGRAM_BINS - 1)
+        counts[i][0] += a
+        counts[i][1] += b
+    return tuple((f"{lo + i * width:.6g}", a / na, b / nb) for i, (a, b) in enumerate(counts))
+
+
+def _top(rows: list[tuple[Any, int, int]], na: int, nb: int) -> Histogram:
+    ranked = sorted(rows, key=lambda r: (-(r[1] + r[2]), str(r[0])))
+    shown = [
+        ("NULL" if v is None else str(v), a / na, b / nb) for v, a, b in ranked[:HISTOGRAM_TOP]
+    ]
+    rest = ranked[HISTOGRAM_TOP:]
+    if rest:
+        shown.append(("(other)", sum(a for _, a, _ in rest) / na, sum(b for _, _, b in rest) / nb))
+    return tuple(shown)
 
 
 def _correlation(

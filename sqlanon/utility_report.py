@@ -39,22 +39,22 @@ def to_json(views: list[ViewUtility], releases: list[ReleaseUtility]) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-def _num(x: float | None, digits: int = 4) -> str:
+def num(x: float | None, digits: int = 4) -> str:
     if x is None:
         return "—"
     return f"{x:,.0f}" if abs(x) >= 10**digits else f"{x:.{digits}g}"
 
 
-def _pct(x: float | None) -> str:
+def pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.2f} %"
 
 
-def _column_cells(c: ColumnUtility) -> list[str]:
+def column_cells(c: ColumnUtility) -> list[str]:
     def share(s: Stats) -> str:
         return "—" if not s.rows else f"{100 * s.nulls / s.rows:.1f}"
 
     def pair(a: float | None, b: float | None) -> str:
-        return f"{_num(a)}→{_num(b)}" if c.numeric else ""
+        return f"{num(a)}→{num(b)}" if c.numeric else ""
 
     medians = [(s.quantiles or (None, None, None))[1] for s in (c.raw, c.released)]
     kind = "KS" if c.numeric else "TV"
@@ -64,7 +64,7 @@ def _column_cells(c: ColumnUtility) -> list[str]:
         pair(c.raw.std, c.released.std),
         pair(*medians),
         "" if c.numeric else f"{c.raw.distinct}→{c.released.distinct}",
-        f"{kind} {_num(c.distance, 3)} {'raw' if c.distance_to == 'raw' else 'pre'}",
+        f"{kind} {num(c.distance, 3)} {'raw' if c.distance_to == 'raw' else 'pre'}",
     ]
 
 
@@ -82,14 +82,14 @@ def print_utility(
         console.print(
             f"[bold]{v.view}[/]: {v.source_rows:,} source rows, {v.kept_rows:,} after "
             f"retention and sampling, {v.released_rows:,} released "
-            f"({_pct(v.suppressed_share)} suppressed)"
+            f"({pct(v.suppressed_share)} suppressed)"
         )
         t = Table(show_edge=False)
         for col in ("column", "transform", "NULL %", "mean", "std", "median", "distinct"):
             t.add_column(col, justify="left" if col in ("column", "transform") else "right")
         t.add_column("distance", justify="right", no_wrap=True)
         for c in v.columns:
-            t.add_row(c.column, c.transform, *_column_cells(c))
+            t.add_row(c.column, c.transform, *column_cells(c))
         console.print(t)
         console.print(
             "  each cell raw→released; distance: Kolmogorov–Smirnov for numbers, total variation "
@@ -99,8 +99,8 @@ def print_utility(
         )
         for cor in v.correlations:
             console.print(
-                f"  corr({cor.a}, {cor.b}): raw {_num(cor.raw, 3)} → released "
-                f"{_num(cor.released, 3)} (Δ {_num(cor.delta, 3)})",
+                f"  corr({cor.a}, {cor.b}): raw {num(cor.raw, 3)} → released "
+                f"{num(cor.released, 3)} (Δ {num(cor.delta, 3)})",
                 markup=False,
             )
         print_checks(console, v.checks)
@@ -124,9 +124,9 @@ def print_utility(
             t.add_row(
                 m.measure,
                 str(m.cells),
-                _pct(m.median_relative_error),
-                _num(m.mean_absolute_error),
-                _pct(m.within_interval),
+                pct(m.median_relative_error),
+                num(m.mean_absolute_error),
+                pct(m.within_interval),
             )
         console.print(t)
         print_checks(console, r.checks)

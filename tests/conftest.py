@@ -120,3 +120,28 @@ def duck_frame(db: Path, sql: str):  # type: ignore[no-untyped-def]
         return e.conn.execute(sql).df()
     finally:
         e.close()
+
+
+def retail_database(path: Path) -> Path:
+    """A DuckDB file with examples/retail's generated sources, fixed test keys, the views and
+    one refresh of the releases (epoch 1)."""
+    from sqlanon.apply import create, create_key_tables, refresh
+    from sqlanon.demo.retail import generate, load
+    from sqlanon.keys import store
+    from sqlanon.planner import build_plan
+    from sqlanon.policy.load import load_policies
+
+    d = dialect.get("duckdb")
+    plan = build_plan(load_policies([str(REPO / "examples/retail/policy.yml")]))
+    e = DuckDBEngine(str(path))
+    try:
+        load(e, generate(3000, seed=3))
+        create_key_tables(plan, d, e)
+        (key_table,) = plan.key_tables
+        for key in ("customer", "order", "session", "sampling", "noise"):
+            store(e, d, key_table, key, 1, f"test key {key}".encode())
+        create(plan, d, e)
+        refresh(plan, d, e, epoch=1)
+    finally:
+        e.close()
+    return path

@@ -8,16 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import duck_frame
+from conftest import duck_frame, retail_database
 from scipy import stats
-
-from sqlanon import dialect
-from sqlanon.apply import create, create_key_tables, refresh
-from sqlanon.demo.retail import generate, load
-from sqlanon.engines.duckdb import DuckDBEngine
-from sqlanon.keys import store
-from sqlanon.planner import build_plan
-from sqlanon.policy.load import load_policies
 
 REPO = Path(__file__).resolve().parent.parent
 RETAIL = REPO / "examples/retail/policy.yml"
@@ -25,22 +17,7 @@ RETAIL = REPO / "examples/retail/policy.yml"
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory) -> Path:
-    """A DuckDB file with the retail example's sources, views and one refresh (epoch 1)."""
-    path = tmp_path_factory.mktemp("utility") / "shop.duckdb"
-    d = dialect.get("duckdb")
-    plan = build_plan(load_policies([str(RETAIL)]))
-    e = DuckDBEngine(str(path))
-    try:
-        load(e, generate(3000, seed=3))
-        create_key_tables(plan, d, e)
-        (key_table,) = plan.key_tables
-        for key in ("customer", "order", "session", "sampling", "noise"):
-            store(e, d, key_table, key, 1, f"utility test key {key}".encode())
-        create(plan, d, e)
-        refresh(plan, d, e, epoch=1)
-    finally:
-        e.close()
-    return path
+    return retail_database(tmp_path_factory.mktemp("utility") / "shop.duckdb")
 
 
 @pytest.fixture(scope="module")
