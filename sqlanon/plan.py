@@ -53,6 +53,19 @@ class ColumnStep:
     def emitted(self) -> bool:
         return self.transform != "drop"
 
+    def raw_copy(self, output: str) -> ColumnStep:
+        """This step's source column passed through unchanged under another name: for
+        comparing raw with anonymized values (demo, utility), never for release."""
+        return ColumnStep(
+            output=output,
+            sources=self.sources,
+            transform="keep",
+            params=(),
+            input_type=self.input_type,
+            output_type=self.input_type,
+            privacy_class=self.privacy_class,
+        )
+
 
 @dataclass(frozen=True)
 class Retention:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Any
 
@@ -20,6 +20,9 @@ from .transforms import REGISTRY
 from .transforms.base import LowerContext
 
 _NUMERIC = re.compile(r"int|numeric|decimal|double|float|real", re.I)
+_ORDERED = re.compile(r"int|numeric|decimal|double|float|real|date|time", re.I)
+# transforms meant to keep their input's order (bucket lower bounds, truncated dates, ages)
+ORDER_KEEPING = ("bucket", "truncate_date", "age")
 NUMERIC_TYPES = {"integer", "decimal", "float"}
 
 
@@ -43,6 +46,8 @@ class ColumnUtility:
     distance: float | None  # KS (numeric) or total variation (other)
     distance_to: str  # "raw" or "before suppression": what the released values are compared with
     histogram: tuple[tuple[str, float, float], ...] = ()  # (label, share compared, released)
+    rank_correlation: float | None = None  # Spearman's ρ of raw and transformed (order kept)
+    order_violations: int | None = None  # rows ranked below a row with a smaller raw value
 
     @property
     def mean_shift(self) -> float | None:
@@ -169,7 +174,14 @@ def measure_view(view: ViewPlan, d: Dialect, engine: Any) -> ViewUtility:
                 to = "before suppression"
         if c.privacy_class == DIRECT:
             hist = ()  # the values of a direct identifier are not for a report
-        columns.append(ColumnUtility(c.output, c.transform, numeric, raw, out, distance, to, hist))
+        rho = violations = None
+        if c.transform in ORDER_KEEPING and _ORDERED.search(view_types.get(c.output.lower(), "")):
+            rho, violations = _order(engine, d, view, c)
+        columns.append(
+            ColumnUtility(
+                c.output, c.transform, numeric, raw, out, distance, to, hist, rho, violations
+            )
+        )
 
     correlations = tuple(
         _correlation(engine, d, source, released, a, b) for a, b in combinations(numeric_cols, 2)
@@ -185,6 +197,16 @@ def measure_view(view: ViewPlan, d: Dialect, engine: Any) -> ViewUtility:
     )
     checks = tuple(_view_check(u, result, view, d, engine, source, released) for u in view.utility)
     return ViewUtility(**{**result.__dict__, "checks": checks})
+
+
+def _order(engine: Any, d: Dialect, view: ViewPlan, c: ColumnStep) -> tuple[float | None, int]:
+    """Over the rows before suppression: the raw column beside the transformed one."""
+    pair = replace(view, columns=(c.raw_copy("_sqlanon_raw"), c), k_anonymity=None)
+    sql = d.statement(
+        "utility_order", view_query(pair, d), d.ident("_sqlanon_raw"), d.ident(c.output)
+    ).text
+    rho, violations = _one(engine, sql)
+    return _float(rho), int(violations or 0)
 
 
 def _types(engine: Any, relation: tuple[str, ...]) -> dict[str, str]:

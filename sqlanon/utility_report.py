@@ -64,8 +64,16 @@ def column_cells(c: ColumnUtility) -> list[str]:
         pair(c.raw.std, c.released.std),
         pair(*medians),
         "" if c.numeric else f"{c.raw.distinct}→{c.released.distinct}",
+        _order_cell(c),
         f"{kind} {num(c.distance, 3)} {'raw' if c.distance_to == 'raw' else 'pre'}",
     ]
+
+
+def _order_cell(c: ColumnUtility) -> str:
+    if c.rank_correlation is None and c.order_violations is None:
+        return ""
+    text = num(c.rank_correlation, 3)
+    return text + (f" ({c.order_violations:,} out of order)" if c.order_violations else "")
 
 
 def print_checks(console: Console, checks: tuple[CheckResult, ...]) -> None:
@@ -85,15 +93,17 @@ def print_utility(
             f"({pct(v.suppressed_share)} suppressed)"
         )
         t = Table(show_edge=False)
-        for col in ("column", "transform", "NULL %", "mean", "std", "median", "distinct"):
+        for col in ("column", "transform", "NULL %", "mean", "std", "median", "distinct", "rank ρ"):
             t.add_column(col, justify="left" if col in ("column", "transform") else "right")
         t.add_column("distance", justify="right", no_wrap=True)
         for c in v.columns:
             t.add_row(c.column, c.transform, *column_cells(c))
         console.print(t)
         console.print(
-            "  each cell raw→released; distance: Kolmogorov–Smirnov for numbers, total variation "
-            "otherwise, against the raw column (raw) or the transform before suppression (pre)",
+            "  each cell raw→released; rank ρ: Spearman's correlation of raw and transformed "
+            "values (order-keeping transforms); distance: Kolmogorov–Smirnov for numbers, total "
+            "variation otherwise, against the raw column (raw) or the transform before "
+            "suppression (pre)",
             markup=False,
             style="dim",
         )

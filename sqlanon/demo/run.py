@@ -16,7 +16,7 @@ from ..diagnostics import display_path
 from ..engines.duckdb import DuckDBEngine
 from ..keys import store
 from ..lower import view_query
-from ..plan import ColumnStep, Plan, ViewPlan
+from ..plan import Plan, ViewPlan
 from ..planner import build_plan
 from ..policy.load import load_policies
 from .retail import generate, load
@@ -27,19 +27,7 @@ RAW_PREFIX = "raw value of "
 def side_by_side(view: ViewPlan) -> ViewPlan:
     """The view with each source column alongside its anonymized value and no suppression:
     for showing what the policy does, never for release."""
-    extra = []
-    for c in view.emitted_columns:
-        extra.append(
-            ColumnStep(
-                output=RAW_PREFIX + c.output,
-                sources=c.sources,
-                transform="keep",
-                params=(),
-                input_type=c.input_type,
-                output_type=c.input_type,
-                privacy_class=c.privacy_class,
-            )
-        )
+    extra = [c.raw_copy(RAW_PREFIX + c.output) for c in view.emitted_columns]
     return replace(view, columns=view.columns + tuple(extra), k_anonymity=None)
 
 
