@@ -629,6 +629,100 @@ def tune(
         raise typer.Exit(EXIT_CHECK)
 
 
+class DiffFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+
+
+@app.command()
+def diff(
+    paths: Annotated[
+        list[str], typer.Argument(help="OLD NEW policy files, or with --git the policy files.")
+    ],
+    git: Annotated[
+        str | None, typer.Option("--git", help="Compare the working tree with this revision.")
+    ] = None,
+    format: Annotated[
+        DiffFormat, typer.Option("--format", help="table, markdown or json.")
+    ] = DiffFormat.table,
+    fail_on: Annotated[
+        str | None, typer.Option("--fail-on", help="`weakened`: exit 1 if anything weakens.")
+    ] = None,
+    dialect_name: Annotated[
+        str, typer.Option("--dialect", help="Whose generated SQL files to list, or all.")
+    ] = "duckdb",
+) -> None:
+    """Classify every change between two versions of a policy as weakened, strengthened or
+    neutral, with the reason, and list the generated SQL files that change (docs/diff.md)."""
+    import tempfile
+
+    from .diff import WEAKENED, changed_files, compare
+    from .diff_report import print_table, to_json, to_markdown
+
+    if fail_on not in (None, "weakened"):
+        raise _fail("--fail-on takes `weakened`")
+    with tempfile.TemporaryDirectory(prefix="sqlanon-diff-") as tmp:
+        if git is None:
+            if len(paths) != 2:
+                raise _fail("give two policy files, OLD and NEW, or the files and --git REF")
+            old_paths, new_paths = [paths[0]], [paths[1]]
+            title = f"{paths[0]} → {paths[1]}"
+        else:
+            old_paths = _at_revision(paths, git, Path(tmp))
+            new_paths = paths
+            title = f"{', '.join(paths)} ({git} → working tree)"
+        old = _plan(old_paths) if old_paths else Plan((), (), ())
+        new = _plan(new_paths)
+        changes = compare(old, new)
+        files = {
+            d.name: changed_files(emit.build(old, d), emit.build(new, d))
+            for d in _dialects(dialect_name)
+        }
+    if format is DiffFormat.json:
+        sys.stdout.write(to_json(changes, files))
+    elif format is DiffFormat.markdown:
+        sys.stdout.write(to_markdown(title, changes, files))
+    else:
+        print_table(out, changes, files)
+    if fail_on == "weakened" and any(c.verdict == WEAKENED for c in changes):
+        raise typer.Exit(EXIT_CHECK)
+
+
+def _at_revision(paths: list[str], rev: str, into: Path) -> list[str]:
+    """The repository's tree at `rev` unpacked into `into`; the same policy paths there
+    (a policy that did not exist at `rev` is left out: everything in it is new)."""
+    import io
+    import subprocess
+    import tarfile
+
+    first = Path(paths[0]).resolve()
+    try:
+        top = subprocess.run(
+            ["git", "-C", str(first.parent), "rev-parse", "--show-toplevel"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        archive = subprocess.run(
+            ["git", "-C", top, "archive", "--format=tar", rev],
+            check=True,
+            capture_output=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        text = detail.decode(errors="replace").strip() if isinstance(detail, bytes) else detail
+        raise _fail(f"--git {rev}: {text or exc}") from None
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    out = []
+    for p in paths:
+        rel = Path(p).resolve().relative_to(Path(top).resolve())
+        if (into / rel).exists():
+            out.append(str(into / rel))
+    return out
+
+
 @app.command()
 def conformance(
     engine_names: Annotated[
