@@ -629,6 +629,41 @@ def tune(
         raise typer.Exit(EXIT_CHECK)
 
 
+@app.command()
+def drift(
+    paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
+    db: Annotated[str, typer.Option("--db", help="A DuckDB file or a postgresql:// URL.")],
+    format: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+) -> None:
+    """Compare the live source catalog with the policy: new columns are reported (they stay
+    out of the views), missing columns and type changes are errors (exit 1; docs/drift.md)."""
+    import json
+    from dataclasses import asdict
+
+    from .drift import ERROR, check
+
+    plan = _plan(paths)
+    findings = _measure_in(db, None, False, lambda e, d, step: check(plan, e))
+    if format is Format.json:
+        doc = {
+            "findings": [asdict(f) for f in findings],
+            "ok": not any(f.severity == ERROR for f in findings),
+        }
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    elif not findings:
+        out.print("no drift: every source matches the policy", markup=False)
+    else:
+        t = Table(title=f"schema drift ({db})", title_justify="left")
+        for col in ("", "object", "relation", "column", "what"):
+            t.add_column(col, overflow="fold")
+        for f in findings:
+            mark = "[bold red]error[/]" if f.severity == ERROR else "[yellow]new[/]"
+            t.add_row(mark, f.object, f.relation, f.column or "", f.detail)
+        out.print(t)
+    if any(f.severity == ERROR for f in findings):
+        raise typer.Exit(EXIT_CHECK)
+
+
 class DiffFormat(str, Enum):
     table = "table"
     markdown = "markdown"

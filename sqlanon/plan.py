@@ -42,6 +42,9 @@ class ColumnStep:
     key: KeyRef | None = None
     lookup: tuple[tuple[str, str], ...] | None = None  # value → replacement (hierarchies)
     description: str | None = None
+    # whether input_type was written in the policy (drift checks it against the live column);
+    # not in repr, hence not in digests: it changes no SQL
+    type_declared: bool = field(default=False, repr=False)
 
     def param(self, name: str, default: Any = None) -> Any:
         for key, value in self.params:

@@ -89,6 +89,7 @@ def _view(policy: PolicySpec, table: TableSpec, errors: list[Diagnostic]) -> Vie
                 key=key,
                 lookup=col.lookup,
                 description=col.description,
+                type_declared=col.type_declared,
             )
         )
     sample = None

@@ -191,6 +191,7 @@ def read_column(
         input_type=input_type,
         output_type=transform.output_type(input_type, normalized),
         declared_class=declared_class,
+        type_declared=type_declared,
         key=key,
         lookup=lookup,
         description=description,

@@ -27,6 +27,7 @@ class ColumnSpec:
     lookup: tuple[tuple[str, str], ...] | None = None
     description: str | None = None
     rule: str | None = None
+    type_declared: bool = False  # `type:` written (else the transform's default type)
 
     @property
     def loc(self) -> Location:
