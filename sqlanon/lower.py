@@ -100,9 +100,23 @@ def view_query(view: ViewPlan, d: Dialect) -> Sql:
 def view_statements(view: ViewPlan, d: Dialect) -> list[Statement]:
     target = d.relation(view.target)
     out = [Statement(d.statement("create_view", target, view_query(view, d)).text)]
-    if d.features.get("grants", True):
-        for role in view.grants:
-            out.append(Statement(d.statement("grant_select", target, d.ident(role)).text))
+    return out + grant_statements(view.target, view.grants, d, "view")
+
+
+def grant_statements(
+    target: tuple[str, ...], roles: tuple[str, ...], d: Dialect, kind: str
+) -> list[Statement]:
+    """SELECT on the object and USAGE on its schema (without which SELECT is not enough),
+    per role; nothing where the dialect has no GRANT."""
+    if not d.features.get("grants", True):
+        return []
+    out = []
+    for role in roles:
+        if len(target) > 1:
+            schema = d.relation(target[:-1])
+            out.append(Statement(d.statement("grant_usage", schema, d.ident(role)).text))
+        grant = d.statement("grant_select", d.relation(target), d.ident(role), kind=kind)
+        out.append(Statement(grant.text))
     return out
 
 

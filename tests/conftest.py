@@ -145,3 +145,13 @@ def retail_database(path: Path) -> Path:
     finally:
         e.close()
     return path
+
+
+RETAIL_SCHEMAS = ("raw", "anon", "analytics", "privacy")
+
+
+def fresh_retail_schemas(engine) -> None:  # type: ignore[no-untyped-def]
+    """The PostgreSQL server is shared by the tests of a worker: a test that loads the retail
+    example drops what another one left in its schemas first."""
+    for schema in RETAIL_SCHEMAS:
+        engine.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import load_adult
+from conftest import fresh_retail_schemas, load_adult
 
 from sqlanon import dialect
 from sqlanon.apply import create, create_key_tables, refresh, report
@@ -26,6 +26,8 @@ TARGETS = [e for e in ENGINES if e in dialect.available()]
 def released_rows(engine, name: str):  # type: ignore[no-untyped-def]
     d = dialect.get(name)
     plan = build_plan(load_policies([str(REPO / "examples/retail/policy.yml")]))
+    if name == "postgres":
+        fresh_retail_schemas(engine)
     load(engine, generate(600, seed=7))
     create_key_tables(plan, d, engine)
     (key_table,) = plan.key_tables

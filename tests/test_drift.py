@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import retail_database
+from conftest import fresh_retail_schemas, retail_database
 
 from sqlanon import dialect
 from sqlanon.demo.retail import generate, load
@@ -105,6 +105,7 @@ def test_postgres_catalog(live):
     engine = live.get("postgres")
     d = dialect.get("postgres")
     plan = build_plan(load_policies([str(RETAIL)]))
+    fresh_retail_schemas(engine)
     load(engine, generate(50, seed=1))
     assert check(plan, engine) == []
     engine.execute('ALTER TABLE "raw"."customers" ADD COLUMN "ssn" text')

@@ -12,7 +12,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ..dialect import Dialect
-from ..lower import SOURCE_ALIAS, Statement, key_columns
+from ..lower import SOURCE_ALIAS, Statement, grant_statements, key_columns
 from ..plan import ColumnStep, MeasurePlan, NoiseComponent, ReleasePlan
 from ..sqlgen import Sql
 from ..transforms import REGISTRY, LowerContext
@@ -452,10 +452,7 @@ def release_statements(r: ReleasePlan, d: Dialect, epoch: Sql | None = None) -> 
         ),
         Statement(d.statement("commit").text),
     ]
-    if d.features.get("grants", True):
-        for role in r.grants:
-            out.append(Statement(d.statement("grant_select", target, d.ident(role)).text))
-    return out
+    return out + grant_statements(r.target, r.grants, d, "table")
 
 
 LEDGER_COLUMNS = (

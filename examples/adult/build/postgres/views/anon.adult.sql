@@ -69,4 +69,6 @@ SELECT
 FROM "_sqlanon_classes"
 WHERE "_sqlanon_class_size" >= 5;
 
+GRANT USAGE ON SCHEMA "anon" TO "analyst";
+
 GRANT SELECT ON "anon"."adult" TO "analyst";

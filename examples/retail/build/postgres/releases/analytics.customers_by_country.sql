@@ -174,4 +174,6 @@ INSERT INTO "privacy"."sqlanon_ledger" ("epoch", "policy", "release", "epsilon",
 
 COMMIT;
 
+GRANT USAGE ON SCHEMA "analytics" TO "analyst";
+
 GRANT SELECT ON "analytics"."customers_by_country" TO "analyst";

@@ -199,4 +199,6 @@ INSERT INTO "privacy"."sqlanon_ledger" ("epoch", "policy", "release", "epsilon",
 
 COMMIT;
 
+GRANT USAGE ON SCHEMA "analytics" TO "analyst";
+
 GRANT SELECT ON "analytics"."orders_by_status_year" TO "analyst";

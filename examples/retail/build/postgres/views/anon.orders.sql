@@ -28,4 +28,6 @@ CROSS JOIN (
 ) AS "_sqlanon_k"
 WHERE "_sqlanon_src"."ordered_at" >= (CURRENT_DATE - 3650);
 
+GRANT USAGE ON SCHEMA "anon" TO "analyst";
+
 GRANT SELECT ON "anon"."orders" TO "analyst";

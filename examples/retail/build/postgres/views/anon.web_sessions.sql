@@ -25,4 +25,6 @@ CROSS JOIN (
 ) AS "_sqlanon_k"
 WHERE substr(encode(sha256("_sqlanon_k"."k1_outer" || sha256("_sqlanon_k"."k1_inner" || convert_to(CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex'), 1, 13) COLLATE "C" < '4000000000000';
 
+GRANT USAGE ON SCHEMA "anon" TO "analyst";
+
 GRANT SELECT ON "anon"."web_sessions" TO "analyst";
