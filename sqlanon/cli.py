@@ -58,6 +58,14 @@ class Format(str, Enum):
     json = "json"
 
 
+class ReportFormat(str, Enum):
+    """For commands whose output is also a document (a PR comment, a data sheet)."""
+
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+
+
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     err.print(f"[bold red]error:[/] {message}", markup=True)
     return typer.Exit(code)
@@ -144,12 +152,20 @@ def validate(
 @app.command()
 def explain(
     paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
-    format: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+    format: Annotated[
+        ReportFormat,
+        typer.Option("--format", help="table, json, or markdown (the auditor's data sheet)."),
+    ] = ReportFormat.table,
 ) -> None:
     """Show the plan: what every column becomes, its privacy class, and each table's rules."""
     plan = _plan(paths)
-    if format is Format.json:
+    if format is ReportFormat.json:
         sys.stdout.write(plan_json(plan))
+        return
+    if format is ReportFormat.markdown:
+        from .datasheet import render
+
+        sys.stdout.write(render(plan))
         return
     for view in plan.views:
         t = Table(
@@ -664,12 +680,6 @@ def drift(
         raise typer.Exit(EXIT_CHECK)
 
 
-class DiffFormat(str, Enum):
-    table = "table"
-    markdown = "markdown"
-    json = "json"
-
-
 @app.command()
 def diff(
     paths: Annotated[
@@ -679,8 +689,8 @@ def diff(
         str | None, typer.Option("--git", help="Compare the working tree with this revision.")
     ] = None,
     format: Annotated[
-        DiffFormat, typer.Option("--format", help="table, markdown or json.")
-    ] = DiffFormat.table,
+        ReportFormat, typer.Option("--format", help="table, markdown or json.")
+    ] = ReportFormat.table,
     fail_on: Annotated[
         str | None, typer.Option("--fail-on", help="`weakened`: exit 1 if anything weakens.")
     ] = None,
@@ -714,9 +724,9 @@ def diff(
             d.name: changed_files(emit.build(old, d), emit.build(new, d))
             for d in _dialects(dialect_name)
         }
-    if format is DiffFormat.json:
+    if format is ReportFormat.json:
         sys.stdout.write(to_json(changes, files))
-    elif format is DiffFormat.markdown:
+    elif format is ReportFormat.markdown:
         sys.stdout.write(to_markdown(title, changes, files))
     else:
         print_table(out, changes, files)
