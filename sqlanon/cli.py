@@ -66,6 +66,13 @@ class ReportFormat(str, Enum):
     json = "json"
 
 
+class ExplainFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+    openlineage = "openlineage"
+
+
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     err.print(f"[bold red]error:[/] {message}", markup=True)
     return typer.Exit(code)
@@ -153,16 +160,27 @@ def validate(
 def explain(
     paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
     format: Annotated[
-        ReportFormat,
-        typer.Option("--format", help="table, json, or markdown (the auditor's data sheet)."),
-    ] = ReportFormat.table,
+        ExplainFormat,
+        typer.Option(
+            "--format",
+            help="table, json, markdown (auditor data sheet) or openlineage (lineage events).",
+        ),
+    ] = ExplainFormat.table,
+    namespace: Annotated[
+        str, typer.Option("--namespace", help="OpenLineage dataset namespace (the warehouse).")
+    ] = "warehouse",
 ) -> None:
     """Show the plan: what every column becomes, its privacy class, and each table's rules."""
     plan = _plan(paths)
-    if format is ReportFormat.json:
+    if format is ExplainFormat.json:
         sys.stdout.write(plan_json(plan))
         return
-    if format is ReportFormat.markdown:
+    if format is ExplainFormat.openlineage:
+        from .openlineage import to_json
+
+        sys.stdout.write(to_json(plan, namespace))
+        return
+    if format is ExplainFormat.markdown:
         from .datasheet import render
 
         sys.stdout.write(render(plan))

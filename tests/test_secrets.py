@@ -74,6 +74,7 @@ def test_the_key_appears_in_no_output_message_or_file(workdir, cli):
         ("explain", RETAIL),
         ("explain", RETAIL, "--format", "json"),
         ("explain", RETAIL, "--format", "markdown"),
+        ("explain", RETAIL, "--format", "openlineage"),
         ("diff", RETAIL, RETAIL, "--format", "markdown", "--dialect", "all"),
         ("drift", RETAIL, "--db", db),
         ("validate", RETAIL),
