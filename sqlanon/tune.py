@@ -26,7 +26,7 @@ from .lower import view_query
 from .plan import ColumnStep, KAnonymity, ViewPlan
 from .risk import is_ordered
 
-MAX_NODES = 200_000
+MAX_NODES = 20_000  # the bisection rescans the undecided nodes per evaluation
 SHOWN = 10  # minimal solutions reported (least loss first)
 
 

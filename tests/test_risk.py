@@ -311,3 +311,11 @@ def test_tune_refuses_what_it_cannot_search(cli, tmp_path, adult_db):
         "tune", str(REPO / "examples/retail/policy.yml"), "--db", str(adult_db), "--table", "nope"
     )
     assert no_table.exit_code == 2 and "customers" in no_table.output
+
+
+def test_tune_refuses_a_lattice_too_large(cli, adult_db, monkeypatch):
+    import sqlanon.tune
+
+    monkeypatch.setattr(sqlanon.tune, "MAX_NODES", 10)  # Adult's policy has 5 × 3 × 3 = 45
+    result = cli("tune", str(ADULT / "policy.yml"), "--db", str(adult_db))
+    assert result.exit_code == 2 and "the lattice has 45 nodes, more than 10" in result.output
