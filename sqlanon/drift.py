@@ -88,7 +88,16 @@ def _relation(
     expected = {col.lower() for col, _ in reads}
     for col, fits in reads:
         key = col.lower()
-        if key not in live:
+        if key not in live and isinstance(fits, ColumnStep) and fits.transform == "drop":
+            yield Finding(
+                WARNING,
+                "missing_column",
+                obj,
+                name,
+                col,
+                "the policy drops it anyway; it can leave the policy",
+            )
+        elif key not in live:
             yield Finding(
                 ERROR,
                 "missing_column",

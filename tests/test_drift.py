@@ -117,3 +117,11 @@ def test_postgres_catalog(live):
         'ALTER TABLE "raw"."customers" ALTER COLUMN "income" TYPE integer USING "income"::integer'
     )
     assert d.name == "postgres"
+
+
+def test_a_dropped_column_that_disappears_is_only_reported(shop, cli):
+    _alter(shop, "ALTER TABLE raw.customers DROP COLUMN full_name")  # `full_name: drop`
+    code, findings = _drift(cli, shop)
+    assert code == 0
+    (f,) = findings
+    assert (f["severity"], f["kind"], f["column"]) == ("warning", "missing_column", "full_name")
