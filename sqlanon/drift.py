@@ -5,35 +5,15 @@ that is gone, or whose type no longer fits its transform or declared type, is an
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from .plan import ColumnStep, Plan
 from .transforms import REGISTRY
+from .types import LOGICAL_FAMILY, engine_family
 
 ERROR, WARNING = "error", "warning"
-
-# engine type name → the logical family it belongs to (first match wins)
-_FAMILIES = (
-    (re.compile(r"timestamp|datetime", re.I), "timestamp"),
-    (re.compile(r"^date$|^date\b", re.I), "date"),
-    (re.compile(r"int|numeric|decimal|double|float|real|number", re.I), "number"),
-    (re.compile(r"bool", re.I), "boolean"),
-    (re.compile(r"blob|bytea|binary|bytes", re.I), "bytes"),
-    (re.compile(r"char|text|string|varchar", re.I), "text"),
-)
-_LOGICAL_FAMILY = {
-    "text": "text",
-    "integer": "number",
-    "decimal": "number",
-    "float": "number",
-    "boolean": "boolean",
-    "date": "date",
-    "timestamp": "timestamp",
-    "timestamptz": "timestamp",
-}
 
 
 @dataclass(frozen=True)
@@ -44,13 +24,6 @@ class Finding:
     relation: str
     column: str | None
     detail: str
-
-
-def family(engine_type: str) -> str | None:
-    for pattern, name in _FAMILIES:
-        if pattern.search(engine_type):
-            return name
-    return None
 
 
 def check(plan: Plan, engine: Any) -> list[Finding]:
@@ -131,17 +104,17 @@ def _relation(
 
 
 def _type_problem(step: ColumnStep | str, engine_type: str) -> str | None:
-    live = family(engine_type)
+    live = engine_family(engine_type)
     if isinstance(step, str):  # a measured column: sums and averages need numbers
         return None if live in (None, "number") else f"needs a number; it is now {engine_type}"
     if live is None or step.transform == "drop":
         return None
     if step.type_declared:
-        want = _LOGICAL_FAMILY[step.input_type]
+        want = LOGICAL_FAMILY[step.input_type]
         if live != want:
             return f"declared {step.input_type}, the column is now {engine_type}"
         return None
-    accepts = {_LOGICAL_FAMILY[t] for t in REGISTRY[step.transform].accepts}
+    accepts = {LOGICAL_FAMILY[t] for t in REGISTRY[step.transform].accepts}
     if live not in accepts:
         return (
             f"{step.transform} takes {', '.join(sorted(accepts))}; the column is now {engine_type}"

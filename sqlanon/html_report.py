@@ -72,11 +72,10 @@ def render(
         checks += [{"object": rel.release, **_check(c)} for c in rel.checks]
     for risk in risks:
         for q in risk.requirements:
-            what = q.name if q.column is None else f"{q.name} for {q.column}"
             checks.append(
                 {
                     "object": risk.view,
-                    "check": f"{what} {'≤' if q.name == 't' else '≥'} {q.required}",
+                    "check": f"{q.label} {q.op} {q.required}",
                     "limit": str(q.required),
                     "measured": "—" if q.measured is None else num(float(q.measured)),
                     "ok": q.ok,

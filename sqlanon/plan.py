@@ -282,6 +282,11 @@ class Plan:
         return tuple(sorted(found))
 
     @property
+    def key_names(self) -> tuple[str, ...]:
+        """Every key the views and releases read, by name."""
+        return tuple(sorted({k.name for obj in (*self.views, *self.releases) for k in obj.keys}))
+
+    @property
     def ledgers(self) -> tuple[tuple[str, ...], ...]:
         return tuple(sorted({r.ledger for r in self.releases}))
 

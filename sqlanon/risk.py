@@ -5,7 +5,6 @@ warehouse (docs/risk.md). Only aggregates come back to Python: the class-size hi
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -13,12 +12,13 @@ from typing import Any
 
 from .apply import unsuppressed
 from .dialect import Dialect
+from .engines import live_types
 from .lower import view_query
 from .plan import QUASI, SENSITIVE, Plan, ViewPlan
+from .types import NUMERIC_TYPES, ORDERED_FAMILIES, TEMPORAL_TYPES, engine_family
 
 # Logical types whose values have an order that t-closeness should respect.
-ORDERED_TYPES = {"integer", "decimal", "float", "date", "timestamp", "timestamptz"}
-_ORDERED_ENGINE_TYPE = re.compile(r"int|numeric|decimal|double|float|real|date|time", re.I)
+ORDERED_TYPES = frozenset(NUMERIC_TYPES + TEMPORAL_TYPES)
 DEFAULT_THRESHOLD_K = 5  # records at risk: those in classes smaller than this, absent a declared k
 
 
@@ -48,6 +48,15 @@ class Requirement:
     required: int | Decimal
     measured: int | float | None
     ok: bool
+
+    @property
+    def label(self) -> str:
+        return self.name if self.column is None else f"{self.name} for {self.column}"
+
+    @property
+    def op(self) -> str:
+        """t is an upper bound; k and l are lower bounds."""
+        return "≤" if self.name == "t" else "≥"
 
 
 @dataclass(frozen=True)
@@ -155,7 +164,7 @@ def measure_view(
         if rows and pairs:
             journalist, marketer = _population_risks(pairs, rows, threshold)
 
-    types = _engine_types(view, engine)
+    types = live_types(engine, view.target)
     sensitive = []
     for name in sensitive_columns(view):
         step(f"{target}: {name}")
@@ -214,21 +223,13 @@ def _population_risks(
     return AttackerRisk(1 / smallest, average, at_risk / rows), average
 
 
-def _engine_types(view: ViewPlan, engine: Any) -> dict[str, str]:
-    """The live column types, used only where the plan does not know a column's type."""
-    try:
-        return {name.lower(): t for name, t in engine.columns(view.target)}
-    except Exception:  # an engine without a catalog reader: the plan's types decide alone
-        return {}
-
-
 def is_ordered(view: ViewPlan, name: str, engine_types: dict[str, str]) -> bool:
     """Numbers and dates use the ordered distance; text and booleans the equal distance. The
     live column's type decides (an undeclared `keep` is planned as text); the plan's output
     type where the engine cannot say."""
     live = engine_types.get(name.lower())
     if live:
-        return bool(_ORDERED_ENGINE_TYPE.search(live))
+        return engine_family(live) in ORDERED_FAMILIES
     step = next(c for c in view.emitted_columns if c.output == name)
     return step.output_type in ORDERED_TYPES
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -18,19 +17,9 @@ _BANDS = ((1, 1), (2, 2), (3, 4), (5, 9), (10, 19), (20, 49), (50, 99), (100, No
 
 
 def to_json(risks: list[ViewRisk]) -> str:
-    def plain(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
-        return to_jsonable(value)
-
-    views = []
-    for r in risks:
-        d = plain(asdict(r))
-        d["ok"] = r.ok
-        views.append(d)
-    return json.dumps({"views": views, "ok": all(r.ok for r in risks)}, indent=2) + "\n"
+    views = [{**asdict(r), "ok": r.ok} for r in risks]
+    doc = {"views": views, "ok": all(r.ok for r in risks)}
+    return json.dumps(doc, indent=2, default=to_jsonable) + "\n"  # decimals, exactly
 
 
 def _band(low: int, high: int | None) -> str:
@@ -100,13 +89,13 @@ def print_risks(console: Console, risks: list[ViewRisk]) -> None:
                 )
             console.print(s)
         for q in r.requirements:
-            what = q.name if q.column is None else f"{q.name} for {q.column}"
-            op = "≤" if q.name == "t" else "≥"
             measured = (
                 "—"
                 if q.measured is None
                 else (f"{q.measured:.4f}" if isinstance(q.measured, float) else str(q.measured))
             )
             verdict = "[green]ok[/]" if q.ok else "[red]NOT MET[/]"
-            console.print(f"  • {what}: required {op} {q.required}, measured {measured} {verdict}")
+            console.print(
+                f"  • {q.label}: required {q.op} {q.required}, measured {measured} {verdict}"
+            )
         console.print()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .dialect import Dialect
+from .engines import live_types
 from .hierarchy import Hierarchy, read_csv
 from .lower import view_query
 from .plan import ColumnStep, KAnonymity, ViewPlan
@@ -249,7 +250,7 @@ def _with_sensitive(
     if ok and goal.t is not None:
         released = view_query(node_view(view, dims, node.levels, goal, suppress=True), d)
         step = next(c for c in view.emitted_columns if c.output == goal.sensitive)
-        live = {n.lower(): t for n, t in engine.columns(view.source)}
+        live = live_types(engine, view.source)
         source_type = live.get(step.sources[0].lower()) if step.transform == "keep" else None
         ordered = is_ordered(view, goal.sensitive, {goal.sensitive.lower(): source_type or ""})
         row = engine.query(

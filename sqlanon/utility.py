@@ -4,7 +4,6 @@ cells against the plain aggregate; and the policy's declared checks, which gate 
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -14,16 +13,15 @@ from typing import Any
 from .apply import unsuppressed
 from .dialect import Dialect
 from .dp.lower import output_columns
+from .engines import live_types
 from .lower import view_query
 from .plan import DIRECT, ColumnStep, Plan, ReleasePlan, UtilityCheck, ViewPlan
 from .transforms import REGISTRY
 from .transforms.base import LowerContext
+from .types import NUMERIC_TYPES, ORDERED_FAMILIES, engine_family
 
-_NUMERIC = re.compile(r"int|numeric|decimal|double|float|real", re.I)
-_ORDERED = re.compile(r"int|numeric|decimal|double|float|real|date|time", re.I)
 # transforms meant to keep their input's order (bucket lower bounds, truncated dates, ages)
 ORDER_KEEPING = ("bucket", "truncate_date", "age")
-NUMERIC_TYPES = {"integer", "decimal", "float"}
 
 
 @dataclass(frozen=True)
@@ -149,8 +147,8 @@ def measure_view(view: ViewPlan, d: Dialect, engine: Any) -> ViewUtility:
     released = d.statement("select_all", d.relation(view.target))
     before = view_query(unsuppressed(view), d)
     count = lambda q: int(_one(engine, d.statement("count_rows", q).text)[0] or 0)  # noqa: E731
-    source_types = _types(engine, view.source)
-    view_types = _types(engine, view.target)
+    source_types = live_types(engine, view.source)
+    view_types = live_types(engine, view.target)
     columns = []
     numeric_cols: list[ColumnStep] = []
     for c in view.emitted_columns:
@@ -175,7 +173,8 @@ def measure_view(view: ViewPlan, d: Dialect, engine: Any) -> ViewUtility:
         if c.privacy_class == DIRECT:
             hist = ()  # the values of a direct identifier are not for a report
         rho = violations = None
-        if c.transform in ORDER_KEEPING and _ORDERED.search(view_types.get(c.output.lower(), "")):
+        out_family = engine_family(view_types.get(c.output.lower(), ""))
+        if c.transform in ORDER_KEEPING and out_family in ORDERED_FAMILIES:
             rho, violations = _order(engine, d, view, c)
         columns.append(
             ColumnUtility(
@@ -209,18 +208,11 @@ def _order(engine: Any, d: Dialect, view: ViewPlan, c: ColumnStep) -> tuple[floa
     return _float(rho), int(violations or 0)
 
 
-def _types(engine: Any, relation: tuple[str, ...]) -> dict[str, str]:
-    try:
-        return {n.lower(): t for n, t in engine.columns(relation)}
-    except Exception:  # an engine without a catalog reader: the plan's types decide alone
-        return {}
-
-
 def _is_numeric(live: str | None, logical: str | None) -> bool:
     """The live column type decides (an undeclared `keep` is planned as text); the plan's
     logical type only where the engine cannot say."""
     if live:
-        return bool(_NUMERIC.search(live))
+        return engine_family(live) == "number"
     return logical in NUMERIC_TYPES
 
 
@@ -345,23 +337,21 @@ def measure_release(r: ReleasePlan, d: Dialect, engine: Any, epoch: int | None) 
     if epoch is None:
         epoch_row = _one(engine, d.statement("max_epoch", target).text)
         epoch = None if epoch_row[0] is None else int(epoch_row[0])
-    noisy: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    noisy: dict[tuple[Any, ...], dict[str, Any]] = {}  # group values → the row by column
     names = [n for n, _ in output_columns(r)]
     if epoch is not None:
         sql = d.statement("release_epoch", target, d.number(epoch)).text
-        rows = engine.query(sql)
-        for row in rows:
+        for row in engine.query(sql):
             values = dict(zip(names, row, strict=True))
-            noisy[tuple(values[g.output] for g in r.group_by)] = row
+            noisy[tuple(values[g.output] for g in r.group_by)] = values
     truth = _release_truth(r, d, engine)
     errors = []
     for i, m in enumerate(r.measures):
         rel, absolute, inside = [], [], 0
         cells = 0
-        for key, row in noisy.items():
+        for key, values in noisy.items():
             if key not in truth:
                 continue
-            values = dict(zip(names, row, strict=True))
             true, got = truth[key][i], values[m.name]
             if true is None or got is None:
                 continue

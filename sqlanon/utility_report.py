@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -12,18 +11,10 @@ from rich.table import Table
 from .utility import CheckResult, ColumnUtility, ReleaseUtility, Stats, ViewUtility
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def to_json(views: list[ViewUtility], releases: list[ReleaseUtility]) -> str:
     out_views = []
     for v in views:
-        d = _plain(asdict(v))
+        d = asdict(v)
         d["suppressed_share"] = v.suppressed_share
         for c, col in zip(d["columns"], v.columns, strict=True):
             c["mean_shift"] = col.mean_shift
@@ -33,7 +24,7 @@ def to_json(views: list[ViewUtility], releases: list[ReleaseUtility]) -> str:
     checks = [c for v in views for c in v.checks] + [c for r in releases for c in r.checks]
     doc = {
         "views": out_views,
-        "releases": [_plain(asdict(r)) for r in releases],
+        "releases": [asdict(r) for r in releases],
         "ok": all(c.ok for c in checks),
     }
     return json.dumps(doc, indent=2) + "\n"

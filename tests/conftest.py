@@ -122,24 +122,40 @@ def duck_frame(db: Path, sql: str):  # type: ignore[no-untyped-def]
         e.close()
 
 
-def retail_database(path: Path) -> Path:
-    """A DuckDB file with examples/retail's generated sources, fixed test keys, the views and
-    one refresh of the releases (epoch 1)."""
-    from sqlanon.apply import create, create_key_tables, refresh
+def install_retail(engine, customers: int, seed: int):  # type: ignore[no-untyped-def]
+    """examples/retail's generated sources and fixed test keys on `engine`, ready for
+    `create`; on the shared PostgreSQL server, in clean schemas and with the role the policy
+    grants to. Returns the plan."""
+    from sqlanon.apply import create_key_tables
     from sqlanon.demo.retail import generate, load
     from sqlanon.keys import store
     from sqlanon.planner import build_plan
     from sqlanon.policy.load import load_policies
 
-    d = dialect.get("duckdb")
+    d = dialect.get(engine.dialect)
     plan = build_plan(load_policies([str(REPO / "examples/retail/policy.yml")]))
+    if engine.dialect == "postgres":
+        fresh_retail_schemas(engine)
+        engine.execute(
+            "DO $$ BEGIN CREATE ROLE analyst; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+    load(engine, generate(customers, seed=seed))
+    create_key_tables(plan, d, engine)
+    (key_table,) = plan.key_tables
+    for key in plan.key_names:
+        store(engine, d, key_table, key, 1, f"test key {key}".encode(), replace=True)
+    return plan
+
+
+def retail_database(path: Path) -> Path:
+    """A DuckDB file with examples/retail's generated sources, fixed test keys, the views and
+    one refresh of the releases (epoch 1)."""
+    from sqlanon.apply import create, refresh
+
+    d = dialect.get("duckdb")
     e = DuckDBEngine(str(path))
     try:
-        load(e, generate(3000, seed=3))
-        create_key_tables(plan, d, e)
-        (key_table,) = plan.key_tables
-        for key in ("customer", "order", "session", "sampling", "noise"):
-            store(e, d, key_table, key, 1, f"test key {key}".encode())
+        plan = install_retail(e, 3000, seed=3)
         create(plan, d, e)
         refresh(plan, d, e, epoch=1)
     finally:

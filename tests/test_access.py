@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from conftest import REPO, fresh_retail_schemas
+from conftest import install_retail
 
 from sqlanon import dialect
-from sqlanon.apply import create, create_key_tables
-from sqlanon.demo.retail import generate, load
-from sqlanon.keys import store
-from sqlanon.planner import build_plan
-from sqlanon.policy.load import load_policies
+from sqlanon.apply import create
 
 ROLE = "analyst"  # the role examples/retail grants to
 
@@ -21,16 +17,7 @@ ROLE = "analyst"  # the role examples/retail grants to
 def pg(live):  # type: ignore[no-untyped-def]
     engine = live.get("postgres")
     d = dialect.get("postgres")
-    plan = build_plan(load_policies([str(REPO / "examples/retail/policy.yml")]))
-    engine.execute(
-        f"DO $$ BEGIN CREATE ROLE {ROLE}; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
-    )
-    fresh_retail_schemas(engine)
-    load(engine, generate(400, seed=11))
-    create_key_tables(plan, d, engine)
-    (key_table,) = plan.key_tables
-    for key in ("customer", "order", "session", "sampling", "noise"):
-        store(engine, d, key_table, key, 1, f"access test key {key}".encode(), replace=True)
+    plan = install_retail(engine, 400, seed=11)  # creates the role the policy grants to
     create(plan, d, engine)
     engine.execute("DROP SCHEMA IF EXISTS attacker CASCADE")
     engine.execute("CREATE SCHEMA attacker")

@@ -8,14 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import fresh_retail_schemas, load_adult
+from conftest import install_retail, load_adult
 
 from sqlanon import dialect
-from sqlanon.apply import create, create_key_tables, refresh, report
+from sqlanon.apply import create, refresh, report
 from sqlanon.conformance import canonical_value
-from sqlanon.demo.retail import generate, load
 from sqlanon.engines import ENGINES
-from sqlanon.keys import store
 from sqlanon.planner import build_plan
 from sqlanon.policy.load import load_policies
 
@@ -25,19 +23,7 @@ TARGETS = [e for e in ENGINES if e in dialect.available()]
 
 def released_rows(engine, name: str):  # type: ignore[no-untyped-def]
     d = dialect.get(name)
-    plan = build_plan(load_policies([str(REPO / "examples/retail/policy.yml")]))
-    if name == "postgres":
-        fresh_retail_schemas(engine)
-    load(engine, generate(600, seed=7))
-    create_key_tables(plan, d, engine)
-    (key_table,) = plan.key_tables
-    for key in ("customer", "order", "session", "sampling", "noise"):
-        secret = f"cross-engine test key {key}!".encode()
-        store(engine, d, key_table, key, 1, secret, replace=True)
-    if name == "postgres":  # the policy grants to this role; a real server must have it
-        engine.execute(
-            "DO $$ BEGIN CREATE ROLE analyst; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
-        )
+    plan = install_retail(engine, 600, seed=7)
     create(plan, d, engine)
     out = {}
     for view in plan.views:

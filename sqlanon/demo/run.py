@@ -78,7 +78,7 @@ def run(console: Console, customers: int = 2000, rows: int = 2) -> Plan:
 
     policy_path = resources.retail_policy()
     plan = build_plan(load_policies([str(policy_path)]))
-    key_names = sorted({k.name for obj in (*plan.views, *plan.releases) for k in obj.keys})
+    key_names = plan.key_names
     (key_table,) = plan.key_tables
     create_key_tables(plan, d, engine)
     for name in key_names:

@@ -29,6 +29,15 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
+def live_types(engine: Any, relation: tuple[str, ...]) -> dict[str, str]:
+    """A relation's columns as the engine types them, by lower-cased name (PostgreSQL folds
+    unquoted names); empty when the engine has no catalog reader or the relation is missing."""
+    try:
+        return {name.lower(): t for name, t in engine.columns(relation)}
+    except Exception:  # an engine without a catalog reader: callers fall back to the plan
+        return {}
+
+
 @contextmanager
 def session(name: str) -> Iterator[Any]:
     """An engine for dialect `name`, started for the occasion and closed afterwards."""
