@@ -66,6 +66,11 @@ class ReportFormat(str, Enum):
     json = "json"
 
 
+class OutputFormat(str, Enum):
+    sql = "sql"
+    dbt = "dbt"
+
+
 class ExplainFormat(str, Enum):
     table = "table"
     markdown = "markdown"
@@ -232,16 +237,24 @@ def compile(
     check: Annotated[
         bool, typer.Option("--check", help="Write nothing; exit 1 if the output is not up to date.")
     ] = False,
+    format: Annotated[
+        OutputFormat,
+        typer.Option("--format", help="sql (files and a manifest) or dbt (a dbt project)."),
+    ] = OutputFormat.sql,
 ) -> None:
-    """Compile policies into SQL files and a manifest (atomically), or check them."""
+    """Compile policies into SQL files and a manifest, or a dbt project (atomically), or
+    check them."""
+    from . import dbt
+
     plan = _plan(paths)
     targets = _dialects(dialect_name)
+    build = dbt.build if format is OutputFormat.dbt else emit.build
     failed = False
     for d in targets:
         folder = out_dir / d.name if dialect_name == "all" else out_dir
         try:
             with _no_gc():
-                artifacts = emit.build(plan, d)
+                artifacts = build(plan, d)
         except dialect.DialectError as exc:
             raise _fail(str(exc)) from None
         if check:

@@ -82,11 +82,14 @@ class Dialect:
         to upper case, PostgreSQL to lower case) get the folded name, quoted."""
         hit = self._idents.get(name)
         if hit is None:
-            folded = name
-            if self._fold and _REGULAR.fullmatch(name):
-                folded = name.upper() if self._fold == "upper" else name.lower()
-            hit = self._idents[name] = Sql(self._shapes.identifier(folded))
+            hit = self._idents[name] = Sql(self._shapes.identifier(self.stored_name(name)))
         return hit
+
+    def stored_name(self, name: str) -> str:
+        """The name the warehouse stores for a policy name (see `ident`), unquoted."""
+        if self._fold and _REGULAR.fullmatch(name):
+            return name.upper() if self._fold == "upper" else name.lower()
+        return name
 
     def qualified(self, parts: tuple[str, ...]) -> Sql:
         """A dotted name of separately quoted parts: alias.column."""

@@ -71,6 +71,7 @@ def test_the_key_appears_in_no_output_message_or_file(workdir, cli):
         ("compile", RETAIL, "--out", "out"),
         ("compile", RETAIL, "--out", "out", "--check"),
         ("compile", RETAIL, "--out", "out-all", "--dialect", "all"),
+        ("compile", RETAIL, "--out", "out-dbt", "--dialect", "all", "--format", "dbt"),
         ("explain", RETAIL),
         ("explain", RETAIL, "--format", "json"),
         ("explain", RETAIL, "--format", "markdown"),
@@ -117,6 +118,7 @@ def test_the_key_appears_in_no_output_message_or_file(workdir, cli):
         and "wal" not in p.suffix
     ]
     assert any(p.name == "manifest.json" for p in files)
+    assert any(p.name == "schema.yml" for p in files)  # the dbt projects
     assert sum(p.suffix == ".sql" for p in files) >= 5
     for p in files:
         assert_clean(p.read_bytes(), str(p.relative_to(workdir)))

@@ -435,24 +435,29 @@ def release_statements(r: ReleasePlan, d: Dialect, epoch: Sql | None = None) -> 
         Statement(d.statement("begin").text),
         Statement(d.statement("delete_where", target, d.prim("eq", d.ident("epoch"), epoch)).text),
         Statement(d.statement("insert_query", target, names, release_query(r, d, epoch)).text),
-        Statement(
-            d.statement(
-                "insert_values",
-                d.relation(r.ledger),
-                [d.ident(c) for c, _ in LEDGER_COLUMNS],
-                [
-                    epoch,
-                    d.string(r.policy),
-                    d.string(r.name),
-                    _float(d, float(r.epsilon)),
-                    _float(d, float(r.delta)),
-                    d.prim("current_timestamp"),
-                ],
-            ).text
-        ),
+        ledger_insert(r, d, epoch),
         Statement(d.statement("commit").text),
     ]
     return out + grant_statements(r.target, r.grants, d, "table")
+
+
+def ledger_insert(r: ReleasePlan, d: Dialect, epoch: Sql) -> Statement:
+    """The ledger row one refresh of `r` appends: what it spent."""
+    return Statement(
+        d.statement(
+            "insert_values",
+            d.relation(r.ledger),
+            [d.ident(c) for c, _ in LEDGER_COLUMNS],
+            [
+                epoch,
+                d.string(r.policy),
+                d.string(r.name),
+                _float(d, float(r.epsilon)),
+                _float(d, float(r.delta)),
+                d.prim("current_timestamp"),
+            ],
+        ).text
+    )
 
 
 LEDGER_COLUMNS = (
