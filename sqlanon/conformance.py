@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,9 @@ def canonical_value(v: Any) -> str | None:
             return repr(v)
         v = Decimal(repr(v))
     if isinstance(v, int | Decimal):
-        text = format(Decimal(v).normalize(), "f")
+        with localcontext() as ctx:  # normalize() rounds to the context: 28 digits by default
+            ctx.prec = 100
+            text = format(Decimal(v).normalize(), "f")
         return "0" if text in ("-0", "") else text
     if isinstance(v, dt.datetime):
         if v.tzinfo is not None:

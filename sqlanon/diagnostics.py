@@ -9,6 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+MAX_SHOWN = 100  # errors rendered; the rest are counted
+LINE_WIDTH = 120  # characters of a source line shown under an error
+
 
 @dataclass(frozen=True, order=True)
 class Location:
@@ -36,9 +39,9 @@ class Diagnostic:
         where = f"{self.loc}: " if self.loc else ""
         lines = [f"{where}error: {self.message}"]
         if source_line is not None and self.loc is not None:
-            shown = source_line.rstrip("\r\n").replace("\t", " ")
+            shown, caret = _window(source_line.rstrip("\r\n").replace("\t", " "), self.loc.column)
             lines.append(f"    {shown}")
-            lines.append("    " + " " * (self.loc.column - 1) + "^")
+            lines.append("    " + " " * caret + "^")
         if self.expected:
             lines.append(f"  expected: {self.expected}")
         if self.hint:
@@ -56,18 +59,35 @@ class PolicyError(Exception):
     def render(self) -> str:
         cache: dict[str, list[str]] = {}
         out = []
-        for d in self.diagnostics:
+        for d in self.diagnostics[:MAX_SHOWN]:
             line = None
             if d.loc is not None:
-                lines = cache.setdefault(d.loc.file, _read_lines(d.loc.file))
+                if d.loc.file not in cache:
+                    cache[d.loc.file] = _read_lines(d.loc.file)
+                lines = cache[d.loc.file]
                 if 0 < d.loc.line <= len(lines):
                     line = lines[d.loc.line - 1]
             out.append(d.render(line))
         files = {d.loc.file for d in self.diagnostics if d.loc}
         n = len(self.diagnostics)
+        if n > MAX_SHOWN:
+            out.append(f"... and {n - MAX_SHOWN} more errors (fix the first ones and rerun)")
         nfiles = len(files) or 1
         out.append(f"{n} error{'s' if n != 1 else ''} in {nfiles} file{'s' if nfiles > 1 else ''}")
         return "\n".join(out)
+
+
+def _window(line: str, column: int) -> tuple[str, int]:
+    """The part of a long source line around `column` (1-based), and the caret's offset in it:
+    a generated one-line policy must not print megabytes per error."""
+    at = max(column - 1, 0)
+    if len(line) <= LINE_WIDTH:
+        return line, at
+    start = max(0, min(at - LINE_WIDTH // 2, len(line) - LINE_WIDTH))
+    shown = line[start : start + LINE_WIDTH]
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if start + LINE_WIDTH < len(line) else ""
+    return prefix + shown + suffix, at - start + len(prefix)
 
 
 def _read_lines(path: str) -> list[str]:

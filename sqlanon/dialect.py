@@ -82,6 +82,14 @@ class Dialect:
         to upper case, PostgreSQL to lower case) get the folded name, quoted."""
         hit = self._idents.get(name)
         if hit is None:
+            forbidden = [c for c in self.features.get("identifier_forbids", ()) if c in name]
+            if forbidden:
+                raise DialectError(
+                    f"{self.title} names cannot contain {' or '.join(map(repr, forbidden))}: "
+                    f"{name!r}"
+                )
+            if name.startswith(tuple(self.features.get("identifier_forbids_leading", ()))):
+                raise DialectError(f"{self.title} names cannot start with {name[0]!r}: {name!r}")
             hit = self._idents[name] = Sql(self._shapes.identifier(self.stored_name(name)))
         return hit
 

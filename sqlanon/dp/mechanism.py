@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 
 CONFIDENCE = Fraction(95, 100)
 
@@ -24,11 +25,11 @@ class DiscreteLaplace:
     epsilon: Fraction  # the ε this noise spends
     sensitivity: Fraction  # L1 sensitivity, in units of the granularity
 
-    @property
+    @cached_property
     def p(self) -> float:
-        return math.exp(-float(self.epsilon / self.sensitivity))
+        return math.exp(self.ln_p)
 
-    @property
+    @cached_property
     def ln_p(self) -> float:
         return -float(self.epsilon / self.sensitivity)
 
@@ -38,14 +39,19 @@ class DiscreteLaplace:
 
     def tail(self, t: int) -> float:
         """P(Z ≥ t) for t ≥ 1 (and P(Z ≤ −t) by symmetry)."""
-        return self.p**t / (1 + self.p)
+        # exp(t·ln p), not p**t: for a tiny ε, p rounds to a float near 1 whose powers drift
+        return math.exp(t * self.ln_p) / (1 + self.p)
 
     def half_width(self, confidence: Fraction = CONFIDENCE) -> int:
         """The smallest c with P(|Z| ≤ c) ≥ confidence."""
         alpha = float(1 - confidence)
-        c = 0
+        # closed form for 2·p^(c+1)/(1+p) ≤ alpha, then stepped to the exact smallest c (a scan
+        # from 0 would take ~1/ε steps: a hang for a tiny ε)
+        c = max(0, math.ceil(math.log(alpha * (1 + self.p) / 2) / self.ln_p) - 1)
         while 2 * self.tail(c + 1) > alpha:
             c += 1
+        while c > 0 and 2 * self.tail(c) <= alpha:
+            c -= 1
         return c
 
     def threshold(self, delta: float) -> int:

@@ -39,30 +39,27 @@ class DuckDBEngine(SessionSettings):
         return [(r[0], r[1]) for r in rows]
 
     def load_rows(self, relation: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        """Append rows to an existing table, in bulk through a temporary CSV file."""
-        import csv
+        """Append rows to an existing table, in bulk through a temporary CSV file: every
+        value quoted, NULL an unquoted empty field (so no text, not even `\\N`, reads as
+        NULL)."""
         import datetime as dt
         import tempfile
         from pathlib import Path
 
         from .. import dialect
 
+        def field(v: Any) -> str:
+            if v is None:
+                return ""
+            text = v.isoformat() if isinstance(v, dt.date | dt.datetime) else str(v)
+            return '"' + text.replace('"', '""') + '"'
+
         d = dialect.get(DIALECT)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "rows.csv"
             with path.open("w", newline="", encoding="utf-8") as fh:
-                w = csv.writer(fh)
                 for row in rows:
-                    w.writerow(
-                        [
-                            "\\N"
-                            if v is None
-                            else v.isoformat()
-                            if isinstance(v, dt.date | dt.datetime)
-                            else v
-                            for v in row
-                        ]
-                    )
+                    fh.write(",".join(field(v) for v in row) + "\n")
             self.execute(d.statement("copy_csv", d.relation(relation), d.string(str(path))).text)
 
     def close(self) -> None:

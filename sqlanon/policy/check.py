@@ -44,7 +44,15 @@ class Checker:
             )
             return None
         allowed = set(allowed) | set(required)
-        if not open_keys:
+        if open_keys:  # the keys are names the user chose: columns, tables, groups, values
+            for key, (knode, _) in node.entries.items():
+                if has_control(key):
+                    self.error(
+                        knode.loc,
+                        f"the name {key!r} in {what} must not contain control characters",
+                        expected="printable text (no newlines or escape codes)",
+                    )
+        else:
             for key, (knode, _) in node.entries.items():
                 if key not in allowed:
                     self.error(
@@ -90,7 +98,7 @@ class Checker:
         if non_empty and s.text == "":
             self.error(node.loc, f"{what} must not be empty", expected="a non-empty string")
             return None
-        if any(ord(ch) < 32 and ch not in "\t" for ch in s.text) or "\x7f" in s.text:
+        if has_control(s.text):
             self.error(
                 node.loc, f"{what} must not contain control characters", expected="printable text"
             )
@@ -206,6 +214,13 @@ class Checker:
         return True
 
 
+def has_control(text: str) -> bool:
+    """Control characters other than a tab: text holding them (a newline, an escape code)
+    reads differently in a reviewed diff or a terminal than what runs, so policies may not
+    contain them."""
+    return any((ord(ch) < 32 and ch != "\t") or 0x7F <= ord(ch) < 0xA0 for ch in text)
+
+
 def relation_name(chk: Checker, node: YNode, what: str) -> tuple[str, ...] | None:
     """`schema.table` / `catalog.schema.table`, or a list of parts for names holding dots."""
     if isinstance(node, YSeq):
@@ -217,6 +232,13 @@ def relation_name(chk: Checker, node: YNode, what: str) -> tuple[str, ...] | Non
         if text is None:
             return None
         parts = text.split(".")
+    if any(has_control(p) for p in parts):
+        chk.error(
+            node.loc,
+            f"{what} must not contain control characters",
+            expected="printable text (no newlines or escape codes)",
+        )
+        return None
     if not 2 <= len(parts) <= 3 or any(p == "" for p in parts):
         chk.error(
             node.loc,

@@ -40,9 +40,14 @@ def include_fragments(
     node = root.get("include")
     if node is None:
         return
+    seen: set[Path] = set()
     for rel, loc in chk.string_list(node, "include", allow_single=True):
         path = (base / rel).resolve()
         display = display_path(path)
+        if path in seen:
+            chk.error(loc, f"'{rel}' is included twice", expected="each fragment included once")
+            continue
+        seen.add(path)
         if path in stack:
             chk.error(
                 loc,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..diagnostics import did_you_mean, one_of
 from ..transforms.base import Name
 from ..types import ALL_TYPES, NUMERIC_TYPES
-from .check import Checker, relation_name
+from .check import Checker, has_control, relation_name
 from .columns import read_column
 from .fragments import Loaded
 from .model import ColumnSpec, MeasureSpec, ReleaseSpec
@@ -236,6 +236,13 @@ def _groups(
         for v in values:
             s = chk.scalar(v, "a public group value", "a value")
             if s is None:
+                return False
+            if has_control(s.text):
+                chk.error(
+                    v.loc,
+                    "a public group value must not contain control characters",
+                    expected="printable text",
+                )
                 return False
             texts.append(s.text)
         rows.append(tuple(texts))

@@ -101,7 +101,7 @@ def describe(node: YNode | None) -> str:
         return "null"
     if isinstance(v, bool):
         return f"the boolean {str(v).lower()}"
-    if isinstance(v, int | Decimal):
+    if isinstance(v, int | float | Decimal):  # floats: YAML's .inf and .nan
         return f"the number {node.text}"
     if isinstance(v, _dt.datetime | _dt.date):
         return f"the date {node.text}"
