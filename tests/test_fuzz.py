@@ -118,9 +118,7 @@ scalars = st.one_of(
 keys = st.one_of(st.sampled_from(WORDS), st.text(max_size=12), st.integers(), st.booleans())
 documents = st.recursive(
     scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=5), st.dictionaries(keys, inner, max_size=6)
-    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(keys, inner, max_size=6)),
     max_leaves=40,
 )
 policyish = st.fixed_dictionaries(

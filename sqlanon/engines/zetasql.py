@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import sqlglot
@@ -448,7 +448,9 @@ def _table_name(t: exp.Expression) -> str:
 
 def _numeric_bytes(d: Decimal) -> bytes:
     """ZetaSQL's NUMERIC wire form: value × 10^9 as minimal little-endian two's complement."""
-    n = int((d * _NANO).to_integral_value())
+    with localcontext() as ctx:  # NUMERIC has 38 digits; the default context rounds to 28
+        ctx.prec = 80
+        n = int((d * _NANO).to_integral_value())
     length = max(1, (n.bit_length() + 8) // 8)
     return n.to_bytes(length, "little", signed=True)
 
@@ -478,7 +480,9 @@ def _to_python(v: Any) -> Any:
     if v.date_value is not None:
         return _EPOCH + dt.timedelta(days=v.date_value)
     if v.numeric_value is not None:
-        return Decimal(int.from_bytes(v.numeric_value, "little", signed=True)) / _NANO
+        with localcontext() as ctx:
+            ctx.prec = 80
+            return Decimal(int.from_bytes(v.numeric_value, "little", signed=True)) / _NANO
     if v.datetime_value is not None:
         bits = v.datetime_value.bit_field_datetime_seconds
         return dt.datetime(

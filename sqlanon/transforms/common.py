@@ -168,7 +168,11 @@ def bucket_output_type(input_type: str, p: dict[str, Any]) -> str:
     return "float" if input_type == "float" else "decimal"
 
 
-def lower_buckets(ctx: LowerContext, x: Sql, p: dict[str, Any]) -> Sql:
+def lower_buckets(ctx: LowerContext, x: Sql, p: dict[str, Any], exact: bool = True) -> Sql:
+    """`exact` (integer and decimal input): the bucket is x minus its floor remainder, with
+    MOD, which every engine computes exactly on integers and decimals — dividing first is not
+    exact (DuckDB divides decimals as doubles: 0.3 / 0.1 < 3; NUMERIC division rounds to the
+    scale). Floats keep floor(x / width)."""
     d = ctx.dialect
     edges = bucket_edges(p)
     label = p.get("output") == "label"
@@ -180,9 +184,11 @@ def lower_buckets(ctx: LowerContext, x: Sql, p: dict[str, Any]) -> Sql:
         return d.prim("case", parts)
     width, lo, hi = p["width"], p.get("min"), p.get("max")
     integral = all(isinstance(v, int) for v in (width, lo, hi) if v is not None)
-    floor = d.prim(
-        "floor_bucket", x, d.number(lo if lo is not None else 0), d.number(width), integral=integral
-    )
+    origin = d.number(lo if lo is not None else 0)
+    if exact:
+        floor = d.prim("mod_bucket", x, origin, d.number(width))
+    else:
+        floor = d.prim("floor_bucket", x, origin, d.number(width), integral=integral)
     parts = [d.prim("is_null", x), d.prim("null")]
     if hi is not None:
         parts += [d.prim("ge", x, d.number(hi)), d.number(hi)]
