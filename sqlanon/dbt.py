@@ -77,7 +77,8 @@ class _References:
         self._jinja: dict[str, str] = {}
 
     def add(self, jinja: str) -> Sql:
-        token = f"sqlanon_ref_{self._nonce}_{len(self._jinja)}"
+        # closed by a final `_`, so that no token is a prefix of another (`_1_` vs `_10_`)
+        token = f"sqlanon_ref_{self._nonce}_{len(self._jinja)}_"
         self._jinja[token] = jinja
         return Sql(token)
 

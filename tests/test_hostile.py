@@ -190,7 +190,8 @@ def expected(names: list[str], columns: dict[str, Any], row: tuple) -> list[Any]
 
 
 @pytest.fixture(scope="module")
-def results(live, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def results() -> dict[str, Any]:
+    """Each engine's rows, compared by the last engine test of the module."""
     return {}
 
 
