@@ -426,18 +426,22 @@ def release_statements(r: ReleasePlan, d: Dialect, epoch: Sql | None = None) -> 
     target = d.relation(r.target)
     cols = output_columns(r)
     names = [d.ident(n) for n, _ in cols]
-    out = [
-        Statement(
-            d.statement(
-                "create_table_if_missing", target, names, column_types=tuple(t for _, t in cols)
-            ).text
-        ),
-        Statement(d.statement("begin").text),
-        Statement(d.statement("delete_where", target, d.prim("eq", d.ident("epoch"), epoch)).text),
-        Statement(d.statement("insert_query", target, names, release_query(r, d, epoch)).text),
-        ledger_insert(r, d, epoch),
-        Statement(d.statement("commit").text),
-    ]
+    create = Statement(
+        d.statement(
+            "create_table_if_missing", target, names, column_types=tuple(t for _, t in cols)
+        ).text
+    )
+    delete = Statement(
+        d.statement("delete_where", target, d.prim("eq", d.ident("epoch"), epoch)).text
+    )
+    insert = Statement(d.statement("insert_query", target, names, release_query(r, d, epoch)).text)
+    if d.features.get("transactions", True):
+        begin, commit = Statement(d.statement("begin").text), Statement(d.statement("commit").text)
+        out = [create, begin, delete, insert, ledger_insert(r, d, epoch), commit]
+    else:
+        # no transaction to make the three one: the spend is recorded first, so a refresh that
+        # fails after it is counted (conservatively) rather than released uncounted
+        out = [create, ledger_insert(r, d, epoch), delete, insert]
     return out + grant_statements(r.target, r.grants, d, "table")
 
 

@@ -4,13 +4,14 @@ the test suite. One module per engine; `session(name)` opens one by dialect name
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 from ..sqlgen import Sql
 
-ENGINES = ("duckdb", "postgres", "bigquery", "snowflake")
+ENGINES = ("duckdb", "postgres", "bigquery", "snowflake", "spark")
 
 
 class EngineUnavailable(RuntimeError):
@@ -73,6 +74,20 @@ def session(name: str) -> Iterator[Any]:
         from .fakesnow import FakesnowEngine
 
         engine = FakesnowEngine()
+        try:
+            yield engine
+        finally:
+            engine.close()
+    elif name == "spark":
+        try:
+            import pyspark  # noqa: F401
+        except ImportError:
+            raise EngineUnavailable("the pyspark package is not installed") from None
+        if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+            raise EngineUnavailable("no Java runtime (java on PATH or JAVA_HOME) for Spark")
+        from .spark import SparkEngine
+
+        engine = SparkEngine()
         try:
             yield engine
         finally:

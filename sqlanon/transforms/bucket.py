@@ -43,4 +43,10 @@ class Bucket(Transform):
         return bucket_output_type(input_type, p)
 
     def lower(self, ctx: LowerContext, x: Sql, step: ColumnStep) -> Sql:
-        return lower_buckets(ctx, x, dict(step.params), exact=step.input_type != "float")
+        return lower_buckets(
+            ctx,
+            x,
+            dict(step.params),
+            exact=step.input_type != "float",
+            decimal=step.input_type == "decimal",
+        )

@@ -168,7 +168,9 @@ def bucket_output_type(input_type: str, p: dict[str, Any]) -> str:
     return "float" if input_type == "float" else "decimal"
 
 
-def lower_buckets(ctx: LowerContext, x: Sql, p: dict[str, Any], exact: bool = True) -> Sql:
+def lower_buckets(
+    ctx: LowerContext, x: Sql, p: dict[str, Any], exact: bool = True, decimal: bool = False
+) -> Sql:
     """`exact` (integer and decimal input): the bucket is x minus its floor remainder, with
     MOD, which every engine computes exactly on integers and decimals — dividing first is not
     exact (DuckDB divides decimals as doubles: 0.3 / 0.1 < 3; NUMERIC division rounds to the
@@ -186,7 +188,7 @@ def lower_buckets(ctx: LowerContext, x: Sql, p: dict[str, Any], exact: bool = Tr
     integral = all(isinstance(v, int) for v in (width, lo, hi) if v is not None)
     origin = d.number(lo if lo is not None else 0)
     if exact:
-        floor = d.prim("mod_bucket", x, origin, d.number(width))
+        floor = d.prim("mod_bucket", x, origin, d.number(width), decimal=decimal)
     else:
         floor = d.prim("floor_bucket", x, origin, d.number(width), integral=integral)
     parts = [d.prim("is_null", x), d.prim("null")]
