@@ -413,7 +413,7 @@ def test_releases_have_the_expected_shape(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", [e for e in ("postgres", "bigquery", "snowflake") if e in dialect.available()]
+    "name", [e for e in ("postgres", "bigquery", "snowflake", "spark") if e in dialect.available()]
 )
 def test_every_engine_releases_the_same_numbers(name, live, tmp_path):
     reference = duckdb_reference(tmp_path)
