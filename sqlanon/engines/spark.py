@@ -47,7 +47,7 @@ class SparkEngine(SessionSettings):
 
     def __init__(self) -> None:
         self.spark = _session()
-        self._schemas: set[str] = set()
+        self._before = self._schemas()
 
     def set_time_zone(self, tz: str) -> None:
         # `SET TIME ZONE 'x'` is Spark SQL, but sqlglot reads it as an opaque command
@@ -67,9 +67,6 @@ class SparkEngine(SessionSettings):
             self._delete(sql, params)
             return
         self.spark.sql(sql, args=list(params) if params else None).collect()
-        head = sql.lstrip().upper()
-        if head.startswith("CREATE SCHEMA") or head.startswith("CREATE DATABASE"):
-            self._schemas.add(sql.split()[-1])
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         from pyspark.sql import functions as F
@@ -120,10 +117,16 @@ class SparkEngine(SessionSettings):
         frame = self.spark.createDataFrame([list(r) for r in rows], schema)
         frame.write.insertInto(name)
 
+    def _schemas(self) -> set[str]:
+        return {r[0] for r in self.spark.sql("SHOW SCHEMAS").collect()}
+
     def close(self) -> None:
-        for schema in self._schemas:
-            self.spark.sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE").collect()
-        self._schemas.clear()
+        """Drop the schemas this engine created (the session outlives it)."""
+        from .. import dialect
+
+        d = dialect.get(DIALECT)
+        for schema in sorted(self._schemas() - self._before):
+            self.spark.sql(f"DROP SCHEMA IF EXISTS {d.ident(schema).text} CASCADE").collect()
 
 
 def _to_python(v: Any, instant: bool) -> Any:
