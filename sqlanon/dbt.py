@@ -67,26 +67,24 @@ def _jinja_value(value: Any) -> str:
 
 
 class _References:
-    """Placeholders for the Jinja references a model's SQL needs. The lowering writes a
-    placeholder where a relation goes; `render` makes the SQL inert and then puts the
-    references in. The placeholders carry a per-build random part, so no policy text can
-    spell one."""
+    """Placeholders for the Jinja references the models' SQL needs, one table per build. The
+    lowering writes a placeholder where a relation goes; `render` makes the SQL inert and
+    then puts the references in, in one pass over the text. The placeholders carry a
+    per-build random part, so no policy text can spell one."""
 
     def __init__(self) -> None:
-        self._nonce = secrets.token_hex(8)
-        self._jinja: dict[str, str] = {}
+        nonce = secrets.token_hex(8)
+        self._prefix = f"sqlanon_ref_{nonce}_"
+        # closed by a final `_`, so that no token is a prefix of another (`_1_` vs `_10_`)
+        self._token = re.compile(rf"{self._prefix}(\d+)_")
+        self._jinja: list[str] = []
 
     def add(self, jinja: str) -> Sql:
-        # closed by a final `_`, so that no token is a prefix of another (`_1_` vs `_10_`)
-        token = f"sqlanon_ref_{self._nonce}_{len(self._jinja)}_"
-        self._jinja[token] = jinja
-        return Sql(token)
+        self._jinja.append(jinja)
+        return Sql(f"{self._prefix}{len(self._jinja) - 1}_")
 
     def render(self, sql: str) -> str:
-        text = _inert(sql)
-        for token, jinja in self._jinja.items():
-            text = text.replace(token, jinja)
-        return text
+        return self._token.sub(lambda m: self._jinja[int(m.group(1))], _inert(sql))
 
 
 class _SourceDialect(Dialect):
@@ -122,13 +120,8 @@ def _source_ref(parts: tuple[str, ...]) -> tuple[str, str]:
 
 def _sources_yaml(plan: Plan, d: Dialect) -> dict[str, Any]:
     groups: dict[str, dict[str, Any]] = {}
-    roles: dict[tuple[str, ...], str] = {}
-    for v in plan.views:
-        roles.setdefault(v.source, "source")
-    for r in plan.releases:
-        roles.setdefault(r.source, "source")
-    for t in plan.key_tables:
-        roles[t] = "key relation"
+    roles = dict.fromkeys(plan.sources, "source")
+    roles.update(dict.fromkeys(plan.key_tables, "key relation"))
     for parts in sorted(roles):
         group, table = _source_ref(parts)
         where = _split(d, parts)
@@ -202,21 +195,19 @@ class _Builder:
     def __init__(self, plan: Plan, d: Dialect) -> None:
         self.plan = plan
         self.d = d
-
-    def _dialect_with_sources(self, refs: _References) -> _SourceDialect:
-        relations = {v.source for v in self.plan.views} | {r.source for r in self.plan.releases}
-        relations |= set(self.plan.key_tables)
+        self.refs = _References()
         mapped = {}
-        for parts in sorted(relations):
+        for parts in (*plan.sources, *plan.key_tables):
             group, table = _source_ref(parts)
             call = f"source({_jinja_string(group)}, {_jinja_string(table)})"
-            mapped[parts] = refs.add("{{ " + call + " }}")
-        return _SourceDialect(self.d, mapped)
+            mapped[parts] = self.refs.add("{{ " + call + " }}")
+        # lowers with source() placeholders in place of the source and key relations
+        self.sourced = _SourceDialect(d, mapped)
+        self.epoch = self.refs.add("{{ sqlanon_epoch() }}")
 
     def view(self, v: ViewPlan) -> tuple[Artifact, dict[str, Any]]:
         d = self.d
-        refs = _References()
-        query = view_query(v, self._dialect_with_sources(refs))
+        query = view_query(v, self.sourced)
         hooks: list[Statement] = []
         if "secure_view" in d.macros:
             hooks.append(Statement(d.statement("secure_view", d.relation(v.target)).text))
@@ -227,7 +218,7 @@ class _Builder:
         header = self._header(f"view {_comment_value('.'.join(v.target))}", origin, v.digest)
         name = model_name(v.target)
         config_text = _config_block(config, [_inert(h.text) for h in hooks])
-        content = _model_file(header, config_text, refs.render(query.text))
+        content = _model_file(header, config_text, self.refs.render(query.text))
         entry = {
             "name": name,
             "description": (f"{v.description.strip()}\n\n" if v.description else "")
@@ -265,9 +256,8 @@ class _Builder:
         if k is None or not k.quasi_identifiers:
             return None
         d = self.d
-        refs = _References()
         name = model_name(v.target)
-        relation = refs.add("{{ ref(" + _jinja_string(name) + ") }}")
+        relation = self.refs.add("{{ ref(" + _jinja_string(name) + ") }}")
         query = d.statement(
             "small_classes", relation, [d.ident(q) for q in k.quasi_identifiers], d.number(k.k)
         )
@@ -278,15 +268,13 @@ class _Builder:
             v.digest,
         )
         head = "\n".join(_inert(line) for line in header)
-        content = f"{head}\n\n{refs.render(query.text)}\n".encode()
+        content = f"{head}\n\n{self.refs.render(query.text)}\n".encode()
         return Artifact(f"tests/{name}__k_anonymity.sql", content)
 
     def release(self, r: ReleasePlan) -> tuple[Artifact, dict[str, Any]]:
         d = self.d
-        refs = _References()
-        epoch = refs.add("{{ sqlanon_epoch() }}")
-        query = release_query(r, self._dialect_with_sources(refs), epoch)
-        hooks = [ledger_insert(r, d, epoch), *grant_statements(r.target, r.grants, d, "table")]
+        query = release_query(r, self.sourced, self.epoch)
+        hooks = [ledger_insert(r, d, self.epoch), *grant_statements(r.target, r.grants, d, "table")]
         config: dict[str, Any] = {
             "materialized": "incremental",
             "incremental_strategy": "delete+insert",
@@ -307,9 +295,9 @@ class _Builder:
             f"-- spends epsilon {float(r.epsilon)!r}, delta {float(r.delta)!r} per refresh"
         )
         # the ledger row names the epoch too: its placeholder becomes the macro call
-        config_text = _config_block(config, [refs.render(h.text) for h in hooks])
+        config_text = _config_block(config, [self.refs.render(h.text) for h in hooks])
         name = model_name(r.target)
-        content = _model_file(header, config_text, refs.render(query.text))
+        content = _model_file(header, config_text, self.refs.render(query.text))
         columns = []
         for col, kind in output_columns(r):
             columns.append(

@@ -275,6 +275,11 @@ class Plan:
     budgets: tuple[Budget, ...] = ()
 
     @property
+    def sources(self) -> tuple[tuple[str, ...], ...]:
+        """The source relations the views and releases read, in a stable order."""
+        return tuple(sorted({o.source for o in (*self.views, *self.releases)}))
+
+    @property
     def key_tables(self) -> tuple[tuple[str, ...], ...]:
         """The key relations the views and releases read, in a stable order."""
         found = {v.key_table for v in self.views if v.key_table and v.keys}

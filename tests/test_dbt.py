@@ -301,8 +301,7 @@ def test_models_render_to_the_sql_outputs_queries(name: str, example: str, tmp_p
     else:
         plan = build_plan(load_policies([str(REPO / "examples/retail/policy.yml")]))
     by_ref = {dbt.model_name(o.target): o.target for o in (*plan.views, *plan.releases)}
-    relations = {v.source for v in plan.views} | {r.source for r in plan.releases}
-    by_source = {dbt._source_ref(p): p for p in relations | set(plan.key_tables)}
+    by_source = {dbt._source_ref(p): p for p in (*plan.sources, *plan.key_tables)}
     configs: list[dict] = []
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.globals.update(
