@@ -51,9 +51,10 @@ HAND_WRITTEN = """
 CREATE OR REPLACE TEMP TABLE out_hand AS
 WITH k AS (SELECT inner_pad, outer_pad FROM privacy.sqlanon_keys WHERE name = 'k' AND version = 1)
 SELECT
-  left(sha256(k.outer_pad || unhex(sha256(k.inner_pad || encode(p.customer_id::VARCHAR)))), 16)
-    AS customer_id,
-  sha256(k.outer_pad || unhex(sha256(k.inner_pad || encode(p.email)))) AS email_id,
+  left(sha256(k.outer_pad || unhex(sha256(
+    k.inner_pad || encode('pseudonym|' || p.customer_id::VARCHAR)))), 16) AS customer_id,
+  sha256(k.outer_pad || unhex(sha256(k.inner_pad || encode('pseudonym|' || p.email))))
+    AS email_id,
   CASE WHEN NOT contains(p.email, '@') THEN repeat('*', length(p.email))
        WHEN length(p.email) - length(split_part(p.email, '@', -1)) - 1 <= 1
          THEN repeat('*', length(p.email) - length(split_part(p.email, '@', -1)) - 1)
@@ -96,7 +97,9 @@ def pandas_transform(df):  # type: ignore[no-untyped-def]
     import pandas as pd
 
     def hm(values, n=64):  # type: ignore[no-untyped-def]
-        return [hmac.new(KEY, v.encode(), hashlib.sha256).hexdigest()[:n] for v in values]
+        return [
+            hmac.new(KEY, f"pseudonym|{v}".encode(), hashlib.sha256).hexdigest()[:n] for v in values
+        ]
 
     out = pd.DataFrame()
     out["customer_id"] = hm(df["customer_id"].astype(str), 16)

@@ -5,13 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .dialect import Dialect
-from .dp.lower import ledger_statements, release_statements
+from .dp.lower import BUDGET_SLACK, REFUSED, ledger_statements, release_statements
 from .lower import key_table_statements, view_query, view_statements
 from .plan import Plan, ReleasePlan, ViewPlan
 
 
 class SourceError(Exception):
     """The live source does not match the policy in a way the policy forbids."""
+
+
+class RefreshRefused(Exception):
+    """The refresh's own SQL refused to run (over the budget, or a target another release
+    writes): its transaction was rolled back and nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -111,18 +116,23 @@ class ReleaseReport:
     delta: float
 
 
-def refresh(plan: Plan, dialect: Dialect, engine, epoch: int) -> list[ReleaseReport]:  # type: ignore[no-untyped-def]
+def refresh(  # type: ignore[no-untyped-def]
+    plan: Plan, dialect: Dialect, engine, epoch: int, allow_overspend: bool = False
+) -> list[ReleaseReport]:
     """Refresh every release for `epoch` with the same statements as the compiled files (the
-    epoch set as a session setting), after creating the ledger(s)."""
+    epoch set as a session setting), after creating the ledger(s). With allow_overspend the
+    budget check is lifted for these refreshes, and their ledger rows say so."""
     d = dialect
     for table in plan.ledgers:
         for s in ledger_statements(table, d):
             engine.execute(s.text)
+    if not allow_overspend:
+        check_budget(plan, d, engine, epoch)
     engine.set_epoch(epoch)
     out = []
     for r in plan.releases:
         _create_schema(r.target, d, engine)
-        run_release(r, d, engine)
+        run_release(r, d, engine, allow_overspend)
         out.append(
             ReleaseReport(
                 ".".join(r.target),
@@ -135,18 +145,55 @@ def refresh(plan: Plan, dialect: Dialect, engine, epoch: int) -> list[ReleaseRep
     return out
 
 
-def run_release(r: ReleasePlan, d: Dialect, engine) -> None:  # type: ignore[no-untyped-def]
+def check_budget(plan: Plan, d: Dialect, engine, epoch: int) -> None:  # type: ignore[no-untyped-def]
+    """Refuse, before anything is written, a refresh of all the plan's releases that would
+    take a policy's spend in this epoch over its budget (each release's SQL checks its own
+    refresh again; this keeps a refresh from stopping half-way)."""
+    from .budget import planned, spent
+
+    already = {s.policy: s for s in spent(plan, d, engine) if s.epoch == epoch}
+    for p in planned(plan):
+        before = already.get(p.policy)
+        eps = (before.epsilon if before else 0.0) + float(p.epsilon)
+        delta = (before.delta if before else 0.0) + float(p.delta)
+        slack = float(BUDGET_SLACK)
+        if eps > float(p.budget_epsilon) + slack or delta > float(p.budget_delta) + slack:
+            raise RefreshRefused(
+                f"{REFUSED}: refreshing the releases of policy '{p.policy}' for epoch {epoch} "
+                f"would spend epsilon {eps:g} and delta {delta:g} in that epoch, over its budget "
+                f"(epsilon {float(p.budget_epsilon):g}, delta {float(p.budget_delta):g}); "
+                "nothing was written"
+            )
+
+
+def run_release(r: ReleasePlan, d: Dialect, engine, allow_overspend: bool = False) -> None:  # type: ignore[no-untyped-def]
     """The release file's statements; a failure rolls its transaction back, leaving the
     epoch's earlier rows and the ledger as they were."""
     begun = False
     try:
-        for s in release_statements(r, d):
+        for s in release_statements(r, d, allow_overspend=allow_overspend):
             begun = begun or s.text == d.statement("begin").text
             engine.execute(s.text)
-    except Exception:
+    except Exception as exc:
         if begun:
             engine.execute(d.statement("rollback").text)
+        refused = _refusal(str(exc))
+        if refused:
+            raise RefreshRefused(refused) from None
         raise
+
+
+def _refusal(error: str) -> str | None:
+    """The refresh SQL's own refusal, cut out of the engine's error text (each engine wraps
+    the message differently)."""
+    at = error.find(REFUSED)
+    if at < 0:
+        return None
+    text = error[at:]
+    for end in ('"', "\n"):
+        if end in text:
+            text = text[: text.index(end)]
+    return text.strip()
 
 
 def _released_groups(r: ReleasePlan, d: Dialect, engine, epoch: int) -> int:  # type: ignore[no-untyped-def]

@@ -1,7 +1,7 @@
 """What the releases may spend (the policy's budget) against what the warehouse's ledger says
-they spent, per epoch. Each refresh appends a ledger row, so a release refreshed twice in one
-epoch counts twice: conservative, since over unchanged data the second refresh reproduces the
-first answer and reveals nothing new."""
+they spent, per epoch. Each refresh appends a ledger row and draws fresh noise, so a release
+refreshed twice in one epoch is two releases and counts twice; the refresh itself refuses to
+run past the budget unless allowed (docs/dp.md#budget-and-ledger)."""
 
 from __future__ import annotations
 

@@ -294,10 +294,17 @@ def apply(
         int | None,
         typer.Option("--epoch", min=0, help="Refresh the releases for this epoch (docs/dp.md)."),
     ] = None,
+    allow_overspend: Annotated[
+        bool,
+        typer.Option(
+            "--allow-overspend",
+            help="Refresh even if the epoch's spend goes over the budget (recorded in the ledger).",
+        ),
+    ] = False,
 ) -> None:
     """Create the views in a DuckDB database and report rows kept, suppressed and released;
     with --epoch, refresh the differentially private releases too."""
-    from .apply import SourceError, create, refresh, report
+    from .apply import RefreshRefused, SourceError, create, refresh, report
     from .demo.run import print_release_reports, print_reports
     from .engines.duckdb import DuckDBEngine
 
@@ -319,9 +326,16 @@ def apply(
             )
         create(plan, d, engine)
         reports = report(plan, d, engine)
-        released = refresh(plan, d, engine, epoch) if epoch is not None else []
+        released = refresh(plan, d, engine, epoch, allow_overspend) if epoch is not None else []
     except SourceError as exc:
         raise _fail(str(exc)) from None
+    except RefreshRefused as exc:
+        err.print(
+            f"{exc}\nEach refresh is a new release with fresh noise and spends its epsilon; "
+            "pass --allow-overspend to refresh anyway (the ledger records it).",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_CHECK) from None
     except duckdb.Error as exc:
         raise _fail(_database_error(exc)) from None
     finally:

@@ -166,9 +166,11 @@ def _column_description(c: ColumnStep) -> str:
     return text + f"; privacy class {c.privacy_class}"
 
 
-def _config_block(config: dict[str, Any], hooks: list[str]) -> str:
+def _config_block(config: dict[str, Any], hooks: list[str], pre_hooks: tuple[str, ...] = ()) -> str:
     """`{{ config(...) }}`; the hooks are SQL dbt renders when it runs them, made inert."""
     items = dict(config)
+    if pre_hooks:
+        items["pre_hook"] = list(pre_hooks)
     if hooks:
         items["post_hook"] = hooks
     lines = [f"    {k}={_jinja_value(v)}," for k, v in items.items()]
@@ -204,6 +206,7 @@ class _Builder:
         # lowers with source() placeholders in place of the source and key relations
         self.sourced = _SourceDialect(d, mapped)
         self.epoch = self.refs.add("{{ sqlanon_epoch() }}")
+        self.previous_release: ReleasePlan | None = None
 
     def view(self, v: ViewPlan) -> tuple[Artifact, dict[str, Any]]:
         d = self.d
@@ -274,7 +277,10 @@ class _Builder:
     def release(self, r: ReleasePlan) -> tuple[Artifact, dict[str, Any]]:
         d = self.d
         query = release_query(r, self.sourced, self.epoch)
-        hooks = [ledger_insert(r, d, self.epoch), *grant_statements(r.target, r.grants, d, "table")]
+        # the ledger row first, in the model's transaction: it checks the budget and issues
+        # the nonce the model's query draws its noise for (docs/dp.md)
+        ledger = ledger_insert(r, d, self.epoch)
+        hooks = grant_statements(r.target, r.grants, d, "table")
         config: dict[str, Any] = {
             "materialized": "incremental",
             "incremental_strategy": "delete+insert",
@@ -295,7 +301,18 @@ class _Builder:
             f"-- spends epsilon {float(r.epsilon)!r}, delta {float(r.delta)!r} per refresh"
         )
         # the ledger row names the epoch too: its placeholder becomes the macro call
-        config_text = _config_block(config, [self.refs.render(h.text) for h in hooks])
+        config_text = _config_block(
+            config,
+            [self.refs.render(h.text) for h in hooks],
+            (self.refs.render(ledger.text),),
+        )
+        if self.previous_release is not None:
+            # releases refresh one after another (dbt runs models in parallel): each checks the
+            # budget against what the ones before it spent, and the ledger issues one nonce at
+            # a time
+            previous = _jinja_string(model_name(self.previous_release.target))
+            config_text += "\n-- depends_on: {{ ref(" + previous + ") }}"
+        self.previous_release = r
         name = model_name(r.target)
         content = _model_file(header, config_text, self.refs.render(query.text))
         columns = []

@@ -101,6 +101,14 @@ def store(
             f"{'.'.join(table)}; load a new version, or pass --replace"
         )
     inner, outer = pads(key)
+    same = engine.query(dialect.statement("keys_with_pad", t, p).text, (inner,))
+    others = sorted((str(n), int(v)) for n, v in same if str(n) != name)
+    if others:
+        raise KeyError_(
+            f"this secret is already loaded as key '{others[0][0]}' version {others[0][1]} in "
+            f"{'.'.join(table)}: a key has one purpose (docs/keys.md); generate a new secret "
+            f"for '{name}'"
+        )
     if count:
         engine.execute(dialect.statement("delete_key", t, [p, p]).text, (name, version))
     engine.execute(

@@ -8,7 +8,7 @@ from .dialect import Dialect
 from .plan import KeyRef, ViewPlan
 from .sqlgen import Sql
 from .transforms import REGISTRY, LowerContext
-from .transforms.common import canonical, keyed_hex
+from .transforms.common import SAMPLE_TAG, canonical, keyed_hex
 
 SOURCE_ALIAS = "_sqlanon_src"
 KEYS_ALIAS = "_sqlanon_k"
@@ -74,7 +74,8 @@ def view_query(view: ViewPlan, d: Dialect) -> Sql:
         filters.append(d.prim("ge", column, cutoff))
     if view.sample:
         unit = d.qualified((SOURCE_ALIAS, view.sample.unit))
-        digest = keyed_hex(ctx, canonical(ctx, unit, view.sample.unit_type), view.sample.key)
+        unit_text = canonical(ctx, unit, view.sample.unit_type)
+        digest = keyed_hex(ctx, unit_text, view.sample.key, SAMPLE_TAG)
         bound = format(view.sample.threshold, f"0{UNIFORM_HEX_DIGITS}x")
         filters.append(
             d.prim("hex_prefix_below", digest, d.string(bound), digits=UNIFORM_HEX_DIGITS)

@@ -196,6 +196,16 @@ class Selection:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """What all of a policy's refreshes in one epoch may spend together (basic composition);
+    each refresh checks it against the ledger before it writes anything."""
+
+    policy: str
+    epsilon: Fraction
+    delta: Fraction
+
+
+@dataclass(frozen=True)
 class ReleasePlan:
     name: str
     policy: str
@@ -218,6 +228,7 @@ class ReleasePlan:
     key: KeyRef
     key_table: tuple[str, ...]
     ledger: tuple[str, ...]
+    budget: Budget  # the policy's, checked by the refresh against the ledger
     description: str | None = None
     # not in repr, hence not in the digest: utility checks change no SQL, so no file header
     utility: tuple[UtilityCheck, ...] = field(default=(), repr=False)
@@ -226,6 +237,11 @@ class ReleasePlan:
     @property
     def keys(self) -> tuple[KeyRef, ...]:
         return (self.key,)
+
+    @property
+    def target_name(self) -> str:
+        """The release's identity in the warehouse: one table is written by one release."""
+        return ".".join(self.target)
 
     @property
     def sensitivities(self) -> tuple[int, int]:
@@ -241,13 +257,6 @@ def contribution_bounds(groups: int, rows_per_group: int, rows: int | None) -> t
     if rows is None:
         return groups, both
     return min(groups, rows), min(both, rows)
-
-
-@dataclass(frozen=True)
-class Budget:
-    policy: str
-    epsilon: Fraction
-    delta: Fraction
 
 
 @dataclass(frozen=True)

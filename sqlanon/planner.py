@@ -35,6 +35,11 @@ from .policy.model import PolicySpec, ReleaseSpec, TableSpec, UtilityCheckSpec
 from .transforms import REGISTRY
 
 
+def _budget(p: PolicySpec) -> Budget:
+    assert p.budget is not None  # validated: a policy with releases declares its budget
+    return Budget(p.name, Fraction(str(p.budget[0])), Fraction(str(p.budget[1])))
+
+
 def build_plan(policies: list[PolicySpec]) -> Plan:
     errors: list[Diagnostic] = []
     views = []
@@ -52,11 +57,7 @@ def build_plan(policies: list[PolicySpec]) -> Plan:
         views=tuple(views),
         inputs=tuple(inputs[k] for k in sorted(inputs)),
         releases=tuple(_release(p, r) for p in policies for r in p.releases),
-        budgets=tuple(
-            Budget(p.name, Fraction(str(p.budget[0])), Fraction(str(p.budget[1])))
-            for p in policies
-            if p.budget is not None
-        ),
+        budgets=tuple(_budget(p) for p in policies if p.budget is not None),
     )
 
 
@@ -149,11 +150,16 @@ def _component(
     )
 
 
-def _sum_component(epsilon: Fraction, bound: Fraction, confidence: Fraction) -> NoiseComponent:
-    """Sums are noised on a power-of-two grid; rounding to it can move a neighbour's sum by
-    one more grid step, which the sensitivity accounts for."""
-    g = granularity(float(bound / epsilon))
-    return _component("sum", epsilon, bound / g + 1, g, confidence)
+def _sum_component(
+    epsilon: Fraction, bound: Fraction, groups: int, confidence: Fraction
+) -> NoiseComponent:
+    """Sums are noised on a power-of-two grid g. Rounding a group's sum to the grid can move
+    a neighbour's sum by one step more than its contribution, in each of the `groups` groups
+    one unit reaches: sensitivity bound/g + groups in grid units (docs/dp.md#sums). The grid
+    is fine enough, about bound / (1024 · max(ε, groups)), that the rounding steps add at most
+    1/1024 to the noise."""
+    g = granularity(float(bound / max(epsilon, Fraction(groups))))
+    return _component("sum", epsilon, bound / g + groups, g, confidence)
 
 
 def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:
@@ -198,12 +204,12 @@ def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:
             reach = max(abs(clamp[0] - center), abs(clamp[1] - center))
             bound = Fraction(rows) * Fraction(reach)
             if m.agg == "sum":
-                comps = (_sum_component(share, bound, CONFIDENCE),)
+                comps = (_sum_component(share, bound, g, CONFIDENCE),)
             else:  # avg = center + noisy centered sum / noisy row count, each at 97.5 %
                 half = share / 2
                 both = (1 + CONFIDENCE) / 2
                 comps = (
-                    _sum_component(half, bound, both),
+                    _sum_component(half, bound, g, both),
                     _component("rows", half, Fraction(rows), Fraction(1), both),
                 )
         measures.append(
@@ -235,6 +241,7 @@ def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:
         key=KeyRef(r.key, policy.key_versions[r.key]),
         key_table=policy.key_table,
         ledger=ledger,
+        budget=_budget(policy),
         description=r.description,
         utility=_utility(r.utility),
     )

@@ -163,6 +163,40 @@ def retail_database(path: Path) -> Path:
     return path
 
 
+FIXED_NONCE = "1@2026-01-01T00:00:00Z"
+
+
+def release_rows(engine, r, epoch: int, nonce: str = FIXED_NONCE) -> list[tuple]:  # type: ignore[no-untyped-def,type-arg]
+    """A release's rows for one epoch drawn for `nonce`, compared across engines as canonical
+    text: each engine's own refresh gets its own nonce from its ledger (its clock is part of
+    it), so engines are compared on one nonce."""
+    from sqlanon.conformance import canonical_value
+    from sqlanon.dp.lower import release_query
+
+    d = dialect.get(engine.dialect)
+    query = release_query(r, d, d.number(epoch), nonce=d.string(nonce))
+    rows = engine.query(d.statement("select_query", query).text)
+    return sorted((tuple(canonical_value(v) for v in row) for row in rows), key=repr)
+
+
+def stored_release_rows(engine, r) -> list[tuple]:  # type: ignore[no-untyped-def,type-arg]
+    """What the release table holds, which must be what its latest refresh drew for the nonce
+    its ledger row holds."""
+    from sqlanon.conformance import canonical_value
+
+    d = dialect.get(engine.dialect)
+    rows = engine.query(d.statement("select_all", d.relation(r.target)).text)
+    stored = sorted((tuple(canonical_value(v) for v in row) for row in rows), key=repr)
+    ledger = d.relation(r.ledger).text
+    (nonce, epoch) = engine.query(
+        f"SELECT {d.ident('nonce').text}, {d.ident('epoch').text} FROM {ledger} "
+        f"WHERE {d.ident('refresh').text} = (SELECT MAX({d.ident('refresh').text}) FROM {ledger} "
+        f"WHERE {d.ident('target').text} = {d.string(r.target_name).text})"
+    )[0]
+    assert release_rows(engine, r, int(epoch), nonce) == stored, "drawn for its ledger nonce"
+    return stored
+
+
 RETAIL_SCHEMAS = ("raw", "anon", "analytics", "privacy")
 
 

@@ -120,8 +120,15 @@ def test_apply_with_keys_end_to_end(cli, workdir):
     assert cli("apply", "examples/retail/policy.yml", "--db", db, "--epoch", "1").exit_code == 0
     code, out = budget()
     assert code == 0 and "1.5 / 2" in out and "OVER BUDGET" not in out
-    # a second refresh of the same epoch is recorded, and the epoch goes over its budget
-    assert cli("apply", "examples/retail/policy.yml", "--db", db, "--epoch", "1").exit_code == 0
+    # a second refresh of the same epoch would overspend it: refused, nothing written
+    again = cli("apply", "examples/retail/policy.yml", "--db", db, "--epoch", "1")
+    assert again.exit_code == 1
+    assert "refresh refused" in again.output and "--allow-overspend" in again.output
+    code, out = budget()
+    assert code == 0 and "1.5 / 2" in out
+    # allowed explicitly: recorded, and the epoch goes over its budget
+    forced = ("apply", "examples/retail/policy.yml", "--db", db, "--epoch", "1")
+    assert cli(*forced, "--allow-overspend").exit_code == 0
     code, out = budget()
     assert code == 1 and "customers_by_country ×2" in out and "3 / 2" in out
     assert "OVER BUDGET" in out

@@ -68,7 +68,7 @@ def test_vectors_cover_the_edge_cases_the_contract_names():
 
 def test_pseudonym_vectors_match_python_hmac_over_the_canonical_text():
     """The expected pseudonyms are not copied from an engine: they follow from the documented
-    canonical text and RFC 2104 HMAC, recomputed here."""
+    canonical text, the purpose tag and RFC 2104 HMAC, recomputed here."""
     import yaml
 
     from sqlanon import resources
@@ -82,7 +82,8 @@ def test_pseudonym_vectors_match_python_hmac_over_the_canonical_text():
             if value is None:
                 assert expected is None
                 continue
-            digest = hmac.new(key, canonical.encode("utf-8"), hashlib.sha256).hexdigest()
+            message = f"pseudonym|{canonical}".encode()
+            digest = hmac.new(key, message, hashlib.sha256).hexdigest()
             assert expected == digest[:length], (value, canonical)
             checked += 1
     assert checked >= 25

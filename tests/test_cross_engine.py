@@ -1,14 +1,15 @@
 """One policy, the same meaning everywhere: examples/retail executed on every engine over the
 same data and keys returns identical rows — pseudonyms, masks, buckets, dates, sampling and
 k-anonymity suppression included — and the differentially private releases, whose noise is
-derived from the key, so every engine draws the same noise."""
+derived from the key and the refresh's nonce, so every engine draws the same noise for one
+nonce."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from conftest import install_retail, load_adult
+from conftest import install_retail, load_adult, release_rows, stored_release_rows
 
 from sqlanon import dialect
 from sqlanon.apply import create, refresh, report
@@ -33,8 +34,8 @@ def released_rows(engine, name: str):  # type: ignore[no-untyped-def]
     for r in refresh(plan, d, engine, epoch=2):
         reports[r.target] = (r.groups,)
     for release in plan.releases:
-        rows = engine.query(d.statement("select_all", d.relation(release.target)).text)
-        out[release.name] = sorted(tuple(canonical_value(v) for v in r) for r in rows)
+        stored_release_rows(engine, release)
+        out[release.name] = release_rows(engine, release, epoch=2)
     return out, reports
 
 

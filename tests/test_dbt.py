@@ -8,10 +8,11 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import REPO, engine_unavailable, install_retail
+from conftest import REPO, engine_unavailable, install_retail, release_rows
 
 from sqlanon import dbt, dialect
-from sqlanon.apply import create, refresh
+from sqlanon.apply import create
+from sqlanon.conformance import canonical_value
 from sqlanon.engines.duckdb import DuckDBEngine
 from sqlanon.planner import build_plan
 from sqlanon.policy.load import load_policies
@@ -79,8 +80,6 @@ def test_dbt_build_matches_the_sql_output(tmp_path: Path, dbt_runner) -> None:  
         plan = install_retail(e, 1500, seed=11)
         if path == by_sql:
             create(plan, duck, e)
-            refresh(plan, duck, e, epoch=3)
-            refresh(plan, duck, e, epoch=4)
         e.close()
     project = write_project(plan, tmp_path / "project", by_dbt)
 
@@ -89,9 +88,14 @@ def test_dbt_build_matches_the_sql_output(tmp_path: Path, dbt_runner) -> None:  
     ok, log = run_dbt(dbt_runner, project, "build", "--vars", "sqlanon_epoch: 3")
     assert ok, log
     assert "PASS anon__customers__k_anonymity" in log
-    # a second refresh of epoch 3 replaces its rows (delete+insert), epoch 4 adds its own
+    # a second refresh of epoch 3 would overspend it: the pre-hook refuses, nothing changes
+    before = DuckDBEngine(str(by_dbt))
+    try:
+        kept = {r.name: rows(before, duck.relation(r.target).text) for r in plan.releases}
+    finally:
+        before.close()
     ok, log = run_dbt(dbt_runner, project, "build", "--vars", "sqlanon_epoch: 3")
-    assert ok, log
+    assert not ok and "refresh refused" in log
     ok, log = run_dbt(dbt_runner, project, "build", "--vars", "sqlanon_epoch: 4")
     assert ok, log
 
@@ -101,20 +105,29 @@ def test_dbt_build_matches_the_sql_output(tmp_path: Path, dbt_runner) -> None:  
             relation = duck.relation(v.target).text
             assert rows(got, relation) == rows(want, relation), v.name
             assert len(rows(got, relation)) > 0
+        ledger = duck.relation(plan.ledgers[0]).text
         for r in plan.releases:
             relation = duck.relation(r.target).text
-            assert rows(got, relation) == rows(want, relation), r.name
+            assert [x for x in rows(got, relation) if x[0] == 3] == kept[r.name], r.name
             epochs = got.query(f'SELECT DISTINCT "epoch" FROM {relation} ORDER BY 1')
             assert epochs == [(3,), (4,)]
-        ledger = duck.relation(plan.ledgers[0]).text
+            # each epoch's rows are what the SQL output's query draws for that refresh's nonce
+            for epoch, nonce in got.query(
+                f'SELECT "epoch", "nonce" FROM {ledger} WHERE "target" = ? ORDER BY 1',
+                [r.target_name],
+            ):
+                stored = got.query(f'SELECT * FROM {relation} WHERE "epoch" = {epoch}')
+                assert sorted(tuple(canonical_value(v) for v in x) for x in stored) == (
+                    release_rows(want, r, epoch, nonce)
+                ), (r.name, epoch)
         spent = got.query(
             f'SELECT "epoch", "release", COUNT(*), SUM("epsilon") FROM {ledger} '
             "GROUP BY ALL ORDER BY 1, 2"
         )
         by_release = {r.name: float(r.epsilon) for r in plan.releases}
         assert [(e, name, n) for e, name, n, _ in spent] == [
-            (3, name, 2) for name in sorted(by_release)
-        ] + [(4, name, 1) for name in sorted(by_release)]
+            (epoch, name, 1) for epoch in (3, 4) for name in sorted(by_release)
+        ]
         assert all(abs(eps - n * by_release[name]) < 1e-12 for _, name, n, eps in spent)
     finally:
         got.close()
@@ -329,5 +342,5 @@ def test_models_render_to_the_sql_outputs_queries(name: str, example: str, tmp_p
         assert body(f"models/{dbt.model_name(r.target)}.sql") == want
         (config,) = configs
         assert config["materialized"] in ("incremental", "table")
-        ledger = env.from_string(config["post_hook"][0]).render()
+        ledger = env.from_string(config["pre_hook"][0]).render()
         assert ledger == ledger_insert(r, d, d.number(7)).text

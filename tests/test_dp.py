@@ -1,7 +1,9 @@
 """Differentially private releases, tested as claims: the noise has the discrete Laplace
-distribution, an empirical privacy-loss estimate stays within the declared ε, contribution
-bounds hold against a unit with thousands of rows, 95 % intervals cover 93–97 % of the time,
-and the noise never comes from RANDOM()."""
+distribution, an empirical privacy-loss estimate over many refreshes of neighbouring datasets
+stays within the declared ε (counts, unit counts, sums, averages and the threshold's release
+decision), contribution bounds hold against a unit with thousands of rows and against a unit
+placed to exploit rounding to the grid, 95 % intervals cover 93–97 % of the time, and the noise
+never comes from RANDOM(). Attacks across refreshes and edits: tests/test_dp_operations.py."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import re
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import engine_unavailable
@@ -18,24 +21,25 @@ from scipy import stats
 from sqlanon import dialect, engines
 from sqlanon.apply import create_key_tables
 from sqlanon.demo.retail import generate, load
-from sqlanon.dp.lower import ledger_statements, release_query, release_statements
+from sqlanon.dp.lower import ledger_statements, output_columns, release_query, release_statements
 from sqlanon.dp.mechanism import DiscreteLaplace
 from sqlanon.engines.duckdb import DuckDBEngine
 from sqlanon.keys import store
 from sqlanon.planner import build_plan
 from sqlanon.policy.load import load_policies, load_policy
+from sqlanon.sqlgen import Sql
 
 REPO = Path(__file__).resolve().parent.parent
 NOISE_KEY = b"noise key for the dp tests, 32 b"
-GROUPS = 5000
+GROUPS = 250
+EPOCHS = 20  # refreshes of each dataset: GROUPS × EPOCHS independent trials
 LIGHT = 60  # units per group with one row each
 HEAVY_ROWS = 200  # the neighbouring unit: many rows, large values
 
 POLICY = """
 sqlanon: 1
-name: dptest
+name: dp_TARGET
 keys: {table: privacy.sqlanon_keys}
-tables: {}
 releases:
   r:
     source: raw.SOURCE
@@ -86,8 +90,9 @@ def refresh(engine, d, r, epoch: int) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def neighbours(tmp_path_factory):
-    """Two datasets differing by one heavy unit in every group (each group is an independent
-    trial: its noise is derived from its own key), released once each."""
+    """Two datasets differing by one heavy unit in every group, each refreshed once per epoch
+    for EPOCHS epochs: every (epoch, group) is an independent trial (its own nonce and group
+    in the noise message)."""
     tmp = tmp_path_factory.mktemp("dp")
     d = dialect.get("duckdb")
     engine = DuckDBEngine()
@@ -103,8 +108,9 @@ def neighbours(tmp_path_factory):
     for name in ("with_heavy", "without_heavy"):
         r = release(tmp, name, name)
         prepare(engine, d, r)
-        refresh(engine, d, r, epoch=1)
-        rows = engine.query(f"SELECT * FROM out.{name} ORDER BY g")
+        for epoch in range(1, EPOCHS + 1):
+            refresh(engine, d, r, epoch=epoch)
+        rows = engine.query(f"SELECT * FROM out.{name} ORDER BY epoch, g")
         cols = [c for c, _ in engine.columns(("out", name))]
         true = engine.query(
             d.statement(
@@ -135,7 +141,7 @@ def test_noise_follows_the_discrete_laplace_distribution(neighbours, measure):
         noise, comp = noise_of(r, measure)
         for row in released:
             samples.append(round((row[measure] - truth[row["g"]]) / float(comp.granularity)))
-    assert len(samples) >= 10_000
+    assert len(samples) >= 9_900  # all but the rare group under the threshold
     counts = Counter(samples)
     # bins with at least 5 expected, the tails merged
     edge = 0
@@ -282,30 +288,40 @@ SEED_DATA = {
 
 
 @pytest.mark.parametrize("name", ["duckdb", "postgres"])
-def test_answers_are_repeatable_and_immune_to_setseed(name, live, tmp_path):
+def test_stored_answers_are_reread_reruns_are_fresh_and_setseed_changes_nothing(
+    name, live, tmp_path
+):
+    """Reading a release twice gives the stored answer; a refresh is drawn for the nonce the
+    ledger issued it, whatever the engine's random seed; re-running the epoch is a new
+    release with fresh noise, charged in the ledger."""
     d = dialect.get(name)
     engine = live.get(name)
     engine.execute("CREATE SCHEMA IF NOT EXISTS raw")
     engine.execute(f"CREATE TABLE raw.seeded AS {SEED_DATA[name]}")
-    r = release(tmp_path, "seeded", "seeded")
+    r = release(tmp_path, "seeded", "seeded", POLICY.replace("epsilon: 2,", "epsilon: 4,"))
     prepare(engine, d, r)
 
-    def answer(epoch: int) -> list:  # type: ignore[type-arg]
-        refresh(engine, d, r, epoch)
+    def stored(epoch: int) -> list:  # type: ignore[type-arg]
         return engine.query(f"SELECT * FROM out.seeded WHERE epoch = {epoch} ORDER BY g")
 
-    first = answer(101)
+    refresh(engine, d, r, 101)
+    first = stored(101)
     assert len(first) > 20  # 40 units per group: a few fall under the threshold
-    engine.execute("SELECT setseed(0.123)")
-    assert answer(101) == first
-    engine.execute("SELECT setseed(0.9)")
-    assert answer(101) == first
-    assert [row[2] for row in answer(102)] != [row[2] for row in first], "a new epoch, new noise"
+    assert stored(101) == first
+    (nonce,) = engine.query(
+        "SELECT nonce FROM privacy.sqlanon_ledger WHERE epoch = 101 AND target = 'out.seeded'"
+    )[0]
+    for seed in (0.123, 0.9):
+        engine.execute(f"SELECT setseed({seed})")
+        again = release_query(r, d, d.number(101), nonce=d.string(nonce))
+        assert sorted(engine.query(d.statement("select_query", again).text)) == sorted(first)
+    refresh(engine, d, r, 101)
+    assert [row[2] for row in stored(101)] != [row[2] for row in first], "a re-run, new noise"
     ledger = engine.query(
         "SELECT epoch, count(*) FROM privacy.sqlanon_ledger "
-        "WHERE epoch IN (101, 102) GROUP BY epoch ORDER BY epoch"
+        "WHERE epoch = 101 AND target = 'out.seeded' GROUP BY epoch"
     )
-    assert ledger == [(101, 3), (102, 1)]
+    assert ledger == [(101, 2)]
 
 
 def test_no_engine_randomness_in_any_dialect(tmp_path):
@@ -382,14 +398,26 @@ def release_numbers(engine, name: str, tmp_path: Path) -> dict[str, list]:  # ty
     engine.load_rows(("dpx", "src"), rows)
     got = {}
     engine.set_epoch(3)  # as an operator runs the compiled file: the epoch is a session setting
+
+    def rows(query: Sql) -> list[tuple]:  # type: ignore[type-arg]
+        return sorted(tuple(_comparable(v) for v in row) for row in engine.query(query.text))
+
     for r in plan.releases:
         prepare(engine, d, r)
         for s in release_statements(r, d):
             engine.execute(s.text)
-        got[r.name] = sorted(
-            tuple(_comparable(v) for v in row)
-            for row in engine.query(d.statement("select_all", d.relation(r.target)).text)
-        )
+        stored = rows(d.statement("select_all", d.relation(r.target)))
+        # the refresh drew its noise for the nonce its ledger row holds (the engine's clock
+        # is part of it, so each engine's refresh differs) ...
+        nonce = engine.query(
+            f"SELECT nonce FROM {d.relation(r.ledger).text} "
+            f"WHERE {d.ident('target').text} = '{r.target_name}'"
+        )[0][0]
+        again = release_query(r, d, d.number(3), nonce=d.string(nonce))
+        assert rows(d.statement("select_query", again)) == stored
+        # ... and for one nonce, every engine draws the same numbers
+        fixed = release_query(r, d, d.number(3), nonce=d.string("17@2026-12-01T12:00:00Z"))
+        got[r.name] = rows(d.statement("select_query", fixed))
     return got
 
 
@@ -447,6 +475,7 @@ def test_a_failed_refresh_leaves_the_epoch_and_the_ledger_as_they_were(tmp_path)
     before = engine.query("SELECT * FROM out.s ORDER BY g")
     assert len(before) == 3
     engine.execute("DELETE FROM privacy.sqlanon_keys")  # the INSERT fails: no noise key
+    engine.set_epoch(2)
     with pytest.raises(Exception, match="key 'noise' version 1 is missing"):
         run_release(r, d, engine)
     assert engine.query("SELECT * FROM out.s ORDER BY g") == before
@@ -497,3 +526,221 @@ def check_committed_release_files(engine, name: str) -> None:  # type: ignore[no
     assert [row[0] for row in rows] == ["CA", "GB", "MX", "US"]
     assert engine.query("SELECT count(*) FROM privacy.sqlanon_ledger WHERE epoch = 41")[0][0] == 2
     assert engine.query("SELECT count(*) FROM privacy.sqlanon_ledger")[0][0] == before + 2
+
+
+# -- the threshold's release decision --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def at_the_threshold(tmp_path_factory):
+    """Groups of exactly T units (T the release's threshold) and the same groups with one more
+    unit each, refreshed for EPOCHS epochs: whether a group is released is the event whose
+    probability one unit may change by at most e^ε (plus δ)."""
+    tmp = tmp_path_factory.mktemp("threshold")
+    d = dialect.get("duckdb")
+    engine = DuckDBEngine()
+    engine.execute("CREATE SCHEMA raw")
+    out = {}
+    for name, extra in (("at_t", 0), ("at_t_plus_one", 1)):
+        r = release(tmp, name, name)
+        units = r.selection.threshold + extra
+        engine.execute(
+            f"CREATE TABLE raw.{name} AS SELECT g, g * 1000 + k AS u, 1.0 AS v "
+            f"FROM range({GROUPS}) AS a(g), range({units}) AS b(k)"
+        )
+        prepare(engine, d, r)
+        for epoch in range(1, EPOCHS + 1):
+            refresh(engine, d, r, epoch=epoch)
+        released = {(e, g) for e, g in engine.query(f"SELECT epoch, g FROM out.{name}")}
+        out[name] = (r, [
+            int((e, g) in released) for e in range(1, EPOCHS + 1) for g in range(GROUPS)
+        ])  # fmt: skip
+    yield out
+    engine.close()
+
+
+def test_the_threshold_release_decision_stays_within_its_epsilon(at_the_threshold):
+    r, fewer = at_the_threshold["at_t"]
+    _, more = at_the_threshold["at_t_plus_one"]
+    declared = float(r.units.epsilon)  # the noisy unit count decides, at that share of ε
+    estimate = epsilon_lower_bound(more, fewer, [1])
+    assert estimate <= declared, f"privacy loss {estimate:.3f} > ε {declared}"
+    assert estimate > 0.25 * declared, "the test must see the loss (0.4 to 0.6 released)"
+
+
+# -- sums on the grid: a unit placed to exploit rounding in every group it reaches ------------
+
+GRID = """
+sqlanon: 1
+name: grid_TARGET
+keys: {table: privacy.sqlanon_keys}
+releases:
+  r:
+    source: raw.SOURCE
+    target: out.TARGET
+    privacy_unit: u
+    unit_type: integer
+    epsilon: 0.1
+    delta: 1.0e-6
+    group_by: {g: {transform: keep, type: integer}}
+    bounds: {max_groups_per_unit: REACH, max_rows_per_unit_per_group: 1}
+    measures:
+      total: {agg: sum, column: v, clamp: CLAMP}
+budget: {epsilon: 1, delta: 1.0e-5}
+"""
+
+
+@pytest.mark.parametrize("reach", [100, 1000])
+@pytest.mark.parametrize("clamp", ["[0, 1000.3]", "[-1000.3, 1000.3]"])
+def test_a_unit_in_many_groups_moves_the_grid_sums_by_at_most_their_sensitivity(
+    tmp_path, reach, clamp
+):
+    """Each group's other rows sum to just below a rounding midpoint of the grid, and the
+    neighbouring unit adds the clamp's top in every group it may reach: rounding adds a grid
+    step in each of them. Before the fix the declared sensitivity allowed one such step in
+    all (L1 shift 200 vs 103 declared at 100 groups); it must cover one per group."""
+    d = dialect.get("duckdb")
+    text = GRID.replace("REACH", str(reach)).replace("CLAMP", clamp)
+    r = release(tmp_path, "base", "base", text)
+    comp = r.measures[0].components[0]
+    g = float(comp.granularity)
+    below_midpoint = 0.5 * g - g / 64  # every filler's group sum sits just below 0.5 g
+    top = float(r.measures[0].clamp[1])
+    engine = duck_source(
+        "base", f"SELECT g, g AS u, {below_midpoint!r} AS v FROM range({reach}) AS a(g)"
+    )
+    engine.execute(
+        f"CREATE TABLE raw.plus AS SELECT * FROM raw.base "
+        f"UNION ALL SELECT g, -1 AS u, {top!r} AS v FROM range({reach}) AS a(g)"
+    )
+    sums = {}
+    for name in ("base", "plus"):
+        r = release(tmp_path, name, name, text)
+        prepare(engine, d, r)
+        query = release_query(r, d, d.number(1), noise=False)
+        sums[name] = {
+            row[1]: row[2] for row in engine.query(d.statement("select_query", query).text)
+        }
+    shift = sum(abs(sums["plus"][k] - sums["base"][k]) for k in sums["base"]) / g
+    declared = float(comp.sensitivity)
+    assert shift <= declared, f"L1 shift {shift} grid steps > sensitivity {declared}"
+    contribution = reach * top / g  # what the unit's values move without rounding
+    assert shift > contribution + 1, "the construction gains a rounding step in every group"
+    engine.close()
+
+
+# -- hostile values in measure inputs and group keys --------------------------------------------
+
+HOSTILE = """
+sqlanon: 1
+name: dphostile
+keys: {table: dph.keys}
+releases:
+  h:
+    source: dph.src
+    target: dph.out
+    privacy_unit: u
+    unit_type: integer
+    epsilon: 2
+    delta: 1.0e-6
+    group_by:
+      band: {column: score, transform: bucket, edges: [0, 10, 100], output: label, type: float}
+    measures:
+      total: {agg: sum, column: amount, clamp: [0, 250]}
+      parsed: {agg: avg, column: note, clamp: [0, 100], type: text}
+budget: {epsilon: 2, delta: 1.0e-5}
+"""
+NAN, INF = float("nan"), float("inf")
+SCORES = [5.0, 50.0, 500.0, NAN, INF, -INF, 1e300, -1e300, None, 5e-324, -0.0]
+AMOUNTS = [10.0, None, NAN, INF, -INF, 1e300, 300.0, -5.0, 0.5, 99.5, 5e-324]
+NOTES = ["12.5", "abc", "", " 7 ", "1e400", "-3", None, "+4.", ".5", "NaN", "1,000", "1e2",
+         "0x10", "  42.0  ", "inf", "-0", "5e-3", "1e99", "12.", "1.2.3"]  # fmt: skip
+# what docs/dp.md says each note means: a plain decimal number, or nothing
+PARSED = {"12.5": 12.5, " 7 ": 7.0, "-3": -3.0, "+4.": 4.0, ".5": 0.5, "1e2": 100.0,
+          "  42.0  ": 42.0, "-0": 0.0, "5e-3": 0.005, "1e99": 1e99, "12.": 12.0}  # fmt: skip
+
+
+def hostile_rows() -> list[tuple]:  # type: ignore[type-arg]
+    return [
+        (u, SCORES[u % len(SCORES)], AMOUNTS[u % 7 + (u // 7) % 4], NOTES[u % len(NOTES)])
+        for u in range(440)
+    ]
+
+
+def hostile_reference() -> dict[str | None, tuple[float, float, int]]:
+    """Per band: the clamped sum of amounts (NULL and NaN skipped, infinities clamped) and
+    the clamped sum and count of parsed notes."""
+    out: dict[str | None, list] = {}  # type: ignore[type-arg]
+    for _, score, amount, note in hostile_rows():
+        if score is None or score != score:
+            band = None
+        else:
+            band = "< 10" if score < 10 else "[10, 100)" if score < 100 else ">= 100"
+        acc = out.setdefault(band, [0.0, 0.0, 0])
+        if amount is not None and amount == amount:
+            acc[0] += min(max(amount, 0.0), 250.0)
+        if note in PARSED:
+            acc[1] += min(max(PARSED[note], 0.0), 100.0)
+            acc[2] += 1
+    return {k: (v[0], v[1], v[2]) for k, v in out.items()}
+
+
+def hostile_release(engine, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The hostile release refreshed on `engine` (it must not fail), and its rows for one
+    fixed nonce, and its true values."""
+    d = dialect.get(engine.dialect)
+    path = tmp_path / "hostile.yml"
+    path.write_text(HOSTILE)
+    (r,) = build_plan([load_policy(path)]).releases
+    engine.execute(d.statement("create_schema", d.relation(("dph",))).text)
+    engine.execute(
+        d.statement(
+            "create_table",
+            d.relation(("dph", "src")),
+            [d.ident(c) for c in ("u", "score", "amount", "note")],
+            column_types=("integer", "float", "float", "text"),
+        ).text
+    )
+    engine.load_rows(("dph", "src"), hostile_rows())
+    prepare(engine, d, r)
+    engine.set_epoch(1)
+    for s in release_statements(r, d):
+        engine.execute(s.text)
+    true = engine.query(
+        d.statement("select_query", release_query(r, d, d.number(1), noise=False)).text
+    )
+    return r, release_rows_for(engine, r), true
+
+
+def release_rows_for(engine, r):  # type: ignore[no-untyped-def]
+    from conftest import release_rows
+
+    return release_rows(engine, r, epoch=1)
+
+
+_HOSTILE: dict[str, Any] = {}
+
+
+def test_hostile_values_are_skipped_clamped_or_grouped_as_documented(tmp_path):
+    r, rows, true = hostile_release(DuckDBEngine(), tmp_path)
+    _HOSTILE["duckdb"] = rows
+    reference = hostile_reference()
+    cols = [c for c, _ in output_columns(r)]
+    got = {row[1]: dict(zip(cols, row, strict=True)) for row in true}
+    assert set(got) == set(reference), "NaN and NULL scores form one NULL group, no error"
+    g_total = float(r.measures[0].components[0].granularity)
+    for band, (total, parsed_sum, parsed_n) in reference.items():
+        assert abs(got[band]["total"] - total) <= g_total / 2, band
+        if parsed_n:
+            assert got[band]["parsed"] == pytest.approx(parsed_sum / parsed_n, abs=1.0), band
+
+
+@pytest.mark.parametrize(
+    "name", [e for e in ("postgres", "bigquery", "snowflake", "spark") if e in dialect.available()]
+)
+def test_hostile_values_release_the_same_on_every_engine(name, live, tmp_path):
+    if "duckdb" not in _HOSTILE:
+        (tmp_path / "duck").mkdir()
+        _HOSTILE["duckdb"] = hostile_release(DuckDBEngine(), tmp_path / "duck")[1]
+    _, rows, _ = hostile_release(live.get(name), tmp_path)
+    assert rows == _HOSTILE["duckdb"], f"{name} differs"

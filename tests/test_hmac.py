@@ -59,10 +59,11 @@ def test_rfc4231(case, key, data, expected, engine_name, live):
     table = ("rfc4231", "keys")
     for s in key_table_statements(table, d):
         engine.execute(s.text)
-    store(engine, d, table, f"rfc{case}", 1, bytes.fromhex(key), replace=True)
+    # one name, a version per case: cases 6 and 7 share a key, which two names may not
+    store(engine, d, table, "rfc", case, bytes.fromhex(key), replace=True)
     t = d.relation(table)
     inner, outer = (
-        d.prim("key_value", t, d.ident(f"{half}_pad"), d.string(f"rfc{case}"), d.number(1))
+        d.prim("key_value", t, d.ident(f"{half}_pad"), d.string("rfc"), d.number(case))
         for half in ("inner", "outer")
     )
     expr = d.prim("hmac_sha256_hex", d.prim("bytes_from_hex", d.string(data)), inner, outer)
@@ -86,3 +87,18 @@ def test_stored_key_is_not_replaced_silently(duck, engine):
         store(engine, duck, TABLE, "k", 1, b"b" * 32)
     store(engine, duck, TABLE, "k", 1, b"b" * 32, replace=True)
     assert engine.query('SELECT COUNT(*) FROM "privacy"."sqlanon_keys"')[0][0] == 1
+
+
+def test_one_secret_is_not_loaded_under_two_names(duck, engine):
+    """A key has one purpose (docs/keys.md): the loader refuses a secret that another key
+    name already holds, naming that key but never the secret."""
+    from sqlanon.keys import KeyError_
+
+    for s in key_table_statements(TABLE, duck):
+        engine.execute(s.text)
+    store(engine, duck, TABLE, "noise", 1, b"s" * 32)
+    with pytest.raises(KeyError_, match="already loaded as key 'noise' version 1") as err:
+        store(engine, duck, TABLE, "customer", 1, b"s" * 32)
+    assert "sss" not in str(err.value)
+    store(engine, duck, TABLE, "noise", 2, b"s" * 32)  # another version of the same key: fine
+    store(engine, duck, TABLE, "customer", 1, b"t" * 32)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlglot
 import yaml
+from conftest import release_rows, stored_release_rows
 
 from sqlanon import dialect
 from sqlanon.apply import create, create_key_tables, refresh
@@ -240,6 +241,9 @@ def test_hostile_names_and_literals(engine_name: str, live, tmp_path: Path, resu
                 assert isinstance(got[name], str) and len(got[name]) == 16, got[name]
     released = engine.query(d.statement("select_all", d.relation(RELEASE)).text)
     assert sorted(r[1] for r in released) == sorted(LITERALS[:8])
+    (release,) = plan.releases
+    stored_release_rows(engine, release)
+    released = release_rows(engine, release, epoch=1)
     assert engine.query(f"SELECT COUNT(*) FROM {d.relation(('canary', 'victim')).text}") == [(1,)]
     assert len(engine.query(d.statement("select_all", d.relation(SRC)).text)) == ROWS
     results[engine_name] = (names, view, sorted(released))

@@ -11,6 +11,9 @@ from sqlanon.keys import pads
 
 KEY = b"PLANTED-sqlanon-KEY:" + bytes(range(200, 232))
 RETAIL = "examples/retail/policy.yml"
+NAMES = ("customer", "order", "session", "sampling", "noise")
+# one secret per key name (a key has one purpose: `keys load` refuses a secret twice)
+PLANTED = {name: KEY + bytes([i]) for i, name in enumerate(NAMES)}
 
 
 def forms(secret: bytes) -> list[bytes]:
@@ -29,24 +32,25 @@ def forms(secret: bytes) -> list[bytes]:
 
 
 def assert_clean(blob: bytes, where: str) -> None:
-    for form in forms(KEY):
-        assert form not in blob, f"key material found in {where}"
+    for secret in (KEY, *PLANTED.values()):
+        for form in forms(secret):
+            assert form not in blob, f"key material found in {where}"
 
 
 def test_the_key_appears_in_no_output_message_or_file(workdir, cli):
     env = {"SQLANON_TEST_KEY": KEY.hex()}
+    env.update({f"SQLANON_KEY_{name.upper()}": secret.hex() for name, secret in PLANTED.items()})
     db = str(workdir / "w.duckdb")
     transcripts = []
-    for name in ("customer", "order", "session", "sampling", "noise"):
-        r = cli(
-            "keys", "load", "--db", db, "--name", name, "--from-env", "SQLANON_TEST_KEY", env=env
-        )
+    for name in NAMES:
+        variable = f"SQLANON_KEY_{name.upper()}"
+        r = cli("keys", "load", "--db", db, "--name", name, "--from-env", variable, env=env)
         assert r.exit_code == 0, r.output
         transcripts.append(r.output)
     # errors that handle the key: a duplicate, a wrong encoding, a short key, a file
     (workdir / "key.txt").write_text(KEY.hex())
     for args in (
-        ("--name", "customer", "--from-env", "SQLANON_TEST_KEY"),
+        ("--name", "customer", "--from-env", "SQLANON_KEY_CUSTOMER"),
         ("--name", "x", "--from-env", "BAD", "--encoding", "base64"),
         ("--name", "x", "--from-file", "missing.txt"),
         ("--name", "x", "--from-env", "SHORT"),

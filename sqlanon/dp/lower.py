@@ -1,26 +1,59 @@
 """A release plan → the SQL of one refresh, from the dialect's templates.
 
-The noise of each (group, component) is drawn from HMAC(noise key, message), the message
-naming the policy, release, epoch, group, component and the true value on its grid: the same
-data in the same epoch always gives the same answer (no averaging by re-querying), a new epoch
-or changed data gives fresh, independent noise, and every engine computes the same numbers.
-No engine RANDOM() is used anywhere.
+The noise of each (group, component) is drawn from HMAC(noise key, message). The message names
+the refresh's nonce — issued by the ledger in the refresh's own transaction, never reused —
+and everything that shapes the mechanism (policy, release, target, a digest of ε shares,
+sensitivities, grids, bounds and groups), the epoch, the group and the component. It never
+names the data: noise is independent of the values, a re-run is a new release with fresh noise
+(and is charged), and every engine computes the same numbers for the same nonce. No engine
+RANDOM() is used anywhere. See docs/dp.md for the threat model.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from fractions import Fraction
 
 from ..dialect import Dialect
-from ..lower import SOURCE_ALIAS, Statement, grant_statements, key_columns
-from ..plan import ColumnStep, MeasurePlan, NoiseComponent, ReleasePlan
+from ..lower import KEYS_ALIAS, SOURCE_ALIAS, Statement, grant_statements, key_columns
+from ..plan import ColumnStep, MeasurePlan, NoiseComponent, ReleasePlan, digest_of
 from ..sqlgen import Sql
 from ..transforms import REGISTRY, LowerContext
-from ..transforms.common import canonical, keyed_hex
+from ..transforms.common import NOISE_TAG, RANK_TAG, canonical, keyed_hex
 
-MESSAGE_TAG = "sqlanon-dp-1"
+MESSAGE_VERSION = "2"  # of the noise message's layout (docs/dp.md#the-noise-message)
 TWO_52 = 4503599627370496
 UNIT = "_sqlanon_unit"
+# budget sums are floats in the ledger: decimal ε shares may add up a hair above the budget
+BUDGET_SLACK = Fraction(1, 10**9)
+
+
+def mechanism_digest(r: ReleasePlan) -> str:
+    """A digest of everything that shapes the release's noise (ε shares, sensitivities, grids,
+    bounds, groups, measures, source, target, key), not of what does not (description, grants,
+    file name, budget): part of every noise message, so an edited mechanism never shares a
+    message with the old one."""
+    shaped = (
+        r.policy,
+        r.name,
+        r.source,
+        r.target,
+        r.privacy_unit,
+        r.unit_type,
+        r.group_by,
+        r.public_groups,
+        r.max_groups_per_unit,
+        r.max_rows_per_unit_per_group,
+        r.max_rows_per_unit,
+        r.units,
+        r.measures,
+        r.selection,
+        r.epsilon,
+        r.delta,
+        r.key,
+    )
+    return digest_of(shaped)[:32]
 
 
 def _number(d: Dialect, value: Fraction | int) -> Sql:
@@ -59,18 +92,24 @@ def _component_id(m: MeasurePlan | None, c: NoiseComponent) -> str:
     return "units" if m is None else f"{m.name}.{c.name}"
 
 
-def release_query(r: ReleasePlan, d: Dialect, epoch: Sql, noise: bool = True) -> Sql:
-    """The SELECT computing one epoch's rows of the release table. With noise=False every
-    noise draw is 0 and every group is kept: the true, contribution-bounded values, for tests
-    and for utility reports (never for release)."""
+def release_query(
+    r: ReleasePlan, d: Dialect, epoch: Sql, noise: bool = True, nonce: Sql | None = None
+) -> Sql:
+    """The SELECT computing one epoch's rows of the release table. The noise is drawn for
+    `nonce` (by default the nonce the ledger issued to this refresh: the ledger row must be
+    written first, in the same transaction). With noise=False every noise draw is 0 and every
+    group is kept: the true, contribution-bounded values, for tests and for utility reports
+    (never for release)."""
+    if nonce is None:
+        nonce = ledger_nonce(r, d) if noise else d.string("")
     key_values, key_names, pads = key_columns([r.key], r.key_table, d)
-    key_values.append(epoch)  # computed once, beside the key
-    key_names.append(d.ident("_sqlanon_epoch"))
+    key_values += [epoch, nonce]  # computed once, beside the key
+    key_names += [d.ident("_sqlanon_epoch"), d.ident("_sqlanon_nonce")]
     ctx = LowerContext(d, pads)
     src = lambda c: d.qualified((SOURCE_ALIAS, c))  # noqa: E731
     groups = [d.ident(f"_sqlanon_g{i}") for i in range(len(r.group_by))]
 
-    # rows: unit, group keys, clamped measure inputs
+    # rows: unit, group keys, clamped measure inputs (NULL, NaN and unparsable text skipped)
     row_items = [src(r.privacy_unit)] + [
         REGISTRY[g.transform].lower(ctx, src(g.sources[0]), g) for g in r.group_by
     ]
@@ -79,14 +118,7 @@ def release_query(r: ReleasePlan, d: Dialect, epoch: Sql, noise: bool = True) ->
     for i, m in enumerate(r.measures):
         if m.column is not None and m.clamp is not None:
             name = d.ident(f"_sqlanon_x{i}")
-            value = d.prim("cast", src(m.column), to="float")
-            clamped = d.prim(
-                "least",
-                [
-                    d.prim("greatest", [value, _number(d, Fraction(m.clamp[0]))]),
-                    _number(d, Fraction(m.clamp[1])),
-                ],
-            )
+            clamped = _clamped_input(d, src(m.column), m)
             if m.center:
                 clamped = d.prim("sub", clamped, _number(d, Fraction(m.center)))
             row_items.append(clamped)
@@ -106,6 +138,7 @@ def release_query(r: ReleasePlan, d: Dialect, epoch: Sql, noise: bool = True) ->
     for i, m in enumerate(r.measures):
         if m.name not in inputs:
             continue
+        assert m.clamp is not None
         x = inputs[m.name]
         s_name, n_name = d.ident(f"_sqlanon_s{i}"), d.ident(f"_sqlanon_n{i}")
         partial_items += [
@@ -129,7 +162,7 @@ def release_query(r: ReleasePlan, d: Dialect, epoch: Sql, noise: bool = True) ->
     p = "_sqlanon_p"
     rank_text = _message(
         d,
-        [d.string("rank"), canonical(ctx, d.qualified((p, UNIT)), r.unit_type)]
+        [canonical(ctx, d.qualified((p, UNIT)), r.unit_type)]
         + [
             d.prim(
                 "canonical_text", d.qualified((p, f"_sqlanon_g{i}")), type=g.output_type or "text"
@@ -137,7 +170,7 @@ def release_query(r: ReleasePlan, d: Dialect, epoch: Sql, noise: bool = True) ->
             for i, g in enumerate(r.group_by)
         ],
     )
-    rank = keyed_hex(ctx, rank_text, r.key)
+    rank = keyed_hex(ctx, rank_text, r.key, RANK_TAG)
     fits = d.prim("le", d.ident("_sqlanon_ng"), d.number(r.max_groups_per_unit))
     rows = d.ident("_sqlanon_rows")
     allowance = rows
@@ -183,19 +216,17 @@ def release_query(r: ReleasePlan, d: Dialect, epoch: Sql, noise: bool = True) ->
             )
             joined_names.append(d.ident(name))
 
-    # hashed: the true value of each component on its grid, and its keyed hash
+    # hashed: the true value of each component on its grid, and the group's noise message up
+    # to the component (the key's pads carried along for the next step)
     g_alias = "_sqlanon_g"
     gcol = lambda name: d.qualified((g_alias, name))  # noqa: E731
+    kcol = lambda name: d.qualified((KEYS_ALIAS, name))  # noqa: E731
     group_texts = [
         d.prim("canonical_text", gcol(f"_sqlanon_g{i}"), type=g.output_type or "text")
         for i, g in enumerate(r.group_by)
     ]
     components = _components(r)
-    hashed_items: list[Sql] = [gcol(f"_sqlanon_g{i}") for i in range(len(r.group_by))]
-    hashed_names: list[Sql] = list(groups)
-    epoch_col = d.qualified(("_sqlanon_k", "_sqlanon_epoch"))
-    hashed_items.append(epoch_col)
-    hashed_names.append(d.ident("_sqlanon_epoch"))
+    hashed_items, hashed_names = _carried(d, gcol, kcol("_sqlanon_epoch"), groups)
     for cid, comp, true_name in components:
         true = gcol(true_name)
         if comp.name == "sum":  # onto the grid, rounding half up the same way on every engine
@@ -207,40 +238,52 @@ def release_query(r: ReleasePlan, d: Dialect, epoch: Sql, noise: bool = True) ->
                     _number(d, Fraction(1, 2)),
                 ),
             )
-        grid = d.prim("cast", true, to="integer")
-        message = _message(
-            d,
-            [
-                MESSAGE_TAG,
-                r.policy,
-                r.name,
-                d.prim("canonical_text", epoch_col, type="integer"),
-                *group_texts,
-                cid,
-                d.prim("canonical_text", grid, type="integer"),
-            ],
-        )
-        hashed_items += [grid, keyed_hex(ctx, message, r.key)]
-        hashed_names += [d.ident(f"_sqlanon_t_{_slug(cid)}"), d.ident(f"_sqlanon_h_{_slug(cid)}")]
+        hashed_items.append(d.prim("cast", true, to="integer"))
+        hashed_names.append(d.ident(f"_sqlanon_t_{_slug(cid)}"))
+    message = _message(
+        d,
+        [
+            MESSAGE_VERSION,
+            r.policy,
+            r.name,
+            r.target_name,
+            mechanism_digest(r),
+            kcol("_sqlanon_nonce"),
+            d.prim("canonical_text", kcol("_sqlanon_epoch"), type="integer"),
+            *group_texts,
+        ],
+    )
+    hashed_items.append(message)
+    hashed_names.append(d.ident("_sqlanon_m"))
+    for half in ("inner", "outer"):
+        hashed_items.append(kcol(f"k0_{half}"))
+        hashed_names.append(d.ident(f"k0_{half}"))
+
+    # keyed: per component, HMAC(noise key, "noise|" + message + component)
+    h_alias = "_sqlanon_h"
+    hcol = lambda name: d.qualified((h_alias, name))  # noqa: E731
+    keyed_ctx = LowerContext(d, {r.key: (hcol("k0_inner"), hcol("k0_outer"))})
+    keyed_items, keyed_names = _carried(d, hcol, hcol("_sqlanon_epoch"), groups)
+    for cid, _, _ in components:
+        slug = _slug(cid)
+        text = d.prim("concat", [hcol("_sqlanon_m"), d.string(f"|{len(cid)}:{cid}")])
+        keyed_items += [hcol(f"_sqlanon_t_{slug}"), keyed_hex(keyed_ctx, text, r.key, NOISE_TAG)]
+        keyed_names += [d.ident(f"_sqlanon_t_{slug}"), d.ident(f"_sqlanon_h_{slug}")]
 
     # noised: Z = G1 - G2, Gi = floor(ln ui / ln p)
-    h_alias = "_sqlanon_h"
-    noised_items: list[Sql] = [
-        d.qualified((h_alias, f"_sqlanon_g{i}")) for i in range(len(r.group_by))
-    ]
-    noised_names: list[Sql] = list(groups)
-    noised_items.append(d.qualified((h_alias, "_sqlanon_epoch")))
-    noised_names.append(d.ident("_sqlanon_epoch"))
+    y_alias = "_sqlanon_y"
+    ycol = lambda name: d.qualified((y_alias, name))  # noqa: E731
+    noised_items, noised_names = _carried(d, ycol, ycol("_sqlanon_epoch"), groups)
     for cid, comp, _ in components:
         slug = _slug(cid)
-        h = d.qualified((h_alias, f"_sqlanon_h_{slug}"))
+        h = ycol(f"_sqlanon_h_{slug}")
         ln_p = _float(d, comp.ln_p)
         draws = [
             d.prim("floor", d.prim("div", d.prim("ln", _uniform(d, h, start)), ln_p))
             for start in (1, 14)
         ]
         noised_items += [
-            d.qualified((h_alias, f"_sqlanon_t_{slug}")),
+            ycol(f"_sqlanon_t_{slug}"),
             d.prim("cast", d.prim("sub", draws[0], draws[1]), to="integer")
             if noise
             else d.number(0),
@@ -292,6 +335,8 @@ def release_query(r: ReleasePlan, d: Dialect, epoch: Sql, noise: bool = True) ->
         join_conditions,
         hashed_items,
         hashed_names,
+        keyed_items,
+        keyed_names,
         noised_items,
         noised_names,
         outputs,
@@ -299,6 +344,29 @@ def release_query(r: ReleasePlan, d: Dialect, epoch: Sql, noise: bool = True) ->
         filters,
         selected,
     )
+
+
+def _carried(
+    d: Dialect, col: Callable[[str], Sql], epoch: Sql, groups: list[Sql]
+) -> tuple[list[Sql], list[Sql]]:
+    """The group columns and the epoch, carried from one step of the query to the next."""
+    items = [col(f"_sqlanon_g{i}") for i in range(len(groups))] + [epoch]
+    return items, [*groups, d.ident("_sqlanon_epoch")]
+
+
+def _clamped_input(d: Dialect, x: Sql, m: MeasurePlan) -> Sql:
+    """A measure's input as a float in [lo, hi]; NULL (skipped by sums, not counted) when it
+    is NULL, NaN, or text that is not a number (docs/dp.md#measure-inputs). ±infinity clamps
+    to the bounds. No value can make the refresh fail."""
+    assert m.clamp is not None
+    text = m.input_type == "text"
+    value = d.prim("parse_number", x) if text else d.prim("cast", x, to="float")
+    lo, hi = _number(d, Fraction(m.clamp[0])), _number(d, Fraction(m.clamp[1]))
+    clamped = d.prim("least", [d.prim("greatest", [value, lo]), hi])
+    skip = [d.prim("is_null", value), d.prim("null")]
+    if m.input_type == "float":
+        skip += [d.prim("is_nan", value), d.prim("null")]
+    return d.prim("case", [*skip, clamped])
 
 
 def _components(r: ReleasePlan) -> list[tuple[str, NoiseComponent, str]]:
@@ -414,15 +482,15 @@ def _slug(cid: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in cid)
 
 
-def release_statements(r: ReleasePlan, d: Dialect, epoch: Sql | None = None) -> list[Statement]:
-    """Create the table if missing, replace this epoch's rows, and record the spend."""
+def release_statements(
+    r: ReleasePlan, d: Dialect, epoch: Sql | None = None, allow_overspend: bool = False
+) -> list[Statement]:
+    """One refresh: in one transaction, take the ledger's lock (where the engine has table
+    locks), record the spend — refused when it would take the epoch over the budget, or when
+    another release already writes this table — which issues the refresh's nonce, then replace
+    the epoch's rows with a release drawn for that nonce."""
     if epoch is None:
-        epoch = d.prim(
-            "require",
-            d.prim("epoch_parameter"),
-            d.string("sqlanon: set the epoch of this refresh (docs/dp.md)"),
-            type="integer",
-        )
+        epoch = epoch_value(d)
     target = d.relation(r.target)
     cols = output_columns(r)
     names = [d.ident(n) for n, _ in cols]
@@ -431,45 +499,145 @@ def release_statements(r: ReleasePlan, d: Dialect, epoch: Sql | None = None) -> 
             "create_table_if_missing", target, names, column_types=tuple(t for _, t in cols)
         ).text
     )
+    record = ledger_insert(r, d, epoch, allow_overspend)
     delete = Statement(
         d.statement("delete_where", target, d.prim("eq", d.ident("epoch"), epoch)).text
     )
     insert = Statement(d.statement("insert_query", target, names, release_query(r, d, epoch)).text)
-    if d.features.get("transactions", True):
+    features = d.features
+    if features.get("transactions", True):
         begin, commit = Statement(d.statement("begin").text), Statement(d.statement("commit").text)
-        out = [create, begin, delete, insert, ledger_insert(r, d, epoch), commit]
+        lock = []
+        if features.get("lock_table"):
+            lock = [Statement(d.statement("lock_ledger", d.number(ledger_lock_id(r.ledger))).text)]
+        if features.get("transactional_ddl"):
+            # created under the lock: two first refreshes do not race to create the table
+            out = [begin, *lock, create, record, delete, insert, commit]
+        else:
+            out = [create, begin, *lock, record, delete, insert, commit]
     else:
         # no transaction to make the three one: the spend is recorded first, so a refresh that
         # fails after it is counted (conservatively) rather than released uncounted
-        out = [create, ledger_insert(r, d, epoch), delete, insert]
+        out = [create, record, delete, insert]
     return out + grant_statements(r.target, r.grants, d, "table")
 
 
-def ledger_insert(r: ReleasePlan, d: Dialect, epoch: Sql) -> Statement:
-    """The ledger row one refresh of `r` appends: what it spent."""
+def ledger_lock_id(ledger: tuple[str, ...]) -> int:
+    """A signed 64-bit number naming a ledger's refresh lock (PostgreSQL advisory locks)."""
+    digest = hashlib.sha256("\x1f".join(("sqlanon ledger", *ledger)).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def epoch_value(d: Dialect) -> Sql:
+    """The epoch of this refresh, a session setting (docs/dp.md); an error when unset."""
+    return d.prim(
+        "require",
+        d.prim("epoch_parameter"),
+        d.string("sqlanon: set the epoch of this refresh (docs/dp.md)"),
+        type="integer",
+    )
+
+
+REFUSED = "sqlanon: refresh refused"
+
+
+def ledger_insert(
+    r: ReleasePlan, d: Dialect, epoch: Sql, allow_overspend: bool = False
+) -> Statement:
+    """The ledger row one refresh of `r` appends: what it spent, and the nonce its noise is
+    drawn for (the ledger's next refresh number and the time). The row is refused — the
+    statement fails, nothing is written — when the policy's spend in this epoch plus this
+    refresh would exceed its budget (unless allowed, which the row records), or when the ledger
+    shows another policy or release writing the same table."""
+    b = r.budget
+    ledger = ".".join(r.ledger)
+    over = d.string(
+        f"{REFUSED}: release '{r.name}' of policy '{r.policy}' would take this epoch's spend "
+        f"over the budget (epsilon {float(b.epsilon)!r}, delta {float(b.delta)!r}); nothing "
+        f"was written (see sqlanon budget, or the ledger {ledger})"
+    )
+    claimed = d.string(
+        f"{REFUSED}: {r.target_name} is written by another release in the ledger {ledger} "
+        "(a target table belongs to one policy's release); nothing was written"
+    )
+    n = lambda c: d.qualified(("_sqlanon_n", c))  # noqa: E731  (the ledger's summary row)
+    epsilon: Sql = _float(d, float(r.epsilon))
+    if not allow_overspend:
+        fits = d.prim(
+            "all_of",
+            [
+                d.prim("le", n("spent_epsilon"), _number(d, b.epsilon - r.epsilon + BUDGET_SLACK)),
+                d.prim("le", n("spent_delta"), _number(d, b.delta - r.delta + BUDGET_SLACK)),
+            ],
+        )
+        checked = d.prim("case", [fits, epsilon, d.prim("null")])
+        epsilon = d.prim("require", checked, over, type="float")
+    unclaimed = d.prim("eq", n("claimed"), d.number(0))
+    delta = d.prim(
+        "require",
+        d.prim("case", [unclaimed, _float(d, float(r.delta)), d.prim("null")]),
+        claimed,
+        type="float",
+    )
+    now = d.prim("cast", d.prim("current_timestamp"), to="timestamptz")
+    nonce = d.prim(
+        "concat",
+        [
+            d.prim("canonical_text", n("refresh"), type="integer"),
+            d.string("@"),
+            d.prim("canonical_text", now, type="timestamptz"),
+        ],
+    )
+    items = [
+        n("refresh"),
+        n("epoch"),
+        d.string(r.policy),
+        d.string(r.name),
+        d.string(r.target_name),
+        epsilon,
+        delta,
+        d.prim("boolean_literal", value=allow_overspend),
+        nonce,
+        now,
+    ]
     return Statement(
         d.statement(
-            "insert_values",
+            "dp_ledger_insert",
             d.relation(r.ledger),
             [d.ident(c) for c, _ in LEDGER_COLUMNS],
-            [
-                epoch,
-                d.string(r.policy),
-                d.string(r.name),
-                _float(d, float(r.epsilon)),
-                _float(d, float(r.delta)),
-                d.prim("current_timestamp"),
-            ],
+            items,
+            epoch,
+            d.string(r.policy),
+            d.string(r.name),
+            d.string(r.target_name),
         ).text
     )
 
 
+def ledger_nonce(r: ReleasePlan, d: Dialect) -> Sql:
+    """The nonce the ledger issued to this refresh: its latest row for this release's target,
+    written earlier in the same transaction (under the ledger's lock where there is one)."""
+    return d.prim(
+        "require",
+        d.prim("ledger_nonce", d.relation(r.ledger), d.string(r.target_name)),
+        d.string(f"{REFUSED}: no ledger row issued a nonce to this refresh of {r.target_name}"),
+        type="text",
+    )
+
+
+# The ledger: one row per refresh. `refresh` numbers the rows (the nonce's counter); `nonce`
+# is the text every noise message of that refresh names; `overspend` marks a refresh allowed
+# over the budget (`apply --allow-overspend`).
 LEDGER_COLUMNS = (
+    ("refresh", "integer"),
     ("epoch", "integer"),
     ("policy", "text"),
     ("release", "text"),
+    ("target", "text"),
     ("epsilon", "float"),
     ("delta", "float"),
+    ("overspend", "boolean"),
+    ("nonce", "text"),
     ("refreshed_at", "timestamptz"),
 )
 
@@ -481,7 +649,7 @@ def ledger_statements(table: tuple[str, ...], d: Dialect) -> list[Statement]:
     out.append(
         Statement(
             d.statement(
-                "create_table_if_missing",
+                "create_ledger",
                 d.relation(table),
                 [d.ident(c) for c, _ in LEDGER_COLUMNS],
                 column_types=tuple(t for _, t in LEDGER_COLUMNS),

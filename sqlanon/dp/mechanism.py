@@ -2,10 +2,11 @@
 
 Every noisy value is `granularity × (round(true / granularity) + Z)` where Z is two-sided
 geometric (discrete Laplace) noise, P(Z = z) ∝ p^|z| with p = exp(-ε·granularity / Δ), Δ the
-L1 sensitivity. Counts use granularity 1. Sums use a power of two about 1/1024 of the noise
-scale, so the released value never carries low-order bits of the true value (Mironov's
-floating-point attack on Laplace noise; Google's "secure noise generation" note). The SQL
-draws Z from two 52-bit uniforms of a keyed hash: Z = G₁ − G₂ with Gᵢ = ⌊ln uᵢ / ln p⌋.
+L1 sensitivity. Counts use granularity 1. Sums use a power of two (planner: about 1/1024 of
+the per-group bound), so the released value never carries low-order bits of the true value
+(Mironov's floating-point attack on Laplace noise; Google's "secure noise generation" note).
+The SQL draws Z from two 52-bit uniforms of a keyed hash: Z = G₁ − G₂ with Gᵢ = ⌊ln uᵢ / ln p⌋;
+the hashed message names the refresh's nonce, never the data (docs/dp.md).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class DiscreteLaplace:
 
 
 def granularity(scale: float) -> Fraction:
-    """A power of two between scale/2048 and scale/1024 (scale = Δ/ε, the noise's scale)."""
+    """A power of two between scale/2048 and scale/1024."""
     if scale <= 0:
         raise ValueError("scale must be positive")
     return Fraction(2) ** (math.floor(math.log2(scale)) - 10)

@@ -87,9 +87,11 @@ def private_server() -> Iterator[str]:
             "--locale=C",
             "--no-sync",
         )
+        # a test that leaves a transaction open must fail the test waiting on its locks, not
+        # hang the suite: no lock is waited on for more than two minutes
         options = (
             f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off"
+            "-c synchronous_commit=off -c full_page_writes=off -c lock_timeout=120s"
         )
         run(
             str(bindir / "pg_ctl"),

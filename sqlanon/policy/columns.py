@@ -13,9 +13,7 @@ from ..transforms.base import ColumnContext
 from ..types import ALL_TYPES
 from .check import Checker
 from .fragments import Loaded, Rule
-from .model import (
-    ColumnSpec,
-)
+from .model import PSEUDONYM, ColumnSpec, KeyUses
 from .yamltree import YNode, YScalar, describe
 
 COLUMN_KEYS = ("transform", "rule", "type", "column", "class", "description")
@@ -34,7 +32,7 @@ def read_column(
     node: YNode,
     base: Path,
     loaded: Loaded,
-    key_versions: dict[str, int],
+    key_uses: KeyUses,
 ) -> ColumnSpec | None:
     what = f"column '{name}'"
     # entries: key -> (key location, value node, directory relative paths resolve from)
@@ -180,7 +178,8 @@ def read_column(
     loaded.inputs.extend(ctx.inputs)
     key = normalized.get("key") if transform.uses_key else None
     if key is not None:
-        key_versions.setdefault(key, 0)  # marks the key as used; versions fill in later
+        where = param_nodes["key"].loc if "key" in param_nodes else knode.loc
+        key_uses.use(key, PSEUDONYM, where)
     shown = tuple((p.name, normalized[p.name]) for p in transform.params if p.name in normalized)
     return ColumnSpec(
         name=name,

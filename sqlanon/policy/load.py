@@ -14,6 +14,9 @@ from .columns import read_column
 from .files import check_format_version, expand, is_fragment, read_tree
 from .fragments import Loaded, include_fragments, read_fragment
 from .model import (
+    KEY_PURPOSES,
+    NOISE,
+    KeyUses,
     PolicySpec,
     ReleaseSpec,
     TableSpec,
@@ -48,8 +51,15 @@ def load_policy(
     if read is None:
         raise PolicyError(chk.errors)
     tree, sha = read
-    root = chk.mapping(tree, "the policy", POLICY_KEYS, required=("sqlanon", "name", "tables"))
+    root = chk.mapping(tree, "the policy", POLICY_KEYS, required=("sqlanon", "name"))
     if root is None:
+        raise PolicyError(chk.errors)
+    if root.get("tables") is None and root.get("releases") is None:
+        chk.error(
+            root.loc,
+            "the policy has neither 'tables' nor 'releases'",
+            expected="a `tables:` entry (views), a `releases:` entry (DP aggregates), or both",
+        )
         raise PolicyError(chk.errors)
     if root.get("fragment") is not None:
         raise PolicyError(
@@ -89,7 +99,7 @@ def load_policy(
                 or "drop"
             )
 
-    used_keys: dict[str, int] = {}
+    used_keys = KeyUses()
     tables: list[TableSpec] = []
     tnode = root.get("tables")
     tm = chk.mapping(tnode, "tables", open_keys=True) if tnode is not None else None
@@ -139,6 +149,7 @@ def load_policy(
             expected="`keys: {table: <schema>.<table>}`",
             hint="run `sqlanon keys ddl` to create it",
         )
+    _check_key_purposes(chk, used_keys)
     for kname, (_, kloc) in declared_versions.items():
         if kname not in used_keys:
             chk.error(
@@ -166,6 +177,27 @@ def load_policy(
         ledger,
         inputs,
     )
+
+
+def _check_key_purposes(chk: Checker, uses: KeyUses) -> None:
+    """A key serves one purpose (docs/keys.md): a release's noise key that also made
+    pseudonyms would let whoever writes chosen values into a column read keyed hashes of the
+    noise's own kind back; each purpose also hashes a differently tagged message."""
+    for name, found in uses.items():
+        purposes = {p for p, _ in found}
+        if len(purposes) < 2:
+            continue
+        first = NOISE if NOISE in purposes else found[0][0]
+        first_loc = next(loc for p, loc in found if p == first)
+        for purpose, loc in found:
+            if purpose != first:
+                chk.error(
+                    loc,
+                    f"key '{name}' is used for {KEY_PURPOSES[purpose]} here and for "
+                    f"{KEY_PURPOSES[first]} at {first_loc}: a key has one purpose",
+                    expected="a separate key name for each purpose",
+                    hint=f"e.g. `key: {name}_{purpose}` here, loaded with `sqlanon keys load`",
+                )
 
 
 def _check_budget(chk: Checker, node: YNode, budget: tuple, releases: list[ReleaseSpec]) -> None:  # type: ignore[type-arg]
@@ -262,7 +294,7 @@ def load_fragment(path: Path | str, display: str | None = None) -> None:
             rule.node,
             rule.base_dir,
             Loaded(loaded.chk, {}, []),
-            {},
+            KeyUses(),
         )
     if loaded.chk.errors:
         raise PolicyError(loaded.chk.errors)

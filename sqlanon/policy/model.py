@@ -103,6 +103,23 @@ class MeasureSpec:
     input_type: str
 
 
+# What a key is used for: each purpose hashes its own kind of message (docs/keys.md), and a key
+# serves one purpose only.
+PSEUDONYM, SAMPLE, NOISE = "pseudonym", "sample", "noise"
+KEY_PURPOSES = {
+    PSEUDONYM: "column pseudonyms",
+    SAMPLE: "sampling",
+    NOISE: "release noise",
+}
+
+
+class KeyUses(dict[str, list[tuple[str, Location]]]):
+    """Key name → each use of it in the policy: (purpose, where)."""
+
+    def use(self, name: str, purpose: str, loc: Location) -> None:
+        self.setdefault(name, []).append((purpose, loc))
+
+
 @dataclass(frozen=True)
 class ReleaseSpec:
     """A differentially private aggregate table, refreshed per epoch."""

@@ -3,13 +3,14 @@ selection, contribution bounds and measures. The mechanism is in sqlanon/dp/."""
 
 from __future__ import annotations
 
+from .. import canonical
 from ..diagnostics import did_you_mean, one_of
 from ..transforms.base import Name
 from ..types import ALL_TYPES, NUMERIC_TYPES
 from .check import Checker, has_control, relation_name
 from .columns import read_column
 from .fragments import Loaded
-from .model import ColumnSpec, MeasureSpec, ReleaseSpec
+from .model import NOISE, ColumnSpec, KeyUses, MeasureSpec, ReleaseSpec
 from .utility import RELEASE_CHECKS, read_checks
 from .yamltree import YMap, YNode, YScalar, YSeq, describe
 
@@ -32,6 +33,8 @@ RELEASE_KEYS = (
 AGGREGATES = ("count_units", "count", "sum", "avg")
 GROUP_TRANSFORMS = ("keep", "bucket", "truncate_date", "prefix", "generalize", "age")
 MAX_EPSILON = 100
+# a measure column's type: numbers, or text holding numbers (parsed; anything else skipped)
+MEASURE_TYPES = (*NUMERIC_TYPES, "text")
 
 
 def read_release(
@@ -41,7 +44,7 @@ def read_release(
     node: YNode,
     base,
     loaded: Loaded,
-    used_keys: dict[str, int],
+    key_uses: KeyUses,
 ) -> ReleaseSpec | None:  # type: ignore[no-untyped-def]
     what = f"release '{rid}'"
     m = chk.mapping(
@@ -81,6 +84,8 @@ def read_release(
 
     group_by = _group_by(chk, m.get("group_by"), what, base, loaded)
     public = _groups(chk, m.get("groups"), len(group_by or ()), what)
+    if public and group_by is not None:
+        public = _typed_groups(chk, public, group_by)
     bounds = _bounds(chk, m.get("bounds"))
     measures = _measures(chk, m.get("measures"), what)
 
@@ -107,7 +112,7 @@ def read_release(
     if None in (src, tgt, unit, eps, delta, group_by, bounds, measures, key) or public is False:
         return None
     if key:
-        used_keys.setdefault(key, 0)
+        key_uses.use(key, NOISE, m.get("key").loc if m.get("key") else knode.loc)
     return ReleaseSpec(
         id=rid,
         loc=knode.loc,
@@ -177,7 +182,7 @@ def _group_by(
     out: list[ColumnSpec] = []
     ok = True
     for gname, (gk, gv) in g.entries.items():
-        col = read_column(chk, gname, gk, gv, base, loaded, {})
+        col = read_column(chk, gname, gk, gv, base, loaded, KeyUses())
         if col is None:
             ok = False
             continue
@@ -193,10 +198,12 @@ def _group_by(
     return out if ok else None
 
 
-def _groups(
-    chk: Checker, node: YNode | None, width: int, what: str
-) -> tuple[tuple[str, ...], ...] | bool | None:
-    """None: noisy threshold selection; a tuple: the public groups; False: an error."""
+PublicGroups = tuple[tuple[tuple[str, YNode], ...], ...]
+
+
+def _groups(chk: Checker, node: YNode | None, width: int, what: str) -> PublicGroups | bool | None:
+    """None: noisy threshold selection; a tuple: the public groups (each value's text and
+    node); False: an error."""
     if node is None:
         return None
     g = chk.mapping(node, "groups", ("threshold", "public"))
@@ -222,7 +229,7 @@ def _groups(
     seq = chk.seq(g.get("public"), "public groups")
     if seq is None:
         return False
-    rows: list[tuple[str, ...]] = []
+    rows: list[tuple[tuple[str, YNode], ...]] = []
     for item in seq.items:
         values = item.items if isinstance(item, YSeq) else [item]
         if len(values) != width:
@@ -244,12 +251,44 @@ def _groups(
                     expected="printable text",
                 )
                 return False
-            texts.append(s.text)
+            texts.append((s.text, v))
         rows.append(tuple(texts))
-    if len(set(rows)) != len(rows):
-        chk.error(seq.loc, "public groups must be distinct", expected="each group once")
-        return False
     return tuple(rows)
+
+
+def _typed_groups(
+    chk: Checker, rows: PublicGroups, group_by: list[ColumnSpec]
+) -> tuple[tuple[str, ...], ...] | bool:
+    """Each public value as the canonical text of its group column's type: the engine joins
+    on that text, so `1` and `1.0` of a float column are one group (refused twice), and a
+    value that is not of the type could never match (refused)."""
+    out: list[tuple[str, ...]] = []
+    seen: dict[tuple[str, ...], YNode] = {}
+    for row in rows:
+        typed = []
+        for (text, vnode), col in zip(row, group_by, strict=True):
+            type_ = col.output_type or "text"
+            try:
+                typed.append(canonical.of_text(text, type_))
+            except canonical.NotOfType as exc:
+                chk.error(
+                    vnode.loc,
+                    f"public group value {text!r} is not a {type_} value of group '{col.name}'",
+                    expected=str(exc),
+                )
+                return False
+        key = tuple(typed)
+        if key in seen:
+            chk.error(
+                row[0][1].loc,
+                f"public group {', '.join(t for t, _ in row)} is the same group as one listed "
+                f"before (read as the group columns' types: {', '.join(key)})",
+                expected="each group once",
+            )
+            return False
+        seen[key] = row[0][1]
+        out.append(key)
+    return tuple(out)
 
 
 def _bounds(chk: Checker, node: YNode | None) -> tuple[int, int, int | None] | None:
@@ -311,7 +350,7 @@ def _measures(chk: Checker, node: YNode | None, what: str) -> list[MeasureSpec] 
             clamp = _clamp(chk, m.get("clamp"))
             if m.get("type") is not None:
                 input_type = (
-                    chk.enum(m.get("type"), f"type for measure '{name}'", NUMERIC_TYPES) or "float"
+                    chk.enum(m.get("type"), f"type for measure '{name}'", MEASURE_TYPES) or "float"
                 )
             if column is None or clamp is None:
                 ok = False

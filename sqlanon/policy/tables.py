@@ -12,8 +12,10 @@ from .check import Checker, relation_name
 from .columns import read_column
 from .fragments import Loaded
 from .model import (
+    SAMPLE,
     ColumnSpec,
     KAnonymitySpec,
+    KeyUses,
     RetentionSpec,
     SampleSpec,
     SensitiveSpec,
@@ -46,7 +48,7 @@ def read_table(
     node: YNode,
     base: Path,
     loaded: Loaded,
-    key_versions: dict[str, int],
+    key_uses: KeyUses,
 ) -> TableSpec | None:
     what = f"table '{tid}'"
     m = chk.mapping(
@@ -93,7 +95,7 @@ def read_table(
                 )
                 continue
             lowered[cname.lower()] = ckey
-            col = read_column(chk, cname, ckey, cnode, base, loaded, key_versions)
+            col = read_column(chk, cname, ckey, cnode, base, loaded, key_uses)
             if col is not None:
                 columns.append(col)
         if cm.entries and columns and all(c.transform == "drop" for c in columns):
@@ -130,7 +132,7 @@ def read_table(
             key = Name().read(chk, s.get("key"), "the sampling key")
             if unit is not None and fraction is not None and key is not None:
                 sample = SampleSpec(unit, fraction, key, s.loc)
-                key_versions.setdefault(key, 0)
+                key_uses.use(key, SAMPLE, s.get("key").loc)
 
     kanon = None
     if m.get("k_anonymity") is not None:

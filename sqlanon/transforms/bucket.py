@@ -23,7 +23,11 @@ class Bucket(Transform):
         "number that sorts and plots correctly) or a text label (`output: label`: "
         "'< 25', '[25, 35)', '>= 65') that says exactly which values it holds."
     )
-    nulls = "NULL stays NULL."
+    nulls = (
+        "NULL stays NULL. A float NaN has no bucket (NULL); ±infinity is top- or bottom-coded "
+        "where `max`/`min` or the edges catch it, else NULL. Any finite float has a bucket, "
+        "computed in float arithmetic: no value makes the query fail."
+    )
     types_doc = (
         "Numeric input (integer, decimal, float; default integer). `output: lower` "
         "gives an integer when the input and every bound are integers, else a "

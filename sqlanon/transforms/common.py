@@ -26,11 +26,21 @@ def canonical(ctx: LowerContext, x: Sql, type_: str | None) -> Sql:
     return d.prim("canonical_text", x, type=type_ or "text")
 
 
-def keyed_hex(ctx: LowerContext, text: Sql, key: KeyRef) -> Sql:
-    """HMAC-SHA256 of text's UTF-8 bytes under a policy key, as 64 lowercase hex digits."""
+# Purpose tags (docs/keys.md#messages): every keyed hash is HMAC(key, "<purpose>|" + text), so
+# the messages of two purposes never coincide, even under one secret loaded twice.
+PSEUDONYM_TAG = "pseudonym"
+SAMPLE_TAG = "sample"
+RANK_TAG = "rank"
+NOISE_TAG = "noise"
+
+
+def keyed_hex(ctx: LowerContext, text: Sql, key: KeyRef, purpose: str) -> Sql:
+    """HMAC-SHA256 of the UTF-8 bytes of `purpose|text` under a policy key, as 64 lowercase
+    hex digits; NULL when text is NULL."""
     d = ctx.dialect
     inner, outer = ctx.key_pads[key]
-    return d.prim("hmac_sha256_hex", d.prim("utf8", text), inner, outer)
+    message = d.prim("concat", [d.string(f"{purpose}|"), text])
+    return d.prim("hmac_sha256_hex", d.prim("utf8", message), inner, outer)
 
 
 def mask_text(
@@ -174,28 +184,33 @@ def lower_buckets(
     """`exact` (integer and decimal input): the bucket is x minus its floor remainder, with
     MOD, which every engine computes exactly on integers and decimals — dividing first is not
     exact (DuckDB divides decimals as doubles: 0.3 / 0.1 < 3; NUMERIC division rounds to the
-    scale). Floats keep floor(x / width)."""
+    scale). Floats (exact=False) keep floor(x / width) in float arithmetic, so any finite value
+    has a bucket; NaN has none (NULL: engines order NaN differently, so no comparison may
+    decide it), and ±infinity is top/bottom coded where a bound catches it, else NULL. No
+    value can make the query fail (docs/transforms.md#bucket)."""
     d = ctx.dialect
     edges = bucket_edges(p)
     label = p.get("output") == "label"
+    parts: list[Sql] = [d.prim("is_null", x), d.prim("null")]
+    if not exact:
+        parts += [d.prim("is_nan", x), d.prim("null")]
     if edges:
-        parts: list[Sql] = [d.prim("is_null", x), d.prim("null")]
         for i in range(len(edges) - 1, 0, -1):
             parts += [d.prim("ge", x, d.number(edges[i])), _bucket_value(ctx, edges, i, label)]
         parts.append(_bucket_value(ctx, edges, 0, label))
         return d.prim("case", parts)
     width, lo, hi = p["width"], p.get("min"), p.get("max")
-    integral = all(isinstance(v, int) for v in (width, lo, hi) if v is not None)
     origin = d.number(lo if lo is not None else 0)
     if exact:
         floor = d.prim("mod_bucket", x, origin, d.number(width), decimal=decimal)
     else:
-        floor = d.prim("floor_bucket", x, origin, d.number(width), integral=integral)
-    parts = [d.prim("is_null", x), d.prim("null")]
+        floor = d.prim("float_bucket", x, origin, d.number(width))
     if hi is not None:
         parts += [d.prim("ge", x, d.number(hi)), d.number(hi)]
     if lo is not None:
         parts += [d.prim("lt", x, d.number(lo)), d.number(lo)]
+    if not exact and (hi is None or lo is None):
+        parts += [d.prim("is_nan", d.prim("sub", x, x)), d.prim("null")]  # ±infinity
     return d.prim("case", [*parts, floor])
 
 

@@ -3,15 +3,16 @@ from __future__ import annotations
 from ..plan import DIRECT, ColumnStep
 from ..sqlgen import Sql
 from .base import Int, LowerContext, Name, Param, Transform, register
-from .common import canonical, keyed_hex
+from .common import PSEUDONYM_TAG, canonical, keyed_hex
 
 
 @register
 class Pseudonymize(Transform):
     name = "pseudonymize"
     summary = (
-        "Keyed pseudonym: HMAC-SHA256 of the value's canonical UTF-8 text under a named "
-        "key, as lowercase hex, optionally cut to `length` digits. The same value gives "
+        "Keyed pseudonym: HMAC-SHA256 of `pseudonym|` and the value's canonical UTF-8 text "
+        "under a named key (docs/keys.md#messages), as lowercase hex, optionally cut to "
+        "`length` digits. The same value gives "
         "the same pseudonym in every table, view and engine that uses the same key, so "
         "joins keep working; without the key nobody can compute or reverse it. The key "
         "is read at query time from the policy's key relation (`keys.table`); its "
@@ -37,7 +38,7 @@ class Pseudonymize(Transform):
     def lower(self, ctx: LowerContext, x: Sql, step: ColumnStep) -> Sql:
         assert step.key is not None
         d = ctx.dialect
-        digest = keyed_hex(ctx, canonical(ctx, x, step.input_type), step.key)
+        digest = keyed_hex(ctx, canonical(ctx, x, step.input_type), step.key, PSEUDONYM_TAG)
         length = step.param("length")
         if length == 64:
             return digest

@@ -6,10 +6,14 @@
 CREATE SCHEMA IF NOT EXISTS `privacy`;
 
 CREATE TABLE IF NOT EXISTS `privacy.sqlanon_ledger` (
+  `refresh` INT64,
   `epoch` INT64,
   `policy` STRING,
   `release` STRING,
+  `target` STRING,
   `epsilon` FLOAT64,
   `delta` FLOAT64,
+  `overspend` BOOL,
+  `nonce` STRING,
   `refreshed_at` TIMESTAMP
 );

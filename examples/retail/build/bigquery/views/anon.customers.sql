@@ -8,7 +8,7 @@
 CREATE OR REPLACE VIEW `anon.customers` AS
 WITH `_sqlanon_rows` AS (
   SELECT
-    SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k0_outer` || SHA256(`_sqlanon_k`.`k0_inner` || CAST(CAST(`_sqlanon_src`.`customer_id` AS STRING) AS BYTES)))), 1, 16) AS `customer_id`,
+    SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k0_outer` || SHA256(`_sqlanon_k`.`k0_inner` || CAST('pseudonym|' || CAST(`_sqlanon_src`.`customer_id` AS STRING) AS BYTES)))), 1, 16) AS `customer_id`,
     CASE
       WHEN CAST(`_sqlanon_src`.`email` AS STRING) IS NULL THEN NULL
       WHEN STRPOS(CAST(`_sqlanon_src`.`email` AS STRING), '@') > 0 THEN CASE

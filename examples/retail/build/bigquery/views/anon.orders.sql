@@ -7,8 +7,8 @@
 
 CREATE OR REPLACE VIEW `anon.orders` AS
 SELECT
-  SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k1_outer` || SHA256(`_sqlanon_k`.`k1_inner` || CAST(CAST(`_sqlanon_src`.`order_id` AS STRING) AS BYTES)))), 1, 16) AS `order_id`,
-  SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k0_outer` || SHA256(`_sqlanon_k`.`k0_inner` || CAST(CAST(`_sqlanon_src`.`customer_id` AS STRING) AS BYTES)))), 1, 16) AS `customer_id`,
+  SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k1_outer` || SHA256(`_sqlanon_k`.`k1_inner` || CAST('pseudonym|' || CAST(`_sqlanon_src`.`order_id` AS STRING) AS BYTES)))), 1, 16) AS `order_id`,
+  SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k0_outer` || SHA256(`_sqlanon_k`.`k0_inner` || CAST('pseudonym|' || CAST(`_sqlanon_src`.`customer_id` AS STRING) AS BYTES)))), 1, 16) AS `customer_id`,
   DATETIME_TRUNC(`_sqlanon_src`.`ordered_at`, DAY) AS `ordered_at`,
   `_sqlanon_src`.`amount` AS `amount`,
   SUBSTR(CAST(`_sqlanon_src`.`ship_zip` AS STRING), 1, 3) AS `ship_zip`,

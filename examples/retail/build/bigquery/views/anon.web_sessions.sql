@@ -7,8 +7,8 @@
 
 CREATE OR REPLACE VIEW `anon.web_sessions` AS
 SELECT
-  SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k2_outer` || SHA256(`_sqlanon_k`.`k2_inner` || CAST(CAST(`_sqlanon_src`.`session_id` AS STRING) AS BYTES)))), 1, 16) AS `session_id`,
-  SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k0_outer` || SHA256(`_sqlanon_k`.`k0_inner` || CAST(CAST(`_sqlanon_src`.`customer_id` AS STRING) AS BYTES)))), 1, 16) AS `customer_id`,
+  SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k2_outer` || SHA256(`_sqlanon_k`.`k2_inner` || CAST('pseudonym|' || CAST(`_sqlanon_src`.`session_id` AS STRING) AS BYTES)))), 1, 16) AS `session_id`,
+  SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k0_outer` || SHA256(`_sqlanon_k`.`k0_inner` || CAST('pseudonym|' || CAST(`_sqlanon_src`.`customer_id` AS STRING) AS BYTES)))), 1, 16) AS `customer_id`,
   TIMESTAMP_TRUNC(`_sqlanon_src`.`started_at`, HOUR, 'UTC') AS `started_at`,
   CASE
     WHEN `_sqlanon_src`.`ip_address` IS NULL THEN NULL
@@ -25,4 +25,4 @@ CROSS JOIN (
     IF((SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'session' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'session\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'session' AND `version` = 1)) AS `k2_inner`,
     IF((SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'session' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'session\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'session' AND `version` = 1)) AS `k2_outer`
 ) AS `_sqlanon_k`
-WHERE SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k1_outer` || SHA256(`_sqlanon_k`.`k1_inner` || CAST(CAST(`_sqlanon_src`.`customer_id` AS STRING) AS BYTES)))), 1, 13) < '4000000000000';
+WHERE SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k1_outer` || SHA256(`_sqlanon_k`.`k1_inner` || CAST('sample|' || CAST(`_sqlanon_src`.`customer_id` AS STRING) AS BYTES)))), 1, 13) < '4000000000000';

@@ -6,10 +6,15 @@
 CREATE SCHEMA IF NOT EXISTS "privacy";
 
 CREATE TABLE IF NOT EXISTS "privacy"."sqlanon_ledger" (
+  "refresh" BIGINT NOT NULL,
   "epoch" BIGINT,
   "policy" VARCHAR,
   "release" VARCHAR,
+  "target" VARCHAR,
   "epsilon" DOUBLE,
   "delta" DOUBLE,
-  "refreshed_at" TIMESTAMPTZ
+  "overspend" BOOLEAN,
+  "nonce" VARCHAR,
+  "refreshed_at" TIMESTAMPTZ,
+  PRIMARY KEY ("refresh")
 );

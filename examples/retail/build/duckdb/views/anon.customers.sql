@@ -7,7 +7,7 @@
 CREATE OR REPLACE VIEW "anon"."customers" AS
 WITH "_sqlanon_rows" AS (
   SELECT
-    SUBSTRING(sha256("_sqlanon_k"."k0_outer" || unhex(sha256("_sqlanon_k"."k0_inner" || encode(CAST("_sqlanon_src"."customer_id" AS VARCHAR))))) FROM 1 FOR 16) AS "customer_id",
+    SUBSTRING(sha256("_sqlanon_k"."k0_outer" || unhex(sha256("_sqlanon_k"."k0_inner" || encode('pseudonym|' || CAST("_sqlanon_src"."customer_id" AS VARCHAR))))) FROM 1 FOR 16) AS "customer_id",
     CASE
       WHEN CAST("_sqlanon_src"."email" AS VARCHAR) IS NULL THEN NULL
       WHEN contains(CAST("_sqlanon_src"."email" AS VARCHAR), '@') THEN CASE

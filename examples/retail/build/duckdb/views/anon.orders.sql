@@ -6,8 +6,8 @@
 
 CREATE OR REPLACE VIEW "anon"."orders" AS
 SELECT
-  SUBSTRING(sha256("_sqlanon_k"."k1_outer" || unhex(sha256("_sqlanon_k"."k1_inner" || encode(CAST("_sqlanon_src"."order_id" AS VARCHAR))))) FROM 1 FOR 16) AS "order_id",
-  SUBSTRING(sha256("_sqlanon_k"."k0_outer" || unhex(sha256("_sqlanon_k"."k0_inner" || encode(CAST("_sqlanon_src"."customer_id" AS VARCHAR))))) FROM 1 FOR 16) AS "customer_id",
+  SUBSTRING(sha256("_sqlanon_k"."k1_outer" || unhex(sha256("_sqlanon_k"."k1_inner" || encode('pseudonym|' || CAST("_sqlanon_src"."order_id" AS VARCHAR))))) FROM 1 FOR 16) AS "order_id",
+  SUBSTRING(sha256("_sqlanon_k"."k0_outer" || unhex(sha256("_sqlanon_k"."k0_inner" || encode('pseudonym|' || CAST("_sqlanon_src"."customer_id" AS VARCHAR))))) FROM 1 FOR 16) AS "customer_id",
   date_trunc('day', "_sqlanon_src"."ordered_at") AS "ordered_at",
   "_sqlanon_src"."amount" AS "amount",
   SUBSTRING(CAST("_sqlanon_src"."ship_zip" AS VARCHAR) FROM 1 FOR 3) AS "ship_zip",

@@ -6,8 +6,8 @@
 
 CREATE OR REPLACE VIEW "anon"."web_sessions" AS
 SELECT
-  SUBSTRING(sha256("_sqlanon_k"."k2_outer" || unhex(sha256("_sqlanon_k"."k2_inner" || encode(CAST("_sqlanon_src"."session_id" AS VARCHAR))))) FROM 1 FOR 16) AS "session_id",
-  SUBSTRING(sha256("_sqlanon_k"."k0_outer" || unhex(sha256("_sqlanon_k"."k0_inner" || encode(CAST("_sqlanon_src"."customer_id" AS VARCHAR))))) FROM 1 FOR 16) AS "customer_id",
+  SUBSTRING(sha256("_sqlanon_k"."k2_outer" || unhex(sha256("_sqlanon_k"."k2_inner" || encode('pseudonym|' || CAST("_sqlanon_src"."session_id" AS VARCHAR))))) FROM 1 FOR 16) AS "session_id",
+  SUBSTRING(sha256("_sqlanon_k"."k0_outer" || unhex(sha256("_sqlanon_k"."k0_inner" || encode('pseudonym|' || CAST("_sqlanon_src"."customer_id" AS VARCHAR))))) FROM 1 FOR 16) AS "customer_id",
   timezone('UTC', date_trunc('hour', timezone('UTC', "_sqlanon_src"."started_at"))) AS "started_at",
   CASE
     WHEN "_sqlanon_src"."ip_address" IS NULL THEN NULL
@@ -24,4 +24,4 @@ CROSS JOIN (
     coalesce((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1), error('sqlanon: key ''session'' version 1 is missing from privacy.sqlanon_keys')) AS "k2_inner",
     coalesce((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1), error('sqlanon: key ''session'' version 1 is missing from privacy.sqlanon_keys')) AS "k2_outer"
 ) AS "_sqlanon_k"
-WHERE SUBSTRING(sha256("_sqlanon_k"."k1_outer" || unhex(sha256("_sqlanon_k"."k1_inner" || encode(CAST("_sqlanon_src"."customer_id" AS VARCHAR))))) FROM 1 FOR 13) < '4000000000000';
+WHERE SUBSTRING(sha256("_sqlanon_k"."k1_outer" || unhex(sha256("_sqlanon_k"."k1_inner" || encode('sample|' || CAST("_sqlanon_src"."customer_id" AS VARCHAR))))) FROM 1 FOR 13) < '4000000000000';

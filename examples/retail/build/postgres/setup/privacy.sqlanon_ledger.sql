@@ -6,10 +6,15 @@
 CREATE SCHEMA IF NOT EXISTS "privacy";
 
 CREATE TABLE IF NOT EXISTS "privacy"."sqlanon_ledger" (
+  "refresh" BIGINT NOT NULL,
   "epoch" BIGINT,
   "policy" TEXT,
   "release" TEXT,
+  "target" TEXT,
   "epsilon" DOUBLE PRECISION,
   "delta" DOUBLE PRECISION,
-  "refreshed_at" TIMESTAMPTZ
+  "overspend" BOOLEAN,
+  "nonce" TEXT,
+  "refreshed_at" TIMESTAMPTZ,
+  PRIMARY KEY ("refresh")
 );

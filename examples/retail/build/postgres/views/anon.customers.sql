@@ -6,7 +6,7 @@
 CREATE OR REPLACE VIEW "anon"."customers" WITH (security_barrier = true) AS
 WITH "_sqlanon_rows" AS (
   SELECT
-    SUBSTRING(encode(sha256("_sqlanon_k"."k0_outer" || sha256("_sqlanon_k"."k0_inner" || convert_to(CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "customer_id",
+    SUBSTRING(encode(sha256("_sqlanon_k"."k0_outer" || sha256("_sqlanon_k"."k0_inner" || convert_to('pseudonym|' || CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "customer_id",
     CASE
       WHEN CAST("_sqlanon_src"."email" AS TEXT) IS NULL THEN NULL
       WHEN POSITION('@' IN CAST("_sqlanon_src"."email" AS TEXT)) > 0 THEN CASE

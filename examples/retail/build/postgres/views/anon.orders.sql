@@ -5,8 +5,8 @@
 
 CREATE OR REPLACE VIEW "anon"."orders" WITH (security_barrier = true) AS
 SELECT
-  SUBSTRING(encode(sha256("_sqlanon_k"."k1_outer" || sha256("_sqlanon_k"."k1_inner" || convert_to(CAST("_sqlanon_src"."order_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "order_id",
-  SUBSTRING(encode(sha256("_sqlanon_k"."k0_outer" || sha256("_sqlanon_k"."k0_inner" || convert_to(CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "customer_id",
+  SUBSTRING(encode(sha256("_sqlanon_k"."k1_outer" || sha256("_sqlanon_k"."k1_inner" || convert_to('pseudonym|' || CAST("_sqlanon_src"."order_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "order_id",
+  SUBSTRING(encode(sha256("_sqlanon_k"."k0_outer" || sha256("_sqlanon_k"."k0_inner" || convert_to('pseudonym|' || CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "customer_id",
   date_trunc('day', "_sqlanon_src"."ordered_at") AS "ordered_at",
   "_sqlanon_src"."amount" AS "amount",
   SUBSTRING(CAST("_sqlanon_src"."ship_zip" AS TEXT) FROM 1 FOR 3) AS "ship_zip",

@@ -6,10 +6,14 @@
 CREATE SCHEMA IF NOT EXISTS `privacy`;
 
 CREATE TABLE IF NOT EXISTS `privacy`.`sqlanon_ledger` (
+  `refresh` BIGINT,
   `epoch` BIGINT,
   `policy` STRING,
   `release` STRING,
+  `target` STRING,
   `epsilon` DOUBLE,
   `delta` DOUBLE,
+  `overspend` BOOLEAN,
+  `nonce` STRING,
   `refreshed_at` TIMESTAMP
 );

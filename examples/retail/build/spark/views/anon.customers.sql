@@ -9,7 +9,7 @@
 CREATE OR REPLACE VIEW `anon`.`customers` AS
 WITH `_sqlanon_rows` AS (
   SELECT
-    substring(sha2(`_sqlanon_k`.`k0_outer` || unhex(sha2(`_sqlanon_k`.`k0_inner` || encode(CAST(`_sqlanon_src`.`customer_id` AS STRING), 'UTF-8'), 256)), 256), 1, 16) AS `customer_id`,
+    substring(sha2(`_sqlanon_k`.`k0_outer` || unhex(sha2(`_sqlanon_k`.`k0_inner` || encode('pseudonym|' || CAST(`_sqlanon_src`.`customer_id` AS STRING), 'UTF-8'), 256)), 256), 1, 16) AS `customer_id`,
     CASE
       WHEN CAST(`_sqlanon_src`.`email` AS STRING) IS NULL THEN NULL
       WHEN instr(CAST(`_sqlanon_src`.`email` AS STRING), '@') > 0 THEN CASE

@@ -8,8 +8,8 @@
 
 CREATE OR REPLACE VIEW `anon`.`orders` AS
 SELECT
-  substring(sha2(`_sqlanon_k`.`k1_outer` || unhex(sha2(`_sqlanon_k`.`k1_inner` || encode(CAST(`_sqlanon_src`.`order_id` AS STRING), 'UTF-8'), 256)), 256), 1, 16) AS `order_id`,
-  substring(sha2(`_sqlanon_k`.`k0_outer` || unhex(sha2(`_sqlanon_k`.`k0_inner` || encode(CAST(`_sqlanon_src`.`customer_id` AS STRING), 'UTF-8'), 256)), 256), 1, 16) AS `customer_id`,
+  substring(sha2(`_sqlanon_k`.`k1_outer` || unhex(sha2(`_sqlanon_k`.`k1_inner` || encode('pseudonym|' || CAST(`_sqlanon_src`.`order_id` AS STRING), 'UTF-8'), 256)), 256), 1, 16) AS `order_id`,
+  substring(sha2(`_sqlanon_k`.`k0_outer` || unhex(sha2(`_sqlanon_k`.`k0_inner` || encode('pseudonym|' || CAST(`_sqlanon_src`.`customer_id` AS STRING), 'UTF-8'), 256)), 256), 1, 16) AS `customer_id`,
   CAST(date_trunc('DAY', `_sqlanon_src`.`ordered_at`) AS TIMESTAMP_NTZ) AS `ordered_at`,
   `_sqlanon_src`.`amount` AS `amount`,
   substring(CAST(`_sqlanon_src`.`ship_zip` AS STRING), 1, 3) AS `ship_zip`,

@@ -8,8 +8,8 @@
 
 CREATE OR REPLACE VIEW `anon`.`web_sessions` AS
 SELECT
-  substring(sha2(`_sqlanon_k`.`k2_outer` || unhex(sha2(`_sqlanon_k`.`k2_inner` || encode(CAST(`_sqlanon_src`.`session_id` AS STRING), 'UTF-8'), 256)), 256), 1, 16) AS `session_id`,
-  substring(sha2(`_sqlanon_k`.`k0_outer` || unhex(sha2(`_sqlanon_k`.`k0_inner` || encode(CAST(`_sqlanon_src`.`customer_id` AS STRING), 'UTF-8'), 256)), 256), 1, 16) AS `customer_id`,
+  substring(sha2(`_sqlanon_k`.`k2_outer` || unhex(sha2(`_sqlanon_k`.`k2_inner` || encode('pseudonym|' || CAST(`_sqlanon_src`.`session_id` AS STRING), 'UTF-8'), 256)), 256), 1, 16) AS `session_id`,
+  substring(sha2(`_sqlanon_k`.`k0_outer` || unhex(sha2(`_sqlanon_k`.`k0_inner` || encode('pseudonym|' || CAST(`_sqlanon_src`.`customer_id` AS STRING), 'UTF-8'), 256)), 256), 1, 16) AS `customer_id`,
   timestamp_micros(unix_micros(`_sqlanon_src`.`started_at`) - pmod(unix_micros(`_sqlanon_src`.`started_at`), 3600000000)) AS `started_at`,
   CASE
     WHEN `_sqlanon_src`.`ip_address` IS NULL THEN NULL
@@ -26,4 +26,4 @@ CROSS JOIN (
     CASE WHEN (SELECT `inner_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'session' AND `version` = 1) IS NULL THEN raise_error('sqlanon: key \'session\' version 1 is missing from privacy.sqlanon_keys') ELSE (SELECT `inner_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'session' AND `version` = 1) END AS `k2_inner`,
     CASE WHEN (SELECT `outer_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'session' AND `version` = 1) IS NULL THEN raise_error('sqlanon: key \'session\' version 1 is missing from privacy.sqlanon_keys') ELSE (SELECT `outer_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'session' AND `version` = 1) END AS `k2_outer`
 ) AS `_sqlanon_k`
-WHERE substring(sha2(`_sqlanon_k`.`k1_outer` || unhex(sha2(`_sqlanon_k`.`k1_inner` || encode(CAST(`_sqlanon_src`.`customer_id` AS STRING), 'UTF-8'), 256)), 256), 1, 13) < '4000000000000';
+WHERE substring(sha2(`_sqlanon_k`.`k1_outer` || unhex(sha2(`_sqlanon_k`.`k1_inner` || encode('sample|' || CAST(`_sqlanon_src`.`customer_id` AS STRING), 'UTF-8'), 256)), 256), 1, 13) < '4000000000000';
