@@ -14,6 +14,11 @@ class SourceError(Exception):
     """The live source does not match the policy in a way the policy forbids."""
 
 
+class CommittedThenFailed(Exception):
+    """A refresh committed its rows and its ledger row, then a later statement (a grant where
+    grants cannot share the transaction) failed: do not re-run it, it would be charged again."""
+
+
 class RefreshRefused(Exception):
     """The refresh's own SQL refused to run (over the budget, or a target another release
     writes): its transaction was rolled back and nothing was written."""
@@ -52,14 +57,90 @@ def create_key_tables(plan: Plan, dialect: Dialect, engine) -> None:  # type: ig
             engine.execute(s.text)
 
 
-def create(plan: Plan, dialect: Dialect, engine) -> None:  # type: ignore[no-untyped-def]
-    """Create the key relations (if missing) and every view of the plan."""
+class DeployError(Exception):
+    """Views could not be replaced. Where the engine has transactional DDL the message says
+    that nothing was changed: the deploy's transaction was rolled back."""
+
+
+LOCK_TIMEOUT_MS = 5000
+# PostgreSQL's refusals of CREATE OR REPLACE VIEW for a view whose columns changed other than
+# by appending: the view has to be dropped and created again
+_REPLACE_REFUSED = ("cannot drop columns from view", "cannot change name of view column",
+                    "cannot change data type of view column")  # fmt: skip
+
+
+def create(  # type: ignore[no-untyped-def]
+    plan: Plan, dialect: Dialect, engine, lock_timeout_ms: int = LOCK_TIMEOUT_MS
+) -> None:
+    """Create the key relations (if missing) and every view of the plan. Where DDL is
+    transactional (DuckDB, PostgreSQL) all views are replaced in one transaction — readers see
+    the old views or the new ones, never a mix (a key rotation's joins never come up empty) —
+    waiting at most `lock_timeout_ms` for a lock (PostgreSQL) so a long analyst query makes the
+    deploy fail rather than queue every new reader behind it. A view whose columns were removed,
+    renamed or retyped is dropped and created again in that transaction, never with CASCADE:
+    when other objects depend on it the deploy stops and names them."""
     create_key_tables(plan, dialect, engine)
     for view in plan.views:
         check_unlisted(view, engine)
-        _create_schema(view.target, dialect, engine)
-        for s in view_statements(view, dialect):
-            engine.execute(s.text)
+    if not dialect.features.get("transactional_ddl"):
+        for view in plan.views:
+            _create_schema(view.target, dialect, engine)
+            for s in view_statements(view, dialect):
+                engine.execute(s.text)
+        return
+    dropped: set[tuple[str, ...]] = set()
+    while True:
+        try:
+            _replace_views(plan, dialect, engine, lock_timeout_ms, dropped)
+            return
+        except _Replace as again:
+            dropped.add(again.target)
+
+
+class _Replace(Exception):
+    def __init__(self, target: tuple[str, ...]):
+        self.target = target
+
+
+def _replace_views(  # type: ignore[no-untyped-def]
+    plan: Plan, d: Dialect, engine, lock_timeout_ms: int, dropped: set[tuple[str, ...]]
+) -> None:
+    engine.execute(d.statement("begin").text)
+    current: ViewPlan | None = None
+    try:
+        if d.features.get("lock_table"):
+            engine.execute(d.statement("set_lock_timeout", d.number(lock_timeout_ms)).text)
+        for view in plan.views:
+            current = view
+            _create_schema(view.target, d, engine)
+            if view.target in dropped:
+                engine.execute(d.statement("drop_view", d.relation(view.target)).text)
+            for s in view_statements(view, d):
+                engine.execute(s.text)
+        engine.execute(d.statement("commit").text)
+    except Exception as exc:
+        engine.execute(d.statement("rollback").text)
+        text = str(exc)
+        where = ".".join(current.target) if current else "the views"
+        replaceable = current is not None and current.target not in dropped
+        if replaceable and any(r in text for r in _REPLACE_REFUSED):
+            assert current is not None
+            raise _Replace(current.target) from None
+        if "depend on it" in text:
+            detail = getattr(getattr(exc, "diag", None), "message_detail", None) or ""
+            raise DeployError(
+                f"{where}: its columns changed, so the view must be dropped and created again, "
+                f"but other objects depend on it ({' '.join(detail.split())}); sqlanon never "
+                "drops with CASCADE: change or drop them first. Nothing was changed (the "
+                "deploy's transaction was rolled back)."
+            ) from None
+        if "lock timeout" in text:
+            raise DeployError(
+                f"{where}: waited {lock_timeout_ms / 1000:g} s for a lock on it (a long query "
+                "reading it?) and gave up, so that readers are not queued behind the deploy. "
+                "Nothing was changed (the deploy's transaction was rolled back); try again."
+            ) from None
+        raise  # the engine's own error (a missing source, say): rolled back, reported as such
 
 
 def check_unlisted(view: ViewPlan, engine) -> None:  # type: ignore[no-untyped-def]
@@ -169,12 +250,20 @@ def check_budget(plan: Plan, d: Dialect, engine, epoch: int) -> None:  # type: i
 def run_release(r: ReleasePlan, d: Dialect, engine, allow_overspend: bool = False) -> None:  # type: ignore[no-untyped-def]
     """The release file's statements; a failure rolls its transaction back, leaving the
     epoch's earlier rows and the ledger as they were."""
-    begun = False
+    begun = committed = False
+    begin, commit = d.statement("begin").text, d.statement("commit").text
     try:
         for s in release_statements(r, d, allow_overspend=allow_overspend):
-            begun = begun or s.text == d.statement("begin").text
             engine.execute(s.text)
+            begun = begun or s.text == begin
+            committed = committed or s.text == commit
     except Exception as exc:
+        if committed:
+            raise CommittedThenFailed(
+                f"the refresh of {r.target_name} was committed (its rows and its ledger row), "
+                f"then failed: {str(exc).strip()}. Do not re-run it: a re-run is a new release "
+                "and is charged again; fix the cause (a grant?) and grant by hand."
+            ) from exc
         if begun:
             engine.execute(d.statement("rollback").text)
         refused = _refusal(str(exc))

@@ -304,7 +304,15 @@ def apply(
 ) -> None:
     """Create the views in a DuckDB database and report rows kept, suppressed and released;
     with --epoch, refresh the differentially private releases too."""
-    from .apply import RefreshRefused, SourceError, create, refresh, report
+    from .apply import (
+        CommittedThenFailed,
+        DeployError,
+        RefreshRefused,
+        SourceError,
+        create,
+        refresh,
+        report,
+    )
     from .demo.run import print_release_reports, print_reports
     from .engines.duckdb import DuckDBEngine
 
@@ -329,6 +337,8 @@ def apply(
         released = refresh(plan, d, engine, epoch, allow_overspend) if epoch is not None else []
     except SourceError as exc:
         raise _fail(str(exc)) from None
+    except (DeployError, CommittedThenFailed) as exc:
+        raise _fail(str(exc), EXIT_CHECK) from None
     except RefreshRefused as exc:
         err.print(
             f"{exc}\nEach refresh is a new release with fresh noise and spends its epsilon; "

@@ -505,21 +505,20 @@ def release_statements(
     )
     insert = Statement(d.statement("insert_query", target, names, release_query(r, d, epoch)).text)
     features = d.features
+    grants = grant_statements(r.target, r.grants, d, "table")
     if features.get("transactions", True):
         begin, commit = Statement(d.statement("begin").text), Statement(d.statement("commit").text)
         lock = []
         if features.get("lock_table"):
             lock = [Statement(d.statement("lock_ledger", d.number(ledger_lock_id(r.ledger))).text)]
         if features.get("transactional_ddl"):
-            # created under the lock: two first refreshes do not race to create the table
-            out = [begin, *lock, create, record, delete, insert, commit]
-        else:
-            out = [create, begin, *lock, record, delete, insert, commit]
-    else:
-        # no transaction to make the three one: the spend is recorded first, so a refresh that
-        # fails after it is counted (conservatively) rather than released uncounted
-        out = [create, record, delete, insert]
-    return out + grant_statements(r.target, r.grants, d, "table")
+            # created under the lock: two first refreshes do not race to create the table; the
+            # grants commit with the rows, so a failed grant leaves nothing to retry around
+            return [begin, *lock, create, record, delete, insert, *grants, commit]
+        return [create, begin, *lock, record, delete, insert, commit, *grants]
+    # no transaction to make the three one: the spend is recorded first, so a refresh that
+    # fails after it is counted (conservatively) rather than released uncounted
+    return [create, record, delete, insert, *grants]
 
 
 def ledger_lock_id(ledger: tuple[str, ...]) -> int:

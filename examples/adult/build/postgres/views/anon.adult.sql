@@ -4,7 +4,7 @@
 -- plan sha256: dbf7c0d39ff59dcf7c72f27a1d03fb10e8fb0d0247230d110a64675762d4a544
 
 CREATE OR REPLACE VIEW "anon"."adult" WITH (security_barrier = true) AS
-WITH "_sqlanon_rows" AS (
+WITH "_sqlanon_rows" AS MATERIALIZED (
   SELECT
     CASE
       WHEN "_sqlanon_src"."age" IS NULL THEN NULL
@@ -42,7 +42,7 @@ WITH "_sqlanon_rows" AS (
     "_sqlanon_src"."occupation" AS "occupation",
     "_sqlanon_src"."salary-class" AS "salary-class"
   FROM "raw"."adult" AS "_sqlanon_src"
-), "_sqlanon_classes" AS (
+), "_sqlanon_classes" AS MATERIALIZED (
   SELECT
     "age",
     "sex",

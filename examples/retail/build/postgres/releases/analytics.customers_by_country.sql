@@ -225,8 +225,8 @@ FROM "_sqlanon_noised" AS "_sqlanon_n"
 WHERE TRUE
 ) AS "_sqlanon_q";
 
-COMMIT;
-
 GRANT USAGE ON SCHEMA "analytics" TO "analyst";
 
 GRANT SELECT ON "analytics"."customers_by_country" TO "analyst";
+
+COMMIT;

@@ -257,8 +257,8 @@ FROM "_sqlanon_noised" AS "_sqlanon_n"
 WHERE ("_sqlanon_n"."_sqlanon_t_units" + "_sqlanon_n"."_sqlanon_z_units") > 112
 ) AS "_sqlanon_q";
 
-COMMIT;
-
 GRANT USAGE ON SCHEMA "analytics" TO "analyst";
 
 GRANT SELECT ON "analytics"."orders_by_status_year" TO "analyst";
+
+COMMIT;

@@ -4,7 +4,7 @@
 -- plan sha256: d3b397ebcb067f14226c1274e3030cc3309660d74f4059879a105f12e64d1eff
 
 CREATE OR REPLACE VIEW "anon"."customers" WITH (security_barrier = true) AS
-WITH "_sqlanon_rows" AS (
+WITH "_sqlanon_rows" AS MATERIALIZED (
   SELECT
     SUBSTRING(encode(sha256("_sqlanon_k"."k0_outer" || sha256("_sqlanon_k"."k0_inner" || convert_to('pseudonym|' || CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "customer_id",
     CASE
@@ -58,7 +58,7 @@ WITH "_sqlanon_rows" AS (
       COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_inner",
       COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_outer"
   ) AS "_sqlanon_k"
-), "_sqlanon_classes" AS (
+), "_sqlanon_classes" AS MATERIALIZED (
   SELECT
     "customer_id",
     "email",

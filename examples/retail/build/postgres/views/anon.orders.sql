@@ -4,29 +4,40 @@
 -- plan sha256: c30055a49c6405f679015911bfa6e7d70e79c2125f3c0b9971b6288aa44ef4dd
 
 CREATE OR REPLACE VIEW "anon"."orders" WITH (security_barrier = true) AS
-SELECT
-  SUBSTRING(encode(sha256("_sqlanon_k"."k1_outer" || sha256("_sqlanon_k"."k1_inner" || convert_to('pseudonym|' || CAST("_sqlanon_src"."order_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "order_id",
-  SUBSTRING(encode(sha256("_sqlanon_k"."k0_outer" || sha256("_sqlanon_k"."k0_inner" || convert_to('pseudonym|' || CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "customer_id",
-  date_trunc('day', "_sqlanon_src"."ordered_at") AS "ordered_at",
-  "_sqlanon_src"."amount" AS "amount",
-  SUBSTRING(CAST("_sqlanon_src"."ship_zip" AS TEXT) FROM 1 FOR 3) AS "ship_zip",
-  CASE
-    WHEN CAST("_sqlanon_src"."card_number" AS TEXT) IS NULL THEN NULL
-    ELSE CASE
-      WHEN CHAR_LENGTH(CAST("_sqlanon_src"."card_number" AS TEXT)) <= 4 THEN REPEAT('*', CHAR_LENGTH(CAST("_sqlanon_src"."card_number" AS TEXT)))
-      ELSE REPEAT('*', CHAR_LENGTH(CAST("_sqlanon_src"."card_number" AS TEXT)) - 4) || SUBSTRING(CAST("_sqlanon_src"."card_number" AS TEXT) FROM CHAR_LENGTH(CAST("_sqlanon_src"."card_number" AS TEXT)) - 3 FOR 4)
-    END
-  END AS "card_number",
-  "_sqlanon_src"."status" AS "status"
-FROM "raw"."orders" AS "_sqlanon_src"
-CROSS JOIN (
+WITH "_sqlanon_rows" AS MATERIALIZED (
   SELECT
-    COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_inner",
-    COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_outer",
-    COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''order'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k1_inner",
-    COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''order'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k1_outer"
-) AS "_sqlanon_k"
-WHERE "_sqlanon_src"."ordered_at" >= (CURRENT_DATE - 3650);
+    SUBSTRING(encode(sha256("_sqlanon_k"."k1_outer" || sha256("_sqlanon_k"."k1_inner" || convert_to('pseudonym|' || CAST("_sqlanon_src"."order_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "order_id",
+    SUBSTRING(encode(sha256("_sqlanon_k"."k0_outer" || sha256("_sqlanon_k"."k0_inner" || convert_to('pseudonym|' || CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "customer_id",
+    date_trunc('day', "_sqlanon_src"."ordered_at") AS "ordered_at",
+    "_sqlanon_src"."amount" AS "amount",
+    SUBSTRING(CAST("_sqlanon_src"."ship_zip" AS TEXT) FROM 1 FOR 3) AS "ship_zip",
+    CASE
+      WHEN CAST("_sqlanon_src"."card_number" AS TEXT) IS NULL THEN NULL
+      ELSE CASE
+        WHEN CHAR_LENGTH(CAST("_sqlanon_src"."card_number" AS TEXT)) <= 4 THEN REPEAT('*', CHAR_LENGTH(CAST("_sqlanon_src"."card_number" AS TEXT)))
+        ELSE REPEAT('*', CHAR_LENGTH(CAST("_sqlanon_src"."card_number" AS TEXT)) - 4) || SUBSTRING(CAST("_sqlanon_src"."card_number" AS TEXT) FROM CHAR_LENGTH(CAST("_sqlanon_src"."card_number" AS TEXT)) - 3 FOR 4)
+      END
+    END AS "card_number",
+    "_sqlanon_src"."status" AS "status"
+  FROM "raw"."orders" AS "_sqlanon_src"
+  CROSS JOIN (
+    SELECT
+      COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_inner",
+      COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_outer",
+      COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''order'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k1_inner",
+      COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''order'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k1_outer"
+  ) AS "_sqlanon_k"
+  WHERE "_sqlanon_src"."ordered_at" >= (CURRENT_DATE - 3650)
+)
+SELECT
+  "order_id",
+  "customer_id",
+  "ordered_at",
+  "amount",
+  "ship_zip",
+  "card_number",
+  "status"
+FROM "_sqlanon_rows";
 
 GRANT USAGE ON SCHEMA "anon" TO "analyst";
 

@@ -4,26 +4,35 @@
 -- plan sha256: 6e2b99d7fb7776ea6ae8eb63de14c47ae21f946740f28c7e53e4fac01d3e64e7
 
 CREATE OR REPLACE VIEW "anon"."web_sessions" WITH (security_barrier = true) AS
-SELECT
-  SUBSTRING(encode(sha256("_sqlanon_k"."k2_outer" || sha256("_sqlanon_k"."k2_inner" || convert_to('pseudonym|' || CAST("_sqlanon_src"."session_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "session_id",
-  SUBSTRING(encode(sha256("_sqlanon_k"."k0_outer" || sha256("_sqlanon_k"."k0_inner" || convert_to('pseudonym|' || CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "customer_id",
-  date_trunc('hour', "_sqlanon_src"."started_at" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS "started_at",
-  CASE
-    WHEN "_sqlanon_src"."ip_address" IS NULL THEN NULL
-    ELSE '0.0.0.0'
-  END AS "ip_address",
-  "_sqlanon_src"."pages" AS "pages"
-FROM "raw"."web_sessions" AS "_sqlanon_src"
-CROSS JOIN (
+WITH "_sqlanon_rows" AS MATERIALIZED (
   SELECT
-    COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_inner",
-    COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_outer",
-    COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'sampling' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''sampling'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'sampling' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k1_inner",
-    COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'sampling' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''sampling'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'sampling' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k1_outer",
-    COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''session'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k2_inner",
-    COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''session'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k2_outer"
-) AS "_sqlanon_k"
-WHERE substr(encode(sha256("_sqlanon_k"."k1_outer" || sha256("_sqlanon_k"."k1_inner" || convert_to('sample|' || CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex'), 1, 13) COLLATE "C" < '4000000000000';
+    SUBSTRING(encode(sha256("_sqlanon_k"."k2_outer" || sha256("_sqlanon_k"."k2_inner" || convert_to('pseudonym|' || CAST("_sqlanon_src"."session_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "session_id",
+    SUBSTRING(encode(sha256("_sqlanon_k"."k0_outer" || sha256("_sqlanon_k"."k0_inner" || convert_to('pseudonym|' || CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "customer_id",
+    date_trunc('hour', "_sqlanon_src"."started_at" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS "started_at",
+    CASE
+      WHEN "_sqlanon_src"."ip_address" IS NULL THEN NULL
+      ELSE '0.0.0.0'
+    END AS "ip_address",
+    "_sqlanon_src"."pages" AS "pages"
+  FROM "raw"."web_sessions" AS "_sqlanon_src"
+  CROSS JOIN (
+    SELECT
+      COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_inner",
+      COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_outer",
+      COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'sampling' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''sampling'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'sampling' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k1_inner",
+      COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'sampling' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''sampling'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'sampling' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k1_outer",
+      COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''session'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k2_inner",
+      COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''session'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k2_outer"
+  ) AS "_sqlanon_k"
+  WHERE substr(encode(sha256("_sqlanon_k"."k1_outer" || sha256("_sqlanon_k"."k1_inner" || convert_to('sample|' || CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex'), 1, 13) COLLATE "C" < '4000000000000'
+)
+SELECT
+  "session_id",
+  "customer_id",
+  "started_at",
+  "ip_address",
+  "pages"
+FROM "_sqlanon_rows";
 
 GRANT USAGE ON SCHEMA "anon" TO "analyst";
 
