@@ -332,6 +332,7 @@ def apply(
             engine.execute(
                 d.statement("load_csv", d.relation(parts), engine.placeholder()).text, (path,)
             )
+        _check_sources(plan, engine)
         create(plan, d, engine)
         reports = report(plan, d, engine)
         released = refresh(plan, d, engine, epoch, allow_overspend) if epoch is not None else []
@@ -362,6 +363,26 @@ def apply(
     if not all(r.k_ok for r in reports):
         err.print("k-anonymity is not met by every view (action: fail measures only)", markup=False)
         raise typer.Exit(EXIT_CHECK)
+
+
+def _check_sources(plan, engine) -> None:  # type: ignore[no-untyped-def]
+    """Before anything is created: the live sources against the policy (what `drift` checks).
+    A column the policy reads that is missing or of a type its transform cannot take stops
+    the command, named; a value read as engine text where a `type:` should be declared is a
+    warning."""
+    from .drift import ERROR, check
+
+    findings = check(plan, engine)
+    for f in findings:
+        if f.kind == "undeclared_type":
+            err.print(f"warning: {f.object}, {f.relation}.{f.column}: {f.detail}", markup=False)
+    errors = [f for f in findings if f.severity == ERROR]
+    if errors:
+        lines = "\n".join(
+            f"  {f.object}: {f.relation}" + (f".{f.column}" if f.column else "") + f": {f.detail}"
+            for f in errors
+        )
+        raise _fail(f"the sources do not match the policy; nothing was changed:\n{lines}")
 
 
 @app.command()
@@ -728,7 +749,7 @@ def drift(
         for col in ("", "object", "relation", "column", "what"):
             t.add_column(col, overflow="fold")
         for f in findings:
-            mark = "[bold red]error[/]" if f.severity == ERROR else "[yellow]new[/]"
+            mark = "[bold red]error[/]" if f.severity == ERROR else "[yellow]warning[/]"
             t.add_row(mark, f.object, f.relation, f.column or "", f.detail)
         out.print(t)
     if any(f.severity == ERROR for f in findings):

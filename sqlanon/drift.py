@@ -38,7 +38,9 @@ def check(plan: Plan, engine: Any) -> list[Finding]:
     for r in plan.releases:
         release_reads: list[tuple[str, ColumnStep | str | None]] = [(r.privacy_unit, None)]
         release_reads += [(g.sources[0], g) for g in r.group_by]
-        release_reads += [(m.column, "number") for m in r.measures if m.column]
+        release_reads += [
+            (m.column, "number" if m.input_type != "text" else None) for m in r.measures if m.column
+        ]
         findings += _relation(engine, f"release {r.name}", r.source, release_reads, None)
     unique = set(findings)  # a column read twice (a sum and an average of it) is said once
     return sorted(unique, key=lambda f: (f.severity != ERROR, f.object, f.column or "", f.kind))
@@ -83,6 +85,8 @@ def _relation(
             problem = _type_problem(fits, live[key][1])
             if problem:
                 yield Finding(ERROR, "type_changed", obj, name, col, problem)
+            elif isinstance(fits, ColumnStep) and (hint := _undeclared(fits, live[key][1])):
+                yield Finding(WARNING, "undeclared_type", obj, name, col, hint)
     if unlisted is None:
         return
     for key, (col, engine_type) in sorted(live.items()):
@@ -101,6 +105,30 @@ def _relation(
                     else "it stays out of the view"
                 ),
             )
+
+
+_SUGGESTED = (("int", "integer"), ("numeric", "decimal"), ("decimal", "decimal"),
+              ("number", "decimal"), ("double", "float"), ("float", "float"), ("real", "float"),
+              ("timestamp with time zone", "timestamptz"), ("timestamptz", "timestamptz"),
+              ("timestamp", "timestamp"), ("datetime", "timestamp"), ("date", "date"),
+              ("bool", "boolean"))  # fmt: skip
+
+
+def _undeclared(step: ColumnStep, engine_type: str) -> str | None:
+    """A transform that works on canonical text, over a non-text column without `type:`: it
+    reads the engine's own text of the value, which differs between engines (a BIGINT key's
+    pseudonyms would not join across warehouses)."""
+    if step.type_declared or not REGISTRY[step.transform].reads_canonical_text:
+        return None
+    if engine_family(engine_type) in (None, "text"):
+        return None
+    lower = engine_type.lower()
+    suggested = next((t for pattern, t in _SUGGESTED if pattern in lower), None)
+    declare = f"`type: {suggested}`" if suggested else "its `type:`"
+    return (
+        f"{engine_type} read as text by {step.transform}: declare {declare} so that every "
+        "engine uses the same canonical text (docs/transforms.md#canonical-text)"
+    )
 
 
 def _type_problem(step: ColumnStep | str, engine_type: str) -> str | None:

@@ -202,10 +202,12 @@ def search(
     wants_sensitive = goal.sensitive is not None and (goal.l is not None or goal.t is not None)
     best: Node | None = None
     best_key: tuple[Any, ...] | None = None
+    checked: set[tuple[int, ...]] = set()  # nodes whose every goal was judged
     for levels in candidates:
         node = evaluated.get(levels) or evaluate(levels)
         if best is not None and node.precision_loss > best.precision_loss:
             break  # candidates are in loss order: nothing later can be better
+        checked.add(levels)
         if wants_sensitive:
             node = _with_sensitive(view, dims, node, goal, d, engine, qi)
             evaluated[levels] = node
@@ -216,7 +218,21 @@ def search(
             key = (node.precision_loss, node.suppressed, node.discernibility, node.levels)
             if best_key is None or key < best_key:
                 best, best_key = node, key
-    shown = tuple(evaluated.get(n) or evaluate(n) for n in minimal[:SHOWN])
+
+    def judged(levels: tuple[int, ...]) -> Node:
+        """A minimal node as reported: every goal checked, not only k (a node the search for
+        the best did not reach was evaluated for k alone)."""
+        node = evaluated.get(levels) or evaluate(levels)
+        if levels in checked or not node.meets_k:  # already judged, or fails k anyway
+            return node
+        if wants_sensitive:
+            node = _with_sensitive(view, dims, node, goal, d, engine, qi)
+        else:
+            node = replace(node, meets_all=True)
+        evaluated[levels] = node
+        return node
+
+    shown = tuple(judged(n) for n in minimal[:SHOWN])
     return TuneResult(
         view=".".join(view.target),
         dimensions=dims,

@@ -137,10 +137,32 @@ def test_apply_with_keys_end_to_end(cli, workdir):
 def test_database_errors_are_messages_not_tracebacks(cli, workdir):
     result = cli("apply", "examples/adult/policy.yml", "--db", ":memory:")
     assert result.exit_code == 2
-    assert (
-        'database error: Catalog Error: Table with name "raw.adult" does not exist' in result.output
-    )
+    assert "table adult: raw.adult: the source relation is not there" in result.output
+    assert "nothing was changed" in result.output
     assert "Traceback" not in result.output and "LINE " not in result.output
+
+
+def test_apply_names_a_misspelled_column_and_warns_of_an_undeclared_type(cli, workdir):
+    """Before: a misspelled column failed inside the engine (`Binder Error: ... _sqlanon_src`)
+    with no policy context; a BIGINT key pseudonymized without `type:` passed silently."""
+    import duckdb
+
+    db = str(workdir / "t.duckdb")
+    con = duckdb.connect(db)
+    con.execute("CREATE SCHEMA raw")
+    con.execute("CREATE TABLE raw.t AS SELECT 42::BIGINT AS id, '555' AS phone")
+    con.close()
+    policy = workdir / "t.yml"
+    policy.write_text(
+        "sqlanon: 1\nname: t\nkeys: {table: privacy.keys}\ntables:\n  t:\n"
+        "    source: raw.t\n    target: anon.t\n    columns:\n"
+        "      id: {transform: pseudonymize, key: k}\n      phon: keep\n"
+    )
+    result = cli("apply", str(policy), "--db", db)
+    assert result.exit_code == 2
+    assert "table t: raw.t.phon: the policy reads it" in result.output
+    assert "BIGINT read as text by pseudonymize: declare `type: integer`" in result.output
+    assert "nothing was changed" in result.output
 
 
 def test_conformance_matrix(cli):

@@ -14,7 +14,8 @@ class Age(Transform):
     name = "age"
     summary = (
         "Replace a birth date with the age in whole years on `as_of` (a fixed date, or "
-        "`today`: the engine's current date when the view is read), optionally "
+        "`today`: the current UTC date when the view is read, whatever the session's "
+        "time zone), optionally "
         "bucketed with the same `width`/`min`/`max`/`edges`/`output` parameters as "
         "`bucket`. The age turns on the birthday; someone born on 29 February turns a "
         "year older on 1 March in common years."
@@ -51,4 +52,4 @@ class Age(Transform):
         p = dict(step.params)
         if p.get("width") is None and p.get("edges") is None:
             return years
-        return lower_buckets(ctx, years, p)
+        return lower_buckets(ctx, years, p, output_type=step.output_type)

@@ -280,6 +280,9 @@ class Transform:
     default_type: ClassVar[str] = "text"
     privacy_class: ClassVar[str] = OTHER
     uses_key: ClassVar[bool] = False
+    # works on the value's canonical text, so an undeclared `type:` on a non-text column means
+    # the engine's own text of it, which differs between engines (drift and apply warn)
+    reads_canonical_text: ClassVar[bool] = False
 
     def normalize(self, p: dict[str, Any], ctx: ColumnContext) -> dict[str, Any] | None:
         """Cross-parameter checks; returns the parameters the plan records (None on error)."""

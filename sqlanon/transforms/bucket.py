@@ -53,4 +53,5 @@ class Bucket(Transform):
             dict(step.params),
             exact=step.input_type != "float",
             decimal=step.input_type == "decimal",
+            output_type=step.output_type,
         )

@@ -179,7 +179,12 @@ def bucket_output_type(input_type: str, p: dict[str, Any]) -> str:
 
 
 def lower_buckets(
-    ctx: LowerContext, x: Sql, p: dict[str, Any], exact: bool = True, decimal: bool = False
+    ctx: LowerContext,
+    x: Sql,
+    p: dict[str, Any],
+    exact: bool = True,
+    decimal: bool = False,
+    output_type: str | None = None,
 ) -> Sql:
     """`exact` (integer and decimal input): the bucket is x minus its floor remainder, with
     MOD, which every engine computes exactly on integers and decimals — dividing first is not
@@ -192,33 +197,35 @@ def lower_buckets(
     edges = bucket_edges(p)
     label = p.get("output") == "label"
     parts: list[Sql] = [d.prim("is_null", x), d.prim("null")]
+
+    def num(v: Any) -> Sql:
+        """A bound or width; a decimal literal where the bucket is a decimal (BigQuery reads
+        0.25 as a FLOAT64, which would make the whole bucket one)."""
+        if output_type == "decimal" and not isinstance(v, int):
+            return d.prim("decimal_literal", d.number(v), d.string(number_text(v)))
+        return d.number(v)
+
     if not exact:
         parts += [d.prim("is_nan", x), d.prim("null")]
     if edges:
         for i in range(len(edges) - 1, 0, -1):
-            parts += [d.prim("ge", x, d.number(edges[i])), _bucket_value(ctx, edges, i, label)]
-        parts.append(_bucket_value(ctx, edges, 0, label))
+            value = d.string(bucket_label(edges, i)) if label else num(edges[i])
+            parts += [d.prim("ge", x, d.number(edges[i])), value]
+        parts.append(d.string(bucket_label(edges, 0)) if label else num(edges[0]))
         return d.prim("case", parts)
     width, lo, hi = p["width"], p.get("min"), p.get("max")
-    origin = d.number(lo if lo is not None else 0)
+    origin = num(lo if lo is not None else 0)
     if exact:
-        floor = d.prim("mod_bucket", x, origin, d.number(width), decimal=decimal)
+        floor = d.prim("mod_bucket", x, origin, num(width), decimal=decimal)
     else:
         floor = d.prim("float_bucket", x, origin, d.number(width))
     if hi is not None:
-        parts += [d.prim("ge", x, d.number(hi)), d.number(hi)]
+        parts += [d.prim("ge", x, d.number(hi)), num(hi)]
     if lo is not None:
-        parts += [d.prim("lt", x, d.number(lo)), d.number(lo)]
+        parts += [d.prim("lt", x, d.number(lo)), num(lo)]
     if not exact and (hi is None or lo is None):
         parts += [d.prim("is_nan", d.prim("sub", x, x)), d.prim("null")]  # ±infinity
     return d.prim("case", [*parts, floor])
-
-
-def _bucket_value(ctx: LowerContext, edges: tuple[Any, ...], i: int, label: bool) -> Sql:
-    d = ctx.dialect
-    if not label:
-        return d.number(edges[i])
-    return d.string(bucket_label(edges, i))
 
 
 def bucket_label(edges: tuple[Any, ...], i: int) -> str:

@@ -37,6 +37,7 @@ class Generalize(Transform):
     )
     example = "occupation: {transform: generalize, hierarchy: hierarchies/occupation.csv, level: 1}"
     privacy_class = QUASI
+    reads_canonical_text = True
     params = (
         Param("hierarchy", HierarchySource(), "the hierarchy", required=True),
         Param("level", Int(0, 100), "the level to generalize to", required=True),

@@ -22,6 +22,7 @@ class Mask(Transform):
     )
     example = 'phone: {transform: mask, keep_last: 4, char: "*"}'
     privacy_class = DIRECT
+    reads_canonical_text = True
     params = (
         Param("keep_first", Int(0, 1000), "characters kept at the start", default=0),
         Param("keep_last", Int(0, 1000), "characters kept at the end", default=0),

@@ -18,6 +18,7 @@ class MaskEmail(Transform):
     types_doc = "Text in, text out. Lengths are preserved; characters are code points."
     example = "email: {transform: mask_email}"
     privacy_class = DIRECT
+    reads_canonical_text = True
     params = (
         Param("keep_first", Int(0, 1000), "characters of the local part kept", default=1),
         Param("keep_domain", Bool(), "keep the domain; false masks it too", default=True),

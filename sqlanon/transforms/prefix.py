@@ -20,6 +20,7 @@ class Prefix(Transform):
     )
     example = "zip: {transform: prefix, length: 3}"
     privacy_class = QUASI
+    reads_canonical_text = True
     params = (Param("length", Int(1, 1000), "characters kept", required=True),)
 
     def output_type(self, input_type: str, p: dict) -> str | None:

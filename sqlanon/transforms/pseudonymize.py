@@ -26,6 +26,7 @@ class Pseudonymize(Transform):
     )
     example = "customer_id: {transform: pseudonymize, key: customer, length: 16}"
     privacy_class = DIRECT
+    reads_canonical_text = True
     uses_key = True
     params = (
         Param("key", Name(), "name of the key in the key relation", required=True),

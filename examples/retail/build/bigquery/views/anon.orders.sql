@@ -28,4 +28,4 @@ CROSS JOIN (
     IF((SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'order' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'order\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'order' AND `version` = 1)) AS `k1_inner`,
     IF((SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'order' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'order\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'order' AND `version` = 1)) AS `k1_outer`
 ) AS `_sqlanon_k`
-WHERE `_sqlanon_src`.`ordered_at` >= DATE_SUB(CURRENT_DATE(), INTERVAL 3650 DAY);
+WHERE `_sqlanon_src`.`ordered_at` >= DATE_SUB(CURRENT_DATE('UTC'), INTERVAL 3650 DAY);

@@ -27,4 +27,4 @@ CROSS JOIN (
     coalesce((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1), error('sqlanon: key ''order'' version 1 is missing from privacy.sqlanon_keys')) AS "k1_inner",
     coalesce((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1), error('sqlanon: key ''order'' version 1 is missing from privacy.sqlanon_keys')) AS "k1_outer"
 ) AS "_sqlanon_k"
-WHERE "_sqlanon_src"."ordered_at" >= (CURRENT_DATE - 3650);
+WHERE "_sqlanon_src"."ordered_at" >= (CAST(timezone('UTC', CURRENT_TIMESTAMP) AS DATE) - 3650);

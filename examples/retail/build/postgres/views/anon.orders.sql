@@ -27,7 +27,7 @@ WITH "_sqlanon_rows" AS MATERIALIZED (
       COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''order'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k1_inner",
       COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''order'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k1_outer"
   ) AS "_sqlanon_k"
-  WHERE "_sqlanon_src"."ordered_at" >= (CURRENT_DATE - 3650)
+  WHERE "_sqlanon_src"."ordered_at" >= (CAST(CURRENT_TIMESTAMP AT TIME ZONE 'UTC' AS DATE) - 3650)
 )
 SELECT
   "order_id",

@@ -44,7 +44,7 @@ SELECT
     ELSE NULL
   END END AS `delta`,
   FALSE AS `overspend`,
-  CAST(`_sqlanon_n`.`refresh` AS STRING) || '@' || (CAST(date_from_unix_date(CAST(floor(unix_micros(CAST(CURRENT_TIMESTAMP AS TIMESTAMP)) / 86400000000) AS INT)) AS STRING) || 'T' || lpad(CAST(floor(pmod(unix_micros(CAST(CURRENT_TIMESTAMP AS TIMESTAMP)), 86400000000) / 3600000000) AS STRING), 2, '0') || ':' || lpad(CAST(floor(pmod(unix_micros(CAST(CURRENT_TIMESTAMP AS TIMESTAMP)), 3600000000) / 60000000) AS STRING), 2, '0') || ':' || lpad(CAST(floor(pmod(unix_micros(CAST(CURRENT_TIMESTAMP AS TIMESTAMP)), 60000000) / 1000000) AS STRING), 2, '0') || rtrim('.', rtrim('0', '.' || lpad(CAST(pmod(unix_micros(CAST(CURRENT_TIMESTAMP AS TIMESTAMP)), 1000000) AS STRING), 6, '0'))) || 'Z') AS `nonce`,
+  CAST(`_sqlanon_n`.`refresh` AS STRING) || '@' || (CAST(date_from_unix_date(CAST((unix_micros(CAST(CURRENT_TIMESTAMP AS TIMESTAMP)) - pmod(unix_micros(CAST(CURRENT_TIMESTAMP AS TIMESTAMP)), 86400000000)) div 86400000000 AS INT)) AS STRING) || 'T' || lpad(CAST(pmod(unix_micros(CAST(CURRENT_TIMESTAMP AS TIMESTAMP)), 86400000000) div 3600000000 AS STRING), 2, '0') || ':' || lpad(CAST(pmod(unix_micros(CAST(CURRENT_TIMESTAMP AS TIMESTAMP)), 3600000000) div 60000000 AS STRING), 2, '0') || ':' || lpad(CAST(pmod(unix_micros(CAST(CURRENT_TIMESTAMP AS TIMESTAMP)), 60000000) div 1000000 AS STRING), 2, '0') || rtrim('.', rtrim('0', '.' || lpad(CAST(pmod(unix_micros(CAST(CURRENT_TIMESTAMP AS TIMESTAMP)), 1000000) AS STRING), 6, '0'))) || 'Z') AS `nonce`,
   CAST(CURRENT_TIMESTAMP AS TIMESTAMP) AS `refreshed_at`
 FROM (
   SELECT

@@ -29,4 +29,4 @@ CROSS JOIN (
     CASE WHEN (SELECT `inner_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'order' AND `version` = 1) IS NULL THEN raise_error('sqlanon: key \'order\' version 1 is missing from privacy.sqlanon_keys') ELSE (SELECT `inner_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'order' AND `version` = 1) END AS `k1_inner`,
     CASE WHEN (SELECT `outer_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'order' AND `version` = 1) IS NULL THEN raise_error('sqlanon: key \'order\' version 1 is missing from privacy.sqlanon_keys') ELSE (SELECT `outer_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'order' AND `version` = 1) END AS `k1_outer`
 ) AS `_sqlanon_k`
-WHERE `_sqlanon_src`.`ordered_at` >= date_sub(CURRENT_DATE, 3650);
+WHERE `_sqlanon_src`.`ordered_at` >= date_sub(date_from_unix_date(CAST(unix_micros(current_timestamp()) div 86400000000 AS INT)), 3650);
