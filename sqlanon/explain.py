@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .plan import NoiseComponent, Plan, ReleasePlan, UtilityCheck, ViewPlan, to_jsonable
+from .plan import (
+    ColumnStep,
+    NoiseComponent,
+    Plan,
+    ReleasePlan,
+    UtilityCheck,
+    ViewPlan,
+    to_jsonable,
+)
+from .transforms import known_types
 
 CLASS_LABELS = {
     "direct_identifier": "direct id",
@@ -44,7 +53,7 @@ def column_rows(view: ViewPlan) -> list[dict[str, str]]:
                 "transform": c.transform,
                 "parameters": params,
                 "class": CLASS_LABELS[c.privacy_class],
-                "type": f"{c.input_type} → {c.output_type}" if c.emitted else c.input_type or "",
+                "type": _types(c),
             }
         )
     return rows
@@ -180,3 +189,13 @@ def budget_lines(plan: Plan) -> list[str]:
 
 def plan_json(plan: Plan) -> str:
     return json.dumps(to_jsonable(plan), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _types(c: ColumnStep) -> str:
+    """`input → output`; `source type` where no `type:` is declared and the warehouse's own
+    type of the column decides (transforms.known_types)."""
+    given, out = known_types(c)
+    shown_in = given or "source type"
+    if not c.emitted:
+        return shown_in
+    return f"{shown_in} → {out or 'source type'}"

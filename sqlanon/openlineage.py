@@ -14,6 +14,7 @@ from typing import Any
 from . import __version__
 from .explain import format_params
 from .plan import ColumnStep, Plan, ReleasePlan, ViewPlan
+from .transforms import known_types
 
 PRODUCER = f"https://pypi.org/project/sqlanon/{__version__}"
 SPEC = "https://openlineage.io/spec"
@@ -69,7 +70,7 @@ def _event(
         }
         for out, step in steps
     }
-    schema = [{"name": out, "type": step.output_type or ""} for out, step in steps]
+    schema = [{"name": out, "type": known_types(step)[1] or ""} for out, step in steps]
     return {
         "eventTime": FIXED_TIME,
         "producer": PRODUCER,

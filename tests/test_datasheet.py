@@ -22,8 +22,8 @@ def test_data_sheet_of_the_retail_example(cli, monkeypatch):
     ):
         assert f"## {obj}" in md
     assert "11 of 12 listed columns released: 2 kept as is, 9 transformed, 1 dropped" in md
-    assert "| full_name | full_name | dropped | direct id | text |" in md
-    assert "| country | country | kept as is | quasi-id | text → text |" in md
+    assert "| full_name | full_name | dropped | direct id | source type |" in md
+    assert "| country | country | kept as is | quasi-id | source type → source type |" in md
     assert "k-anonymity: k=5 over age_band, gender, zip, country" in md
     assert "ε = 1, δ = 1e-06 per refresh, protecting each `customer_id`" in md
     assert "keys read: `customer` v1, `order` v1" in md

@@ -154,8 +154,12 @@ class ZetaSQLEngine:
         return [tuple(_to_python(v) for v in row) for row in rows]
 
     def columns(self, relation: tuple[str, ...]) -> list[tuple[str, str]]:
-        table = self.tables[".".join(relation)]
-        return [(n, str(t.type_kind)) for n, t in table.columns]
+        """(name, BigQuery type name) of a table's or a view's columns."""
+        name = ".".join(relation)
+        found = self.tables.get(name) or self.views.get(name)
+        if found is None:
+            return []
+        return [(n, _type_name(t)) for n, t in found.columns]
 
     def load_rows(self, relation: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         table = self.tables[".".join(relation)]
@@ -506,3 +510,9 @@ def _to_python(v: Any) -> Any:
             microseconds=nanos // 1000
         )
     return None
+
+
+def _type_name(t: Any) -> str:
+    """TYPE_INT64 → INT64: the name BigQuery's catalog shows."""
+    kind = getattr(t.type_kind, "name", None) or str(t.type_kind)
+    return kind.removeprefix("TYPE_")
