@@ -706,7 +706,7 @@ def tune(
         source = Path(view.policy_file)
         original = source.read_text(encoding="utf-8")
         try:
-            patched = with_levels(original, view.policy_file, view.name, levels)
+            patched = with_levels(original, view.policy_file, view.name, levels, goal)
         except (TuneError, PolicyError) as exc:
             raise _fail(str(exc)) from None
         if write and patched != original:

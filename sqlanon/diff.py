@@ -308,9 +308,10 @@ def _column(obj: str, a: ColumnStep, b: ColumnStep) -> Iterator[Change]:
         yield Change(verdict, obj, f"{a.transform} → {b.transform}", reason, note)
         return
     pa, pb = dict(a.params), dict(b.params)
+    regrouped = a.transform == "generalize" and a.lookup != b.lookup
     for p in sorted(set(pa) | set(pb)):
         x, y = pa.get(p), pb.get(p)
-        if x == y:
+        if x == y or (regrouped and p == "level"):  # the partition below judges the level
             continue
         yield _param_change(obj, a.transform, p, x, y)
     if a.key and b.key and a.key != b.key and a.key.name == b.key.name:
@@ -321,13 +322,46 @@ def _column(obj: str, a: ColumnStep, b: ColumnStep) -> Iterator[Change]:
             "key rotated",
             "pseudonyms change: joins with earlier outputs break",
         )
-    if a.lookup != b.lookup and pa.get("level") == pb.get("level"):
-        yield Change(
-            NEUTRAL,
-            obj,
-            "hierarchy contents changed",
-            "values map to other groups: review the hierarchy diff",
-        )
+    if regrouped:
+        yield _regrouped(obj, a, b)
+
+
+def _classes(step: ColumnStep, values: set[str]) -> dict[str, str]:
+    """Each value's released group: its ancestor at the level, the `unknown` label for a
+    value the hierarchy lacks, itself at level 0."""
+    if step.param("level") == 0:
+        return {v: v for v in values}
+    table = dict(step.lookup or ())
+    unknown = step.param("unknown")
+    return {v: table.get(v, unknown) for v in values}
+
+
+def _compare_partitions(old: dict[str, str], new: dict[str, str]) -> tuple[int, int]:
+    """(old groups split by the new one, new groups merging old ones) over the same values:
+    a split releases finer groups than were approved."""
+    old_groups: dict[str, set[str]] = {}
+    new_groups: dict[str, set[str]] = {}
+    for v in old:
+        old_groups.setdefault(old[v], set()).add(new[v])
+        new_groups.setdefault(new[v], set()).add(old[v])
+    split = sum(len(targets) > 1 for targets in old_groups.values())
+    merged = sum(len(sources) > 1 for sources in new_groups.values())
+    return split, merged
+
+
+def _regrouped(obj: str, a: ColumnStep, b: ColumnStep) -> Change:
+    """A hierarchy's contents (or level) changed: judged by what it releases, the partition of
+    every value either version knows — not by the file's text or the level number."""
+    values = {v for v, _ in a.lookup or ()} | {v for v, _ in b.lookup or ()}
+    split, merged = _compare_partitions(_classes(a, values), _classes(b, values))
+    level_a, level_b = a.param("level"), b.param("level")
+    text = f"level: {level_a} → {level_b}" if level_a != level_b else "hierarchy contents"
+    if split:
+        also = f", {merged} merged" if merged else ""
+        return Change(WEAKENED, obj, text, f"{split} released group(s) split into finer ones{also}")
+    if merged:
+        return Change(STRENGTHENED, obj, text, f"{merged} group(s) now merge others")
+    return Change(NEUTRAL, obj, text, "the same values are grouped together (labels changed)")
 
 
 def _param_change(obj: str, transform: str, p: str, x: Any, y: Any) -> Change:
@@ -359,15 +393,20 @@ def _param_change(obj: str, transform: str, p: str, x: Any, y: Any) -> Change:
             if wider
             else "more top/bottom coding",
         )
-    if transform in ("bucket", "age") and p == "edges":
-        nx, ny = len(x or ()), len(y or ())
-        if nx != ny:
+    if transform in ("bucket", "age") and p == "edges" and x and y:
+        # inner edges split buckets (the first edge only labels the open bottom bucket)
+        added, removed = set(y[1:]) - set(x[1:]), set(x[1:]) - set(y[1:])
+        if added:
             return Change(
-                WEAKENED if ny > nx else STRENGTHENED,
+                WEAKENED,
                 obj,
                 text,
-                "more, narrower buckets" if ny > nx else "fewer, wider buckets",
+                "buckets split at "
+                + ", ".join(map(_s, sorted(added)))
+                + (" (others merged)" if removed else ""),
             )
+        if removed:
+            return Change(STRENGTHENED, obj, text, "buckets merged: fewer, wider buckets")
     if transform == "pseudonymize" and p == "key":
         return Change(NEUTRAL, obj, text, "another key", "pseudonyms change: joins break")
     return Change(NEUTRAL, obj, text, "changes the output, not how much it reveals: review")

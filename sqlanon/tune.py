@@ -279,9 +279,12 @@ def _with_sensitive(
     return replace(node, t=t_value, meets_all=ok)
 
 
-def with_levels(text: str, file: str, table: str, levels: dict[str, int]) -> str:
+def with_levels(
+    text: str, file: str, table: str, levels: dict[str, int], goal: Goal | None = None
+) -> str:
     """The policy text with each named column's `level:` value replaced in place, so comments,
-    order and formatting survive (only the digits change)."""
+    order and formatting survive (only the digits change) — and the goal's k (and l, t where
+    the table declares them) written where they differ, so the patch and the policy agree."""
     from .policy.yamltree import YMap, YScalar, load_tree
 
     root = load_tree(text, file)
@@ -299,6 +302,19 @@ def with_levels(text: str, file: str, table: str, levels: dict[str, int]) -> str
                 "rewrite (is it defined by an included rule?)"
             )
         edits.append((value.line, value.column, len(value.text), str(level)))
+    if goal is not None and isinstance(spec, YMap):
+        wanted = (
+            ("k_anonymity", "k", goal.k),
+            ("l_diversity", "l", goal.l),
+            ("t_closeness", "t", goal.t),
+        )
+        for section, field, goal_value in wanted:
+            block = spec.get(section)
+            node = block.get(field) if isinstance(block, YMap) else None
+            if goal_value is None or not isinstance(node, YScalar) or node.quoted:
+                continue
+            if node.text != str(goal_value):
+                edits.append((node.line, node.column, len(node.text), str(goal_value)))
     for line, column, width, new in sorted(edits, reverse=True):
         row = lines[line - 1]
         lines[line - 1] = row[: column - 1] + new + row[column - 1 + width :]

@@ -91,3 +91,45 @@ def test_committed_example_diff_is_current(cli, monkeypatch):
         "diff", "examples/diff/before.yml", "examples/diff/after.yml", "--format", "markdown"
     )
     assert result.output == (REPO / "examples/diff/diff.md").read_text(encoding="utf-8")
+
+
+REGIONS = "country;region;any\nFR;Europe;*\nDE;Europe;*\nIT;Europe;*\nJP;Asia;*\nCN;Asia;*\n"
+NATIONS = "country;region;any\nFR;France;*\nDE;Germany;*\nIT;Italy;*\nJP;Japan;*\nCN;China;*\n"
+HIERARCHY_POLICY = """sqlanon: 1
+name: geo
+tables:
+  t:
+    source: raw.t
+    target: anon.t
+    columns:
+      country: {transform: generalize, hierarchy: countries.csv, level: 1}
+"""
+
+
+def test_a_finer_hierarchy_file_fails_the_gate(tmp_path, cli):
+    """Before: editing the CSV so that level 1 gives nations instead of regions was
+    `neutral` and `--fail-on weakened` let a 5× finer generalization through."""
+    for name, rows in (("old", REGIONS), ("new", NATIONS)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "countries.csv").write_text(rows)
+        (tmp_path / name / "policy.yml").write_text(HIERARCHY_POLICY)
+    old, new = str(tmp_path / "old/policy.yml"), str(tmp_path / "new/policy.yml")
+    result = cli("diff", old, new, "--fail-on", "weakened")
+    assert result.exit_code == 1
+    assert "2 released group(s) split into finer ones" in " ".join(result.output.split())
+    assert cli("diff", new, old, "--fail-on", "weakened").exit_code == 0  # coarser: fine
+
+
+@pytest.mark.parametrize(
+    "old,new,verdict",
+    [
+        ((18, 25, 35, 65), (18, 25, 30, 35, 65), "weakened"),  # a bucket split
+        ((18, 25, 35, 65), (18, 35, 65), "strengthened"),  # two merged
+        ((18, 25, 35, 65), (18, 30, 35, 65), "weakened"),  # moved: one split, one merged
+        ((18, 25, 35, 65), (0, 25, 35, 65), "neutral"),  # only the bottom bucket's label
+    ],
+)
+def test_bucket_edges_are_judged_by_the_buckets_they_make(old, new, verdict):
+    from sqlanon.diff import _param_change
+
+    assert _param_change("t.age", "bucket", "edges", old, new).verdict == verdict

@@ -324,3 +324,18 @@ def test_tune_refuses_a_lattice_too_large(cli, adult_db, monkeypatch):
     monkeypatch.setattr(sqlanon.tune, "MAX_NODES", 10)  # Adult's policy has 5 × 3 × 3 = 45
     result = cli("tune", str(ADULT / "policy.yml"), "--db", str(adult_db))
     assert result.exit_code == 2 and "the lattice has 45 nodes, more than 10" in result.output
+
+
+def test_tune_writes_the_k_it_searched_for(adult_db, tmp_path, cli):
+    """Before: `tune --k 3` printed a patch that changed levels but left `k: 5` (the policy's
+    k) in place, so the written policy did not ask for what was tuned."""
+    work = tmp_path / "tune_k"
+    shutil.copytree(ADULT, work, ignore=shutil.ignore_patterns("build", "adult.csv"))
+    policy = work / "policy.yml"
+    args = ("tune", str(policy), "--db", str(adult_db), "--max-suppression", "2", "--k", "3")
+    assert cli(*args, "--write").exit_code == 0
+    from sqlanon.planner import build_plan
+    from sqlanon.policy.load import load_policies
+
+    (view,) = build_plan(load_policies([str(policy)])).views
+    assert view.k_anonymity is not None and view.k_anonymity.k == 3
