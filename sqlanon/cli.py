@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -42,11 +43,18 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    suggest_commands=False,  # click suggests already: one "Did you mean" is enough
 )
-keys_app = typer.Typer(help="The key relation: print its DDL, load a key.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="The key relation: print its DDL, load a key.",
+    no_args_is_help=True,
+    suggest_commands=False,
+)
 app.add_typer(keys_app, name="keys")
 
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+# piped or redirected output is read by programs and diffed: never cut to a width (on a
+# terminal, the terminal's width or COLUMNS)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 100_000)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_CHECK = 1
@@ -96,14 +104,18 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _open_database(db: str):  # type: ignore[no-untyped-def]
-    """A DuckDB file (or :memory:), or a PostgreSQL server given as a postgresql:// URL."""
+def _open_database(db: str, create: bool = False):  # type: ignore[no-untyped-def]
+    """A DuckDB file (or :memory:), or a PostgreSQL server given as a postgresql:// URL. Only
+    commands that write (`create`) may make a new DuckDB file: a read-only command given a
+    mistyped path would otherwise measure an empty database and report everything missing."""
     if db.startswith(("postgresql://", "postgres://")):
         from .engines.postgres import PostgresEngine
 
         return PostgresEngine(db)
     from .engines.duckdb import DuckDBEngine
 
+    if not create and db != ":memory:" and not Path(db).exists():
+        raise _fail(f"no database at {db} (a DuckDB file or a postgresql:// URL)")
     return DuckDBEngine(db)
 
 
@@ -135,11 +147,15 @@ def _plan(paths: list[str]) -> Plan:
 
 def _dialects(name: str) -> list[dialect.Dialect]:
     names = dialect.available()
-    if name == "all":
+    if name.lower() == "all":
         return [dialect.get(n) for n in names]
-    if name not in names:
+    found = dialect.aliases().get(name.lower())
+    if found is None:
         raise _fail(f"unknown dialect '{name}'; expected one of {', '.join(names)} or all")
-    return [dialect.get(name)]
+    return [dialect.get(found)]
+
+
+DIALECT_HELP = f"Target dialect: {', '.join(dialect.available())} (or postgresql, bq, …), or all."
 
 
 @app.command()
@@ -231,7 +247,7 @@ def explain(
 def compile(
     paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
     dialect_name: Annotated[
-        str, typer.Option("--dialect", "-d", help="Target dialect, or `all` (one folder each).")
+        str, typer.Option("--dialect", "-d", help=DIALECT_HELP + " all: one folder each.")
     ] = "duckdb",
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("build"),
     check: Annotated[
@@ -251,7 +267,7 @@ def compile(
     build = dbt.build if format is OutputFormat.dbt else emit.build
     failed = False
     for d in targets:
-        folder = out_dir / d.name if dialect_name == "all" else out_dir
+        folder = out_dir / d.name if dialect_name.lower() == "all" else out_dir
         try:
             with _no_gc():
                 artifacts = build(plan, d)
@@ -399,12 +415,15 @@ def demo(
 @keys_app.command("ddl")
 def keys_ddl(
     paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
-    dialect_name: Annotated[str, typer.Option("--dialect", "-d")] = "duckdb",
+    dialect_name: Annotated[str, typer.Option("--dialect", "-d", help=DIALECT_HELP)] = "duckdb",
 ) -> None:
-    """Print the DDL that creates the key relation(s) the policies name."""
+    """Print the DDL that creates the key relation(s) the policies name, and which keys
+    (names, versions, uses) must be loaded into them."""
+    from .keys import needed
     from .lower import key_table_statements
 
     plan = _plan(paths)
+    keys = needed(plan)
     for d in _dialects(dialect_name):
         for t in plan.key_tables:
             sys.stdout.write(
@@ -413,6 +432,13 @@ def keys_ddl(
             )
             for s in key_table_statements(t, d):
                 sys.stdout.write(s.text + ";\n")
+            for table, name, version, uses in keys:
+                if table == t:
+                    sys.stdout.write(
+                        f"-- needs key '{name}' version {version} ({uses}): sqlanon keys load "
+                        f"--db <database> --table {'.'.join(t)} --name {name} "
+                        f"--version {version} --generate\n"
+                    )
 
 
 @keys_app.command("load")
@@ -423,27 +449,47 @@ def keys_load(
     name: Annotated[str, typer.Option("--name", help="Key name, as the policy uses it.")],
     version: Annotated[int, typer.Option("--version", min=1)] = 1,
     table: Annotated[
-        str, typer.Option("--table", help="The key relation.")
-    ] = "privacy.sqlanon_keys",
+        str | None,
+        typer.Option(
+            "--table", help="The key relation (default: the --policy's, or privacy.sqlanon_keys)."
+        ),
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option("--policy", help="Take the key relation from this policy.")
+    ] = None,
     from_env: Annotated[
         str | None, typer.Option("--from-env", help="Read the key from this variable.")
     ] = None,
     from_file: Annotated[
         str | None, typer.Option("--from-file", help="Read the key from this file.")
     ] = None,
+    generate: Annotated[
+        bool,
+        typer.Option(
+            "--generate",
+            help="Store 32 new random bytes: the secret exists only in the warehouse.",
+        ),
+    ] = False,
     encoding: Annotated[str, typer.Option("--encoding", help="hex, base64 or utf8.")] = "hex",
     replace: Annotated[
         bool, typer.Option("--replace", help="Overwrite an existing version.")
     ] = False,
 ) -> None:
     """Store a key's HMAC pads in the key relation. The key is never printed or logged."""
+    import secrets
+
     from .keys import KeyError_, read_secret, store
     from .lower import key_table_statements
 
-    parts = tuple(table.split("."))
+    if table is None and policy is not None:
+        tables = _plan([policy]).key_tables
+        table = ".".join(tables[0]) if tables else None
+    parts = tuple((table or "privacy.sqlanon_keys").split("."))
     try:
-        secret = read_secret(from_env, from_file, encoding)
-        engine = _open_database(db)
+        if generate and (from_env or from_file):
+            raise KeyError_("give --generate or a source (--from-env, --from-file), not both")
+        secret = secrets.token_bytes(32) if generate else read_secret(from_env, from_file, encoding)
+        engine = _open_database(db, create=True)
         d = dialect.get(engine.dialect)
         try:
             for s in key_table_statements(parts, d):
@@ -455,7 +501,44 @@ def keys_load(
         raise _fail(str(exc)) from None
     except _database_errors() as exc:
         raise _fail(_database_error(exc)) from None
-    out.print(f"loaded key '{name}' version {version} into {table}")
+    what = "generated and stored" if generate else "loaded"
+    out.print(f"{what} key '{name}' version {version} in {'.'.join(parts)}", markup=False)
+
+
+@keys_app.command("status")
+def keys_status(
+    paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
+    db: Annotated[str, typer.Option("--db", help="A DuckDB file or a postgresql:// URL.")],
+) -> None:
+    """Which keys the policies read, and whether each is loaded in the database (never their
+    values); exit 1 when one is missing."""
+    from .keys import is_loaded, needed
+
+    plan = _plan(paths)
+    try:
+        engine = _open_database(db)
+        try:
+            d = dialect.get(engine.dialect)
+            rows = []
+            for table, name, version, uses in needed(plan):
+                try:
+                    loaded = is_loaded(engine, d, table, name, version)
+                except _database_errors():
+                    loaded = False  # no key relation yet
+                rows.append((".".join(table), name, version, uses, loaded))
+        finally:
+            engine.close()
+    except _database_errors() as exc:
+        raise _fail(_database_error(exc)) from None
+    t = Table(title=f"keys ({db})", title_justify="left")
+    for col in ("relation", "key", "version", "used for", ""):
+        t.add_column(col)
+    for relation, name, version, uses, loaded in rows:
+        mark = "[green]loaded[/]" if loaded else "[bold red]missing[/]"
+        t.add_row(relation, name, str(version), uses, mark)
+    out.print(t)
+    if not all(r[4] for r in rows):
+        raise typer.Exit(EXIT_CHECK)
 
 
 @app.command()
@@ -493,11 +576,17 @@ def budget(
     try:
         engine = _open_database(db)
         try:
-            rows = spent(plan, dialect.get(engine.dialect), engine)
+            d = dialect.get(engine.dialect)
+            present = [t for t in plan.ledgers if engine.columns(t)]  # no ledger: no refresh
+            recorded = tuple(r for r in plan.releases if r.ledger in present)
+            rows = spent(replace(plan, releases=recorded), d, engine)
         finally:
             engine.close()
     except _database_errors() as exc:
         raise _fail(_database_error(exc)) from None
+    if not rows:
+        out.print(f"no refresh recorded in {db} yet: nothing spent", markup=False)
+        return
     t = Table(title=f"Spent, from the ledger ({db})", title_justify="left")
     for col in ("epoch", "policy", "refreshed", "epsilon / budget", "delta / budget", ""):
         t.add_column(col, justify="right" if col in ("epoch",) else "left")
@@ -901,6 +990,20 @@ def conformance(
 def version() -> None:
     """Print sqlanon's version."""
     out.print(__version__)
+
+
+def _one_paragraph_help(typer_app: typer.Typer) -> None:
+    """Command help from docstrings, each paragraph as one line: the hard line breaks of the
+    source would otherwise show as ragged breaks in `--help`."""
+    for command in typer_app.registered_commands:
+        doc = command.callback.__doc__ if command.callback else None
+        if command.help is None and doc:
+            paragraphs = [" ".join(p.split()) for p in doc.strip().split("\n\n")]
+            command.help = "\n\n".join(p for p in paragraphs if p)
+
+
+_one_paragraph_help(app)
+_one_paragraph_help(keys_app)
 
 
 def main() -> None:

@@ -32,6 +32,20 @@ def available() -> tuple[str, ...]:
     return tuple(sorted(p.parent.name for p in root.glob("*/dialect.yml")))
 
 
+@cache
+def aliases() -> dict[str, str]:
+    """Every name a user may type for a dialect (its own and its dialect.yml `aliases`) →
+    the dialect's name, lower case."""
+    out: dict[str, str] = {}
+    for name in available():
+        config = yaml.safe_load(
+            (resources.dialects_dir() / name / "dialect.yml").read_text(encoding="utf-8")
+        )
+        for alias in (name, *config.get("aliases", ())):
+            out[str(alias).lower()] = name
+    return out
+
+
 class Dialect:
     def __init__(self, folder: Path):
         self.folder = folder

@@ -114,3 +114,27 @@ def store(
     engine.execute(
         dialect.statement("insert_key", t, [p, p, p, p]).text, (name, version, inner, outer)
     )
+
+
+def needed(plan: Any) -> list[tuple[tuple[str, ...], str, int, str]]:
+    """(key relation, name, version, what it is used for) of every key the plan's views and
+    releases read, in a stable order: what `keys ddl` lists and `keys status` checks."""
+    uses: dict[tuple[tuple[str, ...], str, int], set[str]] = {}
+    for v in plan.views:
+        for c in v.columns:
+            if c.key is not None and c.emitted:
+                uses.setdefault((v.key_table, c.key.name, c.key.version), set()).add("pseudonyms")
+        if v.sample is not None:
+            key = (v.key_table, v.sample.key.name, v.sample.key.version)
+            uses.setdefault(key, set()).add("sampling")
+    for r in plan.releases:
+        uses.setdefault((r.key_table, r.key.name, r.key.version), set()).add("release noise")
+    return sorted((t, n, ver, ", ".join(sorted(u))) for (t, n, ver), u in uses.items())
+
+
+def is_loaded(
+    engine: Engine, dialect: Dialect, table: tuple[str, ...], name: str, version: int
+) -> bool:
+    p = engine.placeholder()
+    sql = dialect.statement("count_key", dialect.relation(table), [p, p]).text
+    return bool(engine.query(sql, (name, version))[0][0])

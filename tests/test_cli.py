@@ -172,3 +172,65 @@ def test_conformance_matrix(cli):
     for transform in ("pseudonymize", "mask_email", "truncate_date"):
         assert transform in result.output
     assert "FAIL" not in result.output and "failing" not in result.output
+
+
+def test_help_renders_without_artefacts_and_lists_choices(cli):
+    from sqlanon.cli import app, keys_app
+
+    commands = [[c.name or c.callback.__name__] for c in app.registered_commands]
+    commands += [["keys", c.name or c.callback.__name__] for c in keys_app.registered_commands]
+    for args in [[], *commands]:
+        result = cli(*args, "--help")
+        assert result.exit_code == 0, args
+        text = result.output
+        assert "<bool>" not in text and "{paths}" not in text and "{" not in text, args
+    compile_help = " ".join(cli("compile", "--help").output.split())
+    for name in ("duckdb", "postgres", "bigquery", "snowflake", "spark"):
+        assert name in compile_help
+    assert cli("depoy").output.count("Did you mean") <= 1
+
+
+def test_dialect_aliases(cli, workdir):
+    result = cli("compile", "examples/retail/policy.yml", "--dialect", "postgresql", "--out", "pg")
+    assert result.exit_code == 0, result.output
+    assert "WITH (security_barrier = true)" in (workdir / "pg/views/anon.customers.sql").read_text()
+
+
+def test_piped_tables_print_whole_values(cli, workdir):
+    """Before: a piped table was cut at ~120 characters (`o_ordersta…`)."""
+    long_name = "a_column_name_long_enough_to_be_cut_by_a_terminal_width_of_one_hundred_twenty"
+    policy = workdir / "long.yml"
+    policy.write_text(
+        "sqlanon: 1\nname: long\ntables:\n  t:\n    source: raw.t\n    target: anon.t\n"
+        f"    columns:\n      {long_name}: {{transform: prefix, length: 3}}\n"
+        f"      {long_name}_2: {{transform: bucket, width: 10, min: 0, max: 100}}\n"
+    )
+    for args in (("explain", str(policy)), ("budget", str(policy)), ("validate", str(policy))):
+        result = cli(*args, env={"COLUMNS": ""})
+        assert "…" not in result.output, args
+    assert long_name + "_2" in cli("explain", str(policy), env={"COLUMNS": ""}).output
+
+
+def test_keys_generate_status_and_read_only_commands(cli, workdir):
+    """keys: which the policy needs, generated into the warehouse (never through a shell
+    variable), which are loaded; read-only commands refuse a mistyped database path instead
+    of creating an empty database; a budget before any refresh is `nothing spent`."""
+    db = str(workdir / "k.duckdb")
+    policy = "examples/retail/policy.yml"
+    assert cli("keys", "status", policy, "--db", db).exit_code == 2  # no database yet
+    ddl = cli("keys", "ddl", policy).output
+    assert "needs key 'noise' version 1 (release noise)" in ddl
+    for name in ("customer", "order", "session", "sampling"):
+        r = cli("keys", "load", "--db", db, "--policy", policy, "--name", name, "--generate")
+        assert r.exit_code == 0, r.output
+    status = cli("keys", "status", policy, "--db", db)
+    assert status.exit_code == 1
+    text = " ".join(status.output.replace("│", " ").split())
+    assert "noise 1 release noise missing" in text and "customer 1 pseudonyms loaded" in text
+    assert "privacy.sqlanon_keys" in text
+    assert cli("keys", "load", "--db", db, "--policy", policy, "--name", "noise", "--generate")
+    assert cli("keys", "status", policy, "--db", db).exit_code == 0
+    assert "nothing spent" in cli("budget", policy, "--db", db).output
+    typo = cli("drift", policy, "--db", str(workdir / "k.duckbd"))
+    assert typo.exit_code == 2 and "no database at" in typo.output
+    assert not (workdir / "k.duckbd").exists()

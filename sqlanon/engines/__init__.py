@@ -57,7 +57,9 @@ def session(name: str) -> Iterator[Any]:
         try:
             import zetasql  # noqa: F401
         except ImportError:
-            raise EngineUnavailable("the zetasql package is not installed") from None
+            raise EngineUnavailable(
+                "the zetasql package is not installed: pip install 'sqlanon[test]'"
+            ) from None
         from .zetasql import ZetaSQLEngine
 
         engine = ZetaSQLEngine()
@@ -70,7 +72,9 @@ def session(name: str) -> Iterator[Any]:
             import fakesnow  # noqa: F401
             import snowflake.connector  # noqa: F401
         except ImportError as exc:
-            raise EngineUnavailable(f"fakesnow is not installed ({exc.name})") from None
+            raise EngineUnavailable(
+                f"{exc.name} is not installed (the Snowflake emulator): pip install 'sqlanon[test]'"
+            ) from None
         from .fakesnow import FakesnowEngine
 
         engine = FakesnowEngine()
@@ -82,7 +86,9 @@ def session(name: str) -> Iterator[Any]:
         try:
             import pyspark  # noqa: F401
         except ImportError:
-            raise EngineUnavailable("the pyspark package is not installed") from None
+            raise EngineUnavailable(
+                "the pyspark package is not installed: pip install 'sqlanon[test]'"
+            ) from None
         if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
             raise EngineUnavailable("no Java runtime (java on PATH or JAVA_HOME) for Spark")
         from .spark import SparkEngine
@@ -101,7 +107,9 @@ def _postgres() -> Iterator[Any]:
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        raise EngineUnavailable("the psycopg package is not installed") from None
+        raise EngineUnavailable(
+            "the psycopg package is not installed: pip install 'psycopg[binary]'"
+        ) from None
     from .postgres import PostgresEngine, ServerUnavailable, private_server
 
     dsn = os.environ.get("SQLANON_PG_DSN")

@@ -87,10 +87,16 @@ def read_column(
             if key != "rule":
                 entries[key] = (kn, value, base)
     if "transform" not in entries:
+        from .tables import TABLE_KEYS
+
+        hint = None
+        if name in TABLE_KEYS and name not in ("description",):
+            hint = f"`{name}` is a table-level key: indent it one level less, beside `columns:`"
         chk.error(
             knode.loc,
             f"{what} has no transform",
             expected="`transform: <name>` or a shorthand such as `keep`",
+            hint=hint,
         )
         return None
     _, tnode, _ = entries.pop("transform")
