@@ -18,9 +18,11 @@ from pathlib import Path
 
 import yaml
 
-from sqlanon import dialect, emit
-from sqlanon.planner import build_plan
+from sqlanon.output import emit
+from sqlanon.output import write as output_write
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policy
+from sqlanon.sql import dialect
 
 # A realistic mix: most columns kept or dropped, the rest transformed.
 COLUMN_KINDS = [
@@ -99,7 +101,7 @@ def main() -> None:
             d, t_dialect = timed(lambda n=name: dialect.get(n))
             artifacts, t_lower = timed(lambda d=d: emit.build(plan, d))
             out = Path(tmp) / name
-            _, t_write = timed(lambda out=out, a=artifacts: emit.write(out, a))
+            _, t_write = timed(lambda out=out, a=artifacts: output_write.write(out, a))
             rows.append(
                 (
                     name,

@@ -24,13 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlanon import dialect
-from sqlanon.apply import create_key_tables, run_release
-from sqlanon.dp.lower import ledger_statements
-from sqlanon.engines.duckdb import DuckDBEngine
-from sqlanon.keys import store
-from sqlanon.planner import build_plan
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policy
+from sqlanon.sql import dialect
+from sqlanon.sql.releases import ledger_statements
+from sqlanon.warehouse.apply import create_key_tables, run_release
+from sqlanon.warehouse.duckdb import DuckDBEngine
+from sqlanon.warehouse.keys import store
 
 EPSILON, DELTA, ROWS_PER_ORDER = 1.0, 1e-6, 7
 QTY, PRICE = (0, 50), (0, 105000)

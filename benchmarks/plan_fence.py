@@ -17,12 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlanon import dialect
-from sqlanon.engines.postgres import PostgresEngine, private_server
-from sqlanon.keys import store
-from sqlanon.lower import key_table_statements, view_statements
-from sqlanon.planner import build_plan
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policy
+from sqlanon.sql import dialect
+from sqlanon.sql.views import key_table_statements, view_statements
+from sqlanon.testing.postgres_server import private_server
+from sqlanon.warehouse.keys import store
+from sqlanon.warehouse.postgres import PostgresEngine
 
 POLICY = """
 sqlanon: 1

@@ -22,12 +22,12 @@ import pycanon.anonymity as pc
 from rich.console import Console
 from rich.table import Table
 
-from sqlanon import dialect
-from sqlanon.apply import create
-from sqlanon.engines.duckdb import DuckDBEngine
-from sqlanon.planner import build_plan
+from sqlanon.measure.risk import measure
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policy
-from sqlanon.risk import measure
+from sqlanon.sql import dialect
+from sqlanon.warehouse.apply import create
+from sqlanon.warehouse.duckdb import DuckDBEngine
 
 POLICY = """
 sqlanon: 1

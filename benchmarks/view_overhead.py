@@ -19,13 +19,13 @@ from pathlib import Path
 
 import duckdb
 
-from sqlanon import dialect
-from sqlanon.apply import create
-from sqlanon.engines.duckdb import DuckDBEngine
-from sqlanon.keys import store
-from sqlanon.lower import key_table_statements
-from sqlanon.planner import build_plan
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policy
+from sqlanon.sql import dialect
+from sqlanon.sql.views import key_table_statements
+from sqlanon.warehouse.apply import create
+from sqlanon.warehouse.duckdb import DuckDBEngine
+from sqlanon.warehouse.keys import store
 
 KEY = b"benchmark key, 32 bytes long...!"
 POLICY = """

@@ -1,3 +1,3 @@
-from .cli import main
+from sqlanon.cli import main
 
 main()

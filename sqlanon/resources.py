@@ -29,3 +29,8 @@ def dialects_dir() -> Path:
 
 def retail_policy() -> Path:
     return data_root() / "examples" / "retail" / "policy.yml"
+
+
+def assets_dir() -> Path:
+    """Templates shipped inside the package: the HTML report's and the dbt project's."""
+    return _PACKAGE / "assets"

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sqlanon import dialect, engines
-from sqlanon.cli import app
-from sqlanon.engines.duckdb import DuckDBEngine
+from sqlanon import testing as engines
+from sqlanon.cli.app import app
+from sqlanon.sql import dialect
+from sqlanon.warehouse.duckdb import DuckDBEngine
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -126,11 +127,11 @@ def install_retail(engine, customers: int, seed: int):  # type: ignore[no-untype
     """examples/retail's generated sources and fixed test keys on `engine`, ready for
     `create`; on the shared PostgreSQL server, in clean schemas and with the role the policy
     grants to. Returns the plan."""
-    from sqlanon.apply import create_key_tables
     from sqlanon.demo.retail import generate, load
-    from sqlanon.keys import store
-    from sqlanon.planner import build_plan
+    from sqlanon.plan.build import build_plan
     from sqlanon.policy.load import load_policies
+    from sqlanon.warehouse.apply import create_key_tables
+    from sqlanon.warehouse.keys import store
 
     d = dialect.get(engine.dialect)
     plan = build_plan(load_policies([str(REPO / "examples/retail/policy.yml")]))
@@ -150,7 +151,7 @@ def install_retail(engine, customers: int, seed: int):  # type: ignore[no-untype
 def retail_database(path: Path) -> Path:
     """A DuckDB file with examples/retail's generated sources, fixed test keys, the views and
     one refresh of the releases (epoch 1)."""
-    from sqlanon.apply import create, refresh
+    from sqlanon.warehouse.apply import create, refresh
 
     d = dialect.get("duckdb")
     e = DuckDBEngine(str(path))
@@ -170,8 +171,8 @@ def release_rows(engine, r, epoch: int, nonce: str = FIXED_NONCE) -> list[tuple]
     """A release's rows for one epoch drawn for `nonce`, compared across engines as canonical
     text: each engine's own refresh gets its own nonce from its ledger (its clock is part of
     it), so engines are compared on one nonce."""
-    from sqlanon.conformance import canonical_value
-    from sqlanon.dp.lower import release_query
+    from sqlanon.review.conformance import canonical_value
+    from sqlanon.sql.releases import release_query
 
     d = dialect.get(engine.dialect)
     query = release_query(r, d, d.number(epoch), nonce=d.string(nonce))
@@ -182,7 +183,7 @@ def release_rows(engine, r, epoch: int, nonce: str = FIXED_NONCE) -> list[tuple]
 def stored_release_rows(engine, r) -> list[tuple]:  # type: ignore[no-untyped-def,type-arg]
     """What the release table holds, which must be what its latest refresh drew for the nonce
     its ledger row holds."""
-    from sqlanon.conformance import canonical_value
+    from sqlanon.review.conformance import canonical_value
 
     d = dialect.get(engine.dialect)
     rows = engine.query(d.statement("select_all", d.relation(r.target)).text)

@@ -15,7 +15,7 @@ import math
 from decimal import Decimal, localcontext
 from typing import Any
 
-from sqlanon.canonical import decimal_text, float_text, timestamp_text
+from sqlanon.plan.canonical import decimal_text, float_text, timestamp_text
 
 
 def canonical(x: Any, type_: str) -> str:

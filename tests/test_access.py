@@ -7,8 +7,8 @@ import psycopg
 import pytest
 from conftest import install_retail
 
-from sqlanon import dialect
-from sqlanon.apply import create
+from sqlanon.sql import dialect
+from sqlanon.warehouse.apply import create
 
 ROLE = "analyst"  # the role examples/retail grants to
 

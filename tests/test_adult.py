@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sqlanon.apply import create, report
-from sqlanon.planner import build_plan
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policy
+from sqlanon.warehouse.apply import create, report
 
 ADULT = Path(__file__).resolve().parent.parent / "examples" / "adult"
 QI = ["age", "sex", "race", "marital-status", "native-country"]

@@ -87,7 +87,7 @@ def test_apply_exits_1_when_k_is_measured_and_not_met(cli, workdir):
 def test_apply_with_keys_end_to_end(cli, workdir):
     db = str(workdir / "shop.duckdb")
     from sqlanon.demo.retail import generate, load
-    from sqlanon.engines.duckdb import DuckDBEngine
+    from sqlanon.warehouse.duckdb import DuckDBEngine
 
     engine = DuckDBEngine(db)
     load(engine, generate(200))
@@ -175,7 +175,7 @@ def test_conformance_matrix(cli):
 
 
 def test_help_renders_without_artefacts_and_lists_choices(cli):
-    from sqlanon.cli import app, keys_app
+    from sqlanon.cli.app import app, keys_app
 
     commands = [[c.name or c.callback.__name__] for c in app.registered_commands]
     commands += [["keys", c.name or c.callback.__name__] for c in keys_app.registered_commands]

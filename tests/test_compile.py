@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sqlanon import emit
+from sqlanon.output import emit, files
 
 RETAIL = "examples/retail/policy.yml"
 
@@ -95,7 +95,7 @@ def test_check_lists_missing_and_extra_files(workdir, cli):
     assert cli("compile", RETAIL, "--out", "out").exit_code == 0
     (workdir / "out/views/anon.orders.sql").unlink()
     stray = workdir / "out/views/anon.old.sql"
-    stray.write_text(emit.MARKER + " 0.0.1\nCREATE VIEW x AS SELECT 1;\n")
+    stray.write_text(files.MARKER + " 0.0.1\nCREATE VIEW x AS SELECT 1;\n")
     result = cli("compile", RETAIL, "--out", "out", "--check")
     assert result.exit_code == 1
     assert "missing: out/views/anon.orders.sql" in result.output
@@ -208,9 +208,9 @@ def test_refuses_to_swap_out_a_repository_root(workdir, cli):
 
 def test_parallel_lowering_writes_the_same_bytes(monkeypatch, tmp_path):
     """Large plans are lowered in forked workers; the result must not differ in any byte."""
-    from sqlanon import dialect
-    from sqlanon.planner import build_plan
+    from sqlanon.plan.build import build_plan
     from sqlanon.policy.load import load_policy
+    from sqlanon.sql import dialect
 
     tables = "\n".join(
         f"  t{i}:\n    source: raw.t{i}\n    target: anon.t{i}\n    columns:\n"

@@ -8,10 +8,10 @@ import hmac
 
 import pytest
 
-from sqlanon import dialect
-from sqlanon.conformance import load_cases, run_case
-from sqlanon.engines import ENGINES
+from sqlanon.review.conformance import load_cases, run_case
+from sqlanon.sql import dialect
 from sqlanon.transforms import REGISTRY
+from sqlanon.warehouse import ENGINES
 
 CASES = load_cases()
 TARGETS = [e for e in ENGINES if e in dialect.available()]

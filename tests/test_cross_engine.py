@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from conftest import install_retail, load_adult, release_rows, stored_release_rows
 
-from sqlanon import dialect
-from sqlanon.apply import create, refresh, report
-from sqlanon.conformance import canonical_value
-from sqlanon.engines import ENGINES
-from sqlanon.planner import build_plan
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policies
+from sqlanon.review.conformance import canonical_value
+from sqlanon.sql import dialect
+from sqlanon.warehouse import ENGINES
+from sqlanon.warehouse.apply import create, refresh, report
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = [e for e in ENGINES if e in dialect.available()]

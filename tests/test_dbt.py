@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from conftest import REPO, engine_unavailable, install_retail, release_rows
 
-from sqlanon import dbt, dialect
-from sqlanon.apply import create
-from sqlanon.conformance import canonical_value
-from sqlanon.engines.duckdb import DuckDBEngine
-from sqlanon.planner import build_plan
+from sqlanon.output import dbt
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policies
+from sqlanon.review.conformance import canonical_value
+from sqlanon.sql import dialect
+from sqlanon.warehouse.apply import create
+from sqlanon.warehouse.duckdb import DuckDBEngine
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dbt")]
 
@@ -183,8 +184,8 @@ def test_jinja_in_policy_text_stays_text(tmp_path: Path, dbt_runner) -> None:  #
         e.execute('CREATE TABLE raw.notes (id INTEGER, "{{ body }}" VARCHAR)')
         e.execute("INSERT INTO raw.notes VALUES (1, '{{ a }}'), (2, '{% b %}')")
         e.execute("CREATE SCHEMA privacy")
-        from sqlanon.keys import store
-        from sqlanon.lower import key_table_statements
+        from sqlanon.sql.views import key_table_statements
+        from sqlanon.warehouse.keys import store
 
         for s in key_table_statements(("privacy", "sqlanon_keys"), duck):
             e.execute(s.text)
@@ -223,7 +224,7 @@ def test_check_and_extra_files(tmp_path: Path) -> None:
     file sqlanon did not write (the user's profiles.yml) is kept."""
     from typer.testing import CliRunner
 
-    from sqlanon.cli import app
+    from sqlanon.cli.app import app
 
     policy = str(REPO / "examples/retail/policy.yml")
     out = tmp_path / "project"
@@ -246,8 +247,8 @@ def test_dbt_build_on_postgres(tmp_path: Path, dbt_runner, live) -> None:  # typ
     dbt's view materialization has no such option), the role reads what the policy grants
     and the rows equal the SQL output's queries."""
     pytest.importorskip("dbt.adapters.postgres", reason="dbt-postgres is not installed")
-    from sqlanon.dp.lower import release_query
-    from sqlanon.lower import view_query
+    from sqlanon.sql.releases import release_query
+    from sqlanon.sql.views import view_query
 
     engine = live.get("postgres")
     d = dialect.get("postgres")
@@ -305,8 +306,8 @@ def test_models_render_to_the_sql_outputs_queries(name: str, example: str, tmp_p
     block places each model where the SQL output puts it."""
     import jinja2
 
-    from sqlanon.dp.lower import ledger_insert, release_query
-    from sqlanon.lower import view_query
+    from sqlanon.sql.releases import ledger_insert, release_query
+    from sqlanon.sql.views import view_query
 
     d = dialect.get(name)
     if example == "many":

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sqlanon import dialect
-from sqlanon.diff import compare
-from sqlanon.planner import build_plan
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policies
+from sqlanon.review.diff import compare
+from sqlanon.sql import dialect
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -130,6 +130,6 @@ def test_a_finer_hierarchy_file_fails_the_gate(tmp_path, cli):
     ],
 )
 def test_bucket_edges_are_judged_by_the_buckets_they_make(old, new, verdict):
-    from sqlanon.diff import _param_change
+    from sqlanon.review.diff import _param_change
 
     assert _param_change("t.age", "bucket", "edges", old, new).verdict == verdict

@@ -28,9 +28,9 @@ import reference
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from sqlanon import dialect
-from sqlanon.conformance import Case, canonical_value, run_case
-from sqlanon.engines import ENGINES
+from sqlanon.review.conformance import Case, canonical_value, run_case
+from sqlanon.sql import dialect
+from sqlanon.warehouse import ENGINES
 
 BATCH = 60
 BATCHES = int(os.environ.get("SQLANON_DIFF_BATCHES", "1"))
@@ -240,9 +240,9 @@ def test_today_is_the_utc_date_in_every_session_time_zone(engine_name, live, tmp
     """Before: retention and `age: today` used CURRENT_DATE, the session's date: under
     Pacific/Kiritimati (UTC+14) or Pacific/Pago_Pago (UTC-11) — one of which is on another
     date than UTC at any hour — engines kept different rows."""
-    from sqlanon.apply import create
-    from sqlanon.planner import build_plan
+    from sqlanon.plan.build import build_plan
     from sqlanon.policy.load import load_policy
+    from sqlanon.warehouse.apply import create
 
     engine = live.get(engine_name)
     d = dialect.get(engine_name)

@@ -18,16 +18,22 @@ import pytest
 from conftest import engine_unavailable
 from scipy import stats
 
-from sqlanon import dialect, engines
-from sqlanon.apply import create_key_tables
+from sqlanon import testing as engines
 from sqlanon.demo.retail import generate, load
-from sqlanon.dp.lower import ledger_statements, output_columns, release_query, release_statements
-from sqlanon.dp.mechanism import DiscreteLaplace
-from sqlanon.engines.duckdb import DuckDBEngine
-from sqlanon.keys import store
-from sqlanon.planner import build_plan
+from sqlanon.plan.build import build_plan
+from sqlanon.plan.mechanism import DiscreteLaplace
 from sqlanon.policy.load import load_policies, load_policy
-from sqlanon.sqlgen import Sql
+from sqlanon.sql import dialect
+from sqlanon.sql.releases import (
+    ledger_statements,
+    output_columns,
+    release_query,
+    release_statements,
+)
+from sqlanon.sql.shapes import Sql
+from sqlanon.warehouse.apply import create_key_tables
+from sqlanon.warehouse.duckdb import DuckDBEngine
+from sqlanon.warehouse.keys import store
 
 REPO = Path(__file__).resolve().parent.parent
 NOISE_KEY = b"noise key for the dp tests, 32 b"
@@ -74,7 +80,7 @@ def duck_source(table: str, select: str) -> DuckDBEngine:
 
 
 def prepare(engine, d, plan_release) -> None:  # type: ignore[no-untyped-def]
-    from sqlanon.plan import Plan
+    from sqlanon.plan.model import Plan
 
     create_key_tables(Plan((), (), (), releases=(plan_release,)), d, engine)
     store(engine, d, plan_release.key_table, "noise", 1, NOISE_KEY, replace=True)
@@ -247,7 +253,7 @@ def test_the_privacy_test_catches_too_little_noise():
 def test_contribution_bounds_hold_against_a_unit_with_10000_rows(tmp_path, bounds):
     """One unit with 2,000 rows of a huge value in each of 5 groups changes the true
     (pre-noise) answer by what the bounds allow: never more, and as many rows as allowed."""
-    from sqlanon.dp.lower import output_columns
+    from sqlanon.sql.releases import output_columns
 
     d = dialect.get("duckdb")
     engine = duck_source(
@@ -449,7 +455,7 @@ def test_every_engine_releases_the_same_numbers(name, live, tmp_path):
 
 
 def test_a_refresh_without_an_epoch_fails_with_a_message(tmp_path):
-    from sqlanon.apply import run_release
+    from sqlanon.warehouse.apply import run_release
 
     d = dialect.get("duckdb")
     engine = duck_source("s", "SELECT 1 AS g, 1 AS u, 1.0 AS v")
@@ -462,7 +468,7 @@ def test_a_refresh_without_an_epoch_fails_with_a_message(tmp_path):
 
 
 def test_a_failed_refresh_leaves_the_epoch_and_the_ledger_as_they_were(tmp_path):
-    from sqlanon.apply import run_release
+    from sqlanon.warehouse.apply import run_release
 
     d = dialect.get("duckdb")
     engine = duck_source(
@@ -484,7 +490,7 @@ def test_a_failed_refresh_leaves_the_epoch_and_the_ledger_as_they_were(tmp_path)
 
 
 def _comparable(v):  # type: ignore[no-untyped-def]
-    from sqlanon.conformance import canonical_value
+    from sqlanon.review.conformance import canonical_value
 
     return canonical_value(v)
 

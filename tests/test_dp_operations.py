@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from sqlanon import dialect
-from sqlanon.apply import RefreshRefused, create_key_tables, refresh
-from sqlanon.diagnostics import PolicyError
-from sqlanon.engines.duckdb import DuckDBEngine
-from sqlanon.keys import store
-from sqlanon.planner import build_plan
+from sqlanon.plan.build import build_plan
+from sqlanon.policy.diagnostics import PolicyError
 from sqlanon.policy.load import load_policy
+from sqlanon.sql import dialect
+from sqlanon.warehouse.apply import RefreshRefused, create_key_tables, refresh
+from sqlanon.warehouse.duckdb import DuckDBEngine
+from sqlanon.warehouse.keys import store
 
 D = dialect.get("duckdb")
 NOISE_KEY = b"noise key for the operations tests"
@@ -199,7 +199,7 @@ def test_a_refresh_that_would_overspend_the_epoch_is_refused_before_it_writes(du
 def test_the_compiled_refresh_file_enforces_the_budget_without_the_cli(duck, tmp_path):
     """The check is in the SQL: an operator running the file twice gets an error the second
     time, on every dialect (the cross-engine test runs the same statements)."""
-    from sqlanon.dp.lower import ledger_statements, release_statements
+    from sqlanon.sql.releases import ledger_statements, release_statements
 
     plan = install(duck, tmp_path, policy(epsilon=0.2, budget=0.3))
     (r,) = plan.releases
@@ -257,14 +257,14 @@ def test_every_keyed_hash_carries_its_purpose(duck, tmp_path):
     import hashlib
     import hmac
 
-    from sqlanon.keys import pads
+    from sqlanon.warehouse.keys import pads
 
     text = KEY_REUSE.replace("key: noise}", "key: customer}")
     plan = install(duck, tmp_path, text)
     # `keys load` refuses one secret under two names; written by hand, as a careless admin would
     inner, outer = pads(NOISE_KEY)
     duck.execute("INSERT INTO privacy.keys VALUES ('customer', 1, ?, ?)", [inner, outer])
-    from sqlanon.apply import create
+    from sqlanon.warehouse.apply import create
 
     create(plan, D, duck)
     (got,) = duck.query("SELECT u FROM out.t WHERE g = 3 AND u IS NOT NULL LIMIT 1")
@@ -340,7 +340,7 @@ def test_a_public_group_written_as_1_matches_the_float_value_1(duck, tmp_path):
     text = policy(source="raw.f").replace("type: integer}}", "type: float}}")
     plan = install(duck, tmp_path, text)
     (r,) = plan.releases
-    from sqlanon.dp.lower import release_query
+    from sqlanon.sql.releases import release_query
 
     rows = duck.query(D.statement("select_all", release_query(r, D, D.number(1), noise=False)).text)
     by_group = {row[1]: row[2] for row in rows}

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from conftest import fresh_retail_schemas, retail_database
 
-from sqlanon import dialect
 from sqlanon.demo.retail import generate, load
-from sqlanon.drift import check
-from sqlanon.engines.duckdb import DuckDBEngine
-from sqlanon.planner import build_plan
+from sqlanon.measure.drift import check
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policies
+from sqlanon.sql import dialect
+from sqlanon.warehouse.duckdb import DuckDBEngine
 
 REPO = Path(__file__).resolve().parent.parent
 RETAIL = REPO / "examples/retail/policy.yml"

@@ -19,11 +19,12 @@ from conftest import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sqlanon import dialect, emit
-from sqlanon.diagnostics import PolicyError
-from sqlanon.dialect import DialectError
-from sqlanon.planner import build_plan
+from sqlanon.output import emit
+from sqlanon.plan.build import build_plan
+from sqlanon.policy.diagnostics import PolicyError
 from sqlanon.policy.load import load_policies
+from sqlanon.sql import dialect
+from sqlanon.sql.dialect import DialectError
 
 TOTAL = int(os.environ.get("SQLANON_FUZZ_EXAMPLES", "400"))
 # the examples are split between the strategies below

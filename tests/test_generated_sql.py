@@ -9,11 +9,12 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from sqlanon import dialect, emit
-from sqlanon.conformance import case_policy, load_cases
-from sqlanon.planner import build_plan
+from sqlanon.output import emit
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policies, load_policy
-from sqlanon.sqlgen import CompilerBug, Sql
+from sqlanon.review.conformance import case_policy, load_cases
+from sqlanon.sql import dialect
+from sqlanon.sql.shapes import CompilerBug, Sql
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,7 +49,7 @@ def test_every_statement_parses_in_its_dialect(name):
 
 
 def test_a_template_that_does_not_parse_is_a_compiler_bug():
-    from sqlanon.sqlgen import ShapeCache
+    from sqlanon.sql.shapes import ShapeCache
 
     shapes = ShapeCache("duckdb", {"broken": lambda x: f"CASE WHEN {x} THEN"})
     with pytest.raises(CompilerBug, match="does not parse"):
@@ -56,7 +57,7 @@ def test_a_template_that_does_not_parse_is_a_compiler_bug():
 
 
 def test_an_argument_pasted_into_a_string_is_a_compiler_bug():
-    from sqlanon.sqlgen import ShapeCache
+    from sqlanon.sql.shapes import ShapeCache
 
     shapes = ShapeCache("duckdb", {"leaky": lambda x: f"'prefix {x}'"})
     with pytest.raises(CompilerBug, match="outside an expression slot"):

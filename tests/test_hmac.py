@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from sqlanon import dialect
-from sqlanon.engines import ENGINES
-from sqlanon.keys import pads, store
-from sqlanon.lower import key_table_statements
+from sqlanon.sql import dialect
+from sqlanon.sql.views import key_table_statements
+from sqlanon.warehouse import ENGINES
+from sqlanon.warehouse.keys import pads, store
 
 # (case, key, data, HMAC-SHA256) from RFC 4231 section 4
 RFC4231 = [
@@ -78,7 +78,7 @@ def test_pads_follow_rfc2104_for_long_keys():
 
 
 def test_stored_key_is_not_replaced_silently(duck, engine):
-    from sqlanon.keys import KeyError_
+    from sqlanon.warehouse.keys import KeyError_
 
     for s in key_table_statements(TABLE, duck):
         engine.execute(s.text)
@@ -92,7 +92,7 @@ def test_stored_key_is_not_replaced_silently(duck, engine):
 def test_one_secret_is_not_loaded_under_two_names(duck, engine):
     """A key has one purpose (docs/keys.md): the loader refuses a secret that another key
     name already holds, naming that key but never the secret."""
-    from sqlanon.keys import KeyError_
+    from sqlanon.warehouse.keys import KeyError_
 
     for s in key_table_statements(TABLE, duck):
         engine.execute(s.text)

@@ -12,16 +12,16 @@ import sqlglot
 import yaml
 from conftest import release_rows, stored_release_rows
 
-from sqlanon import dialect
-from sqlanon.apply import create, create_key_tables, refresh
 from sqlanon.demo.retail import Table, load
-from sqlanon.diagnostics import PolicyError
-from sqlanon.dialect import DialectError
-from sqlanon.dp.lower import release_statements
-from sqlanon.keys import store
-from sqlanon.lower import view_statements
-from sqlanon.planner import build_plan
+from sqlanon.plan.build import build_plan
+from sqlanon.policy.diagnostics import PolicyError
 from sqlanon.policy.load import load_policies
+from sqlanon.sql import dialect
+from sqlanon.sql.dialect import DialectError
+from sqlanon.sql.releases import release_statements
+from sqlanon.sql.views import view_statements
+from sqlanon.warehouse.apply import create, create_key_tables, refresh
+from sqlanon.warehouse.keys import store
 
 pytestmark = pytest.mark.xdist_group("hostile")
 

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from sqlanon import dialect, emit
-from sqlanon.planner import build_plan
+from sqlanon.output import emit, files
+from sqlanon.output import write as output_write
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policies
+from sqlanon.sql import dialect
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="fork and SIGKILL")
 
@@ -35,7 +37,7 @@ def policy_text(width: int) -> str:
     return f"sqlanon: 1\nname: kill\ntables:\n{tables}"
 
 
-def artifacts(tmp_path: Path, width: int) -> list[emit.Artifact]:
+def artifacts(tmp_path: Path, width: int) -> list[files.Artifact]:
     path = tmp_path / f"policy-{width}.yml"
     path.write_text(policy_text(width))
     return emit.build(build_plan(load_policies([str(path)])), dialect.get("duckdb"))
@@ -62,8 +64,8 @@ def snapshot(out: Path) -> dict[str, bytes]:
     }
 
 
-def _killed_write(out: Path, new: list[emit.Artifact], at: int) -> int:
-    """emit.write in a forked child that SIGKILLs itself just before its `at`-th file-system
+def _killed_write(out: Path, new: list[files.Artifact], at: int) -> int:
+    """output_write.write in a forked child that SIGKILLs itself just before its `at`-th file-system
     step (0: never); returns how many steps it reached."""
     read, write = os.pipe()
     pid = os.fork()
@@ -86,11 +88,11 @@ def _killed_write(out: Path, new: list[emit.Artifact], at: int) -> int:
         os.rename = step(os.rename)
         os.replace = step(os.replace)
         shutil.rmtree = step(shutil.rmtree)
-        emit._exchange = step(emit._exchange)
+        output_write._exchange = step(output_write._exchange)
         Path.rename = step(Path.rename)
         Path.mkdir = step(Path.mkdir)
         try:
-            emit.write(out, new)
+            output_write.write(out, new)
         finally:
             os._exit(0)
     os.close(write)
@@ -108,7 +110,7 @@ def test_sigkill_at_every_step_leaves_old_or_new(tmp_path: Path, scratch: Path) 
     old, new = artifacts(tmp_path, 10), artifacts(tmp_path, 20)
     tmp_path = scratch
     out = tmp_path / "out"
-    emit.write(out, old)
+    output_write.write(out, old)
     (out / USER_FILE).write_text("mine\n")
     old_files = {**{a.path: a.content for a in old}, USER_FILE: b"mine\n"}
     new_files = {**{a.path: a.content for a in new}, USER_FILE: b"mine\n"}
@@ -119,14 +121,14 @@ def test_sigkill_at_every_step_leaves_old_or_new(tmp_path: Path, scratch: Path) 
     seen = {"old": 0, "new": 0}
     for at in range(1, steps + 1):
         # start from the old output each time (this write also recovers from the last kill)
-        emit.write(out, old)
+        output_write.write(out, old)
         assert snapshot(out) == old_files
         _killed_write(out, new, at)
         state = snapshot(out)
         assert state in (old_files, new_files), f"killed at step {at}: a mixed output"
         seen["old" if state == old_files else "new"] += 1
         # the next compile finishes the job and leaves nothing behind
-        emit.write(out, new)
+        output_write.write(out, new)
         assert snapshot(out) == new_files
         leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".sqlanon-")]
         assert leftovers == [], leftovers

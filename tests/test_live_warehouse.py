@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from sqlanon import dialect
-from sqlanon.apply import RefreshRefused, create_key_tables, run_release
-from sqlanon.dp.lower import ledger_statements
-from sqlanon.engines.postgres import PostgresEngine
-from sqlanon.keys import store
-from sqlanon.planner import build_plan
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policy
+from sqlanon.sql import dialect
+from sqlanon.sql.releases import ledger_statements
+from sqlanon.warehouse.apply import RefreshRefused, create_key_tables, run_release
+from sqlanon.warehouse.keys import store
+from sqlanon.warehouse.postgres import PostgresEngine
 
 D = dialect.get("postgres")
 RACERS = 20
@@ -143,7 +143,7 @@ def test_explain_analyze_shows_nothing_of_a_suppressed_class(live):
     does not exist — and for a kept class it may only show what the view releases."""
     from conftest import install_retail
 
-    from sqlanon.apply import create
+    from sqlanon.warehouse.apply import create
 
     engine = live.get("postgres")
     plan = install_retail(engine, 400, seed=19)
@@ -271,7 +271,7 @@ def test_a_removed_renamed_or_retyped_column_is_gone_for_the_analyst(
 ):
     """Before: CREATE OR REPLACE VIEW refused the edit and the old view kept serving the
     column the reviewer approved removing."""
-    from sqlanon.apply import create
+    from sqlanon.warehouse.apply import create
 
     create(edit_plan(edit_db, tmp_path), D, edit_db)
     assert analyst_columns(edit_db) == ["pid", "name", "city"]
@@ -280,7 +280,7 @@ def test_a_removed_renamed_or_retyped_column_is_gone_for_the_analyst(
 
 
 def test_a_view_others_depend_on_is_not_dropped_and_the_deploy_names_them(edit_db, tmp_path):
-    from sqlanon.apply import DeployError, create
+    from sqlanon.warehouse.apply import DeployError, create
 
     create(edit_plan(edit_db, tmp_path), D, edit_db)
     edit_db.execute("CREATE SCHEMA mine")
@@ -298,7 +298,7 @@ def test_a_deploy_behind_a_long_query_gives_up_without_blocking_readers(edit_db,
     """Before: a redeploy waiting on a long analyst query queued a trivial reader for 13 s."""
     import time
 
-    from sqlanon.apply import DeployError, create
+    from sqlanon.warehouse.apply import DeployError, create
 
     create(edit_plan(edit_db, tmp_path), D, edit_db)
     long_reader = PostgresEngine(dsn(edit_db))
@@ -336,7 +336,7 @@ def test_a_deploy_behind_a_long_query_gives_up_without_blocking_readers(edit_db,
 def test_a_key_rotation_never_shows_an_empty_join(edit_db, tmp_path):
     """Before: views deployed one file at a time used different key versions for 3 s and the
     join on the pseudonym came up empty. Now every view changes in one transaction."""
-    from sqlanon.apply import create
+    from sqlanon.warehouse.apply import create
 
     create(edit_plan(edit_db, tmp_path), D, edit_db)
     join = "SELECT count(*) FROM edit.people AS p JOIN edit.visits_anon AS v ON p.pid = v.person"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sqlanon.planner import build_plan
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policies
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sqlanon.diagnostics import PolicyError
+from sqlanon.policy.diagnostics import PolicyError
 from sqlanon.policy.load import load_policies
 
 CASES = yaml.safe_load((Path(__file__).parent / "policy_errors.yml").read_text())

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import engine_unavailable, retail_database
 
-from sqlanon import html_report
+from sqlanon.report import html as html_report
 
 REPO = Path(__file__).resolve().parent.parent
-VEGA = Path(html_report.__file__).parent / "assets" / "vega"
+VEGA = html_report.ASSETS / "vega"
 RETAIL = REPO / "examples/retail/policy.yml"
 
 

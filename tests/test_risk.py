@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from conftest import duck_frame, load_adult
 
-from sqlanon import dialect
-from sqlanon.engines.duckdb import DuckDBEngine
-from sqlanon.planner import build_plan
+from sqlanon.measure.risk import measure
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policies
-from sqlanon.risk import measure
+from sqlanon.sql import dialect
+from sqlanon.warehouse.duckdb import DuckDBEngine
 
 pycanon = pytest.importorskip("pycanon.anonymity", reason="pycanon is in the test extra")
 
@@ -30,7 +30,7 @@ def adult_db(tmp_path_factory) -> Path:
     """A DuckDB file with raw.adult and the example's view, made by `sqlanon apply`."""
     from typer.testing import CliRunner
 
-    from sqlanon.cli import app
+    from sqlanon.cli.app import app
 
     db = tmp_path_factory.mktemp("risk") / "adult.duckdb"
     result = CliRunner().invoke(
@@ -133,7 +133,7 @@ def test_risk_exit_codes(adult_db, tmp_path, cli):
 def test_population_risks_by_hand():
     """Released classes of sizes (2, 3) drawn from population classes (4, 3): journalist
     highest 1/3, expected re-identifications (2/4 + 3/3) of 5 records."""
-    from sqlanon.risk import _population_risks
+    from sqlanon.measure.risk import _population_risks
 
     journalist, marketer = _population_risks([(2, 4, 1), (3, 3, 1)], rows=5, threshold=4)
     assert journalist.highest == pytest.approx(1 / 3)
@@ -154,7 +154,7 @@ def test_postgres_measures_the_same(adult_db, live, tmp_path):
     engine.execute("DROP SCHEMA IF EXISTS risk_raw CASCADE")
     engine.execute("DROP SCHEMA IF EXISTS risk_anon CASCADE")
     load_adult(engine, d, "risk_raw")
-    from sqlanon.apply import create
+    from sqlanon.warehouse.apply import create
 
     create(plan, d, engine)
     (pg,) = measure(plan, d, engine)
@@ -319,9 +319,9 @@ def test_tune_refuses_what_it_cannot_search(cli, tmp_path, adult_db):
 
 
 def test_tune_refuses_a_lattice_too_large(cli, adult_db, monkeypatch):
-    import sqlanon.tune
+    from sqlanon.measure import tune
 
-    monkeypatch.setattr(sqlanon.tune, "MAX_NODES", 10)  # Adult's policy has 5 × 3 × 3 = 45
+    monkeypatch.setattr(tune, "MAX_NODES", 10)  # Adult's policy has 5 × 3 × 3 = 45
     result = cli("tune", str(ADULT / "policy.yml"), "--db", str(adult_db))
     assert result.exit_code == 2 and "the lattice has 45 nodes, more than 10" in result.output
 
@@ -334,7 +334,7 @@ def test_tune_writes_the_k_it_searched_for(adult_db, tmp_path, cli):
     policy = work / "policy.yml"
     args = ("tune", str(policy), "--db", str(adult_db), "--max-suppression", "2", "--k", "3")
     assert cli(*args, "--write").exit_code == 0
-    from sqlanon.planner import build_plan
+    from sqlanon.plan.build import build_plan
     from sqlanon.policy.load import load_policies
 
     (view,) = build_plan(load_policies([str(policy)])).views

@@ -6,8 +6,8 @@ import base64
 from pathlib import Path
 
 from sqlanon.demo.retail import generate, load
-from sqlanon.engines.duckdb import DuckDBEngine
-from sqlanon.keys import pads
+from sqlanon.warehouse.duckdb import DuckDBEngine
+from sqlanon.warehouse.keys import pads
 
 KEY = b"PLANTED-sqlanon-KEY:" + bytes(range(200, 232))
 RETAIL = "examples/retail/policy.yml"
@@ -145,7 +145,7 @@ def test_the_pads_are_what_the_database_holds(workdir, cli):
 
 
 def test_key_loader_reads_files_and_encodings(tmp_path):
-    from sqlanon.keys import KeyError_, read_secret
+    from sqlanon.warehouse.keys import KeyError_, read_secret
 
     f = tmp_path / "k"
     f.write_text(base64.b64encode(KEY).decode() + "\n")

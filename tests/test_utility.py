@@ -24,7 +24,7 @@ def shop(tmp_path_factory) -> Path:
 def report(shop) -> dict:
     from typer.testing import CliRunner
 
-    from sqlanon.cli import app
+    from sqlanon.cli.app import app
 
     result = CliRunner().invoke(
         app, ["utility", str(RETAIL), "--db", str(shop), "--format", "json"]

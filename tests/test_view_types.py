@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sqlanon import dialect
-from sqlanon.apply import create
-from sqlanon.engines import ENGINES
-from sqlanon.keys import store
-from sqlanon.lower import key_table_statements
-from sqlanon.planner import build_plan
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policy
+from sqlanon.sql import dialect
+from sqlanon.sql.views import key_table_statements
 from sqlanon.transforms import REGISTRY
+from sqlanon.warehouse import ENGINES
+from sqlanon.warehouse.apply import create
+from sqlanon.warehouse.keys import store
 
 TYPES = ("text", "integer", "decimal", "float", "boolean", "date", "timestamp", "timestamptz")
 NOON = dt.datetime(2020, 2, 29, 12)

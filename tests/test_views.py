@@ -11,11 +11,11 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from sqlanon.apply import SourceError, create, report
-from sqlanon.keys import store
-from sqlanon.lower import key_table_statements, view_statements
-from sqlanon.planner import build_plan
+from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policy
+from sqlanon.sql.views import key_table_statements, view_statements
+from sqlanon.warehouse.apply import SourceError, create, report
+from sqlanon.warehouse.keys import store
 
 KEYS = ("privacy", "sqlanon_keys")
 

@@ -203,7 +203,7 @@ def generate(customers: int = 2000, seed: int = 20260101) -> list[Table]:
 
 def load(engine, tables: list[Table], schema: str = "raw") -> None:  # type: ignore[no-untyped-def]
     """Create schema.<table> for each table on any engine and fill it."""
-    from .. import dialect
+    from sqlanon.sql import dialect
 
     d = dialect.get(engine.dialect)
     engine.execute(d.statement("create_schema", d.ident(schema)).text)

@@ -10,16 +10,24 @@ from decimal import Decimal
 from rich.console import Console
 from rich.table import Table
 
-from .. import dialect, resources
-from ..apply import ReleaseReport, ViewReport, create, create_key_tables, refresh, report
-from ..diagnostics import display_path
-from ..engines.duckdb import DuckDBEngine
-from ..keys import store
-from ..lower import view_query
-from ..plan import Plan, ViewPlan
-from ..planner import build_plan
-from ..policy.load import load_policies
-from .retail import generate, load
+from sqlanon import resources
+from sqlanon.demo.retail import generate, load
+from sqlanon.plan.build import build_plan
+from sqlanon.plan.model import Plan, ViewPlan
+from sqlanon.policy.diagnostics import display_path
+from sqlanon.policy.load import load_policies
+from sqlanon.sql import dialect
+from sqlanon.sql.views import view_query
+from sqlanon.warehouse.apply import (
+    ReleaseReport,
+    ViewReport,
+    create,
+    create_key_tables,
+    refresh,
+    report,
+)
+from sqlanon.warehouse.duckdb import DuckDBEngine
+from sqlanon.warehouse.keys import store
 
 RAW_PREFIX = "raw value of "
 
@@ -119,12 +127,12 @@ def run(console: Console, customers: int = 2000, rows: int = 2) -> Plan:
     print_reports(console, reports)
     orders = next((v for v in plan.views if v.name == "orders"), None)
     if orders is not None:
-        customers = plan.views[0]
+        customer_view = plan.views[0]
         matched, total = engine.query(
             d.statement(
                 "count_matches",
                 d.relation(orders.target),
-                d.relation(customers.target),
+                d.relation(customer_view.target),
                 d.ident("customer_id"),
             ).text
         )[0]
@@ -185,8 +193,8 @@ def show_releases(console: Console, plan: Plan, engine) -> None:  # type: ignore
 def _short(value: object) -> str:
     if isinstance(value, dt.datetime) and value.time() == dt.time(0):
         return value.date().isoformat()
-    if isinstance(value, float | Decimal):
-        return f"{float(value):,.1f}" if abs(value) < 1000 else f"{float(value):,.0f}"
+    if isinstance(value, (float, Decimal)):
+        return f"{float(value):,.1f}" if abs(float(value)) < 1000 else f"{float(value):,.0f}"
     return _show(value)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from ..diagnostics import Diagnostic, Location, did_you_mean, one_of
-from .yamltree import YMap, YNode, YScalar, YSeq, describe
+from sqlanon.policy.diagnostics import Diagnostic, Location, did_you_mean, one_of
+from sqlanon.policy.yamltree import YMap, YNode, YScalar, YSeq, describe
 
 Number = int | Decimal
 
@@ -70,7 +70,9 @@ class Checker:
                 )
         return node
 
-    def seq(self, node: YNode, what: str) -> YSeq | None:
+    def seq(self, node: YNode | None, what: str) -> YSeq | None:
+        if node is None:  # an absent key reads as absent; `required=` reports it
+            return None
         if not isinstance(node, YSeq):
             self.error(
                 node.loc,
@@ -82,7 +84,9 @@ class Checker:
 
     # -- scalars ----------------------------------------------------------------------------
 
-    def scalar(self, node: YNode, what: str, expected: str) -> YScalar | None:
+    def scalar(self, node: YNode | None, what: str, expected: str) -> YScalar | None:
+        if node is None:  # an absent key reads as absent; `required=` reports it
+            return None
         if not isinstance(node, YScalar) or node.value is None:
             self.error(
                 node.loc, f"{what} must be {expected}, not {describe(node)}", expected=expected
@@ -90,7 +94,9 @@ class Checker:
             return None
         return node
 
-    def string(self, node: YNode, what: str, non_empty: bool = True) -> str | None:
+    def string(self, node: YNode | None, what: str, non_empty: bool = True) -> str | None:
+        if node is None:  # an absent key reads as absent; `required=` reports it
+            return None
         s = self.scalar(node, what, "a string")
         if s is None:
             return None
@@ -105,7 +111,9 @@ class Checker:
             return None
         return s.text
 
-    def enum(self, node: YNode, what: str, choices: Iterable[str]) -> str | None:
+    def enum(self, node: YNode | None, what: str, choices: Iterable[str]) -> str | None:
+        if node is None:  # an absent key reads as absent; `required=` reports it
+            return None
         if type(node) is YScalar and node.value is not None and node.text in choices:
             return node.text  # the common case, without building any message
         choices = list(choices)
@@ -123,8 +131,10 @@ class Checker:
         return s.text
 
     def integer(
-        self, node: YNode, what: str, minimum: int | None = None, maximum: int | None = None
+        self, node: YNode | None, what: str, minimum: int | None = None, maximum: int | None = None
     ) -> int | None:
+        if node is None:
+            return None
         s = self.scalar(node, what, "a whole number")
         if s is None:
             return None
@@ -143,12 +153,14 @@ class Checker:
 
     def number(
         self,
-        node: YNode,
+        node: YNode | None,
         what: str,
         minimum: Number | None = None,
         maximum: Number | None = None,
         exclusive_minimum: bool = False,
     ) -> Number | None:
+        if node is None:
+            return None
         s = self.scalar(node, what, "a number")
         if s is None:
             return None
@@ -173,7 +185,9 @@ class Checker:
         lo = None if exclusive_minimum else minimum
         return v if self._in_range(node, what, v, lo, maximum) else None
 
-    def boolean(self, node: YNode, what: str) -> bool | None:
+    def boolean(self, node: YNode | None, what: str) -> bool | None:
+        if node is None:  # an absent key reads as absent; `required=` reports it
+            return None
         s = self.scalar(node, what, "true or false")
         if s is None:
             return None
@@ -187,8 +201,10 @@ class Checker:
         return s.value
 
     def string_list(
-        self, node: YNode, what: str, allow_single: bool = False
+        self, node: YNode | None, what: str, allow_single: bool = False
     ) -> list[tuple[str, Location]]:
+        if node is None:
+            return []
         if allow_single and isinstance(node, YScalar):
             s = self.string(node, what)
             return [(s, node.loc)] if s is not None else []
@@ -221,8 +237,10 @@ def has_control(text: str) -> bool:
     return any((ord(ch) < 32 and ch != "\t") or 0x7F <= ord(ch) < 0xA0 for ch in text)
 
 
-def relation_name(chk: Checker, node: YNode, what: str) -> tuple[str, ...] | None:
+def relation_name(chk: Checker, node: YNode | None, what: str) -> tuple[str, ...] | None:
     """`schema.table` / `catalog.schema.table`, or a list of parts for names holding dots."""
+    if node is None:
+        return None
     if isinstance(node, YSeq):
         parts = [p for p, _ in chk.string_list(node, what)]
         if len(parts) != len(node.items):

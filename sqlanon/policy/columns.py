@@ -6,15 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..diagnostics import did_you_mean, one_of
-from ..plan import DIRECT, OTHER, QUASI, SENSITIVE
-from ..transforms import REGISTRY
-from ..transforms.base import ColumnContext
-from ..types import ALL_TYPES
-from .check import Checker
-from .fragments import Loaded, Rule
-from .model import PSEUDONYM, ColumnSpec, KeyUses
-from .yamltree import YNode, YScalar, describe
+from sqlanon.plan.model import DIRECT, OTHER, QUASI, SENSITIVE
+from sqlanon.plan.types import ALL_TYPES
+from sqlanon.policy.check import Checker
+from sqlanon.policy.diagnostics import did_you_mean, one_of
+from sqlanon.policy.fragments import Loaded, Rule
+from sqlanon.policy.model import PSEUDONYM, ColumnSpec, KeyUses
+from sqlanon.policy.yamltree import YNode, YScalar, describe
+from sqlanon.transforms import REGISTRY
+from sqlanon.transforms.base import ColumnContext
 
 COLUMN_KEYS = ("transform", "rule", "type", "column", "class", "description")
 CLASS_NAMES = {
@@ -87,7 +87,7 @@ def read_column(
             if key != "rule":
                 entries[key] = (kn, value, base)
     if "transform" not in entries:
-        from .tables import TABLE_KEYS
+        from sqlanon.policy.tables import TABLE_KEYS
 
         hint = None
         if name in TABLE_KEYS and name not in ("description",):
@@ -182,10 +182,10 @@ def read_column(
         return None
     lookup = transform.lookup(normalized, ctx)
     loaded.inputs.extend(ctx.inputs)
-    key = normalized.get("key") if transform.uses_key else None
-    if key is not None:
+    key_name = normalized.get("key") if transform.uses_key else None
+    if key_name is not None:
         where = param_nodes["key"].loc if "key" in param_nodes else knode.loc
-        key_uses.use(key, PSEUDONYM, where)
+        key_uses.use(key_name, PSEUDONYM, where)
     shown = tuple((p.name, normalized[p.name]) for p in transform.params if p.name in normalized)
     return ColumnSpec(
         name=name,
@@ -197,7 +197,7 @@ def read_column(
         output_type=transform.output_type(input_type, normalized),
         declared_class=declared_class,
         type_declared=type_declared,
-        key=key,
+        key=key_name,
         lookup=lookup,
         description=description,
         rule=rule_name,

@@ -6,12 +6,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ..diagnostics import Location, PolicyError, display_path
-from .check import Checker
-from .model import (
-    FORMAT_VERSION,
-)
-from .yamltree import YMap, YNode, YScalar, describe, load_tree
+from sqlanon.policy.check import Checker
+from sqlanon.policy.diagnostics import Location, PolicyError, display_path
+from sqlanon.policy.model import FORMAT_VERSION
+from sqlanon.policy.yamltree import YMap, YNode, YScalar, describe, load_tree
 
 
 def read_tree(

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..diagnostics import Location, display_path
-from ..plan import InputFile
-from .check import Checker
-from .files import check_format_version, read_tree
-from .yamltree import YMap, YNode
+from sqlanon.plan.model import InputFile
+from sqlanon.policy.check import Checker
+from sqlanon.policy.diagnostics import Location, display_path
+from sqlanon.policy.files import check_format_version, read_tree
+from sqlanon.policy.yamltree import YMap, YNode
 
 FRAGMENT_KEYS = ("sqlanon", "fragment", "description", "include", "rules")
 

@@ -5,25 +5,26 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from ..diagnostics import Diagnostic, Location, PolicyError, did_you_mean, display_path, one_of
-from ..plan import InputFile
-from ..transforms.base import Name
-from .check import Checker, relation_name
-from .columns import read_column
-from .files import check_format_version, expand, is_fragment, read_tree
-from .fragments import Loaded, include_fragments, read_fragment
-from .model import (
-    KEY_PURPOSES,
-    NOISE,
-    KeyUses,
-    PolicySpec,
-    ReleaseSpec,
-    TableSpec,
+from sqlanon.plan.model import InputFile
+from sqlanon.policy.check import Checker, relation_name
+from sqlanon.policy.columns import read_column
+from sqlanon.policy.diagnostics import (
+    Diagnostic,
+    Location,
+    PolicyError,
+    did_you_mean,
+    display_path,
+    one_of,
 )
-from .releases import read_release
-from .tables import read_table
-from .yamltree import YNode, YScalar
+from sqlanon.policy.files import check_format_version, expand, is_fragment, read_tree
+from sqlanon.policy.fragments import Loaded, include_fragments, read_fragment
+from sqlanon.policy.model import KEY_PURPOSES, NOISE, KeyUses, PolicySpec, ReleaseSpec, TableSpec
+from sqlanon.policy.releases import read_release
+from sqlanon.policy.tables import read_table
+from sqlanon.policy.yamltree import YNode, YScalar
+from sqlanon.transforms.base import Name
 
 POLICY_KEYS = (
     "sqlanon",
@@ -72,7 +73,8 @@ def load_policy(
             ]
         )
     check_format_version(chk, root)
-    name = Name().read(chk, root.get("name"), "the policy name") if root.get("name") else None
+    name_node = root.get("name")
+    name = Name().read(chk, name_node, "the policy name") if name_node else None
     include_fragments(chk, root, path.parent, loaded, (path.resolve(),))
 
     key_table = None
@@ -132,13 +134,13 @@ def load_policy(
                 budget = (eps, delta)
             if b.get("ledger") is not None:
                 ledger = relation_name(chk, b.get("ledger"), "the budget ledger")
-    if rm is not None and rm.entries and bnode is None:
+    if rm is not None and rm.entries and bnode is None and rnode is not None:
         chk.error(
             rnode.loc,
             "releases need a privacy budget",
             expected="`budget: {epsilon: ..., delta: ...}` (per refresh of the releases)",
         )
-    if budget is not None and releases:
+    if budget is not None and releases and bnode is not None:
         _check_budget(chk, bnode, budget, releases)
 
     if used_keys and key_table is None:
@@ -200,7 +202,9 @@ def _check_key_purposes(chk: Checker, uses: KeyUses) -> None:
                 )
 
 
-def _check_budget(chk: Checker, node: YNode, budget: tuple, releases: list[ReleaseSpec]) -> None:  # type: ignore[type-arg]
+def _check_budget(
+    chk: Checker, node: YNode, budget: tuple[Any, ...], releases: list[ReleaseSpec]
+) -> None:
     """Each refresh of every release spends its ε and δ: basic composition must fit."""
     for i, kind in enumerate(("epsilon", "delta")):
         spent = sum(Decimal(str(getattr(r, kind))) for r in releases)

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from ..diagnostics import Location
-from ..plan import InputFile
+from sqlanon.plan.model import InputFile
+from sqlanon.policy.diagnostics import Location
 
 FORMAT_VERSION = 1
 
@@ -31,7 +31,8 @@ class ColumnSpec:
 
     @property
     def loc(self) -> Location:
-        return self.key_node.loc
+        loc: Location = self.key_node.loc
+        return loc
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class RetentionSpec:
 @dataclass(frozen=True)
 class SampleSpec:
     unit: str
-    fraction: Decimal
+    fraction: Decimal | int
     key: str
     loc: Location
 

@@ -3,16 +3,19 @@ selection, contribution bounds and measures. The mechanism is in sqlanon/dp/."""
 
 from __future__ import annotations
 
-from .. import canonical
-from ..diagnostics import did_you_mean, one_of
-from ..transforms.base import Name
-from ..types import ALL_TYPES, NUMERIC_TYPES
-from .check import Checker, has_control, relation_name
-from .columns import read_column
-from .fragments import Loaded
-from .model import NOISE, ColumnSpec, KeyUses, MeasureSpec, ReleaseSpec
-from .utility import RELEASE_CHECKS, read_checks
-from .yamltree import YMap, YNode, YScalar, YSeq, describe
+from pathlib import Path
+from typing import Literal
+
+from sqlanon.plan import canonical
+from sqlanon.plan.types import ALL_TYPES, NUMERIC_TYPES
+from sqlanon.policy.check import Checker, Number, has_control, relation_name
+from sqlanon.policy.columns import read_column
+from sqlanon.policy.diagnostics import did_you_mean, one_of
+from sqlanon.policy.fragments import Loaded
+from sqlanon.policy.model import NOISE, ColumnSpec, KeyUses, MeasureSpec, ReleaseSpec
+from sqlanon.policy.utility import RELEASE_CHECKS, read_checks
+from sqlanon.policy.yamltree import YMap, YNode, YScalar, YSeq, describe
+from sqlanon.transforms.base import Name
 
 RELEASE_KEYS = (
     "source",
@@ -42,10 +45,10 @@ def read_release(
     rid: str,
     knode: YScalar,
     node: YNode,
-    base,
+    base: Path,
     loaded: Loaded,
     key_uses: KeyUses,
-) -> ReleaseSpec | None:  # type: ignore[no-untyped-def]
+) -> ReleaseSpec | None:
     what = f"release '{rid}'"
     m = chk.mapping(
         node,
@@ -67,12 +70,12 @@ def read_release(
         if m.get("epsilon") is not None
         else None
     )
-    delta = 0
+    delta: Number | None = 0
     if m.get("delta") is not None:
         delta = chk.number(m.get("delta"), "delta", 0, 1)
         if delta is not None and delta >= 1:
             chk.error(
-                m.get("delta").loc,
+                m.value_loc("delta"),
                 "delta must be below 1",
                 expected="a small number such as 1.0e-6",
             )
@@ -83,9 +86,14 @@ def read_release(
         grants = tuple(g for g, _ in chk.string_list(m.get("grants"), f"the grants of {what}"))
 
     group_by = _group_by(chk, m.get("group_by"), what, base, loaded)
-    public = _groups(chk, m.get("groups"), len(group_by or ()), what)
-    if public and group_by is not None:
-        public = _typed_groups(chk, public, group_by)
+    raw = _groups(chk, m.get("groups"), len(group_by or ()), what)
+    public: tuple[tuple[str, ...], ...] | Literal[False] | None
+    if raw is None or raw is False:
+        public = raw
+    elif group_by is not None:
+        public = _typed_groups(chk, raw, group_by) if raw else ()
+    else:
+        public = False  # no group columns to type the values by (their error is reported)
     bounds = _bounds(chk, m.get("bounds"))
     measures = _measures(chk, m.get("measures"), what)
 
@@ -97,7 +105,7 @@ def read_release(
 
     if public is None and delta == 0 and m.get("delta") is not None:
         chk.error(
-            m.get("delta").loc,
+            m.value_loc("delta"),
             f"{what} selects groups by a noisy threshold, which needs delta > 0",
             expected="delta such as 1.0e-6",
             hint="or list the groups to release: `groups: {public: [...]}`",
@@ -109,16 +117,27 @@ def read_release(
             expected="`delta: 1.0e-6` (the chance that a group of one unit is released)",
             hint="or list the groups to release: `groups: {public: [...]}`",
         )
-    if None in (src, tgt, unit, eps, delta, group_by, bounds, measures, key) or public is False:
+    if (
+        src is None
+        or tgt is None
+        or unit is None
+        or eps is None
+        or delta is None
+        or group_by is None
+        or bounds is None
+        or measures is None
+        or key is None
+        or public is False
+    ):
         return None
     if key:
-        key_uses.use(key, NOISE, m.get("key").loc if m.get("key") else knode.loc)
+        key_uses.use(key, NOISE, m.value_loc("key") if m.get("key") else knode.loc)
     return ReleaseSpec(
         id=rid,
         loc=knode.loc,
         source=src,
         target=tgt,
-        target_loc=m.get("target").loc,
+        target_loc=m.value_loc("target"),
         privacy_unit=unit,
         unit_type=unit_type,
         epsilon=eps,
@@ -171,7 +190,7 @@ def _group_by(
     chk: Checker,
     node: YNode | None,
     what: str,
-    base,  # type: ignore[no-untyped-def]
+    base: Path,
     loaded: Loaded,
 ) -> list[ColumnSpec] | None:
     if node is None:
@@ -201,7 +220,9 @@ def _group_by(
 PublicGroups = tuple[tuple[tuple[str, YNode], ...], ...]
 
 
-def _groups(chk: Checker, node: YNode | None, width: int, what: str) -> PublicGroups | bool | None:
+def _groups(
+    chk: Checker, node: YNode | None, width: int, what: str
+) -> PublicGroups | Literal[False] | None:
     """None: noisy threshold selection; a tuple: the public groups (each value's text and
     node); False: an error."""
     if node is None:
@@ -216,8 +237,8 @@ def _groups(chk: Checker, node: YNode | None, width: int, what: str) -> PublicGr
             expected="one of the two",
         )
         return False
-    if g.get("threshold") is not None:
-        t = g.get("threshold")
+    t = g.get("threshold")
+    if t is not None:
         if not (isinstance(t, YScalar) and t.value == "auto"):
             chk.error(
                 t.loc,
@@ -258,7 +279,7 @@ def _groups(chk: Checker, node: YNode | None, width: int, what: str) -> PublicGr
 
 def _typed_groups(
     chk: Checker, rows: PublicGroups, group_by: list[ColumnSpec]
-) -> tuple[tuple[str, ...], ...] | bool:
+) -> tuple[tuple[str, ...], ...] | Literal[False]:
     """Each public value as the canonical text of its group column's type: the engine joins
     on that text, so `1` and `1.0` of a float column are one group (refused twice), and a
     value that is not of the type could never match (refused)."""
@@ -304,11 +325,11 @@ def _bounds(chk: Checker, node: YNode | None) -> tuple[int, int, int | None] | N
     t = chk.integer(total, "max_rows_per_unit", 1, 1_000_000) if total is not None else None
     if total is not None and t is None:
         return None
-    values = []
-    for key in keys[:2]:
-        v = chk.integer(b.get(key), key, 1, 1_000_000) if b.get(key) is not None else (t or 1)
-        values.append(v)
-    return None if None in values else (values[0], values[1], t)
+    groups, rows = (
+        chk.integer(b.get(key), key, 1, 1_000_000) if b.get(key) is not None else (t or 1)
+        for key in keys[:2]
+    )
+    return None if groups is None or rows is None else (groups, rows, t)
 
 
 def _measures(chk: Checker, node: YNode | None, what: str) -> list[MeasureSpec] | None:
@@ -369,12 +390,13 @@ def _measures(chk: Checker, node: YNode | None, what: str) -> list[MeasureSpec] 
     return out if ok else None
 
 
-def _clamp(chk: Checker, node: YNode) -> tuple | None:  # type: ignore[type-arg]
+def _clamp(chk: Checker, node: YNode | None) -> tuple[Number, Number] | None:
     seq = chk.seq(node, "clamp")
     if seq is None:
         return None
-    values = [chk.number(v, "a clamp bound") for v in seq.items]
-    if len(values) != 2 or None in values or not values[0] < values[1]:
+    read = [chk.number(v, "a clamp bound") for v in seq.items]
+    values = [v for v in read if v is not None]
+    if len(read) != 2 or len(values) != 2 or not values[0] < values[1]:
         chk.error(
             seq.loc,
             "clamp must be [low, high] with low < high",

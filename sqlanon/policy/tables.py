@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..diagnostics import Location, did_you_mean, one_of
-from ..transforms.base import Name
-from .check import Checker, relation_name
-from .columns import read_column
-from .fragments import Loaded
-from .model import (
+from sqlanon.policy.check import Checker, Number, relation_name
+from sqlanon.policy.columns import read_column
+from sqlanon.policy.diagnostics import Location, did_you_mean, one_of
+from sqlanon.policy.fragments import Loaded
+from sqlanon.policy.model import (
     SAMPLE,
     ColumnSpec,
     KAnonymitySpec,
@@ -21,8 +20,9 @@ from .model import (
     SensitiveSpec,
     TableSpec,
 )
-from .utility import TABLE_CHECKS, read_checks
-from .yamltree import YMap, YNode, YScalar, YSeq
+from sqlanon.policy.utility import TABLE_CHECKS, read_checks
+from sqlanon.policy.yamltree import YMap, YNode, YScalar, YSeq
+from sqlanon.transforms.base import Name
 
 TABLE_KEYS = (
     "source",
@@ -114,10 +114,10 @@ def read_table(
             m.get("retention"), f"the retention of {what}", required=("column", "max_age_days")
         )
         if r is not None and r.get("column") is not None and r.get("max_age_days") is not None:
-            col = chk.string(r.get("column"), "the retention column")
+            at = chk.string(r.get("column"), "the retention column")
             days = chk.integer(r.get("max_age_days"), "max_age_days", 1, 1_000_000)
-            if col is not None and days is not None:
-                retention = RetentionSpec(col, days, r.loc)
+            if at is not None and days is not None:
+                retention = RetentionSpec(at, days, r.loc)
 
     sample = None
     if m.get("sample") is not None:
@@ -132,7 +132,7 @@ def read_table(
             key = Name().read(chk, s.get("key"), "the sampling key")
             if unit is not None and fraction is not None and key is not None:
                 sample = SampleSpec(unit, fraction, key, s.loc)
-                key_uses.use(key, SAMPLE, s.get("key").loc)
+                key_uses.use(key, SAMPLE, s.value_loc("key"))
 
     kanon = None
     if m.get("k_anonymity") is not None:
@@ -155,7 +155,7 @@ def read_table(
             seen: set[str] = set()
             if not qis and isinstance(k.get("quasi_identifiers"), YSeq):
                 chk.error(
-                    k.get("quasi_identifiers").loc,
+                    k.value_loc("quasi_identifiers"),
                     "quasi_identifiers is empty",
                     expected="at least one column",
                 )
@@ -183,7 +183,7 @@ def read_table(
         knode.loc,
         source,
         target,
-        m.get("target").loc,
+        m.value_loc("target"),
         grants,
         tuple(columns),
         retention,
@@ -240,6 +240,7 @@ def read_sensitive(
     if s is None or s.get("sensitive") is None or s.get(param) is None:
         return None
     col = chk.string(s.get("sensitive"), "the sensitive column")
+    level: Number | None
     if param == "l":
         level = chk.integer(s.get("l"), "l", 2, 1_000_000)
     else:
@@ -247,12 +248,12 @@ def read_sensitive(
     if col is None or level is None:
         return None
     if not check_member(
-        chk, col, s.get("sensitive").loc, "sensitive column", what, listed, emitted
+        chk, col, s.value_loc("sensitive"), "sensitive column", what, listed, emitted
     ):
         return None
     if kanon and col in kanon.quasi_identifiers:
         chk.error(
-            s.get("sensitive").loc,
+            s.value_loc("sensitive"),
             f"'{col}' is both a quasi-identifier and sensitive",
             expected="a sensitive column that is not a quasi-identifier",
         )

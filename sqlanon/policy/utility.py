@@ -4,12 +4,12 @@ per check: `{check: correlation, columns: [age, income], max_delta: 0.05}`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from ..diagnostics import Location, did_you_mean, one_of
-from .check import Checker
-from .model import UtilityCheckSpec
-from .yamltree import YMap, YNode
+from sqlanon.policy.check import Checker
+from sqlanon.policy.diagnostics import Location, did_you_mean, one_of
+from sqlanon.policy.model import UtilityCheckSpec
+from sqlanon.policy.yamltree import YMap, YNode
 
 # check name → (parameters it takes besides `check`, the limit's key, what it bounds)
 TABLE_CHECKS = {
@@ -27,7 +27,7 @@ def read_checks(
     chk: Checker,
     node: YNode | None,
     what: str,
-    kinds: dict[str, tuple[tuple[str, ...], str, str]],
+    kinds: Mapping[str, tuple[tuple[str, ...], str, str]],
     columns: Iterable[str],
 ) -> tuple[UtilityCheckSpec, ...]:
     """`columns` are the names a check may refer to (a view's columns, a release's measures)."""
@@ -64,16 +64,19 @@ def _references(
     refs: list[tuple[str, Location]] = []
     for p in params:
         if p == "columns":
-            items = chk.string_list(m.get(p), "columns")
+            node = m.get(p)
+            items = chk.string_list(node, "columns")
             if len(items) != 2:
-                chk.error(m.get(p).loc, "a correlation names two columns", expected="[a, b]")
+                where = node.loc if node is not None else m.loc
+                chk.error(where, "a correlation names two columns", expected="[a, b]")
                 return None
             refs += items
         else:
-            value = chk.string(m.get(p), p)
-            if value is None:
+            node = m.get(p)
+            value = chk.string(node, p)
+            if value is None or node is None:
                 return None
-            refs.append((value, m.get(p).loc))
+            refs.append((value, node.loc))
     good = True
     for name, loc in refs:
         if name not in names:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +20,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
-from ..diagnostics import Diagnostic, Location, PolicyError
+from sqlanon.policy.diagnostics import Diagnostic, Location, PolicyError
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -68,6 +69,11 @@ class YMap(_Located):
 
     def key_loc(self, key: str) -> Location:
         return self.entries[key][0].loc
+
+    def value_loc(self, key: str) -> Location:
+        """Where the value of `key` is written, or where the map is when the key is absent."""
+        item = self.entries.get(key)
+        return item[1].loc if item else self.loc
 
 
 class YSeq(_Located):
@@ -121,7 +127,7 @@ class _ScalarResolver:
     """Resolves a plain scalar's type with YAML 1.1 safe rules, numbers kept exact."""
 
     def __init__(self) -> None:
-        self._resolver = Resolver()
+        self._resolver: Any = Resolver()  # PyYAML ships no types
         self._constructor = SafeConstructor()
 
     def __call__(self, text: str, plain: bool) -> Any:
@@ -203,7 +209,8 @@ def load_tree(text: str, file: str) -> YNode:
     scalar_event, map_start, seq_start = ev.ScalarEvent, ev.MappingStartEvent, ev.SequenceStartEvent
     ends = (ev.MappingEndEvent, ev.SequenceEndEvent)
     try:
-        for event in yaml.parse(text, Loader=_Loader):
+        events: Iterator[Any] = yaml.parse(text, Loader=_Loader)  # dispatched by exact class
+        for event in events:
             cls = type(event)
             if cls is scalar_event:
                 nodes += 1

@@ -1,7 +1,7 @@
 """The transform registry: importing this package registers every transform."""
 
-from ..plan import ColumnStep
-from . import (  # noqa: F401 - imported to register
+from sqlanon.plan.model import ColumnStep
+from sqlanon.transforms import (  # noqa: F401 - imported to register
     age,
     bucket,
     constant,
@@ -15,7 +15,7 @@ from . import (  # noqa: F401 - imported to register
     pseudonymize,
     truncate_date,
 )
-from .base import REGISTRY, ColumnContext, LowerContext, Transform
+from sqlanon.transforms.base import REGISTRY, ColumnContext, LowerContext, Transform
 
 __all__ = ["REGISTRY", "ColumnContext", "LowerContext", "Transform", "known_types"]
 

@@ -7,13 +7,16 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..plan import OTHER, ColumnStep, InputFile, KeyRef
-from ..policy.check import Checker
-from ..policy.yamltree import YNode, YScalar, YSeq, describe
-from ..sqlgen import Sql
-from ..types import ALL_TYPES
+from sqlanon.plan.model import OTHER, ColumnStep, InputFile, KeyRef
+from sqlanon.plan.types import ALL_TYPES
+from sqlanon.policy.check import Checker
+from sqlanon.policy.yamltree import YNode, YScalar, YSeq, describe
+from sqlanon.sql.shapes import Sql
+
+if TYPE_CHECKING:  # a runtime import would be a cycle: the dialect module imports transforms
+    from sqlanon.sql.dialect import Dialect
 
 # -- parameter kinds --------------------------------------------------------------------------
 
@@ -64,8 +67,9 @@ class Numbers(Kind):
         seq = chk.seq(node, what)
         if seq is None:
             return None
-        values = [chk.number(item, f"an entry of {what}") for item in seq.items]
-        if any(v is None for v in values):
+        read = [chk.number(item, f"an entry of {what}") for item in seq.items]
+        values = [v for v in read if v is not None]
+        if len(values) != len(read):
             return None
         if len(values) < self.min_items:
             chk.error(
@@ -100,9 +104,9 @@ class Name(Kind):
 
     doc: str = "name"
 
-    def read(self, chk: Checker, node: YNode, what: str) -> Any:
+    def read(self, chk: Checker, node: YNode | None, what: str) -> Any:
         s = chk.string(node, what)
-        if s is None:
+        if s is None or node is None:
             return None
         if not all(ch.isalnum() or ch in "_-." for ch in s) or len(s) > 128:
             chk.error(
@@ -262,7 +266,7 @@ class ColumnContext:
 class LowerContext:
     """What lowering gives a transform: the dialect and the padded keys of each key."""
 
-    dialect: Any  # sqlanon.dialect.Dialect (kept untyped here to avoid an import cycle)
+    dialect: Dialect
     key_pads: dict[KeyRef, tuple[Sql, Sql]]
 
 

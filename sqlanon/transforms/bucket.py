@@ -2,11 +2,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..plan import QUASI, ColumnStep
-from ..sqlgen import Sql
-from ..types import NUMERIC_TYPES
-from .base import ColumnContext, LowerContext, Transform, register
-from .common import BUCKET_PARAMS, bucket_output_type, lower_buckets, normalize_buckets
+from sqlanon.plan.model import QUASI, ColumnStep
+from sqlanon.plan.types import NUMERIC_TYPES
+from sqlanon.sql.shapes import Sql
+from sqlanon.transforms.base import ColumnContext, LowerContext, Transform, register
+from sqlanon.transforms.common import (
+    BUCKET_PARAMS,
+    bucket_output_type,
+    lower_buckets,
+    normalize_buckets,
+)
 
 
 @register

@@ -5,16 +5,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from ..plan import KeyRef
-from ..sqlgen import Sql, number_text
-from .base import Choice, ColumnContext, LowerContext, Number, Numbers, Param
+from sqlanon.plan.model import KeyRef
+from sqlanon.sql.shapes import Sql, number_text
+from sqlanon.transforms.base import Choice, ColumnContext, LowerContext, Number, Numbers, Param
 
 MAX_CASE_BUCKETS = 1000
 
 
 def canonical(ctx: LowerContext, x: Sql, type_: str | None) -> Sql:
     """The canonical text of x (docs/transforms.md#canonical-text)."""
-    from ..dialect import DialectError
+    from sqlanon.sql.dialect import DialectError
 
     d = ctx.dialect
     if (type_ or "text") in d.features.get("unsupported_canonical", ()):

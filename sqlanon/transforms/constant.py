@@ -3,9 +3,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from ..plan import DIRECT, ColumnStep
-from ..sqlgen import Sql
-from .base import Bool, LowerContext, Param, Scalar, Transform, register
+from sqlanon.plan.model import DIRECT, ColumnStep
+from sqlanon.sql.shapes import Sql
+from sqlanon.transforms.base import Bool, LowerContext, Param, Scalar, Transform, register
 
 
 @register

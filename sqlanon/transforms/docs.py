@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..conformance import load_cases
-from ..explain import CLASS_LABELS
-from . import REGISTRY
+from sqlanon.review.conformance import load_cases
+from sqlanon.review.explain import CLASS_LABELS
+from sqlanon.transforms import REGISTRY
 
 INTRO = Path(__file__).with_name("docs_intro.md")
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..diagnostics import display_path
-from ..hierarchy import Hierarchy, HierarchyError, parse_rows, read_csv
-from ..plan import QUASI, ColumnStep, InputFile
-from ..sqlgen import Sql
-from .base import (
+from sqlanon.plan.model import QUASI, ColumnStep, InputFile
+from sqlanon.policy.diagnostics import display_path
+from sqlanon.policy.hierarchy import Hierarchy, HierarchyError, parse_rows, read_csv
+from sqlanon.sql.shapes import Sql
+from sqlanon.transforms.base import (
     ColumnContext,
     HierarchySource,
     Int,
@@ -17,7 +17,7 @@ from .base import (
     Transform,
     register,
 )
-from .common import canonical
+from sqlanon.transforms.common import canonical
 
 
 @register
@@ -85,7 +85,8 @@ class Generalize(Transform):
         return {**p, "hierarchy": shown, "_rows": hierarchy}
 
     def lookup(self, p: dict[str, Any], ctx: ColumnContext) -> tuple[tuple[str, str], ...] | None:
-        return p["_rows"].at_level(p["level"])
+        rows: Hierarchy = p["_rows"]
+        return rows.at_level(p["level"])
 
     def output_type(self, input_type: str, p: dict) -> str | None:
         return "text"

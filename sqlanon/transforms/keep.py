@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from ..plan import OTHER, ColumnStep
-from ..sqlgen import Sql
-from .base import LowerContext, Transform, register
+from sqlanon.plan.model import OTHER, ColumnStep
+from sqlanon.sql.shapes import Sql
+from sqlanon.transforms.base import LowerContext, Transform, register
 
 
 @register

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from ..plan import DIRECT, ColumnStep
-from ..sqlgen import Sql
-from .base import Bool, Char, Int, LowerContext, Param, Transform, register
-from .common import canonical, mask_text
+from sqlanon.plan.model import DIRECT, ColumnStep
+from sqlanon.sql.shapes import Sql
+from sqlanon.transforms.base import Bool, Char, Int, LowerContext, Param, Transform, register
+from sqlanon.transforms.common import canonical, mask_text
 
 
 @register

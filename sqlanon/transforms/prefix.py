@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from ..plan import QUASI, ColumnStep
-from ..sqlgen import Sql
-from .base import Int, LowerContext, Param, Transform, register
-from .common import canonical
+from sqlanon.plan.model import QUASI, ColumnStep
+from sqlanon.sql.shapes import Sql
+from sqlanon.transforms.base import Int, LowerContext, Param, Transform, register
+from sqlanon.transforms.common import canonical
 
 
 @register

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from ..plan import DIRECT, ColumnStep
-from ..sqlgen import Sql
-from .base import Int, LowerContext, Name, Param, Transform, register
-from .common import PSEUDONYM_TAG, canonical, keyed_hex
+from sqlanon.plan.model import DIRECT, ColumnStep
+from sqlanon.sql.shapes import Sql
+from sqlanon.transforms.base import Int, LowerContext, Name, Param, Transform, register
+from sqlanon.transforms.common import PSEUDONYM_TAG, canonical, keyed_hex
 
 
 @register

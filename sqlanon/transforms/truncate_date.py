@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..plan import QUASI, ColumnStep
-from ..sqlgen import Sql
-from ..types import TEMPORAL_TYPES
-from .base import Choice, ColumnContext, LowerContext, Param, Transform, register
+from sqlanon.plan.model import QUASI, ColumnStep
+from sqlanon.plan.types import TEMPORAL_TYPES
+from sqlanon.sql.shapes import Sql
+from sqlanon.transforms.base import Choice, ColumnContext, LowerContext, Param, Transform, register
 
 UNITS = ("year", "quarter", "month", "week", "day", "hour")
 

@@ -1,0 +1,90 @@
+"""The Python API: load → plan → build, then write or check — what `sqlanon compile` does,
+for scripts and tests that want the objects rather than a terminal.
+
+    from sqlanon import api
+    plan = api.plan(api.load(["policy.yml"]))
+    report = api.write(plan, "build", dialect="postgres")
+
+Errors are exceptions that carry their own rendering: `PolicyError` (located policy
+mistakes; `.render()`), `DialectError` (a dialect cannot express what the plan asks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from sqlanon.output import dbt, emit
+from sqlanon.output import write as output_write
+from sqlanon.output.files import Artifact
+from sqlanon.output.write import CheckReport
+from sqlanon.plan.build import build_plan
+from sqlanon.plan.model import Plan
+from sqlanon.policy.diagnostics import PolicyError
+from sqlanon.policy.load import load_policies
+from sqlanon.policy.model import PolicySpec
+from sqlanon.sql import dialect as dialects
+from sqlanon.sql.dialect import Dialect, DialectError
+
+Format = Literal["sql", "dbt"]
+
+__all__ = [
+    "Artifact",
+    "CheckReport",
+    "Dialect",
+    "DialectError",
+    "Plan",
+    "PolicyError",
+    "PolicySpec",
+    "build",
+    "check",
+    "get_dialect",
+    "load",
+    "plan",
+    "write",
+]
+
+
+def load(paths: Sequence[str | Path]) -> list[PolicySpec]:
+    """Policies from files or folders (fragments skipped), every error at once."""
+    return load_policies([str(p) for p in paths])
+
+
+def plan(policies: Sequence[PolicySpec] | Sequence[str | Path]) -> Plan:
+    """The immutable plan of policies, or of the policy files and folders named."""
+    specs = [p for p in policies if isinstance(p, PolicySpec)]
+    if len(specs) != len(policies):
+        specs = load([p for p in policies if not isinstance(p, PolicySpec)]) + specs
+    return build_plan(specs)
+
+
+def get_dialect(name: str | Dialect) -> Dialect:
+    """A dialect by name or common alias (postgresql, bq, …)."""
+    if isinstance(name, Dialect):
+        return name
+    found = dialects.aliases().get(name.lower())
+    if found is None:
+        known = ", ".join(dialects.available())
+        raise DialectError(f"unknown dialect '{name}'; expected one of {known}")
+    return dialects.get(found)
+
+
+def build(plan: Plan, dialect: str | Dialect = "duckdb", format: Format = "sql") -> list[Artifact]:
+    """The output files (SQL files and manifest, or a dbt project) as bytes, in memory."""
+    d = get_dialect(dialect)
+    return dbt.build(plan, d) if format == "dbt" else emit.build(plan, d)
+
+
+def write(
+    plan: Plan, out: str | Path, dialect: str | Dialect = "duckdb", format: Format = "sql"
+) -> CheckReport:
+    """Write the output folder atomically; the report lists what changed."""
+    return output_write.write(Path(out), build(plan, dialect, format))
+
+
+def check(
+    plan: Plan, out: str | Path, dialect: str | Dialect = "duckdb", format: Format = "sql"
+) -> CheckReport:
+    """Compare the output folder with what would be written; `.ok` when up to date."""
+    return output_write.check(Path(out), build(plan, dialect, format))

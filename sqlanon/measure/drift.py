@@ -1,0 +1,150 @@
+"""Schema drift: the live source catalog against what the policy expects of it (docs/drift.md).
+For a scheduled job: a new source column is reported (it stays out of every view, as
+`unlisted_columns: drop` promises) unless the policy says `error`; a column the policy reads
+that is gone, or whose type no longer fits its transform or declared type, is an error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlanon.plan.model import ColumnStep, Plan
+from sqlanon.plan.types import LOGICAL_FAMILY, engine_family
+from sqlanon.transforms import REGISTRY
+
+ERROR, WARNING = "error", "warning"
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str  # error | warning
+    kind: str  # missing_source | missing_column | type_changed | new_column
+    object: str  # "table customers" or "release orders_by_status"
+    relation: str
+    column: str | None
+    detail: str
+
+
+def check(plan: Plan, engine: Any) -> list[Finding]:
+    findings: list[Finding] = []
+    for v in plan.views:
+        reads: list[tuple[str, ColumnStep | str | None]] = [(c.sources[0], c) for c in v.columns]
+        if v.retention:
+            reads.append((v.retention.column, None))
+        if v.sample:
+            reads.append((v.sample.unit, None))
+        findings += _relation(engine, f"table {v.name}", v.source, reads, v.unlisted_columns)
+    for r in plan.releases:
+        release_reads: list[tuple[str, ColumnStep | str | None]] = [(r.privacy_unit, None)]
+        release_reads += [(g.sources[0], g) for g in r.group_by]
+        release_reads += [
+            (m.column, "number" if m.input_type != "text" else None) for m in r.measures if m.column
+        ]
+        findings += _relation(engine, f"release {r.name}", r.source, release_reads, None)
+    unique = set(findings)  # a column read twice (a sum and an average of it) is said once
+    return sorted(unique, key=lambda f: (f.severity != ERROR, f.object, f.column or "", f.kind))
+
+
+def _relation(
+    engine: Any,
+    obj: str,
+    relation: tuple[str, ...],
+    reads: list[tuple[str, ColumnStep | str | None]],
+    unlisted: str | None,
+) -> Iterator[Finding]:
+    """`reads`: (column, what it must fit — a column step, "number" for a measured column, or
+    nothing when only its presence matters)."""
+    name = ".".join(relation)
+    live = {n.lower(): (n, t) for n, t in engine.columns(relation)}
+    if not live:
+        yield Finding(ERROR, "missing_source", obj, name, None, "the source relation is not there")
+        return
+    expected = {col.lower() for col, _ in reads}
+    for col, fits in reads:
+        key = col.lower()
+        if key not in live and isinstance(fits, ColumnStep) and fits.transform == "drop":
+            yield Finding(
+                WARNING,
+                "missing_column",
+                obj,
+                name,
+                col,
+                "the policy drops it anyway; it can leave the policy",
+            )
+        elif key not in live:
+            yield Finding(
+                ERROR,
+                "missing_column",
+                obj,
+                name,
+                col,
+                "the policy reads it; the view or refresh would fail",
+            )
+        elif fits is not None:
+            problem = _type_problem(fits, live[key][1])
+            if problem:
+                yield Finding(ERROR, "type_changed", obj, name, col, problem)
+            elif isinstance(fits, ColumnStep) and (hint := _undeclared(fits, live[key][1])):
+                yield Finding(WARNING, "undeclared_type", obj, name, col, hint)
+    if unlisted is None:
+        return
+    for key, (col, engine_type) in sorted(live.items()):
+        if key not in expected:
+            severity = ERROR if unlisted == "error" else WARNING
+            yield Finding(
+                severity,
+                "new_column",
+                obj,
+                name,
+                col,
+                f"{engine_type}: not in the policy, so "
+                + (
+                    "the policy forbids it (unlisted_columns: error)"
+                    if severity == ERROR
+                    else "it stays out of the view"
+                ),
+            )
+
+
+_SUGGESTED = (("int", "integer"), ("numeric", "decimal"), ("decimal", "decimal"),
+              ("number", "decimal"), ("double", "float"), ("float", "float"), ("real", "float"),
+              ("timestamp with time zone", "timestamptz"), ("timestamptz", "timestamptz"),
+              ("timestamp", "timestamp"), ("datetime", "timestamp"), ("date", "date"),
+              ("bool", "boolean"))  # fmt: skip
+
+
+def _undeclared(step: ColumnStep, engine_type: str) -> str | None:
+    """A transform that works on canonical text, over a non-text column without `type:`: it
+    reads the engine's own text of the value, which differs between engines (a BIGINT key's
+    pseudonyms would not join across warehouses)."""
+    if step.type_declared or not REGISTRY[step.transform].reads_canonical_text:
+        return None
+    if engine_family(engine_type) in (None, "text"):
+        return None
+    lower = engine_type.lower()
+    suggested = next((t for pattern, t in _SUGGESTED if pattern in lower), None)
+    declare = f"`type: {suggested}`" if suggested else "its `type:`"
+    return (
+        f"{engine_type} read as text by {step.transform}: declare {declare} so that every "
+        "engine uses the same canonical text (docs/transforms.md#canonical-text)"
+    )
+
+
+def _type_problem(step: ColumnStep | str, engine_type: str) -> str | None:
+    live = engine_family(engine_type)
+    if isinstance(step, str):  # a measured column: sums and averages need numbers
+        return None if live in (None, "number") else f"needs a number; it is now {engine_type}"
+    if live is None or step.transform == "drop":
+        return None
+    if step.type_declared and step.input_type is not None:
+        want = LOGICAL_FAMILY[step.input_type]
+        if live != want:
+            return f"declared {step.input_type}, the column is now {engine_type}"
+        return None
+    accepts = {LOGICAL_FAMILY[t] for t in REGISTRY[step.transform].accepts}
+    if live not in accepts:
+        return (
+            f"{step.transform} takes {', '.join(sorted(accepts))}; the column is now {engine_type}"
+        )
+    return None

@@ -1,0 +1,147 @@
+"""Plan + dialect → output files: one SQL file per view, release, key table and ledger, and the
+manifest (sqlanon/output/manifest.py); written or compared by sqlanon/output/write.py.
+
+Output is byte-identical for the same input: objects sorted by file name, JSON with sorted
+keys, no timestamps. Each SQL file's header carries the digest of its own object's plan (not
+of the whole policy file), so editing one table changes only that table's files; the
+manifest records the policy files' digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import textwrap
+
+from sqlanon import __version__
+from sqlanon.output.files import MANIFEST, MARKER, Artifact, comment_value, object_file
+from sqlanon.output.manifest import manifest
+from sqlanon.plan.model import Plan, ReleasePlan, ViewPlan
+from sqlanon.sql.dialect import Dialect
+from sqlanon.sql.releases import ledger_statements, release_statements
+from sqlanon.sql.views import Statement, key_table_statements, view_statements
+
+
+def _sql_file(header: list[str], statements: list[Statement]) -> bytes:
+    body = "".join(f"{s.text};\n\n" for s in statements).rstrip("\n") + "\n"
+    return ("\n".join(header) + "\n\n" + body).encode("utf-8")
+
+
+def file_header(dialect: Dialect, what: str, origin: str, digest: str) -> list[str]:
+    return [
+        f"{MARKER} {__version__} for {dialect.title}. Do not edit: change the policy and run "
+        "`sqlanon compile`.",
+        f"-- {what}",
+        f"-- from {origin}",
+        f"-- plan sha256: {digest}",
+    ]
+
+
+def _grants_note(grants: tuple[str, ...], dialect: Dialect) -> list[str]:
+    if not grants or dialect.features.get("grants", True):
+        return []
+    note = dialect.features.get("grants_note") or (
+        f"{dialect.title} has no GRANT: the policy's grants are listed in manifest.json."
+    )
+    return [f"-- {line}" for line in textwrap.wrap(note, 90)]
+
+
+def view_artifact(view: ViewPlan, dialect: Dialect) -> Artifact:
+    origin = f"{comment_value(view.policy_file)}, table {comment_value(view.name)}"
+    header = file_header(
+        dialect, f"view {comment_value('.'.join(view.target))}", origin, view.digest
+    )
+    header += _grants_note(view.grants, dialect)
+    path = object_file("views", view.target)
+    return Artifact(path, _sql_file(header, view_statements(view, dialect)))
+
+
+def key_table_artifact(table: tuple[str, ...], dialect: Dialect) -> Artifact:
+    digest = hashlib.sha256(json.dumps(list(table)).encode()).hexdigest()
+    header = file_header(
+        dialect,
+        f"key relation {comment_value('.'.join(table))} (holds no key: "
+        "load keys with `sqlanon keys load`)",
+        "the policies' `keys.table`",
+        digest,
+    )
+    return Artifact(
+        object_file("setup", table), _sql_file(header, key_table_statements(table, dialect))
+    )
+
+
+# Lowering views is independent per view: large plans are split across processes (forked, so
+# the plan is inherited rather than sent). Output is identical to lowering in one process.
+PARALLEL_MIN_VIEWS = 200
+_JOB: tuple[Plan, Dialect] | None = None
+
+
+def _lower_chunk(bounds: tuple[int, int]) -> list[Artifact]:
+    assert _JOB is not None
+    plan, dialect = _JOB
+    return [view_artifact(v, dialect) for v in plan.views[bounds[0] : bounds[1]]]
+
+
+def _view_artifacts(plan: Plan, dialect: Dialect) -> list[Artifact]:
+    global _JOB
+    workers = min(os.cpu_count() or 1, 4)
+    if (
+        len(plan.views) < PARALLEL_MIN_VIEWS
+        or workers < 2
+        or "fork" not in multiprocessing.get_all_start_methods()
+        or sys.platform != "linux"
+    ):
+        return [view_artifact(v, dialect) for v in plan.views]
+    step = -(-len(plan.views) // (workers * 4))
+    chunks = [(i, min(i + step, len(plan.views))) for i in range(0, len(plan.views), step)]
+    _JOB = (plan, dialect)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(workers) as pool:
+            return [a for part in pool.map(_lower_chunk, chunks) for a in part]
+    finally:
+        _JOB = None
+
+
+def release_artifact(r: ReleasePlan, dialect: Dialect) -> Artifact:
+    origin = f"{comment_value(r.policy_file)}, release {comment_value(r.name)}"
+    header = file_header(
+        dialect,
+        f"release {comment_value('.'.join(r.target))}, refreshed per epoch (docs/dp.md)",
+        origin,
+        r.digest,
+    )
+    header.append(f"-- spends epsilon {float(r.epsilon)!r}, delta {float(r.delta)!r} per refresh")
+    header += _grants_note(r.grants, dialect)
+    path = object_file("releases", r.target)
+    return Artifact(path, _sql_file(header, release_statements(r, dialect)))
+
+
+def ledger_artifact(table: tuple[str, ...], dialect: Dialect) -> Artifact:
+    digest = hashlib.sha256(json.dumps(["ledger", *table]).encode()).hexdigest()
+    header = file_header(
+        dialect,
+        f"privacy budget ledger {comment_value('.'.join(table))}: each "
+        "release refresh appends what it spent",
+        "the policies' releases",
+        digest,
+    )
+    return Artifact(
+        object_file("setup", table), _sql_file(header, ledger_statements(table, dialect))
+    )
+
+
+def build(plan: Plan, dialect: Dialect) -> list[Artifact]:
+    artifacts = _view_artifacts(plan, dialect)
+    artifacts += [release_artifact(r, dialect) for r in plan.releases]
+    artifacts += [key_table_artifact(t, dialect) for t in plan.key_tables]
+    artifacts += [ledger_artifact(t, dialect) for t in plan.ledgers]
+    paths = [a.path for a in artifacts]
+    if len(set(paths)) != len(paths):
+        raise AssertionError("two objects map to one file")  # names are checked unique earlier
+    artifacts.sort(key=lambda a: a.path)
+    artifacts.append(Artifact(MANIFEST, manifest(plan, dialect, artifacts)))
+    return artifacts

@@ -1,0 +1,162 @@
+"""manifest.json: every object's file and digests, its plan facts (keys, grants, k, columns
+and their lineage), the policies and inputs, and the budgets — one line per column so that a
+review diff reads well."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from sqlanon import __version__
+from sqlanon.output.files import Artifact, object_file
+from sqlanon.plan.model import ColumnStep, Plan, ReleasePlan, ViewPlan, to_jsonable
+from sqlanon.sql.dialect import Dialect
+from sqlanon.transforms import known_types
+
+
+def manifest(plan: Plan, dialect: Dialect, artifacts: list[Artifact]) -> bytes:
+    digests = {a.path: hashlib.sha256(a.content).hexdigest() for a in artifacts}
+    objects = []
+    for v in sorted(plan.views, key=lambda v: object_file("views", v.target)):
+        path = object_file("views", v.target)
+        objects.append(
+            {
+                "kind": "view",
+                "name": ".".join(v.target),
+                "target": list(v.target),
+                "file": path,
+                "file_sha256": digests[path],
+                "plan_sha256": v.digest,
+                "policy": v.policy,
+                "policy_table": v.name,
+                "source": list(v.source),
+                "grants": list(v.grants),
+                "key_table": list(v.key_table) if v.key_table and v.keys else None,
+                "keys": [{"name": k.name, "version": k.version} for k in v.keys],
+                "retention": to_jsonable(v.retention),
+                "sample": None
+                if v.sample is None
+                else {
+                    "unit": v.sample.unit,
+                    "fraction": to_jsonable(v.sample.fraction),
+                    "key": {"name": v.sample.key.name, "version": v.sample.key.version},
+                },
+                "k_anonymity": to_jsonable(v.k_anonymity),
+                "l_diversity": to_jsonable(v.l_diversity),
+                "t_closeness": to_jsonable(v.t_closeness),
+                "columns": _column_lines(v),
+                "dropped": [c.output for c in v.columns if not c.emitted],
+            }
+        )
+    doc = {
+        "sqlanon": __version__,
+        "dialect": dialect.name,
+        "policies": [to_jsonable(p) for p in plan.policies],
+        "inputs": [to_jsonable(i) for i in plan.inputs],
+        "objects": objects
+        + [
+            _release_entry(r, digests)
+            for r in sorted(plan.releases, key=lambda r: object_file("releases", r.target))
+        ],
+        "budgets": [to_jsonable(b) for b in plan.budgets],
+        "files": {a.path: digests[a.path] for a in artifacts},
+    }
+    return (_pretty_json(doc) + "\n").encode("utf-8")
+
+
+_encode_str = json.encoder.encode_basestring
+
+
+class _OneLine(str):
+    """A manifest entry already written as one line of JSON: one line per column reads well
+    in a diff, and the C encoder writes it fast."""
+
+
+_LINE_CACHE: dict[str, list[_OneLine]] = {}
+
+
+def _column_lines(view: ViewPlan) -> list[_OneLine]:
+    """Column lineage does not depend on the dialect: render it once per view plan."""
+    lines = _LINE_CACHE.get(view.digest)
+    if lines is None:
+        lines = [
+            _OneLine(json.dumps(column_lineage(c), ensure_ascii=False, separators=(", ", ": ")))
+            for c in view.emitted_columns
+        ]
+        _LINE_CACHE[view.digest] = lines
+    return lines
+
+
+def _pretty_json(value: object, pad: str = "") -> str:
+    """JSON with sorted keys and two-space indentation; _OneLine entries as they are."""
+    if isinstance(value, _OneLine):
+        return str(value)
+    if isinstance(value, str):
+        return _encode_str(value)
+    inner = pad + "  "
+    if isinstance(value, dict) and value:
+        items = (f"{inner}{_encode_str(k)}: {_pretty_json(value[k], inner)}" for k in sorted(value))
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, list) and value:
+        return "[\n" + ",\n".join(inner + _pretty_json(v, inner) for v in value) + "\n" + pad + "]"
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _release_entry(r: ReleasePlan, digests: dict[str, str]) -> dict[str, object]:
+    path = object_file("releases", r.target)
+    return {
+        "kind": "release",
+        "name": ".".join(r.target),
+        "target": list(r.target),
+        "file": path,
+        "file_sha256": digests[path],
+        "plan_sha256": r.digest,
+        "policy": r.policy,
+        "policy_release": r.name,
+        "source": list(r.source),
+        "grants": list(r.grants),
+        "privacy_unit": r.privacy_unit,
+        "epsilon": to_jsonable(r.epsilon),
+        "delta": to_jsonable(r.delta),
+        "bounds": {
+            "max_groups_per_unit": r.max_groups_per_unit,
+            "max_rows_per_unit_per_group": r.max_rows_per_unit_per_group,
+            "max_rows_per_unit": r.max_rows_per_unit,
+        },
+        "groups": {"public": [list(g) for g in r.public_groups]}
+        if r.public_groups is not None
+        else {"threshold": to_jsonable(r.selection)},
+        "group_by": _column_lines_of(r.group_by),
+        "measures": [
+            _OneLine(json.dumps(to_jsonable(m), ensure_ascii=False, separators=(", ", ": ")))
+            for m in r.measures
+        ],
+        "key": {"name": r.key.name, "version": r.key.version},
+        "key_table": list(r.key_table),
+        "ledger": list(r.ledger),
+    }
+
+
+def _column_lines_of(steps: tuple[ColumnStep, ...]) -> list[_OneLine]:
+    return [
+        _OneLine(json.dumps(column_lineage(c), ensure_ascii=False, separators=(", ", ": ")))
+        for c in steps
+    ]
+
+
+def column_lineage(c: ColumnStep) -> dict[str, object]:
+    return {
+        "name": c.output,
+        "sources": list(c.sources),
+        "transform": c.transform,
+        "params": to_jsonable(c.params) if c.params else {},
+        "key": None if c.key is None else {"name": c.key.name, "version": c.key.version},
+        "privacy_class": c.privacy_class,
+        # None where no `type:` is declared and the output follows the source column's own
+        # type (transforms.known_types): read it from the warehouse's catalog
+        "input_type": known_types(c)[0],
+        "output_type": known_types(c)[1],
+    }
+
+
+# -- comparing and writing ---------------------------------------------------------------------

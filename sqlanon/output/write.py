@@ -1,0 +1,183 @@
+"""Writing an output folder atomically (a staged copy exchanged with the old one, so an
+interrupted write leaves the old state intact) or comparing it (`--check`). Only files that
+carry sqlanon's header are ever replaced or removed."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlanon.output.files import MANIFEST, MARKER, YAML_MARKER, Artifact
+
+_STAGING_PREFIX = ".sqlanon-staging-"
+_RETIRED_PREFIX = ".sqlanon-retired-"
+
+
+@dataclass
+class CheckReport:
+    stale: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.stale or self.missing or self.extra)
+
+
+def is_generated(path: Path) -> bool:
+    """Only files carrying sqlanon's header (and its manifest) are ever replaced or removed."""
+    if path.name == MANIFEST and not path.is_symlink():
+        try:
+            return '"sqlanon"' in path.read_text(encoding="utf-8", errors="replace")[:4096]
+        except OSError:
+            return False
+    markers = {".sql": MARKER, ".yml": YAML_MARKER}
+    marker = markers.get(path.suffix)
+    if marker is None or path.is_symlink():
+        return False
+    try:
+        with path.open("rb") as f:
+            return f.read(len(marker)) == marker.encode()
+    except OSError:
+        return False
+
+
+def _existing(out: Path) -> Iterator[tuple[str, Path]]:
+    if not out.is_dir():
+        return
+    for p in sorted(out.rglob("*")):
+        if p.is_file() or p.is_symlink():
+            yield p.relative_to(out).as_posix(), p
+
+
+def check(out: Path, artifacts: list[Artifact]) -> CheckReport:
+    report = CheckReport()
+    wanted = {a.path: a.content for a in artifacts}
+    for rel, content in wanted.items():
+        p = out / rel
+        if not p.is_file() or p.is_symlink():
+            report.missing.append(rel)
+        elif p.read_bytes() != content:
+            report.stale.append(rel)
+    for rel, p in _existing(out):
+        if rel not in wanted and is_generated(p):
+            report.extra.append(rel)
+    return report
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Concurrent compiles into one folder take turns. The lock is taken on the parent
+    folder itself (whose entries a write swaps), so no lock file is left in the user's tree."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def _recover(out: Path) -> None:
+    """Finish or undo what an interrupted write left behind (the lock is held)."""
+    parent = out.parent
+    for p in parent.glob(f"{_RETIRED_PREFIX}{out.name}-*"):
+        if out.exists():
+            shutil.rmtree(p, ignore_errors=True)
+        else:  # killed between the two renames of the fallback path: put the old output back
+            p.rename(out)
+    for p in parent.glob(f"{_STAGING_PREFIX}{out.name}-*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def write(out: Path, artifacts: list[Artifact]) -> CheckReport:
+    """Replace the generated files in `out` by `artifacts` so that a reader (or a crash) sees
+    either the complete old output or the complete new one. Files in `out` that sqlanon did
+    not generate are carried over untouched."""
+    out = out.absolute()
+    if (out / ".git").exists():
+        raise OSError(
+            f"refusing to write into {out}: it is a git work tree's root; "
+            "give --out a folder of its own"
+        )
+    with _locked(out):
+        _recover(out)
+        report = check(out, artifacts)
+        if report.ok:
+            return report
+        staging = out.parent / f"{_STAGING_PREFIX}{out.name}-{os.getpid()}"
+        staging.mkdir()
+        try:
+            for a in artifacts:
+                target = staging / a.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with target.open("wb") as fh:
+                    fh.write(a.content)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            wanted = {a.path for a in artifacts}
+            for rel, p in _existing(out):
+                if rel not in wanted and not is_generated(p):
+                    target = staging / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(p, target, follow_symlinks=False)
+            _fsync_dir(staging)
+            if not out.exists():
+                staging.rename(out)
+            elif _exchange(staging, out):
+                shutil.rmtree(staging)
+            else:
+                retired = out.parent / f"{_RETIRED_PREFIX}{out.name}-{os.getpid()}"
+                out.rename(retired)
+                staging.rename(out)
+                shutil.rmtree(retired)
+            _fsync_dir(out.parent)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return report
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Rewrite one file atomically (a sibling temporary file renamed over it): an interrupted
+    write leaves the old file whole."""
+    tmp = path.with_name(f".{path.name}.sqlanon-tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)

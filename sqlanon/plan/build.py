@@ -1,0 +1,252 @@
+"""Policy → Plan: resolve privacy classes and key versions, and fix each view's digest."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+from fractions import Fraction
+
+from sqlanon.plan.mechanism import CONFIDENCE, DiscreteLaplace, granularity
+from sqlanon.plan.model import (
+    QUASI,
+    SENSITIVE,
+    Budget,
+    ColumnStep,
+    InputFile,
+    KAnonymity,
+    KeyRef,
+    LDiversity,
+    MeasurePlan,
+    NoiseComponent,
+    Plan,
+    PolicyRef,
+    ReleasePlan,
+    Retention,
+    Sample,
+    Selection,
+    TCloseness,
+    UtilityCheck,
+    ViewPlan,
+    contribution_bounds,
+    digest_of,
+)
+from sqlanon.policy.diagnostics import Diagnostic, PolicyError
+from sqlanon.policy.model import PolicySpec, ReleaseSpec, TableSpec, UtilityCheckSpec
+from sqlanon.transforms import REGISTRY
+
+
+def _budget(p: PolicySpec) -> Budget:
+    assert p.budget is not None  # validated: a policy with releases declares its budget
+    return Budget(p.name, Fraction(str(p.budget[0])), Fraction(str(p.budget[1])))
+
+
+def build_plan(policies: list[PolicySpec]) -> Plan:
+    errors: list[Diagnostic] = []
+    views = []
+    for policy in policies:
+        for table in policy.tables:
+            views.append(_view(policy, table, errors))
+    if errors:
+        raise PolicyError(errors)
+    inputs: dict[tuple[str, str], InputFile] = {}
+    for policy in policies:
+        for i in policy.inputs:
+            inputs[(i.role, i.path)] = i
+    return Plan(
+        policies=tuple(PolicyRef(p.name, p.file, p.sha256) for p in policies),
+        views=tuple(views),
+        inputs=tuple(inputs[k] for k in sorted(inputs)),
+        releases=tuple(_release(p, r) for p in policies for r in p.releases),
+        budgets=tuple(_budget(p) for p in policies if p.budget is not None),
+    )
+
+
+def _view(policy: PolicySpec, table: TableSpec, errors: list[Diagnostic]) -> ViewPlan:
+    qis = set(table.k_anonymity.quasi_identifiers) if table.k_anonymity else set()
+    sensitive = {s.sensitive for s in (table.l_diversity, table.t_closeness) if s}
+    columns = []
+    for col in table.columns:
+        member = QUASI if col.name in qis else SENSITIVE if col.name in sensitive else None
+        if col.declared_class and member and col.declared_class != member:
+            errors.append(
+                Diagnostic(
+                    col.loc,
+                    f"column '{col.name}' is declared {col.declared_class} but listed as "
+                    f"{member.replace('_', '-')}",
+                    expected="one privacy class per column",
+                )
+            )
+        privacy_class = col.declared_class or member or REGISTRY[col.transform].privacy_class
+        key = KeyRef(col.key, policy.key_versions[col.key]) if col.key else None
+        columns.append(
+            ColumnStep(
+                output=col.name,
+                sources=(col.source,),
+                transform=col.transform,
+                params=col.params,
+                input_type=col.input_type,
+                output_type=col.output_type,
+                privacy_class=privacy_class,
+                key=key,
+                lookup=col.lookup,
+                description=col.description,
+                type_declared=col.type_declared,
+            )
+        )
+    sample = None
+    if table.sample:
+        unit_type = next(
+            (
+                c.input_type
+                for c in table.columns
+                if c.source == table.sample.unit and c.transform == "pseudonymize"
+            ),
+            None,
+        )
+        unit_type = unit_type or next(
+            (c.input_type for c in table.columns if c.source == table.sample.unit), "text"
+        )
+        key = KeyRef(table.sample.key, policy.key_versions[table.sample.key])
+        sample = Sample(table.sample.unit, unit_type, table.sample.fraction, key)
+    k = table.k_anonymity
+    view = ViewPlan(
+        name=table.id,
+        policy=policy.name,
+        policy_file=policy.file,
+        source=table.source,
+        target=table.target,
+        grants=table.grants,
+        columns=tuple(columns),
+        key_table=policy.key_table,
+        retention=Retention(table.retention.column, table.retention.max_age_days)
+        if table.retention
+        else None,
+        sample=sample,
+        k_anonymity=KAnonymity(k.quasi_identifiers, k.k, k.action) if k else None,
+        l_diversity=LDiversity(table.l_diversity.sensitive, int(table.l_diversity.level))
+        if table.l_diversity
+        else None,
+        t_closeness=TCloseness(table.t_closeness.sensitive, table.t_closeness.level)
+        if table.t_closeness
+        else None,
+        description=table.description,
+        utility=_utility(table.utility),
+        unlisted_columns=policy.unlisted_columns,
+    )
+    return replace(view, digest=digest_of(view))
+
+
+# -- releases ----------------------------------------------------------------------------------
+
+DEFAULT_LEDGER_TABLE = "sqlanon_ledger"
+
+
+def _component(
+    name: str, epsilon: Fraction, sensitivity: Fraction, granularity: Fraction, confidence: Fraction
+) -> NoiseComponent:
+    noise = DiscreteLaplace(epsilon, sensitivity)
+    return NoiseComponent(
+        name, epsilon, sensitivity, granularity, noise.ln_p, noise.half_width(confidence)
+    )
+
+
+def _sum_component(
+    epsilon: Fraction, bound: Fraction, groups: int, confidence: Fraction
+) -> NoiseComponent:
+    """Sums are noised on a power-of-two grid g. Rounding a group's sum to the grid can move
+    a neighbour's sum by one step more than its contribution, in each of the `groups` groups
+    one unit reaches: sensitivity bound/g + groups in grid units (docs/dp.md#sums). The grid
+    is fine enough, about bound / (1024 · max(ε, groups)), that the rounding steps add at most
+    1/1024 to the noise."""
+    g = granularity(float(bound / max(epsilon, Fraction(groups))))
+    return _component("sum", epsilon, bound / g + groups, g, confidence)
+
+
+def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:
+    groups = [
+        ColumnStep(
+            output=c.name,
+            sources=(c.source,),
+            transform=c.transform,
+            params=c.params,
+            input_type=c.input_type,
+            output_type=c.output_type,
+            privacy_class=QUASI,
+            lookup=c.lookup,
+        )
+        for c in r.group_by
+    ]
+    epsilon, delta = Fraction(str(r.epsilon)), Fraction(str(r.delta))
+    g, rows = contribution_bounds(
+        r.max_groups_per_unit, r.max_rows_per_unit_per_group, r.max_rows_per_unit
+    )
+    has_units = any(m.agg == "count_units" for m in r.measures)
+    threshold = r.public_groups is None
+    parts = len(r.measures) + (1 if threshold and not has_units else 0)
+    share = epsilon / parts
+    units = _component("units", share, Fraction(g), Fraction(1), CONFIDENCE)
+    selection = None
+    if threshold:
+        per_group = float(delta) / g
+        selection = Selection(DiscreteLaplace(share, Fraction(g)).threshold(per_group), per_group)
+    measures = []
+    for m in r.measures:
+        clamp = None if m.clamp is None else (Decimal(str(m.clamp[0])), Decimal(str(m.clamp[1])))
+        used_delta = delta if (m.agg == "count_units" and threshold) else Fraction(0)
+        center = Decimal(0)
+        if m.agg == "count_units":
+            comps: tuple[NoiseComponent, ...] = (units,)
+        elif m.agg == "count":
+            comps = (_component("rows", share, Fraction(rows), Fraction(1), CONFIDENCE),)
+        else:
+            assert clamp is not None
+            center = (clamp[0] + clamp[1]) / 2 if m.agg == "avg" else Decimal(0)
+            reach = max(abs(clamp[0] - center), abs(clamp[1] - center))
+            bound = Fraction(rows) * Fraction(reach)
+            if m.agg == "sum":
+                comps = (_sum_component(share, bound, g, CONFIDENCE),)
+            else:  # avg = center + noisy centered sum / noisy row count, each at 97.5 %
+                half = share / 2
+                both = (1 + CONFIDENCE) / 2
+                comps = (
+                    _sum_component(half, bound, g, both),
+                    _component("rows", half, Fraction(rows), Fraction(1), both),
+                )
+        measures.append(
+            MeasurePlan(
+                m.name, m.agg, m.column, clamp, m.input_type, share, used_delta, comps, center
+            )
+        )
+    assert policy.key_table is not None  # validated: releases use the noise key
+    ledger = policy.ledger or (*policy.key_table[:-1], DEFAULT_LEDGER_TABLE)
+    plan = ReleasePlan(
+        name=r.id,
+        policy=policy.name,
+        policy_file=policy.file,
+        source=r.source,
+        target=r.target,
+        grants=r.grants,
+        privacy_unit=r.privacy_unit,
+        unit_type=r.unit_type,
+        group_by=tuple(groups),
+        public_groups=r.public_groups,
+        max_groups_per_unit=r.max_groups_per_unit,
+        max_rows_per_unit_per_group=r.max_rows_per_unit_per_group,
+        max_rows_per_unit=r.max_rows_per_unit,
+        units=units,
+        measures=tuple(measures),
+        selection=selection,
+        epsilon=epsilon,
+        delta=delta if threshold else Fraction(0),
+        key=KeyRef(r.key, policy.key_versions[r.key]),
+        key_table=policy.key_table,
+        ledger=ledger,
+        budget=_budget(policy),
+        description=r.description,
+        utility=_utility(r.utility),
+    )
+    return replace(plan, digest=digest_of(plan))
+
+
+def _utility(specs: tuple[UtilityCheckSpec, ...]) -> tuple[UtilityCheck, ...]:
+    return tuple(UtilityCheck(u.kind, u.refs, u.limit) for u in specs)

@@ -1,0 +1,348 @@
+"""The plan: immutable, dialect-free data describing every object to build.
+
+It holds no sqlglot nodes and no SQL; lowering turns it into SQL per dialect. Its JSON form is
+what `sqlanon explain --format json` prints and what the manifest's lineage is built from.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+DIRECT = "direct_identifier"
+QUASI = "quasi_identifier"
+SENSITIVE = "sensitive"
+OTHER = "other"
+PRIVACY_CLASSES = (DIRECT, QUASI, SENSITIVE, OTHER)
+
+Params = tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """A secret named by the policy; only its name and version ever leave the warehouse."""
+
+    name: str
+    version: int
+
+
+@dataclass(frozen=True)
+class ColumnStep:
+    output: str
+    sources: tuple[str, ...]
+    transform: str
+    params: Params
+    input_type: str | None
+    output_type: str | None
+    privacy_class: str
+    key: KeyRef | None = None
+    lookup: tuple[tuple[str, str], ...] | None = None  # value → replacement (hierarchies)
+    description: str | None = None
+    # whether input_type was written in the policy (drift checks it against the live column);
+    # not in repr, hence not in digests: it changes no SQL
+    type_declared: bool = field(default=False, repr=False)
+
+    def param(self, name: str, default: Any = None) -> Any:
+        for key, value in self.params:
+            if key == name:
+                return value
+        return default
+
+    @property
+    def emitted(self) -> bool:
+        return self.transform != "drop"
+
+    def raw_copy(self, output: str) -> ColumnStep:
+        """This step's source column passed through unchanged under another name: for
+        comparing raw with anonymized values (demo, utility), never for release."""
+        return ColumnStep(
+            output=output,
+            sources=self.sources,
+            transform="keep",
+            params=(),
+            input_type=self.input_type,
+            output_type=self.input_type,
+            privacy_class=self.privacy_class,
+        )
+
+
+@dataclass(frozen=True)
+class Retention:
+    column: str
+    max_age_days: int
+
+
+@dataclass(frozen=True)
+class Sample:
+    unit: str
+    unit_type: str
+    fraction: Decimal | int
+    key: KeyRef
+
+    @property
+    def threshold(self) -> int:
+        """Units whose 52-bit keyed hash is below this are kept: exact integer arithmetic."""
+        return int(self.fraction * (1 << 52))
+
+
+@dataclass(frozen=True)
+class KAnonymity:
+    quasi_identifiers: tuple[str, ...]
+    k: int
+    action: str  # suppress | fail
+
+
+@dataclass(frozen=True)
+class LDiversity:
+    sensitive: str
+    l: int  # noqa: E741 - the model's own name
+
+
+@dataclass(frozen=True)
+class TCloseness:
+    sensitive: str
+    t: Decimal | int
+
+
+@dataclass(frozen=True)
+class UtilityCheck:
+    """What an analyst needs to stay true (docs/utility.md): checked by `sqlanon utility`."""
+
+    kind: str  # suppressed | mean_shift | distance | correlation | median_relative_error
+    refs: tuple[str, ...]  # columns of the view, or measures of the release
+    limit: Decimal | int
+
+    def describe(self) -> str:
+        what = {
+            "suppressed": "suppressed rows",
+            "mean_shift": f"relative shift of mean({', '.join(self.refs)})",
+            "distance": f"distribution distance of {', '.join(self.refs)}",
+            "correlation": f"change of corr({', '.join(self.refs)})",
+            "median_relative_error": f"median relative error of {', '.join(self.refs)}",
+        }[self.kind]
+        return f"{what} ≤ {self.limit}"
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    name: str  # the table's id in the policy
+    policy: str  # policy name
+    policy_file: str
+    source: tuple[str, ...]
+    target: tuple[str, ...]
+    grants: tuple[str, ...]
+    columns: tuple[ColumnStep, ...]
+    key_table: tuple[str, ...] | None
+    retention: Retention | None = None
+    sample: Sample | None = None
+    k_anonymity: KAnonymity | None = None
+    l_diversity: LDiversity | None = None
+    t_closeness: TCloseness | None = None
+    description: str | None = None
+    unlisted_columns: str = "drop"  # drop | error (checked where the source can be read)
+    # not in repr, hence not in the digest: utility checks change no SQL, so no file header
+    utility: tuple[UtilityCheck, ...] = field(default=(), repr=False)
+    digest: str = field(default="", compare=False)
+
+    @property
+    def emitted_columns(self) -> tuple[ColumnStep, ...]:
+        return tuple(c for c in self.columns if c.emitted)
+
+    @property
+    def keys(self) -> tuple[KeyRef, ...]:
+        """Every key the view reads, in a stable order."""
+        found = {c.key for c in self.columns if c.key and c.emitted}
+        if self.sample:
+            found.add(self.sample.key)
+        return tuple(sorted(found, key=lambda k: (k.name, k.version)))
+
+
+@dataclass(frozen=True)
+class NoiseComponent:
+    """One discrete-Laplace draw per group: value = granularity × (round(true/g) + Z)."""
+
+    name: str  # units | rows | sum
+    epsilon: Fraction
+    sensitivity: Fraction  # L1, in units of the granularity
+    granularity: Fraction  # a power of two (1 for counts)
+    ln_p: float  # ln of the noise's ratio p = exp(-ε/Δ)
+    half_width: int  # in granularity units: P(|Z| ≤ half_width) ≥ its confidence
+
+
+@dataclass(frozen=True)
+class MeasurePlan:
+    name: str
+    agg: str  # count_units | count | sum | avg
+    column: str | None
+    clamp: tuple[Decimal, Decimal] | None
+    input_type: str
+    epsilon: Fraction
+    delta: Fraction
+    components: tuple[NoiseComponent, ...]
+    # avg sums values minus the clamp's midpoint: half the sensitivity of summing them raw
+    center: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Groups are released when their noisy unit count exceeds `threshold`."""
+
+    threshold: int
+    delta_per_group: float
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What all of a policy's refreshes in one epoch may spend together (basic composition);
+    each refresh checks it against the ledger before it writes anything."""
+
+    policy: str
+    epsilon: Fraction
+    delta: Fraction
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    name: str
+    policy: str
+    policy_file: str
+    source: tuple[str, ...]
+    target: tuple[str, ...]
+    grants: tuple[str, ...]
+    privacy_unit: str
+    unit_type: str
+    group_by: tuple[ColumnStep, ...]
+    public_groups: tuple[tuple[str, ...], ...] | None
+    max_groups_per_unit: int
+    max_rows_per_unit_per_group: int
+    max_rows_per_unit: int | None  # a total over all groups (SmartNoise's max_ids)
+    units: NoiseComponent  # the noisy count of units per group (selection, count_units)
+    measures: tuple[MeasurePlan, ...]
+    selection: Selection | None
+    epsilon: Fraction
+    delta: Fraction
+    key: KeyRef
+    key_table: tuple[str, ...]
+    ledger: tuple[str, ...]
+    budget: Budget  # the policy's, checked by the refresh against the ledger
+    description: str | None = None
+    # not in repr, hence not in the digest: utility checks change no SQL, so no file header
+    utility: tuple[UtilityCheck, ...] = field(default=(), repr=False)
+    digest: str = field(default="", compare=False)
+
+    @property
+    def keys(self) -> tuple[KeyRef, ...]:
+        return (self.key,)
+
+    @property
+    def target_name(self) -> str:
+        """The release's identity in the warehouse: one table is written by one release."""
+        return ".".join(self.target)
+
+    @property
+    def sensitivities(self) -> tuple[int, int]:
+        return contribution_bounds(
+            self.max_groups_per_unit, self.max_rows_per_unit_per_group, self.max_rows_per_unit
+        )
+
+
+def contribution_bounds(groups: int, rows_per_group: int, rows: int | None) -> tuple[int, int]:
+    """(the most groups one unit appears in, the most rows it adds over all groups): the L1
+    sensitivities of unit counts and of row counts."""
+    both = groups * rows_per_group
+    if rows is None:
+        return groups, both
+    return min(groups, rows), min(both, rows)
+
+
+@dataclass(frozen=True)
+class PolicyRef:
+    name: str
+    file: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file the plan was built from (policy, fragment, hierarchy), for the manifest."""
+
+    path: str
+    sha256: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    policies: tuple[PolicyRef, ...]
+    views: tuple[ViewPlan, ...]
+    inputs: tuple[InputFile, ...]
+    releases: tuple[ReleasePlan, ...] = ()
+    budgets: tuple[Budget, ...] = ()
+
+    @property
+    def sources(self) -> tuple[tuple[str, ...], ...]:
+        """The source relations the views and releases read, in a stable order."""
+        return tuple(sorted({v.source for v in self.views} | {r.source for r in self.releases}))
+
+    @property
+    def key_tables(self) -> tuple[tuple[str, ...], ...]:
+        """The key relations the views and releases read, in a stable order."""
+        found = {v.key_table for v in self.views if v.key_table and v.keys}
+        found |= {r.key_table for r in self.releases}
+        return tuple(sorted(found))
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        """Every key the views and releases read, by name."""
+        names = {k.name for v in self.views for k in v.keys}
+        return tuple(sorted(names | {k.name for r in self.releases for k in r.keys}))
+
+    @property
+    def ledgers(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(sorted({r.ledger for r in self.releases}))
+
+
+# -- JSON form -------------------------------------------------------------------------------
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON values for plan data: stable, and exact for decimals."""
+    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+        return value
+    if isinstance(value, Fraction):
+        return float(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise TypeError("not plan data: a non-finite float")
+        return value
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value() and abs(value) < 10**15:
+            return int(value)
+        text = format(value.normalize(), "f")
+        as_float = float(text)
+        return as_float if format(Decimal(repr(as_float)).normalize(), "f") == text else text
+    if isinstance(value, _dt.datetime | _dt.date):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        if (
+            value
+            and all(isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str) for v in value)
+            and not isinstance(value, list)
+        ):
+            return {k: to_jsonable(v) for k, v in value}
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {
+            f.name: to_jsonable(getattr(value, f.name)) for f in fields(value) if f.name != "digest"
+        }
+    raise TypeError(f"not plan data: {type(value).__name__}")
+
+
+def digest_of(value: Any) -> str:
+    """A digest of plan data. Plan values are frozen dataclasses, tuples, strings, numbers,
+    decimals and dates, whose repr is complete and deterministic."""
+    return hashlib.sha256(repr(value).encode("utf-8")).hexdigest()

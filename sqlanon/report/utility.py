@@ -1,0 +1,134 @@
+"""How `sqlanon utility` shows its measurements: rich tables for a terminal, JSON for machines."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from rich.console import Console
+from rich.table import Table
+
+from sqlanon.measure.utility import CheckResult, ColumnUtility, ReleaseUtility, Stats, ViewUtility
+
+
+def to_json(views: list[ViewUtility], releases: list[ReleaseUtility]) -> str:
+    out_views = []
+    for v in views:
+        d = asdict(v)
+        d["suppressed_share"] = v.suppressed_share
+        for c, col in zip(d["columns"], v.columns, strict=True):
+            c["mean_shift"] = col.mean_shift
+        for c, cor in zip(d["correlations"], v.correlations, strict=True):
+            c["delta"] = cor.delta
+        out_views.append(d)
+    checks = [c for v in views for c in v.checks] + [c for r in releases for c in r.checks]
+    doc = {
+        "views": out_views,
+        "releases": [asdict(r) for r in releases],
+        "ok": all(c.ok for c in checks),
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def num(x: float | None, digits: int = 4) -> str:
+    if x is None:
+        return "—"
+    return f"{x:,.0f}" if abs(x) >= 10**digits else f"{x:.{digits}g}"
+
+
+def pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.2f} %"
+
+
+def column_cells(c: ColumnUtility) -> list[str]:
+    def share(s: Stats) -> str:
+        return "—" if not s.rows else f"{100 * s.nulls / s.rows:.1f}"
+
+    def pair(a: float | None, b: float | None) -> str:
+        return f"{num(a)}→{num(b)}" if c.numeric else ""
+
+    medians = [(s.quantiles or (None, None, None))[1] for s in (c.raw, c.released)]
+    kind = "KS" if c.numeric else "TV"
+    return [
+        f"{share(c.raw)}→{share(c.released)}",
+        pair(c.raw.mean, c.released.mean),
+        pair(c.raw.std, c.released.std),
+        pair(*medians),
+        "" if c.numeric else f"{c.raw.distinct}→{c.released.distinct}",
+        _order_cell(c),
+        f"{kind} {num(c.distance, 3)} {'raw' if c.distance_to == 'raw' else 'pre'}",
+    ]
+
+
+def _order_cell(c: ColumnUtility) -> str:
+    if c.rank_correlation is None and c.order_violations is None:
+        return ""
+    text = num(c.rank_correlation, 3)
+    return text + (f" ({c.order_violations:,} out of order)" if c.order_violations else "")
+
+
+def print_checks(console: Console, checks: tuple[CheckResult, ...]) -> None:
+    for c in checks:
+        verdict = "[green]ok[/]" if c.ok else "[red]FAILED[/]"
+        measured = "not measurable" if c.measured is None else f"{c.measured:.4g}"
+        console.print(f"  • check {c.check}: measured {measured} {verdict}")
+
+
+def print_utility(
+    console: Console, views: list[ViewUtility], releases: list[ReleaseUtility]
+) -> None:
+    for v in views:
+        console.print(
+            f"[bold]{v.view}[/]: {v.source_rows:,} source rows, {v.kept_rows:,} after "
+            f"retention and sampling, {v.released_rows:,} released "
+            f"({pct(v.suppressed_share)} suppressed)"
+        )
+        t = Table(show_edge=False)
+        for col in ("column", "transform", "NULL %", "mean", "std", "median", "distinct", "rank ρ"):
+            t.add_column(col, justify="left" if col in ("column", "transform") else "right")
+        t.add_column("distance", justify="right", no_wrap=True)
+        for c in v.columns:
+            t.add_row(c.column, c.transform, *column_cells(c))
+        console.print(t)
+        console.print(
+            "  each cell raw→released; rank ρ: Spearman's correlation of raw and transformed "
+            "values (order-keeping transforms); distance: Kolmogorov–Smirnov for numbers, total "
+            "variation otherwise, against the raw column (raw) or the transform before "
+            "suppression (pre)",
+            markup=False,
+            style="dim",
+        )
+        for cor in v.correlations:
+            console.print(
+                f"  corr({cor.a}, {cor.b}): raw {num(cor.raw, 3)} → released "
+                f"{num(cor.released, 3)} (Δ {num(cor.delta, 3)})",
+                markup=False,
+            )
+        print_checks(console, v.checks)
+        console.print()
+    for r in releases:
+        epoch = "no epoch refreshed yet" if r.epoch is None else f"epoch {r.epoch}"
+        console.print(
+            f"[bold]{r.release}[/] ({epoch}): {r.released_groups} groups released, "
+            f"{r.true_groups} in the plain GROUP BY"
+        )
+        t = Table(show_edge=False)
+        for col in (
+            "measure",
+            "cells",
+            "median relative error",
+            "mean absolute error",
+            "true value inside the 95 % interval",
+        ):
+            t.add_column(col, justify="left" if col == "measure" else "right")
+        for m in r.measures:
+            t.add_row(
+                m.measure,
+                str(m.cells),
+                pct(m.median_relative_error),
+                num(m.mean_absolute_error),
+                pct(m.within_interval),
+            )
+        console.print(t)
+        print_checks(console, r.checks)
+        console.print()

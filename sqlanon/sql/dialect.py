@@ -1,0 +1,166 @@
+"""A target dialect: its templates from dialects/<name>/ on top of dialects/base/.
+
+A dialect folder states only how it differs from standard SQL (the sqlglot habit): a macro in
+its primitives.sql.j2 or statements.sql.j2 replaces the base macro of the same name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from sqlanon import resources
+from sqlanon.sql.shapes import CompilerBug, ShapeCache, Sql, number_text
+
+TEMPLATE_FILES = ("primitives.sql.j2", "statements.sql.j2", "risk.sql.j2", "utility.sql.j2")
+_REGULAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class DialectError(ValueError):
+    """The policy asks for something this dialect cannot express (a usage error)."""
+
+
+def available() -> tuple[str, ...]:
+    root = resources.dialects_dir()
+    return tuple(sorted(p.parent.name for p in root.glob("*/dialect.yml")))
+
+
+@cache
+def aliases() -> dict[str, str]:
+    """Every name a user may type for a dialect (its own and its dialect.yml `aliases`) →
+    the dialect's name, lower case."""
+    out: dict[str, str] = {}
+    for name in available():
+        config = yaml.safe_load(
+            (resources.dialects_dir() / name / "dialect.yml").read_text(encoding="utf-8")
+        )
+        for alias in (name, *config.get("aliases", ())):
+            out[str(alias).lower()] = name
+    return out
+
+
+class Dialect:
+    def __init__(self, folder: Path):
+        self.folder = folder
+        config = yaml.safe_load((folder / "dialect.yml").read_text(encoding="utf-8"))
+        self.name: str = config["name"]
+        self.title: str = config["title"]
+        self.sqlglot: str = config["sqlglot"]
+        self.types: dict[str, str] = config["types"]
+        self.features: dict[str, Any] = config.get("features", {})
+        self._fold = self.features.get("fold_case")
+        self.macros = self._load_macros(folder)
+        self._shapes = ShapeCache(self.sqlglot, self.macros)
+        self._idents: dict[str, Sql] = {}
+        self._strings: dict[str, Sql] = {}
+
+    def _load_macros(self, folder: Path) -> dict[str, Callable[..., str]]:
+        base = folder.parent / "base"
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(folder), str(base)]),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        env.globals["types"] = self.types
+        env.globals["features"] = self.features
+        # a fixed identifier written in a template ({{ "name" | ident }}), quoted the dialect's way
+        env.filters["ident"] = lambda name: self.ident(name).text
+        macros: dict[str, Callable[..., str]] = {}
+        for layer in (base, folder):
+            for fname in TEMPLATE_FILES:
+                path = layer / fname
+                if not path.exists():
+                    continue
+                module = env.from_string(path.read_text(encoding="utf-8")).module
+                for attr in dir(module):
+                    value = getattr(module, attr)
+                    if isinstance(value, jinja2.runtime.Macro):
+                        macros[attr] = value
+        return macros
+
+    # -- atoms ------------------------------------------------------------------------------
+
+    def ident(self, name: str) -> Sql:
+        """A quoted identifier. A policy name that is a regular identifier means what the
+        warehouse means by that name unquoted: dialects that fold unquoted names (Snowflake
+        to upper case, PostgreSQL to lower case) get the folded name, quoted."""
+        hit = self._idents.get(name)
+        if hit is None:
+            forbidden = [c for c in self.features.get("identifier_forbids", ()) if c in name]
+            if forbidden:
+                raise DialectError(
+                    f"{self.title} names cannot contain {' or '.join(map(repr, forbidden))}: "
+                    f"{name!r}"
+                )
+            if name.startswith(tuple(self.features.get("identifier_forbids_leading", ()))):
+                raise DialectError(f"{self.title} names cannot start with {name[0]!r}: {name!r}")
+            hit = self._idents[name] = Sql(self._shapes.identifier(self.stored_name(name)))
+        return hit
+
+    def stored_name(self, name: str) -> str:
+        """The name the warehouse stores for a policy name (see `ident`), unquoted."""
+        if self._fold and _REGULAR.fullmatch(name):
+            return name.upper() if self._fold == "upper" else name.lower()
+        return name
+
+    def qualified(self, parts: tuple[str, ...]) -> Sql:
+        """A dotted name of separately quoted parts: alias.column."""
+        return Sql(".".join(self.ident(p).text for p in parts))
+
+    def relation(self, parts: tuple[str, ...]) -> Sql:
+        """A table, view or schema name. Dialects whose paths are one quoted identifier
+        (BigQuery's `project.dataset.table`) quote the joined path once."""
+        if self.features.get("relation_path") == "one_identifier":
+            if any("." in p for p in parts):
+                raise DialectError(
+                    f"{self.title} table and dataset names cannot contain dots: "
+                    f"{'.'.join(repr(p) for p in parts)}"
+                )
+            return self.ident(".".join(parts))
+        return self.qualified(parts)
+
+    def string(self, value: str) -> Sql:
+        hit = self._strings.get(value)
+        if hit is None:
+            hit = self._strings[value] = Sql(self._shapes.string(value))
+        return hit
+
+    def number(self, value: int | Decimal) -> Sql:
+        text = number_text(value)
+        if text.startswith("-"):
+            return Sql(text, atomic=False)
+        return Sql(text)
+
+    # -- templates --------------------------------------------------------------------------
+
+    def prim(self, name: str, *args: Any, **structure: Any) -> Sql:
+        """An expression from the primitive template `name`."""
+        return self._shapes.call(name, args, structure, statement=False)
+
+    def statement(self, name: str, *args: Any, **structure: Any) -> Sql:
+        """A whole statement (or query) from the statement template `name`, no semicolon."""
+        return self._shapes.call(name, args, structure, statement=True)
+
+    def type_name(self, logical: str) -> str:
+        try:
+            return self.types[logical]
+        except KeyError:
+            raise CompilerBug(f"dialect {self.name} has no type for '{logical}'") from None
+
+
+@cache
+def get(name: str) -> Dialect:
+    folder = resources.dialects_dir() / name
+    if not (folder / "dialect.yml").exists():
+        raise KeyError(name)
+    return Dialect(folder)

@@ -1,0 +1,667 @@
+"""A release plan → the SQL of one refresh, from the dialect's templates.
+
+The noise of each (group, component) is drawn from HMAC(noise key, message). The message names
+the refresh's nonce — issued by the ledger in the refresh's own transaction, never reused —
+and everything that shapes the mechanism (policy, release, target, a digest of ε shares,
+sensitivities, grids, bounds and groups), the epoch, the group and the component. It never
+names the data: noise is independent of the values, a re-run is a new release with fresh noise
+(and is charged), and every engine computes the same numbers for the same nonce. No engine
+RANDOM() is used anywhere. See docs/dp.md for the threat model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+from sqlanon.plan.model import ColumnStep, MeasurePlan, NoiseComponent, ReleasePlan, digest_of
+from sqlanon.sql.dialect import Dialect
+from sqlanon.sql.shapes import Sql
+from sqlanon.sql.views import KEYS_ALIAS, SOURCE_ALIAS, Statement, grant_statements, key_columns
+from sqlanon.transforms import REGISTRY, LowerContext
+from sqlanon.transforms.common import NOISE_TAG, RANK_TAG, canonical, keyed_hex
+
+MESSAGE_VERSION = "2"  # of the noise message's layout (docs/dp.md#the-noise-message)
+TWO_52 = 4503599627370496
+UNIT = "_sqlanon_unit"
+# budget sums are floats in the ledger: decimal ε shares may add up a hair above the budget
+BUDGET_SLACK = Fraction(1, 10**9)
+
+
+def mechanism_digest(r: ReleasePlan) -> str:
+    """A digest of everything that shapes the release's noise (ε shares, sensitivities, grids,
+    bounds, groups, measures, source, target, key), not of what does not (description, grants,
+    file name, budget): part of every noise message, so an edited mechanism never shares a
+    message with the old one."""
+    shaped = (
+        r.policy,
+        r.name,
+        r.source,
+        r.target,
+        r.privacy_unit,
+        r.unit_type,
+        r.group_by,
+        r.public_groups,
+        r.max_groups_per_unit,
+        r.max_rows_per_unit_per_group,
+        r.max_rows_per_unit,
+        r.units,
+        r.measures,
+        r.selection,
+        r.epsilon,
+        r.delta,
+        r.key,
+    )
+    return digest_of(shaped)[:32]
+
+
+def _number(d: Dialect, value: Fraction | int) -> Sql:
+    """An exact decimal literal: the fractions here (grid steps, clamp bounds and their
+    midpoints) have power-of-two or power-of-ten denominators, so their decimals end."""
+    from decimal import Decimal
+
+    if isinstance(value, int) or (isinstance(value, Fraction) and value.denominator == 1):
+        return d.number(int(value))
+    return d.number(Decimal(value.numerator) / Decimal(value.denominator))
+
+
+def _float(d: Dialect, value: float) -> Sql:
+    from decimal import Decimal
+
+    return d.number(Decimal(repr(value)))
+
+
+def output_columns(r: ReleasePlan) -> list[tuple[str, str]]:
+    """(name, logical type) of the release table."""
+    cols = [("epoch", "integer")]
+    cols += [(g.output, g.output_type or "text") for g in r.group_by]
+    for m in r.measures:
+        kind = "integer" if m.agg in ("count_units", "count") else "float"
+        cols += [
+            (m.name, kind),
+            (f"{m.name}_ci_low", kind),
+            (f"{m.name}_ci_high", kind),
+            (f"{m.name}_epsilon", "float"),
+            (f"{m.name}_delta", "float"),
+        ]
+    return cols
+
+
+def _component_id(m: MeasurePlan | None, c: NoiseComponent) -> str:
+    return "units" if m is None else f"{m.name}.{c.name}"
+
+
+def release_query(
+    r: ReleasePlan, d: Dialect, epoch: Sql, noise: bool = True, nonce: Sql | None = None
+) -> Sql:
+    """The SELECT computing one epoch's rows of the release table. The noise is drawn for
+    `nonce` (by default the nonce the ledger issued to this refresh: the ledger row must be
+    written first, in the same transaction). With noise=False every noise draw is 0 and every
+    group is kept: the true, contribution-bounded values, for tests and for utility reports
+    (never for release)."""
+    if nonce is None:
+        nonce = ledger_nonce(r, d) if noise else d.string("")
+    key_values, key_names, pads = key_columns([r.key], r.key_table, d)
+    key_values += [epoch, nonce]  # computed once, beside the key
+    key_names += [d.ident("_sqlanon_epoch"), d.ident("_sqlanon_nonce")]
+    ctx = LowerContext(d, pads)
+    src = _qualifier(d, SOURCE_ALIAS)
+    groups = [d.ident(f"_sqlanon_g{i}") for i in range(len(r.group_by))]
+
+    # rows: unit, group keys, clamped measure inputs (NULL, NaN and unparsable text skipped)
+    row_items = [src(r.privacy_unit)] + [
+        REGISTRY[g.transform].lower(ctx, src(g.sources[0]), g) for g in r.group_by
+    ]
+    row_names = [d.ident(UNIT), *groups]
+    inputs = {}
+    for i, m in enumerate(r.measures):
+        if m.column is not None and m.clamp is not None:
+            name = d.ident(f"_sqlanon_x{i}")
+            clamped = _clamped_input(d, src(m.column), m)
+            if m.center:
+                clamped = d.prim("sub", clamped, _number(d, Fraction(m.center)))
+            row_items.append(clamped)
+            row_names.append(name)
+            inputs[m.name] = name
+
+    # partials: per unit and group, rows capped; measure sums clamped once rows are allowed
+    rmax = d.number(r.max_rows_per_unit_per_group)
+    partial_items: list[Sql] = [d.ident(UNIT), *groups]
+    partial_names: list[Sql] = [d.ident(UNIT), *groups]
+    partial_items.append(d.prim("least", [d.prim("count_star"), rmax]))
+    partial_names.append(d.ident("_sqlanon_rows"))
+    allowed = d.ident("_sqlanon_a")
+    limited_items: list[Sql] = [d.ident(UNIT), *groups, allowed]
+    limited_names: list[Sql] = [d.ident(UNIT), *groups, d.ident("_sqlanon_rows")]
+    sums: dict[int, tuple[Sql, Sql]] = {}
+    for i, m in enumerate(r.measures):
+        if m.name not in inputs:
+            continue
+        assert m.clamp is not None
+        x = inputs[m.name]
+        s_name, n_name = d.ident(f"_sqlanon_s{i}"), d.ident(f"_sqlanon_n{i}")
+        partial_items += [
+            d.prim("coalesce", [d.prim("sum", x), d.number(0)]),
+            d.prim("least", [d.prim("count", x), rmax]),
+        ]
+        partial_names += [s_name, n_name]
+        # the unit's allowed rows of this group bound its partial sum: n × [lo, hi]
+        n = d.prim("least", [n_name, allowed])
+        lo = _number(d, Fraction(m.clamp[0] - m.center))
+        hi = _number(d, Fraction(m.clamp[1] - m.center))
+        bounded = d.prim(
+            "least", [d.prim("greatest", [s_name, d.prim("mul", n, lo)]), d.prim("mul", n, hi)]
+        )
+        limited_items += [bounded, n]
+        limited_names += [s_name, n_name]
+        sums[i] = (s_name, n_name)
+
+    # units over a bound: groups in the order of a keyed hash of the unit and the group, kept
+    # while at most max_groups_per_unit and max_rows_per_unit allow
+    p = "_sqlanon_p"
+    rank_text = _message(
+        d,
+        [canonical(ctx, d.qualified((p, UNIT)), r.unit_type)]
+        + [
+            d.prim(
+                "canonical_text", d.qualified((p, f"_sqlanon_g{i}")), type=g.output_type or "text"
+            )
+            for i, g in enumerate(r.group_by)
+        ],
+    )
+    rank = keyed_hex(ctx, rank_text, r.key, RANK_TAG)
+    fits = d.prim("le", d.ident("_sqlanon_ng"), d.number(r.max_groups_per_unit))
+    rows = d.ident("_sqlanon_rows")
+    allowance = rows
+    if r.max_rows_per_unit is not None:
+        total = d.number(r.max_rows_per_unit)
+        fits = d.prim("all_of", [fits, d.prim("le", d.ident("_sqlanon_nr"), total)])
+        before = d.prim("sub", d.ident("_sqlanon_cum"), rows)  # rows of earlier groups
+        allowance = d.prim(
+            "greatest", [d.number(0), d.prim("least", [rows, d.prim("sub", total, before)])]
+        )
+
+    # per group
+    aggregates: list[Sql] = list(groups)
+    aggregate_names: list[Sql] = list(groups)
+    aggregates += [d.prim("count_star"), d.prim("sum", d.ident("_sqlanon_rows"))]
+    totals = ["_sqlanon_units", "_sqlanon_rows"]
+    for i, (s_name, n_name) in sorted(sums.items()):
+        aggregates += [d.prim("sum", s_name), d.prim("sum", n_name)]
+        totals += [f"_sqlanon_s{i}", f"_sqlanon_n{i}"]
+    aggregate_names += [d.ident(t) for t in totals]
+
+    # public groups: every listed group appears, empty ones with zero aggregates
+    public_rows: list[Sql] = []
+    public_names: list[Sql] = []
+    joined_items: list[Sql] = []
+    joined_names: list[Sql] = []
+    join_conditions: list[Sql] = []
+    if r.public_groups is not None:
+        public_names = [d.ident(f"_sqlanon_v{i}") for i in range(len(r.group_by))]
+        for row in r.public_groups:
+            public_rows += [d.string(v) for v in row]
+        for i, g in enumerate(r.group_by):
+            pg = d.qualified(("_sqlanon_pg", f"_sqlanon_g{i}"))
+            pub = d.qualified(("_sqlanon_pub", f"_sqlanon_v{i}"))
+            joined_items.append(_typed(d, pub, g))
+            join_conditions.append(
+                d.prim("eq", d.prim("canonical_text", pg, type=g.output_type or "text"), pub)
+            )
+        joined_names = list(groups)
+        for total_name in totals:
+            joined_items.append(
+                d.prim("coalesce", [d.qualified(("_sqlanon_pg", total_name)), d.number(0)])
+            )
+            joined_names.append(d.ident(total_name))
+
+    # hashed: the true value of each component on its grid, and the group's noise message up
+    # to the component (the key's pads carried along for the next step)
+    g_alias = "_sqlanon_g"
+    gcol = _qualifier(d, g_alias)
+    kcol = _qualifier(d, KEYS_ALIAS)
+    group_texts = [
+        d.prim("canonical_text", gcol(f"_sqlanon_g{i}"), type=g.output_type or "text")
+        for i, g in enumerate(r.group_by)
+    ]
+    components = _components(r)
+    hashed_items, hashed_names = _carried(d, gcol, kcol("_sqlanon_epoch"), groups)
+    for cid, comp, true_name in components:
+        true = gcol(true_name)
+        if comp.name == "sum":  # onto the grid, rounding half up the same way on every engine
+            true = d.prim(
+                "floor",
+                d.prim(
+                    "add",
+                    d.prim("div", true, _number(d, comp.granularity)),
+                    _number(d, Fraction(1, 2)),
+                ),
+            )
+        hashed_items.append(d.prim("cast", true, to="integer"))
+        hashed_names.append(d.ident(f"_sqlanon_t_{_slug(cid)}"))
+    message = _message(
+        d,
+        [
+            MESSAGE_VERSION,
+            r.policy,
+            r.name,
+            r.target_name,
+            mechanism_digest(r),
+            kcol("_sqlanon_nonce"),
+            d.prim("canonical_text", kcol("_sqlanon_epoch"), type="integer"),
+            *group_texts,
+        ],
+    )
+    hashed_items.append(message)
+    hashed_names.append(d.ident("_sqlanon_m"))
+    for half in ("inner", "outer"):
+        hashed_items.append(kcol(f"k0_{half}"))
+        hashed_names.append(d.ident(f"k0_{half}"))
+
+    # keyed: per component, HMAC(noise key, "noise|" + message + component)
+    h_alias = "_sqlanon_h"
+    hcol = _qualifier(d, h_alias)
+    keyed_ctx = LowerContext(d, {r.key: (hcol("k0_inner"), hcol("k0_outer"))})
+    keyed_items, keyed_names = _carried(d, hcol, hcol("_sqlanon_epoch"), groups)
+    for cid, _, _ in components:
+        slug = _slug(cid)
+        text = d.prim("concat", [hcol("_sqlanon_m"), d.string(f"|{len(cid)}:{cid}")])
+        keyed_items += [hcol(f"_sqlanon_t_{slug}"), keyed_hex(keyed_ctx, text, r.key, NOISE_TAG)]
+        keyed_names += [d.ident(f"_sqlanon_t_{slug}"), d.ident(f"_sqlanon_h_{slug}")]
+
+    # noised: Z = G1 - G2, Gi = floor(ln ui / ln p)
+    y_alias = "_sqlanon_y"
+    ycol = _qualifier(d, y_alias)
+    noised_items, noised_names = _carried(d, ycol, ycol("_sqlanon_epoch"), groups)
+    for cid, comp, _ in components:
+        slug = _slug(cid)
+        h = ycol(f"_sqlanon_h_{slug}")
+        ln_p = _float(d, comp.ln_p)
+        draws = [
+            d.prim("floor", d.prim("div", d.prim("ln", _uniform(d, h, start)), ln_p))
+            for start in (1, 14)
+        ]
+        noised_items += [
+            ycol(f"_sqlanon_t_{slug}"),
+            d.prim("cast", d.prim("sub", draws[0], draws[1]), to="integer")
+            if noise
+            else d.number(0),
+        ]
+        noised_names += [d.ident(f"_sqlanon_t_{slug}"), d.ident(f"_sqlanon_z_{slug}")]
+
+    # outputs
+    n_alias = "_sqlanon_n"
+    ncol = _qualifier(d, n_alias)
+    outputs: list[Sql] = [ncol("_sqlanon_epoch")]
+    outputs += [ncol(f"_sqlanon_g{i}") for i in range(len(r.group_by))]
+    output_names = [d.ident(name) for name, _ in output_columns(r)]
+    by_id = {cid: comp for cid, comp, _ in components}
+    for m in r.measures:
+        outputs += _measure_outputs(d, m, by_id, ncol)
+        outputs += [
+            d.prim("cast", _float(d, float(m.epsilon)), to="float"),
+            d.prim("cast", _float(d, float(m.delta)), to="float"),
+        ]
+
+    filters = [d.prim("not_null", src(r.privacy_unit))]
+    if r.selection is not None and noise:
+        units = d.prim("add", ncol("_sqlanon_t_units"), ncol("_sqlanon_z_units"))
+        selected = d.prim("gt", units, d.number(r.selection.threshold))
+    else:
+        selected = d.prim("true_")
+    return d.statement(
+        "dp_release_query",
+        d.relation(r.source),
+        row_items,
+        row_names,
+        partial_items,
+        partial_names,
+        key_values,
+        key_names,
+        rank,
+        fits,
+        allowance,
+        limited_items,
+        limited_names,
+        d.number(r.max_groups_per_unit),
+        groups,
+        aggregates,
+        aggregate_names,
+        public_rows,
+        public_names,
+        joined_items,
+        joined_names,
+        join_conditions,
+        hashed_items,
+        hashed_names,
+        keyed_items,
+        keyed_names,
+        noised_items,
+        noised_names,
+        outputs,
+        output_names,
+        filters,
+        selected,
+    )
+
+
+def _carried(
+    d: Dialect, col: Callable[[str], Sql], epoch: Sql, groups: list[Sql]
+) -> tuple[list[Sql], list[Sql]]:
+    """The group columns and the epoch, carried from one step of the query to the next."""
+    items = [col(f"_sqlanon_g{i}") for i in range(len(groups))] + [epoch]
+    return items, [*groups, d.ident("_sqlanon_epoch")]
+
+
+def _clamped_input(d: Dialect, x: Sql, m: MeasurePlan) -> Sql:
+    """A measure's input as a float in [lo, hi]; NULL (skipped by sums, not counted) when it
+    is NULL, NaN, or text that is not a number (docs/dp.md#measure-inputs). ±infinity clamps
+    to the bounds. No value can make the refresh fail."""
+    assert m.clamp is not None
+    text = m.input_type == "text"
+    value = d.prim("parse_number", x) if text else d.prim("cast", x, to="float")
+    lo, hi = _number(d, Fraction(m.clamp[0])), _number(d, Fraction(m.clamp[1]))
+    clamped = d.prim("least", [d.prim("greatest", [value, lo]), hi])
+    skip = [d.prim("is_null", value), d.prim("null")]
+    if m.input_type == "float":
+        skip += [d.prim("is_nan", value), d.prim("null")]
+    return d.prim("case", [*skip, clamped])
+
+
+def _components(r: ReleasePlan) -> list[tuple[str, NoiseComponent, str]]:
+    """(component id, noise, the per-group column holding its true value)."""
+    out = [("units", r.units, "_sqlanon_units")]
+    for i, m in enumerate(r.measures):
+        for c in m.components:
+            if m.agg == "count_units":
+                continue  # released from the units component
+            if c.name == "rows":
+                true = "_sqlanon_rows" if m.agg == "count" else f"_sqlanon_n{i}"
+            else:
+                true = f"_sqlanon_s{i}"
+            out.append((_component_id(m, c), c, true))
+    return out
+
+
+def _measure_outputs(d: Dialect, m: MeasurePlan, by_id, ncol) -> list[Sql]:  # type: ignore[no-untyped-def]
+    def noisy(cid: str) -> tuple[Sql, NoiseComponent]:
+        slug = _slug(cid)
+        comp = by_id[cid]
+        value = d.prim("add", ncol(f"_sqlanon_t_{slug}"), ncol(f"_sqlanon_z_{slug}"))
+        return value, comp
+
+    def scaled(value: Sql, comp: NoiseComponent) -> Sql:
+        if comp.granularity == 1:
+            return value
+        return d.prim("mul", d.prim("cast", value, to="float"), _number(d, comp.granularity))
+
+    if m.agg in ("count_units", "count", "sum"):
+        cid = "units" if m.agg == "count_units" else _component_id(m, m.components[0])
+        value, comp = noisy(cid)
+        hw = d.number(comp.half_width)
+        low = scaled(d.prim("sub", value, hw), comp)
+        if m.clamp is None or m.clamp[0] >= 0:  # the truth is never negative: nor is the bound
+            low = d.prim("greatest", [low, d.number(0)])
+        return [scaled(value, comp), low, scaled(d.prim("add", value, hw), comp)]
+    # avg: noisy sum / noisy count, clamped; the interval from both components' intervals
+    assert m.clamp is not None
+    s_val, s_comp = noisy(_component_id(m, m.components[0]))
+    n_val, n_comp = noisy(_component_id(m, m.components[1]))
+    lo, hi = _number(d, Fraction(m.clamp[0])), _number(d, Fraction(m.clamp[1]))
+
+    def clamp(x: Sql) -> Sql:
+        return d.prim("least", [d.prim("greatest", [x, lo]), hi])
+
+    total = scaled(s_val, s_comp)
+    center = _number(d, Fraction(m.center))
+
+    def shifted(x: Sql) -> Sql:
+        return d.prim("add", x, center) if m.center else x
+
+    s_hw = d.prim("mul", d.number(s_comp.half_width), _number(d, s_comp.granularity))
+    n_hw = d.number(n_comp.half_width)
+    count = d.prim("cast", d.prim("greatest", [n_val, d.number(1)]), to="float")
+    value = clamp(shifted(d.prim("div", total, count)))
+    low_n = d.prim("cast", d.prim("sub", n_val, n_hw), to="float")
+    high_n = d.prim("cast", d.prim("add", n_val, n_hw), to="float")
+    corners = [
+        d.prim("div", d.prim(op_s, total, s_hw), n)
+        for op_s in ("sub", "add")
+        for n in (low_n, high_n)
+    ]
+    too_few = d.prim("lt", d.prim("sub", n_val, n_hw), d.number(1))
+    ci_low = d.prim("case", [too_few, lo, clamp(shifted(d.prim("least", corners)))])
+    ci_high = d.prim("case", [too_few, hi, clamp(shifted(d.prim("greatest", corners)))])
+    return [value, ci_low, ci_high]
+
+
+def _uniform(d: Dialect, h: Sql, start: int) -> Sql:
+    """(52-bit integer + 0.5) / 2^52: strictly inside (0, 1), so its logarithm is finite."""
+    as_float = d.prim("cast", d.prim("hex_int", h, start=start), to="float")
+    return d.prim("div", d.prim("add", as_float, _number(d, Fraction(1, 2))), d.number(TWO_52))
+
+
+def _qualifier(d: Dialect, alias: str) -> Callable[[str], Sql]:
+    """`alias.name` for the columns of one relation of a query."""
+
+    def column(name: str) -> Sql:
+        return d.qualified((alias, name))
+
+    return column
+
+
+def _message(d: Dialect, fields: Sequence[str | Sql]) -> Sql:
+    """Fields as `length:text|…`, NULL as `-`: no two field lists give the same message.
+    Constant fields (Python strings) are encoded here, once."""
+    parts: list[str | Sql] = []
+    for i, f in enumerate(fields):
+        sep = "|" if i < len(fields) - 1 else ""
+        if isinstance(f, str):
+            parts.append(f"{len(f)}:{f}{sep}")
+            continue
+        length = d.prim("canonical_text", d.prim("char_length", f), type="integer")
+        parts.append(
+            d.prim("coalesce", [d.prim("concat", [length, d.string(":"), f]), d.string("-")])
+        )
+        if sep:
+            parts.append(sep)
+    merged: list[Sql] = []
+    text = ""
+    for part in parts:
+        if isinstance(part, str):
+            text += part
+            continue
+        if text:
+            merged.append(d.string(text))
+            text = ""
+        merged.append(part)
+    if text:
+        merged.append(d.string(text))
+    return merged[0] if len(merged) == 1 else d.prim("concat", merged)
+
+
+def _typed(d: Dialect, text: Sql, g: ColumnStep) -> Sql:
+    """A public group's value (written as text in the policy) in the group column's type."""
+    out = g.output_type or "text"
+    return text if out == "text" else d.prim("cast", text, to=out)
+
+
+def _slug(cid: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in cid)
+
+
+def release_statements(
+    r: ReleasePlan, d: Dialect, epoch: Sql | None = None, allow_overspend: bool = False
+) -> list[Statement]:
+    """One refresh: in one transaction, take the ledger's lock (where the engine has table
+    locks), record the spend — refused when it would take the epoch over the budget, or when
+    another release already writes this table — which issues the refresh's nonce, then replace
+    the epoch's rows with a release drawn for that nonce."""
+    if epoch is None:
+        epoch = epoch_value(d)
+    target = d.relation(r.target)
+    cols = output_columns(r)
+    names = [d.ident(n) for n, _ in cols]
+    create = Statement(
+        d.statement(
+            "create_table_if_missing", target, names, column_types=tuple(t for _, t in cols)
+        ).text
+    )
+    record = ledger_insert(r, d, epoch, allow_overspend)
+    delete = Statement(
+        d.statement("delete_where", target, d.prim("eq", d.ident("epoch"), epoch)).text
+    )
+    insert = Statement(d.statement("insert_query", target, names, release_query(r, d, epoch)).text)
+    features = d.features
+    grants = grant_statements(r.target, r.grants, d, "table")
+    if features.get("transactions", True):
+        begin, commit = Statement(d.statement("begin").text), Statement(d.statement("commit").text)
+        lock = []
+        if features.get("lock_table"):
+            lock = [Statement(d.statement("lock_ledger", d.number(ledger_lock_id(r.ledger))).text)]
+        if features.get("transactional_ddl"):
+            # created under the lock: two first refreshes do not race to create the table; the
+            # grants commit with the rows, so a failed grant leaves nothing to retry around
+            return [begin, *lock, create, record, delete, insert, *grants, commit]
+        return [create, begin, *lock, record, delete, insert, commit, *grants]
+    # no transaction to make the three one: the spend is recorded first, so a refresh that
+    # fails after it is counted (conservatively) rather than released uncounted
+    return [create, record, delete, insert, *grants]
+
+
+def ledger_lock_id(ledger: tuple[str, ...]) -> int:
+    """A signed 64-bit number naming a ledger's refresh lock (PostgreSQL advisory locks)."""
+    digest = hashlib.sha256("\x1f".join(("sqlanon ledger", *ledger)).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def epoch_value(d: Dialect) -> Sql:
+    """The epoch of this refresh, a session setting (docs/dp.md); an error when unset."""
+    return d.prim(
+        "require",
+        d.prim("epoch_parameter"),
+        d.string("sqlanon: set the epoch of this refresh (docs/dp.md)"),
+        type="integer",
+    )
+
+
+REFUSED = "sqlanon: refresh refused"
+
+
+def ledger_insert(
+    r: ReleasePlan, d: Dialect, epoch: Sql, allow_overspend: bool = False
+) -> Statement:
+    """The ledger row one refresh of `r` appends: what it spent, and the nonce its noise is
+    drawn for (the ledger's next refresh number and the time). The row is refused — the
+    statement fails, nothing is written — when the policy's spend in this epoch plus this
+    refresh would exceed its budget (unless allowed, which the row records), or when the ledger
+    shows another policy or release writing the same table."""
+    b = r.budget
+    ledger = ".".join(r.ledger)
+    over = d.string(
+        f"{REFUSED}: release '{r.name}' of policy '{r.policy}' would take this epoch's spend "
+        f"over the budget (epsilon {float(b.epsilon)!r}, delta {float(b.delta)!r}); nothing "
+        f"was written (see sqlanon budget, or the ledger {ledger})"
+    )
+    claimed = d.string(
+        f"{REFUSED}: {r.target_name} is written by another release in the ledger {ledger} "
+        "(a target table belongs to one policy's release); nothing was written"
+    )
+    n = _qualifier(d, "_sqlanon_n")  # the ledger's summary row
+    epsilon: Sql = _float(d, float(r.epsilon))
+    if not allow_overspend:
+        fits = d.prim(
+            "all_of",
+            [
+                d.prim("le", n("spent_epsilon"), _number(d, b.epsilon - r.epsilon + BUDGET_SLACK)),
+                d.prim("le", n("spent_delta"), _number(d, b.delta - r.delta + BUDGET_SLACK)),
+            ],
+        )
+        checked = d.prim("case", [fits, epsilon, d.prim("null")])
+        epsilon = d.prim("require", checked, over, type="float")
+    unclaimed = d.prim("eq", n("claimed"), d.number(0))
+    delta = d.prim(
+        "require",
+        d.prim("case", [unclaimed, _float(d, float(r.delta)), d.prim("null")]),
+        claimed,
+        type="float",
+    )
+    now = d.prim("cast", d.prim("current_timestamp"), to="timestamptz")
+    nonce = d.prim(
+        "concat",
+        [
+            d.prim("canonical_text", n("refresh"), type="integer"),
+            d.string("@"),
+            d.prim("canonical_text", now, type="timestamptz"),
+        ],
+    )
+    items = [
+        n("refresh"),
+        n("epoch"),
+        d.string(r.policy),
+        d.string(r.name),
+        d.string(r.target_name),
+        epsilon,
+        delta,
+        d.prim("boolean_literal", value=allow_overspend),
+        nonce,
+        now,
+    ]
+    return Statement(
+        d.statement(
+            "dp_ledger_insert",
+            d.relation(r.ledger),
+            [d.ident(c) for c, _ in LEDGER_COLUMNS],
+            items,
+            epoch,
+            d.string(r.policy),
+            d.string(r.name),
+            d.string(r.target_name),
+        ).text
+    )
+
+
+def ledger_nonce(r: ReleasePlan, d: Dialect) -> Sql:
+    """The nonce the ledger issued to this refresh: its latest row for this release's target,
+    written earlier in the same transaction (under the ledger's lock where there is one)."""
+    return d.prim(
+        "require",
+        d.prim("ledger_nonce", d.relation(r.ledger), d.string(r.target_name)),
+        d.string(f"{REFUSED}: no ledger row issued a nonce to this refresh of {r.target_name}"),
+        type="text",
+    )
+
+
+# The ledger: one row per refresh. `refresh` numbers the rows (the nonce's counter); `nonce`
+# is the text every noise message of that refresh names; `overspend` marks a refresh allowed
+# over the budget (`apply --allow-overspend`).
+LEDGER_COLUMNS = (
+    ("refresh", "integer"),
+    ("epoch", "integer"),
+    ("policy", "text"),
+    ("release", "text"),
+    ("target", "text"),
+    ("epsilon", "float"),
+    ("delta", "float"),
+    ("overspend", "boolean"),
+    ("nonce", "text"),
+    ("refreshed_at", "timestamptz"),
+)
+
+
+def ledger_statements(table: tuple[str, ...], d: Dialect) -> list[Statement]:
+    out = []
+    if len(table) > 1:
+        out.append(Statement(d.statement("create_schema", d.relation(table[:-1])).text))
+    out.append(
+        Statement(
+            d.statement(
+                "create_ledger",
+                d.relation(table),
+                [d.ident(c) for c, _ in LEDGER_COLUMNS],
+                column_types=tuple(t for _, t in LEDGER_COLUMNS),
+            ).text
+        )
+    )
+    return out

@@ -1,0 +1,273 @@
+"""Composing SQL from dialect templates without ever pasting user text into a template.
+
+A template (a jinja2 macro in dialects/<name>/) is rendered once per *shape*: every argument
+becomes a sentinel identifier, the text is parsed back by sqlglot in the dialect (a template
+that does not parse, or that swallows a sentinel into a string, is a compiler bug), and the
+verified text is cut into pieces around the sentinels. Filling a shape joins the pieces with
+argument fragments. Arguments are either atoms — identifiers and literals quoted by sqlglot,
+each checked to tokenize back to exactly the value given — or fragments from other shapes,
+parenthesized unless they are syntactically atomic. A statement is therefore valid SQL because
+each shape parsed with identifiers in its holes and every hole receives one token or one
+parenthesized expression; tests additionally parse every emitted statement whole.
+
+This keeps compile time linear and small (no per-statement parse), see docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokenizer_core import TokenType
+
+_SENTINEL = "__sqlanon_{}__"
+_SENTINEL_RE = re.compile(r"__sqlanon_(\d+)__")
+# Roots that need no parentheses when placed inside another expression.
+_ATOMIC_ROOTS = (
+    exp.Func,
+    exp.Column,
+    exp.Literal,
+    exp.Paren,
+    exp.Case,
+    exp.Identifier,
+    exp.Boolean,
+    exp.Null,
+    exp.Subquery,
+    exp.Star,
+)
+# Holes whose parent delimits them (argument lists, CASE parts, select lists, clauses) take any
+# expression bare; elsewhere (operators) a compound argument is parenthesized.
+_DELIMITING_PARENTS = (
+    exp.Func,
+    exp.If,
+    exp.Case,
+    exp.Alias,
+    exp.Select,
+    exp.Where,
+    exp.Paren,
+    exp.Tuple,
+    exp.Create,
+    exp.Order,
+    exp.Ordered,
+    exp.Group,
+    exp.Window,
+    exp.Having,
+    exp.Values,
+    exp.Subquery,
+)
+
+
+class CompilerBug(Exception):
+    """Generated SQL failed a self-check. Never the user's fault; report it."""
+
+
+class Sql(NamedTuple):
+    """A fragment of SQL text for one dialect. `atomic` fragments need no parentheses.
+    (A named tuple: millions are made for a large policy, and tuples are cheap to build.)"""
+
+    text: str
+    atomic: bool = True
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    first: str  # the text before the first hole
+    # per hole: (argument index, delimited: a compound argument needs no parentheses,
+    #            leading whitespace of the hole's line, the text after the hole)
+    holes: tuple[tuple[int, bool, str, str], ...]
+    atomic: bool
+
+    def fill(self, args: Sequence[Sql]) -> Sql:
+        out = [self.first]
+        append = out.append
+        for slot, bare, indent, piece in self.holes:
+            text, atomic = args[slot]
+            if not (atomic or bare):
+                text = "(" + text + ")"
+            if indent and "\n" in text:
+                text = text.replace("\n", "\n" + indent)
+            append(text)
+            append(piece)
+        return Sql("".join(out), self.atomic)
+
+
+def _flatten(values: Sequence[Any]) -> tuple[Sequence[Sql], tuple[Any, ...]]:
+    """Arguments in order plus the arity signature (None for one, n for a list of n)."""
+    if all(type(v) is Sql for v in values):
+        return values, (None,) * len(values)
+    flat: list[Sql] = []
+    arity: list[Any] = []
+    for v in values:
+        if isinstance(v, Sql):
+            flat.append(v)
+            arity.append(None)
+        elif isinstance(v, list | tuple) and all(isinstance(x, Sql) for x in v):
+            flat.extend(v)
+            arity.append(len(v))
+        else:
+            raise CompilerBug(f"template argument must be Sql or a list of Sql, not {v!r}")
+    return flat, tuple(arity)
+
+
+def _sentinels(arity: tuple[Any, ...]) -> list[Any]:
+    out: list[Any] = []
+    n = 0
+    for a in arity:
+        if a is None:
+            out.append(_SENTINEL.format(n))
+            n += 1
+        else:
+            out.append([_SENTINEL.format(n + i) for i in range(a)])
+            n += a
+    return out
+
+
+def _check_structure(value: Any) -> None:
+    """Structural template parameters choose a shape; they may never carry user text."""
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        return
+    if isinstance(value, tuple):
+        for v in value:
+            _check_structure(v)
+        return
+    raise CompilerBug(f"structural template parameter {value!r} is not a plain word or number")
+
+
+def _is_delimited(ident: exp.Expression) -> bool:
+    node: exp.Expression = (
+        ident.parent if isinstance(ident.parent, exp.Column | exp.Table) else ident
+    )
+    parent = node.parent
+    if parent is None or isinstance(parent, exp.Binary | exp.Unary):
+        return False
+    if isinstance(parent, exp.In):
+        return node.arg_key == "expressions"
+    return isinstance(parent, _DELIMITING_PARENTS)
+
+
+class ShapeCache:
+    """Renders, verifies and caches template shapes for one sqlglot dialect."""
+
+    def __init__(self, sqlglot_dialect: str, macros: dict[str, Callable[..., str]]):
+        self.dialect = sqlglot_dialect
+        self.macros = macros
+        self._shapes: dict[tuple[Any, ...], Shape] = {}
+        self._sg = sqlglot.Dialect.get_or_raise(sqlglot_dialect)
+
+    def call(
+        self, name: str, args: Sequence[Any], structure: dict[str, Any], statement: bool
+    ) -> Sql:
+        flat, arity = _flatten(args)
+        key = (name, arity, *structure.items())
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._build(name, arity, structure, statement)
+            self._shapes[key] = shape
+        return shape.fill(flat)
+
+    def _build(
+        self, name: str, arity: tuple[Any, ...], structure: dict[str, Any], statement: bool
+    ) -> Shape:
+        macro = self.macros.get(name)
+        if macro is None:
+            raise CompilerBug(f"dialect {self.dialect} has no template '{name}'")
+        for v in structure.values():
+            _check_structure(v)
+        text = str(macro(*_sentinels(arity), **structure)).strip()
+        where = f"template '{name}' ({self.dialect}, {structure})"
+        try:
+            if statement:
+                trees = [t for t in sqlglot.parse(text, read=self.dialect) if t is not None]
+                if len(trees) != 1:
+                    raise CompilerBug(f"{where} must render exactly one statement:\n{text}")
+                tree = trees[0]
+            else:
+                # parsed where an expression belongs: at statement level some dialects read a
+                # leading keyword differently (BigQuery's REPEAT starts a loop)
+                select = sqlglot.parse_one(f"SELECT {text}", read=self.dialect)
+                if not isinstance(select, exp.Select) or len(select.expressions) != 1:
+                    raise CompilerBug(f"{where} is not a single expression:\n{text}")
+                tree = select.expressions[0]
+        except (ParseError, TokenError) as exc:
+            raise CompilerBug(f"{where} does not parse: {exc}\n{text}") from exc
+        expected: dict[str, int] = {}
+        for m in _SENTINEL_RE.finditer(text):
+            expected[m.group(0)] = expected.get(m.group(0), 0) + 1
+        found: dict[str, int] = {}
+        bare_by_arg: dict[int, bool] = {}
+        if isinstance(tree, exp.Command):
+            raise CompilerBug(
+                f"{where} is not understood by sqlglot's {self.dialect} parser "
+                f"(parsed as an opaque command):\n{text}"
+            )
+        for ident in tree.find_all(exp.Identifier, exp.Var):
+            sentinel = _SENTINEL_RE.fullmatch(str(ident.this))
+            if sentinel:
+                found[ident.this] = found.get(ident.this, 0) + 1
+                index = int(sentinel.group(1))
+                bare_by_arg[index] = bare_by_arg.get(index, True) and _is_delimited(ident)
+        if found != expected:
+            raise CompilerBug(f"{where}: an argument landed outside an expression slot:\n{text}")
+        parts = _SENTINEL_RE.split(text)
+        pieces = tuple(parts[0::2])
+        slots = tuple(int(p) for p in parts[1::2])
+        indents = []
+        line = ""  # the text of the current line so far (earlier holes count as text)
+        for piece in pieces[:-1]:
+            line = (line + piece).rsplit("\n", 1)[-1]
+            indents.append(line[: len(line) - len(line.lstrip(" "))])
+            line += "x"
+        atomic = isinstance(tree, _ATOMIC_ROOTS) and not statement
+        holes = tuple(
+            (slot, bare_by_arg[slot], indent, piece)
+            for slot, indent, piece in zip(slots, indents, pieces[1:], strict=True)
+        )
+        return Shape(pieces[0], holes, atomic)
+
+    # -- atoms ------------------------------------------------------------------------------
+
+    def verify_atom(self, text: str, kind: TokenType, value: str) -> None:
+        try:
+            tokens = self._sg.tokenize(text)
+        except TokenError as exc:
+            raise CompilerBug(f"atom {text!r} does not tokenize in {self.dialect}") from exc
+        if len(tokens) != 1 or tokens[0].token_type != kind or tokens[0].text != value:
+            raise CompilerBug(
+                f"atom for {value!r} does not read back as one {kind} token "
+                f"in {self.dialect}: {text!r}"
+            )
+
+    def identifier(self, name: str) -> str:
+        text = exp.to_identifier(name, quoted=True).sql(dialect=self.dialect)
+        self.verify_atom(text, TokenType.IDENTIFIER, name)
+        return text
+
+    def string(self, value: str) -> str:
+        text = exp.Literal.string(value).sql(dialect=self.dialect)
+        self.verify_atom(text, TokenType.STRING, value)
+        return text
+
+
+def number_text(value: int | Decimal) -> str:
+    """Plain decimal notation, never an exponent: the same literal on every engine."""
+    if isinstance(value, bool):
+        raise CompilerBug("a boolean is not a number")
+    if isinstance(value, int):
+        return str(value)
+    if not value.is_finite():
+        raise CompilerBug(f"non-finite number {value}")
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text

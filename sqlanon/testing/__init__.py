@@ -1,0 +1,115 @@
+"""Engines for tests and `sqlanon conformance`: emulators (ZetaSQL for BigQuery, fakesnow for
+Snowflake), a throwaway PostgreSQL server and a local Spark session, started for the occasion.
+
+Product code never imports this package (ruff's banned-api rule in pyproject.toml); it needs
+the test extra: pip install 'sqlanon[test]'.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlanon.warehouse import ENGINES, EngineUnavailable
+
+__all__ = ["ENGINES", "EngineUnavailable", "session"]
+
+
+@contextmanager
+def session(name: str) -> Iterator[Any]:
+    """An engine for dialect `name`, started for the occasion and closed afterwards."""
+    if name == "duckdb":
+        from sqlanon.warehouse.duckdb import DuckDBEngine
+
+        engine: Any = DuckDBEngine()
+        try:
+            yield engine
+        finally:
+            engine.close()
+    elif name == "postgres":
+        with _postgres() as engine:
+            yield engine
+    elif name == "bigquery":
+        try:
+            import zetasql  # noqa: F401
+        except ImportError:
+            raise EngineUnavailable(
+                "the zetasql package is not installed: pip install 'sqlanon[test]'"
+            ) from None
+        from sqlanon.testing.zetasql import ZetaSQLEngine
+
+        engine = ZetaSQLEngine()
+        try:
+            yield engine
+        finally:
+            engine.close()
+    elif name == "snowflake":
+        try:
+            import fakesnow  # noqa: F401
+            import snowflake.connector  # noqa: F401
+        except ImportError as exc:
+            raise EngineUnavailable(
+                f"{exc.name} is not installed (the Snowflake emulator): pip install 'sqlanon[test]'"
+            ) from None
+        from sqlanon.testing.fakesnow import FakesnowEngine
+
+        engine = FakesnowEngine()
+        try:
+            yield engine
+        finally:
+            engine.close()
+    elif name == "spark":
+        try:
+            import pyspark  # noqa: F401
+        except ImportError:
+            raise EngineUnavailable(
+                "the pyspark package is not installed: pip install 'sqlanon[test]'"
+            ) from None
+        if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+            raise EngineUnavailable("no Java runtime (java on PATH or JAVA_HOME) for Spark")
+        from sqlanon.warehouse.spark import SparkEngine
+
+        engine = SparkEngine()
+        try:
+            yield engine
+        finally:
+            engine.close()
+    else:
+        raise EngineUnavailable(f"no engine runner for '{name}'")
+
+
+@contextmanager
+def _postgres() -> Iterator[Any]:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise EngineUnavailable(
+            "the psycopg package is not installed: pip install 'psycopg[binary]'"
+        ) from None
+    from sqlanon.testing.postgres_server import ServerUnavailable, private_server
+    from sqlanon.warehouse.postgres import PostgresEngine
+
+    dsn = os.environ.get("SQLANON_PG_DSN")
+    if dsn:
+        engine = PostgresEngine(dsn)
+        try:
+            yield engine
+        finally:
+            engine.close()
+        return
+    try:
+        server = private_server()
+        dsn = server.__enter__()
+    except ServerUnavailable as exc:
+        raise EngineUnavailable(str(exc)) from None
+    try:
+        engine = PostgresEngine(dsn)
+        try:
+            yield engine
+        finally:
+            engine.close()
+    finally:
+        server.__exit__(None, None, None)

@@ -1,0 +1,30 @@
+"""Behaviour shared by engines that take SQL statements for everything."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class SessionSettings:
+    """Session settings through the dialect's own statements: the time zone (conformance
+    cases read views under other time zones to show that no result depends on it) and the
+    epoch a release refresh reads (docs/dp.md)."""
+
+    dialect: str
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        raise NotImplementedError
+
+    def _set(self, statement: str, value: object) -> None:
+        from sqlanon.sql import dialect
+
+        d = dialect.get(self.dialect)
+        literal = d.string(value) if isinstance(value, str) else d.number(value)  # type: ignore[arg-type]
+        self.execute(d.statement(statement, literal).text)
+
+    def set_time_zone(self, tz: str) -> None:
+        self._set("set_time_zone", tz)
+
+    def set_epoch(self, epoch: int) -> None:
+        self._set("set_epoch", epoch)
