@@ -60,8 +60,21 @@ def manifest(plan: Plan, dialect: Dialect, artifacts: list[Artifact]) -> bytes:
         ],
         "budgets": [to_jsonable(b) for b in plan.budgets],
         "files": {a.path: digests[a.path] for a in artifacts},
+        "run_order": run_order([a.path for a in artifacts]),
     }
     return (_pretty_json(doc) + "\n").encode("utf-8")
+
+
+RUN_PHASES = ("setup", "views", "releases")
+
+
+def run_order(paths: list[str]) -> list[str]:
+    """The order to run the SQL files in on a fresh warehouse (docs/deploy.md): setup/ (key
+    relations and ledgers), then views/, then releases/ (each run is a refresh: keys loaded
+    and the epoch set first). Within a phase files are independent; they are listed by name."""
+    phase = {name: i for i, name in enumerate(RUN_PHASES)}
+    sql = [p for p in paths if p.split("/", 1)[0] in phase]
+    return sorted(sql, key=lambda p: (phase[p.split("/", 1)[0]], p))
 
 
 _encode_str = json.encoder.encode_basestring

@@ -18,7 +18,14 @@ from fractions import Fraction
 from sqlanon.plan.model import ColumnStep, MeasurePlan, NoiseComponent, ReleasePlan, digest_of
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.shapes import Sql
-from sqlanon.sql.views import KEYS_ALIAS, SOURCE_ALIAS, Statement, grant_statements, key_columns
+from sqlanon.sql.views import (
+    KEYS_ALIAS,
+    SOURCE_ALIAS,
+    Statement,
+    grant_statements,
+    key_columns,
+    schema_statements,
+)
 from sqlanon.transforms import REGISTRY, LowerContext
 from sqlanon.transforms.common import NOISE_TAG, RANK_TAG, canonical, keyed_hex
 
@@ -515,6 +522,7 @@ def release_statements(
     insert = Statement(d.statement("insert_query", target, names, release_query(r, d, epoch)).text)
     features = d.features
     grants = grant_statements(r.target, r.grants, d, "table")
+    schema = schema_statements(r.target, d)
     if features.get("transactions", True):
         begin, commit = Statement(d.statement("begin").text), Statement(d.statement("commit").text)
         lock = []
@@ -523,11 +531,11 @@ def release_statements(
         if features.get("transactional_ddl"):
             # created under the lock: two first refreshes do not race to create the table; the
             # grants commit with the rows, so a failed grant leaves nothing to retry around
-            return [begin, *lock, create, record, delete, insert, *grants, commit]
-        return [create, begin, *lock, record, delete, insert, commit, *grants]
+            return [begin, *lock, *schema, create, record, delete, insert, *grants, commit]
+        return [*schema, create, begin, *lock, record, delete, insert, commit, *grants]
     # no transaction to make the three one: the spend is recorded first, so a refresh that
     # fails after it is counted (conservatively) rather than released uncounted
-    return [create, record, delete, insert, *grants]
+    return [*schema, create, record, delete, insert, *grants]
 
 
 def ledger_lock_id(ledger: tuple[str, ...]) -> int:
@@ -651,9 +659,7 @@ LEDGER_COLUMNS = (
 
 
 def ledger_statements(table: tuple[str, ...], d: Dialect) -> list[Statement]:
-    out = []
-    if len(table) > 1:
-        out.append(Statement(d.statement("create_schema", d.relation(table[:-1])).text))
+    out = schema_statements(table, d)
     out.append(
         Statement(
             d.statement(

@@ -99,9 +99,20 @@ def view_query(view: ViewPlan, d: Dialect) -> Sql:
 
 
 def view_statements(view: ViewPlan, d: Dialect) -> list[Statement]:
+    """The view's file: its schema (if missing), the view, its grants — runnable as is on a
+    fresh warehouse once the key relation exists (docs/deploy.md)."""
     target = d.relation(view.target)
-    out = [Statement(d.statement("create_view", target, view_query(view, d)).text)]
+    out = schema_statements(view.target, d)
+    out.append(Statement(d.statement("create_view", target, view_query(view, d)).text))
     return out + grant_statements(view.target, view.grants, d, "view")
+
+
+def schema_statements(relation: tuple[str, ...], d: Dialect) -> list[Statement]:
+    """CREATE SCHEMA IF NOT EXISTS for the schema a relation lives in (none for a bare name):
+    every compiled file creates what it needs, so the files run on a fresh warehouse."""
+    if len(relation) < 2:
+        return []
+    return [Statement(d.statement("create_schema", d.relation(relation[:-1])).text)]
 
 
 def grant_statements(
@@ -122,8 +133,6 @@ def grant_statements(
 
 
 def key_table_statements(table: tuple[str, ...], d: Dialect) -> list[Statement]:
-    out = []
-    if len(table) > 1:
-        out.append(Statement(d.statement("create_schema", d.relation(table[:-1])).text))
+    out = schema_statements(table, d)
     out.append(Statement(d.statement("create_key_table", d.relation(table)).text))
     return out

@@ -84,7 +84,6 @@ def create(  # type: ignore[no-untyped-def]
         check_unlisted(view, engine)
     if not dialect.features.get("transactional_ddl"):
         for view in plan.views:
-            _create_schema(view.target, dialect, engine)
             for s in view_statements(view, dialect):
                 engine.execute(s.text)
         return
@@ -112,7 +111,6 @@ def _replace_views(  # type: ignore[no-untyped-def]
             engine.execute(d.statement("set_lock_timeout", d.number(lock_timeout_ms)).text)
         for view in plan.views:
             current = view
-            _create_schema(view.target, d, engine)
             if view.target in dropped:
                 engine.execute(d.statement("drop_view", d.relation(view.target)).text)
             for s in view_statements(view, d):
@@ -212,7 +210,6 @@ def refresh(  # type: ignore[no-untyped-def]
     engine.set_epoch(epoch)
     out = []
     for r in plan.releases:
-        _create_schema(r.target, d, engine)
         run_release(r, d, engine, allow_overspend)
         out.append(
             ReleaseReport(
@@ -288,8 +285,3 @@ def _refusal(error: str) -> str | None:
 def _released_groups(r: ReleasePlan, d: Dialect, engine, epoch: int) -> int:  # type: ignore[no-untyped-def]
     where = d.prim("eq", d.ident("epoch"), d.number(epoch))
     return int(engine.query(d.statement("count_where", d.relation(r.target), where).text)[0][0])
-
-
-def _create_schema(target: tuple[str, ...], d: Dialect, engine) -> None:  # type: ignore[no-untyped-def]
-    if len(target) > 1:
-        engine.execute(d.statement("create_schema", d.relation(target[:-1])).text)

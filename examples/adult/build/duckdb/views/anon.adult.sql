@@ -4,6 +4,8 @@
 -- plan sha256: dbf7c0d39ff59dcf7c72f27a1d03fb10e8fb0d0247230d110a64675762d4a544
 -- DuckDB has no GRANT: the policy's grants are listed in manifest.json.
 
+CREATE SCHEMA IF NOT EXISTS "anon";
+
 CREATE OR REPLACE VIEW "anon"."adult" AS
 WITH "_sqlanon_rows" AS (
   SELECT

@@ -3,6 +3,8 @@
 -- from "examples/adult/policy.yml", table "adult"
 -- plan sha256: dbf7c0d39ff59dcf7c72f27a1d03fb10e8fb0d0247230d110a64675762d4a544
 
+CREATE SCHEMA IF NOT EXISTS "ANON";
+
 CREATE OR REPLACE SECURE VIEW "ANON"."ADULT" AS
 WITH "_SQLANON_ROWS" AS (
   SELECT

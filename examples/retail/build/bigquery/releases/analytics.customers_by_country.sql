@@ -6,6 +6,8 @@
 -- BigQuery access is IAM on datasets: authorize this view on the source dataset and grant
 -- the policy's roles (listed in manifest.json) read access to the target dataset.
 
+CREATE SCHEMA IF NOT EXISTS `analytics`;
+
 CREATE TABLE IF NOT EXISTS `analytics.customers_by_country` (
   `epoch` INT64,
   `country` STRING,

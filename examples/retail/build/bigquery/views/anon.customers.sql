@@ -5,6 +5,8 @@
 -- BigQuery access is IAM on datasets: authorize this view on the source dataset and grant
 -- the policy's roles (listed in manifest.json) read access to the target dataset.
 
+CREATE SCHEMA IF NOT EXISTS `anon`;
+
 CREATE OR REPLACE VIEW `anon.customers` AS
 WITH `_sqlanon_rows` AS (
   SELECT

@@ -5,6 +5,8 @@
 -- BigQuery access is IAM on datasets: authorize this view on the source dataset and grant
 -- the policy's roles (listed in manifest.json) read access to the target dataset.
 
+CREATE SCHEMA IF NOT EXISTS `anon`;
+
 CREATE OR REPLACE VIEW `anon.orders` AS
 SELECT
   SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k1_outer` || SHA256(`_sqlanon_k`.`k1_inner` || CAST('pseudonym|' || CAST(`_sqlanon_src`.`order_id` AS STRING) AS BYTES)))), 1, 16) AS `order_id`,

@@ -7,6 +7,8 @@
 
 BEGIN;
 
+CREATE SCHEMA IF NOT EXISTS "analytics";
+
 CREATE TABLE IF NOT EXISTS "analytics"."customers_by_country" (
   "epoch" BIGINT,
   "country" VARCHAR,

@@ -7,6 +7,8 @@
 
 BEGIN;
 
+CREATE SCHEMA IF NOT EXISTS "analytics";
+
 CREATE TABLE IF NOT EXISTS "analytics"."orders_by_status_year" (
   "epoch" BIGINT,
   "status" VARCHAR,

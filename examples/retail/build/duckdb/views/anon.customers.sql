@@ -4,6 +4,8 @@
 -- plan sha256: d3b397ebcb067f14226c1274e3030cc3309660d74f4059879a105f12e64d1eff
 -- DuckDB has no GRANT: the policy's grants are listed in manifest.json.
 
+CREATE SCHEMA IF NOT EXISTS "anon";
+
 CREATE OR REPLACE VIEW "anon"."customers" AS
 WITH "_sqlanon_rows" AS (
   SELECT

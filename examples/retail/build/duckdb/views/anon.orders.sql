@@ -4,6 +4,8 @@
 -- plan sha256: c30055a49c6405f679015911bfa6e7d70e79c2125f3c0b9971b6288aa44ef4dd
 -- DuckDB has no GRANT: the policy's grants are listed in manifest.json.
 
+CREATE SCHEMA IF NOT EXISTS "anon";
+
 CREATE OR REPLACE VIEW "anon"."orders" AS
 SELECT
   SUBSTRING(sha256("_sqlanon_k"."k1_outer" || unhex(sha256("_sqlanon_k"."k1_inner" || encode('pseudonym|' || CAST("_sqlanon_src"."order_id" AS VARCHAR))))) FROM 1 FOR 16) AS "order_id",

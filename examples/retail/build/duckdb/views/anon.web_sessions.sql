@@ -4,6 +4,8 @@
 -- plan sha256: 6e2b99d7fb7776ea6ae8eb63de14c47ae21f946740f28c7e53e4fac01d3e64e7
 -- DuckDB has no GRANT: the policy's grants are listed in manifest.json.
 
+CREATE SCHEMA IF NOT EXISTS "anon";
+
 CREATE OR REPLACE VIEW "anon"."web_sessions" AS
 SELECT
   SUBSTRING(sha256("_sqlanon_k"."k2_outer" || unhex(sha256("_sqlanon_k"."k2_inner" || encode('pseudonym|' || CAST("_sqlanon_src"."session_id" AS VARCHAR))))) FROM 1 FOR 16) AS "session_id",

@@ -3,6 +3,8 @@
 -- from "examples/retail/policy.yml", table "customers"
 -- plan sha256: d3b397ebcb067f14226c1274e3030cc3309660d74f4059879a105f12e64d1eff
 
+CREATE SCHEMA IF NOT EXISTS "anon";
+
 CREATE OR REPLACE VIEW "anon"."customers" WITH (security_barrier = true) AS
 WITH "_sqlanon_rows" AS MATERIALIZED (
   SELECT

@@ -3,6 +3,8 @@
 -- from "examples/retail/policy.yml", table "orders"
 -- plan sha256: c30055a49c6405f679015911bfa6e7d70e79c2125f3c0b9971b6288aa44ef4dd
 
+CREATE SCHEMA IF NOT EXISTS "anon";
+
 CREATE OR REPLACE VIEW "anon"."orders" WITH (security_barrier = true) AS
 WITH "_sqlanon_rows" AS MATERIALIZED (
   SELECT

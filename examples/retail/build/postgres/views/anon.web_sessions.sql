@@ -3,6 +3,8 @@
 -- from "examples/retail/policy.yml", table "web_sessions"
 -- plan sha256: 6e2b99d7fb7776ea6ae8eb63de14c47ae21f946740f28c7e53e4fac01d3e64e7
 
+CREATE SCHEMA IF NOT EXISTS "anon";
+
 CREATE OR REPLACE VIEW "anon"."web_sessions" WITH (security_barrier = true) AS
 WITH "_sqlanon_rows" AS MATERIALIZED (
   SELECT

@@ -3,6 +3,8 @@
 -- from "examples/retail/policy.yml", table "customers"
 -- plan sha256: d3b397ebcb067f14226c1274e3030cc3309660d74f4059879a105f12e64d1eff
 
+CREATE SCHEMA IF NOT EXISTS "ANON";
+
 CREATE OR REPLACE SECURE VIEW "ANON"."CUSTOMERS" AS
 WITH "_SQLANON_ROWS" AS (
   SELECT

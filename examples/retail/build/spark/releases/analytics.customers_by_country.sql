@@ -7,6 +7,8 @@
 -- in manifest.json) SELECT on this object there, and nothing on the sources or the key
 -- table.
 
+CREATE SCHEMA IF NOT EXISTS `analytics`;
+
 CREATE TABLE IF NOT EXISTS `analytics`.`customers_by_country` (
   `epoch` BIGINT,
   `country` STRING,

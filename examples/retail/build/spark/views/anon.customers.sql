@@ -6,6 +6,8 @@
 -- in manifest.json) SELECT on this object there, and nothing on the sources or the key
 -- table.
 
+CREATE SCHEMA IF NOT EXISTS `anon`;
+
 CREATE OR REPLACE VIEW `anon`.`customers` AS
 WITH `_sqlanon_rows` AS (
   SELECT

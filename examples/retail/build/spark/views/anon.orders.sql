@@ -6,6 +6,8 @@
 -- in manifest.json) SELECT on this object there, and nothing on the sources or the key
 -- table.
 
+CREATE SCHEMA IF NOT EXISTS `anon`;
+
 CREATE OR REPLACE VIEW `anon`.`orders` AS
 SELECT
   substring(sha2(`_sqlanon_k`.`k1_outer` || unhex(sha2(`_sqlanon_k`.`k1_inner` || encode('pseudonym|' || CAST(`_sqlanon_src`.`order_id` AS STRING), 'UTF-8'), 256)), 256), 1, 16) AS `order_id`,
