@@ -44,7 +44,7 @@ def test_explain_table_names_classes_and_rules(cli, workdir):
         "sample: 0.25 of customer_id values",
         "raw.orders → analytics.orders_by_status_year",
         "release orders_by_status; by status, year",
-        "groups: released when the noisy count of units exceeds 112",
+        "groups: released when the noisy count of units exceeds 359",
         "groups: 4 public group(s), each released even when empty",
         "budget of retail: 2 release(s) spend ε=1.5 of 2 and δ=1e-06 of 1e-05 per refresh",
     ):

@@ -22,9 +22,12 @@ REPO = Path(__file__).resolve().parent.parent
 TARGETS = [e for e in ENGINES if e in dialect.available()]
 
 
+CUSTOMERS = 1500  # enough that orders_by_status's groups clear its noisy threshold (~360)
+
+
 def released_rows(engine, name: str):  # type: ignore[no-untyped-def]
     d = dialect.get(name)
-    plan = install_retail(engine, 600, seed=7)
+    plan = install_retail(engine, CUSTOMERS, seed=7)
     create(plan, d, engine)
     out = {}
     for view in plan.views:
@@ -52,15 +55,19 @@ def test_every_engine_releases_the_same_rows(results):
     reference, reference_counts = results[reference_name]
     assert {k: len(v) for k, v in reference.items() if k in ("customers", "orders")} == {
         "customers": reference_counts["anon.customers"][2],
-        "orders": 2400,
+        "orders": 4 * CUSTOMERS,
     }
     assert len(reference["web_sessions"]) == reference_counts["anon.web_sessions"][2]
-    assert reference_counts["anon.customers"][2] < 600, "k-anonymity suppressed some rows"
+    assert reference_counts["anon.customers"][2] < CUSTOMERS, "k-anonymity suppressed some rows"
     assert len(reference["customers_by_country"]) == 4, "every public group"
-    assert reference_counts["analytics.orders_by_status_year"][0] > 0
-    assert 0 < reference_counts["anon.web_sessions"][2] < 1200, "sampling kept a fraction"
+    assert len(reference["orders_by_status"]) >= 3, "status-years clear the threshold"
+    assert 0 < reference_counts["anon.web_sessions"][2] < 2 * CUSTOMERS, "sampling kept some"
+    thresholded = "analytics.orders_by_status_year"  # each engine's own refresh: own noise
     for name, (rows, counts) in results.items():
-        assert counts == reference_counts, name
+        assert {k: v for k, v in counts.items() if k != thresholded} == {
+            k: v for k, v in reference_counts.items() if k != thresholded
+        }, name
+        assert counts[thresholded][0] > 0, name
         for table in reference:
             assert rows[table] == reference[table], f"{name}.{table} differs from {reference_name}"
 

@@ -282,8 +282,13 @@ def test_dbt_build_on_postgres(tmp_path: Path, dbt_runner, live) -> None:  # typ
         assert rows(engine, relation) == sorted(want, key=repr), r.name
     engine.execute("SET ROLE analyst")
     try:
-        for target in [v.target for v in plan.views] + [r.target for r in plan.releases]:
-            assert engine.query(f"SELECT COUNT(*) FROM {d.relation(target).text}")[0][0] > 0
+        # every object is readable by the role; 400 customers are too few for the thresholded
+        # release's groups (~360 units each), so only the others must hold rows
+        for target, filled in [(v.target, True) for v in plan.views] + [
+            (r.target, r.public_groups is not None) for r in plan.releases
+        ]:
+            count = engine.query(f"SELECT COUNT(*) FROM {d.relation(target).text}")[0][0]
+            assert count > 0 or not filled, target
     finally:
         engine.execute("RESET ROLE")
 

@@ -73,9 +73,10 @@ def _check(engine, name: str) -> None:  # type: ignore[no-untyped-def]
             for rows in (deployed, applied)
         ]
         assert canon[0] == canon[1], view.name
-    for r in plan.releases:
+    for r in plan.releases:  # 500 customers are too few for orders_by_status's threshold
         stored = stored_release_rows(engine, r)
-        assert stored and {row[0] for row in stored} == {str(EPOCH)}, r.name
+        assert stored or r.public_groups is None, r.name
+        assert {row[0] for row in stored} <= {str(EPOCH)}, r.name
     ledger = d.relation(plan.ledgers[0]).text
     assert engine.query(f"SELECT COUNT(*) FROM {ledger}")[0][0] == len(plan.releases)
 

@@ -73,9 +73,9 @@ def print_release_reports(console: Console, reports: list[ReleaseReport]) -> Non
     console.print(t)
 
 
-def run(console: Console, customers: int = 2000, rows: int = 2) -> Plan:
+def run(console: Console, customers: int = 2000, rows: int = 2, database: str = ":memory:") -> Plan:
     d = dialect.get("duckdb")
-    engine = DuckDBEngine()
+    engine = DuckDBEngine(database)
     tables = generate(customers)
     load(engine, tables)
     console.rule("[bold]sqlanon demo[/] — embedded DuckDB")

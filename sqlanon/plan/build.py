@@ -6,7 +6,7 @@ from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
 
-from sqlanon.plan.mechanism import CONFIDENCE, DiscreteLaplace, granularity
+from sqlanon.plan.mechanism import CONFIDENCE, DiscreteLaplace, granularity, on_grid
 from sqlanon.plan.model import (
     QUASI,
     SENSITIVE,
@@ -151,15 +151,18 @@ def _component(
 
 
 def _sum_component(
-    epsilon: Fraction, bound: Fraction, groups: int, confidence: Fraction
+    epsilon: Fraction, rows: int, lo: Fraction, hi: Fraction, groups: int, confidence: Fraction
 ) -> NoiseComponent:
-    """Sums are noised on a power-of-two grid g. Rounding a group's sum to the grid can move
-    a neighbour's sum by one step more than its contribution, in each of the `groups` groups
-    one unit reaches: sensitivity bound/g + groups in grid units (docs/dp.md#sums). The grid
-    is fine enough, about bound / (1024 · max(ε, groups)), that the rounding steps add at most
-    1/1024 to the noise."""
+    """Sums are taken on a power-of-two grid g: each row's clamped input becomes an integer
+    number of steps, ⌊x/g + ½⌋ ∈ [qlo, qhi], so every sum after it is an exact integer, equal
+    on every engine whatever order it adds in (docs/dp.md#sums). A unit adds at most `rows`
+    rows over all groups: sensitivity rows · max(|qlo|, |qhi|) grid steps. The grid is fine
+    enough, about rows·max(|lo|, |hi|) / (1024 · max(ε, groups)), that rounding each row costs
+    at most 1/1024 of the noise."""
+    bound = rows * max(abs(lo), abs(hi))
     g = granularity(float(bound / max(epsilon, Fraction(groups))))
-    return _component("sum", epsilon, bound / g + groups, g, confidence)
+    steps = max(abs(on_grid(lo, g)), abs(on_grid(hi, g)))
+    return _component("sum", epsilon, Fraction(rows * steps), g, confidence)
 
 
 def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:
@@ -201,15 +204,14 @@ def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:
         else:
             assert clamp is not None
             center = (clamp[0] + clamp[1]) / 2 if m.agg == "avg" else Decimal(0)
-            reach = max(abs(clamp[0] - center), abs(clamp[1] - center))
-            bound = Fraction(rows) * Fraction(reach)
+            lo, hi = Fraction(clamp[0] - center), Fraction(clamp[1] - center)
             if m.agg == "sum":
-                comps = (_sum_component(share, bound, g, CONFIDENCE),)
+                comps = (_sum_component(share, rows, lo, hi, g, CONFIDENCE),)
             else:  # avg = center + noisy centered sum / noisy row count, each at 97.5 %
                 half = share / 2
                 both = (1 + CONFIDENCE) / 2
                 comps = (
-                    _sum_component(half, bound, g, both),
+                    _sum_component(half, rows, lo, hi, g, both),
                     _component("rows", half, Fraction(rows), Fraction(1), both),
                 )
         measures.append(

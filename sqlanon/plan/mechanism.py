@@ -67,6 +67,12 @@ class DiscreteLaplace:
         return t
 
 
+def on_grid(value: Fraction, g: Fraction) -> int:
+    """A value in grid units, rounded half up: ⌊value/g + ½⌋ — what the release SQL computes
+    for each row's clamped measure input (exact in floating point: g is a power of two)."""
+    return math.floor(value / g + Fraction(1, 2))
+
+
 def granularity(scale: float) -> Fraction:
     """A power of two between scale/2048 and scale/1024."""
     if scale <= 0:

@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 
+from sqlanon.plan.mechanism import on_grid
 from sqlanon.plan.model import ColumnStep, MeasurePlan, NoiseComponent, ReleasePlan, digest_of
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.shapes import Sql
@@ -117,6 +118,7 @@ def release_query(
     groups = [d.ident(f"_sqlanon_g{i}") for i in range(len(r.group_by))]
 
     # rows: unit, group keys, clamped measure inputs (NULL, NaN and unparsable text skipped)
+    # in whole steps of their sum's grid, so every sum after this is an exact integer
     row_items = [src(r.privacy_unit)] + [
         REGISTRY[g.transform].lower(ctx, src(g.sources[0]), g) for g in r.group_by
     ]
@@ -128,7 +130,7 @@ def release_query(
             clamped = _clamped_input(d, src(m.column), m)
             if m.center:
                 clamped = d.prim("sub", clamped, _number(d, Fraction(m.center)))
-            row_items.append(clamped)
+            row_items.append(_steps(d, clamped, m.components[0].granularity))
             row_names.append(name)
             inputs[m.name] = name
 
@@ -153,10 +155,11 @@ def release_query(
             d.prim("least", [d.prim("count", x), rmax]),
         ]
         partial_names += [s_name, n_name]
-        # the unit's allowed rows of this group bound its partial sum: n × [lo, hi]
+        # the unit's allowed rows of this group bound its partial sum: n × [qlo, qhi] steps
         n = d.prim("least", [n_name, allowed])
-        lo = _number(d, Fraction(m.clamp[0] - m.center))
-        hi = _number(d, Fraction(m.clamp[1] - m.center))
+        grid = m.components[0].granularity
+        lo = d.number(on_grid(Fraction(m.clamp[0] - m.center), grid))
+        hi = d.number(on_grid(Fraction(m.clamp[1] - m.center), grid))
         bounded = d.prim(
             "least", [d.prim("greatest", [s_name, d.prim("mul", n, lo)]), d.prim("mul", n, hi)]
         )
@@ -234,18 +237,9 @@ def release_query(
     ]
     components = _components(r)
     hashed_items, hashed_names = _carried(d, gcol, kcol("_sqlanon_epoch"), groups)
-    for cid, comp, true_name in components:
-        true = gcol(true_name)
-        if comp.name == "sum":  # onto the grid, rounding half up the same way on every engine
-            true = d.prim(
-                "floor",
-                d.prim(
-                    "add",
-                    d.prim("div", true, _number(d, comp.granularity)),
-                    _number(d, Fraction(1, 2)),
-                ),
-            )
-        hashed_items.append(d.prim("cast", true, to="integer"))
+    for cid, _comp, true_name in components:
+        # a sum is already in whole grid steps (each row was put on the grid)
+        hashed_items.append(d.prim("cast", gcol(true_name), to="integer"))
         hashed_names.append(d.ident(f"_sqlanon_t_{_slug(cid)}"))
     message = _message(
         d,
@@ -359,6 +353,13 @@ def _carried(
     """The group columns and the epoch, carried from one step of the query to the next."""
     items = [col(f"_sqlanon_g{i}") for i in range(len(groups))] + [epoch]
     return items, [*groups, d.ident("_sqlanon_epoch")]
+
+
+def _steps(d: Dialect, x: Sql, grid: Fraction) -> Sql:
+    """x in whole steps of the grid, ⌊x/g + ½⌋ as an integer: g is a power of two, so x/g is
+    exact and every engine rounds the same value the same way (NULL stays NULL)."""
+    half_up = d.prim("add", d.prim("div", x, _number(d, grid)), _number(d, Fraction(1, 2)))
+    return d.prim("cast", d.prim("floor", half_up), to="integer")
 
 
 def _clamped_input(d: Dialect, x: Sql, m: MeasurePlan) -> Sql:
