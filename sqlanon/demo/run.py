@@ -186,7 +186,7 @@ def show_releases(console: Console, plan: Plan, engine) -> None:  # type: ignore
     console.print(t)
     console.print(
         "[dim]Each refresh spends the release's epsilon; the ledger "
-        f"{'.'.join(r.ledger)} records it. The same epoch gives the same answer.[/]"
+        f"{'.'.join(r.ledger)} records it, and each refresh draws fresh noise.[/]"
     )
 
 

@@ -152,7 +152,8 @@ def release_rules(r: ReleasePlan) -> list[str]:
         f"privacy unit {r.privacy_unit}: at most {r.max_groups_per_unit} group(s) per unit, "
         f"{r.max_rows_per_unit_per_group} row(s) per unit and group{total}; the rest are left "
         f"out, chosen by a keyed hash (one unit moves unit counts by ≤ {groups}, row counts "
-        f"by ≤ {rows})"
+        f"by ≤ {rows}); what is left out biases counts and sums down — `sqlanon utility` "
+        "measures it (docs/dp.md#choosing-bounds)"
     ]
     if r.selection is not None:
         rules.append(
@@ -168,7 +169,8 @@ def release_rules(r: ReleasePlan) -> list[str]:
     )
     rules.append(
         f"noise: discrete Laplace from key '{r.key.name}' v{r.key.version} and the refresh's "
-        "epoch (the same epoch gives the same answer; no RANDOM())"
+        "nonce (issued by its ledger row): every refresh, of any epoch, draws fresh noise and "
+        "spends again; no RANDOM()"
     )
     rules += _utility_rules(r.utility)
     if r.grants:
