@@ -22,7 +22,6 @@ from sqlanon.warehouse import live_types
 from sqlanon.warehouse.apply import unsuppressed
 
 # transforms meant to keep their input's order (bucket lower bounds, truncated dates, ages)
-ORDER_KEEPING = ("bucket", "truncate_date", "age")
 
 
 @dataclass(frozen=True)
@@ -179,7 +178,7 @@ def measure_view(view: ViewPlan, d: Dialect, engine: Any) -> ViewUtility:
             hist = ()  # the values of a direct identifier are not for a report
         rho = violations = None
         out_family = engine_family(view_types.get(c.output.lower(), ""))
-        if c.transform in ORDER_KEEPING and out_family in ORDERED_FAMILIES:
+        if REGISTRY[c.transform].keeps_order and out_family in ORDERED_FAMILIES:
             rho, violations = _order(engine, d, view, c)
         columns.append(
             ColumnUtility(

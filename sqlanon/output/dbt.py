@@ -217,7 +217,7 @@ class _Builder:
             hooks.append(Statement(d.statement("secure_view", d.relation(v.target)).text))
         hooks += grant_statements(v.target, v.grants, d, "view")
         config = {"materialized": "view", **_placement(d, v.target)}
-        config.update(d.features.get("dbt_view_config", {}))
+        config.update(dict(d.features.dbt_view_config))
         origin = f"{comment_value(v.policy_file)}, table {comment_value(v.name)}"
         header = self.header(f"view {comment_value('.'.join(v.target))}", origin, v.digest)
         name = model_name(v.target)
@@ -288,7 +288,7 @@ class _Builder:
             "unique_key": d.stored_name("epoch"),
             "on_schema_change": "fail",
         }
-        override = d.features.get("dbt_release_config")
+        override = d.features.dbt_release_config
         if override:
             config = dict(override)
         config.update(_placement(d, r.target))

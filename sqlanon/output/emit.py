@@ -41,9 +41,9 @@ def file_header(dialect: Dialect, what: str, origin: str, digest: str) -> list[s
 
 
 def _grants_note(grants: tuple[str, ...], dialect: Dialect) -> list[str]:
-    if not grants or dialect.features.get("grants", True):
+    if not grants or dialect.features.grants:
         return []
-    note = dialect.features.get("grants_note") or (
+    note = dialect.features.grants_note or (
         f"{dialect.title} has no GRANT: the policy's grants are listed in manifest.json."
     )
     return [f"-- {line}" for line in textwrap.wrap(note, 90)]

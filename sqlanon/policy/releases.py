@@ -15,6 +15,7 @@ from sqlanon.policy.fragments import Loaded
 from sqlanon.policy.model import NOISE, ColumnSpec, KeyUses, MeasureSpec, ReleaseSpec
 from sqlanon.policy.utility import RELEASE_CHECKS, read_checks
 from sqlanon.policy.yamltree import YMap, YNode, YScalar, YSeq, describe
+from sqlanon.transforms import REGISTRY
 from sqlanon.transforms.base import Name
 
 RELEASE_KEYS = (
@@ -34,7 +35,6 @@ RELEASE_KEYS = (
     "utility",
 )
 AGGREGATES = ("count_units", "count", "sum", "avg")
-GROUP_TRANSFORMS = ("keep", "bucket", "truncate_date", "prefix", "generalize", "age")
 MAX_EPSILON = 100
 # a measure column's type: numbers, or text holding numbers (parsed; anything else skipped)
 MEASURE_TYPES = (*NUMERIC_TYPES, "text")
@@ -205,11 +205,11 @@ def _group_by(
         if col is None:
             ok = False
             continue
-        if col.transform not in GROUP_TRANSFORMS:
+        if not REGISTRY[col.transform].groupable:
             chk.error(
                 gk.loc,
                 f"group '{gname}' uses '{col.transform}', which does not make a group key",
-                expected=one_of(GROUP_TRANSFORMS),
+                expected=one_of(sorted(n for n, t in REGISTRY.items() if t.groupable)),
             )
             ok = False
             continue

@@ -15,39 +15,11 @@ from fractions import Fraction
 from typing import Any
 
 from sqlanon.plan.model import ColumnStep, Plan, ReleasePlan, ViewPlan
+from sqlanon.transforms import REGISTRY
 from sqlanon.transforms.truncate_date import UNITS
 
 WEAKENED, STRENGTHENED, NEUTRAL = "weakened", "strengthened", "neutral"
 ORDER = {WEAKENED: 0, STRENGTHENED: 1, NEUTRAL: 2}
-
-# How much of a value a transform lets through: drop nothing … keep everything. Changing to
-# a higher rank weakens; to a lower one strengthens; within a rank it is for review.
-DISCLOSURE = {
-    "drop": 0,
-    "nullify": 1,
-    "constant": 1,
-    "pseudonymize": 2,
-    "mask": 3,
-    "mask_email": 3,
-    "generalize": 3,
-    "bucket": 3,
-    "age": 3,
-    "truncate_date": 3,
-    "prefix": 3,
-    "keep": 5,
-}
-# Parameters where a larger value discloses more (+1) or less (-1).
-MORE_IS_WEAKER = {
-    ("prefix", "length"): 1,
-    ("mask", "keep_first"): 1,
-    ("mask", "keep_last"): 1,
-    ("mask_email", "keep_first"): 1,
-    ("mask_email", "keep_domain"): 1,
-    ("generalize", "level"): -1,
-    ("bucket", "width"): -1,
-    ("age", "width"): -1,
-    ("constant", "keep_null"): 1,
-}
 
 
 @dataclass(frozen=True)
@@ -150,7 +122,7 @@ def _view(a: ViewPlan, b: ViewPlan) -> Iterator[Change]:
         )
     for col in sorted(cb.keys() - ca.keys()):
         c = cb[col]
-        if DISCLOSURE[c.transform] <= 1:
+        if REGISTRY[c.transform].disclosure <= 1:
             yield Change(
                 NEUTRAL,
                 f"{name}.{col}",
@@ -297,7 +269,7 @@ def _column(obj: str, a: ColumnStep, b: ColumnStep) -> Iterator[Change]:
             "reads another column: review what it holds",
         )
     if a.transform != b.transform:
-        ra, rb = DISCLOSURE[a.transform], DISCLOSURE[b.transform]
+        ra, rb = REGISTRY[a.transform].disclosure, REGISTRY[b.transform].disclosure
         verdict = WEAKENED if rb > ra else STRENGTHENED if rb < ra else NEUTRAL
         reason = {
             WEAKENED: "the new transform lets more of the value through",
@@ -366,7 +338,7 @@ def _regrouped(obj: str, a: ColumnStep, b: ColumnStep) -> Change:
 
 def _param_change(obj: str, transform: str, p: str, x: Any, y: Any) -> Change:
     text = f"{p}: {_s(x)} → {_s(y)}"
-    sign = MORE_IS_WEAKER.get((transform, p))
+    sign = dict(REGISTRY[transform].larger_discloses_more).get(p)
     if sign is not None and x is not None and y is not None:
         weaker = (y > x) if sign > 0 else (y < x)
         return Change(

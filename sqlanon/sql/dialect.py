@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -46,6 +47,45 @@ def aliases() -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True)
+class Features:
+    """What a dialect's engine has or lacks: the `features:` of its dialect.yml, every key
+    declared here with its default — an unknown key (a typo) is refused when the dialect
+    loads, rather than read as its default at one of the places that consult it."""
+
+    grants: bool = True  # GRANT exists (else roles go to the manifest and a header note)
+    grants_note: str | None = None  # what to do instead, in each file's header
+    transactions: bool = True  # multi-statement transactions (BEGIN … COMMIT)
+    transactional_ddl: bool = False  # CREATE/DROP inside a transaction roll back with it
+    lock_table: bool = False  # refreshes sharing a ledger serialize on a lock
+    fold_case: str | None = None  # "upper": unquoted names are stored upper-cased
+    relation_path: str | None = None  # "one_identifier": `project.dataset.table` quoted whole
+    identifier_forbids: tuple[str, ...] = ()  # characters a name may not hold
+    identifier_forbids_leading: tuple[str, ...] = ()  # ... nor start with
+    unsupported_canonical: tuple[str, ...] = ()  # types whose canonical text cannot match
+    dbt_view_config: tuple[tuple[str, Any], ...] = ()  # extra dbt config of view models
+    dbt_release_config: tuple[tuple[str, Any], ...] | None = None  # dbt config of releases
+
+    @classmethod
+    def read(cls, raw: dict[str, Any] | None, where: str) -> Features:
+        raw = raw or {}
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            known_list = ", ".join(sorted(known))
+            raise DialectError(
+                f"{where}: unknown feature(s) {', '.join(unknown)}; known: {known_list}"
+            )
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if isinstance(value, list):
+                value = tuple(value)
+            elif isinstance(value, dict):
+                value = tuple(value.items())  # in the order written
+            values[key] = value
+        return cls(**values)
+
+
 class Dialect:
     def __init__(self, folder: Path):
         self.folder = folder
@@ -54,8 +94,10 @@ class Dialect:
         self.title: str = config["title"]
         self.sqlglot: str = config["sqlglot"]
         self.types: dict[str, str] = config["types"]
-        self.features: dict[str, Any] = config.get("features", {})
-        self._fold = self.features.get("fold_case")
+        self.features = Features.read(config.get("features"), str(folder / "dialect.yml"))
+        # the engine runner the tests and `sqlanon conformance` start (sqlanon.testing.RUNNERS)
+        self.engine: str = config.get("engine", self.name)
+        self._fold = self.features.fold_case
         self.macros = self._load_macros(folder)
         self._shapes = ShapeCache(self.sqlglot, self.macros)
         self._idents: dict[str, Sql] = {}
@@ -96,13 +138,13 @@ class Dialect:
         to upper case, PostgreSQL to lower case) get the folded name, quoted."""
         hit = self._idents.get(name)
         if hit is None:
-            forbidden = [c for c in self.features.get("identifier_forbids", ()) if c in name]
+            forbidden = [c for c in self.features.identifier_forbids if c in name]
             if forbidden:
                 raise DialectError(
                     f"{self.title} names cannot contain {' or '.join(map(repr, forbidden))}: "
                     f"{name!r}"
                 )
-            if name.startswith(tuple(self.features.get("identifier_forbids_leading", ()))):
+            if name.startswith(tuple(self.features.identifier_forbids_leading)):
                 raise DialectError(f"{self.title} names cannot start with {name[0]!r}: {name!r}")
             hit = self._idents[name] = Sql(self._shapes.identifier(self.stored_name(name)))
         return hit
@@ -120,7 +162,7 @@ class Dialect:
     def relation(self, parts: tuple[str, ...]) -> Sql:
         """A table, view or schema name. Dialects whose paths are one quoted identifier
         (BigQuery's `project.dataset.table`) quote the joined path once."""
-        if self.features.get("relation_path") == "one_identifier":
+        if self.features.relation_path == "one_identifier":
             if any("." in p for p in parts):
                 raise DialectError(
                     f"{self.title} table and dataset names cannot contain dots: "

@@ -524,12 +524,12 @@ def release_statements(
     features = d.features
     grants = grant_statements(r.target, r.grants, d, "table")
     schema = schema_statements(r.target, d)
-    if features.get("transactions", True):
+    if features.transactions:
         begin, commit = Statement(d.statement("begin").text), Statement(d.statement("commit").text)
         lock = []
-        if features.get("lock_table"):
+        if features.lock_table:
             lock = [Statement(d.statement("lock_ledger", d.number(ledger_lock_id(r.ledger))).text)]
-        if features.get("transactional_ddl"):
+        if features.transactional_ddl:
             # created under the lock: two first refreshes do not race to create the table; the
             # grants commit with the rows, so a failed grant leaves nothing to retry around
             return [begin, *lock, *schema, create, record, delete, insert, *grants, commit]

@@ -120,7 +120,7 @@ def grant_statements(
 ) -> list[Statement]:
     """SELECT on the object and USAGE on its schema (without which SELECT is not enough),
     per role; nothing where the dialect has no GRANT."""
-    if not d.features.get("grants", True):
+    if not d.features.grants:
         return []
     out = []
     for role in roles:

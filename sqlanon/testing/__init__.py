@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlanon.warehouse import ENGINES, EngineUnavailable
@@ -18,67 +18,60 @@ from sqlanon.warehouse import ENGINES, EngineUnavailable
 __all__ = ["ENGINES", "EngineUnavailable", "session"]
 
 
+def _closing(engine: Any) -> Iterator[Any]:
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
 @contextmanager
-def session(name: str) -> Iterator[Any]:
-    """An engine for dialect `name`, started for the occasion and closed afterwards."""
-    if name == "duckdb":
-        from sqlanon.warehouse.duckdb import DuckDBEngine
+def _duckdb() -> Iterator[Any]:
+    from sqlanon.warehouse.duckdb import DuckDBEngine
 
-        engine: Any = DuckDBEngine()
-        try:
-            yield engine
-        finally:
-            engine.close()
-    elif name == "postgres":
-        with _postgres() as engine:
-            yield engine
-    elif name == "bigquery":
-        try:
-            import zetasql  # noqa: F401
-        except ImportError:
-            raise EngineUnavailable(
-                "the zetasql package is not installed: pip install 'sqlanon[test]'"
-            ) from None
-        from sqlanon.testing.zetasql import ZetaSQLEngine
+    yield from _closing(DuckDBEngine())
 
-        engine = ZetaSQLEngine()
-        try:
-            yield engine
-        finally:
-            engine.close()
-    elif name == "snowflake":
-        try:
-            import fakesnow  # noqa: F401
-            import snowflake.connector  # noqa: F401
-        except ImportError as exc:
-            raise EngineUnavailable(
-                f"{exc.name} is not installed (the Snowflake emulator): pip install 'sqlanon[test]'"
-            ) from None
-        from sqlanon.testing.fakesnow import FakesnowEngine
 
-        engine = FakesnowEngine()
-        try:
-            yield engine
-        finally:
-            engine.close()
-    elif name == "spark":
-        try:
-            import pyspark  # noqa: F401
-        except ImportError:
-            raise EngineUnavailable(
-                "the pyspark package is not installed: pip install 'sqlanon[test]'"
-            ) from None
-        if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-            raise EngineUnavailable("no Java runtime (java on PATH or JAVA_HOME) for Spark")
-        from sqlanon.warehouse.spark import SparkEngine
+@contextmanager
+def _zetasql() -> Iterator[Any]:
+    try:
+        import zetasql  # noqa: F401
+    except ImportError:
+        raise EngineUnavailable(
+            "the zetasql package is not installed: pip install 'sqlanon[test]'"
+        ) from None
+    from sqlanon.testing.zetasql import ZetaSQLEngine
 
-        engine = SparkEngine()
-        try:
-            yield engine
-        finally:
-            engine.close()
-    else:
-        raise EngineUnavailable(f"no engine runner for '{name}'")
+    yield from _closing(ZetaSQLEngine())
+
+
+@contextmanager
+def _fakesnow() -> Iterator[Any]:
+    try:
+        import fakesnow  # noqa: F401
+        import snowflake.connector  # noqa: F401
+    except ImportError as exc:
+        raise EngineUnavailable(
+            f"{exc.name} is not installed (the Snowflake emulator): pip install 'sqlanon[test]'"
+        ) from None
+    from sqlanon.testing.fakesnow import FakesnowEngine
+
+    yield from _closing(FakesnowEngine())
+
+
+@contextmanager
+def _spark() -> Iterator[Any]:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise EngineUnavailable(
+            "the pyspark package is not installed: pip install 'sqlanon[test]'"
+        ) from None
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise EngineUnavailable("no Java runtime (java on PATH or JAVA_HOME) for Spark")
+    from sqlanon.warehouse.spark import SparkEngine
+
+    yield from _closing(SparkEngine())
 
 
 @contextmanager
@@ -113,3 +106,28 @@ def _postgres() -> Iterator[Any]:
             engine.close()
     finally:
         server.__exit__(None, None, None)
+
+
+# the runners a dialect.yml may name as its `engine:`: a new dialect on an existing engine
+# (a DuckDB variant, say) names one of these; a new engine adds one function here
+RUNNERS: dict[str, Callable[[], AbstractContextManager[Any]]] = {
+    "duckdb": _duckdb,
+    "postgres": _postgres,
+    "zetasql": _zetasql,
+    "fakesnow": _fakesnow,
+    "spark": _spark,
+}
+
+
+@contextmanager
+def session(name: str) -> Iterator[Any]:
+    """An engine for dialect `name` — the runner its dialect.yml names as `engine:` — started
+    for the occasion and closed afterwards."""
+    from sqlanon.sql import dialect
+
+    try:
+        runner = RUNNERS[dialect.get(name).engine]
+    except (KeyError, FileNotFoundError, dialect.DialectError):
+        raise EngineUnavailable(f"no engine runner for '{name}'") from None
+    with runner() as engine:
+        yield engine

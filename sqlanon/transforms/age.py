@@ -24,6 +24,10 @@ from sqlanon.transforms.common import (
 @register
 class Age(Transform):
     name = "age"
+    disclosure = 3
+    groupable = True
+    keeps_order = True
+    larger_discloses_more = (("width", -1),)
     summary = (
         "Replace a birth date with the age in whole years on `as_of` (a fixed date, or "
         "`today`: the current UTC date when the view is read, whatever the session's "

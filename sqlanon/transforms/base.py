@@ -287,6 +287,16 @@ class Transform:
     # works on the value's canonical text, so an undeclared `type:` on a non-text column means
     # the engine's own text of it, which differs between engines (drift and apply warn)
     reads_canonical_text: ClassVar[bool] = False
+    # -- facts the review and measurement tools read (tests/test_transform_facts.py) --
+    # how much of a value passes: 0 nothing (drop) … 5 all of it (keep); `diff` calls a move
+    # to a higher rank weakened, to a lower one strengthened
+    disclosure: ClassVar[int]
+    # may be a release's group_by column (its output is a coarse, public-able category)
+    groupable: ClassVar[bool] = False
+    # the output sorts like the input (utility's rank correlation is meaningful)
+    keeps_order: ClassVar[bool] = False
+    # parameter → +1 when a larger value discloses more, -1 when it discloses less (`diff`)
+    larger_discloses_more: ClassVar[tuple[tuple[str, int], ...]] = ()
 
     def normalize(self, p: dict[str, Any], ctx: ColumnContext) -> dict[str, Any] | None:
         """Cross-parameter checks; returns the parameters the plan records (None on error)."""

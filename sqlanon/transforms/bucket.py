@@ -17,6 +17,10 @@ from sqlanon.transforms.common import (
 @register
 class Bucket(Transform):
     name = "bucket"
+    disclosure = 3
+    groupable = True
+    keeps_order = True
+    larger_discloses_more = (("width", -1),)
     summary = (
         "Generalize a number into a range. With `width`, buckets are "
         "[min, min+width), [min+width, min+2·width), … up to `max`; values below `min` "

@@ -17,7 +17,7 @@ def canonical(ctx: LowerContext, x: Sql, type_: str | None) -> Sql:
     from sqlanon.sql.dialect import DialectError
 
     d = ctx.dialect
-    if (type_ or "text") in d.features.get("unsupported_canonical", ()):
+    if (type_ or "text") in d.features.unsupported_canonical:
         raise DialectError(
             f"{d.title} cannot produce the canonical text of {type_} values "
             "identically to the other engines (docs/dialects.md); declare the "

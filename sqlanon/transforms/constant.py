@@ -11,6 +11,8 @@ from sqlanon.transforms.base import Bool, LowerContext, Param, Scalar, Transform
 @register
 class Constant(Transform):
     name = "constant"
+    disclosure = 1
+    larger_discloses_more = (("keep_null", 1),)
     summary = "Redact: replace every value with one fixed value."
     nulls = (
         "NULL stays NULL by default, so missingness is still visible; "

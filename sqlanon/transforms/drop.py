@@ -8,6 +8,7 @@ from sqlanon.transforms.base import LowerContext, Transform, register
 @register
 class Drop(Transform):
     name = "drop"
+    disclosure = 0
     summary = (
         "Leave the column out of the view entirely. Columns a policy does not name are "
         "dropped too; listing them as `drop` documents the decision for reviewers."

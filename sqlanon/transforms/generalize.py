@@ -23,6 +23,9 @@ from sqlanon.transforms.common import canonical
 @register
 class Generalize(Transform):
     name = "generalize"
+    disclosure = 3
+    groupable = True
+    larger_discloses_more = (("level", -1),)
     summary = (
         "Replace a value by its ancestor at `level` in a generalization hierarchy: an "
         "ARX-style CSV (`value;level1;level2;…`, path relative to the policy file) or "

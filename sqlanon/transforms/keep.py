@@ -8,6 +8,8 @@ from sqlanon.transforms.base import LowerContext, Transform, register
 @register
 class Keep(Transform):
     name = "keep"
+    disclosure = 5
+    groupable = True
     summary = "Pass the value through unchanged."
     nulls = "NULL stays NULL."
     types_doc = "Any type; the output has the source column's type."

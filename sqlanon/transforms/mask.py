@@ -9,6 +9,8 @@ from sqlanon.transforms.common import canonical, mask_text, null_guard
 @register
 class Mask(Transform):
     name = "mask"
+    disclosure = 3
+    larger_discloses_more = (("keep_first", 1), ("keep_last", 1))
     summary = (
         "Replace characters with a mask character, keeping the first and/or last few. "
         "When a value is too short to hide anything (length ≤ keep_first + keep_last), "

@@ -9,6 +9,8 @@ from sqlanon.transforms.common import canonical, mask_text
 @register
 class MaskEmail(Transform):
     name = "mask_email"
+    disclosure = 3
+    larger_discloses_more = (("keep_first", 1), ("keep_domain", 1))
     summary = (
         "Mask an e-mail address's local part, keeping its first character(s) and the "
         "domain: `alice@example.com` → `a****@example.com`. The split is at the last "

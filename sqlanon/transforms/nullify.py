@@ -8,6 +8,7 @@ from sqlanon.transforms.base import LowerContext, Transform, register
 @register
 class Nullify(Transform):
     name = "nullify"
+    disclosure = 1
     summary = (
         "Keep the column but replace every value with NULL, so downstream SQL that "
         "selects it keeps working."

@@ -9,6 +9,9 @@ from sqlanon.transforms.common import canonical
 @register
 class Prefix(Transform):
     name = "prefix"
+    disclosure = 3
+    groupable = True
+    larger_discloses_more = (("length", 1),)
     summary = (
         "Keep only the first `length` characters, e.g. the first three digits of a "
         "postal code. Shorter values are kept whole."

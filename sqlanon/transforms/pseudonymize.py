@@ -9,6 +9,7 @@ from sqlanon.transforms.common import PSEUDONYM_TAG, canonical, keyed_hex
 @register
 class Pseudonymize(Transform):
     name = "pseudonymize"
+    disclosure = 2
     summary = (
         "Keyed pseudonym: HMAC-SHA256 of `pseudonym|` and the value's canonical UTF-8 text "
         "under a named key (docs/keys.md#messages), as lowercase hex, optionally cut to "

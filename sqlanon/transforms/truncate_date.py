@@ -13,6 +13,9 @@ UNITS = ("year", "quarter", "month", "week", "day", "hour")
 @register
 class TruncateDate(Transform):
     name = "truncate_date"
+    disclosure = 3
+    groupable = True
+    keeps_order = True
     summary = (
         "Generalize a date or timestamp to the start of its year, quarter, month, ISO "
         "week (Monday), day or hour."

@@ -82,7 +82,7 @@ def create(  # type: ignore[no-untyped-def]
     create_key_tables(plan, dialect, engine)
     for view in plan.views:
         check_unlisted(view, engine)
-    if not dialect.features.get("transactional_ddl"):
+    if not dialect.features.transactional_ddl:
         for view in plan.views:
             for s in view_statements(view, dialect):
                 engine.execute(s.text)
@@ -107,7 +107,7 @@ def _replace_views(  # type: ignore[no-untyped-def]
     engine.execute(d.statement("begin").text)
     current: ViewPlan | None = None
     try:
-        if d.features.get("lock_table"):
+        if d.features.lock_table:
             engine.execute(d.statement("set_lock_timeout", d.number(lock_timeout_ms)).text)
         for view in plan.views:
             current = view
