@@ -7,6 +7,7 @@ the test extra: pip install 'sqlanon[test]'.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -25,6 +26,17 @@ def _closing(engine: Any) -> Iterator[Any]:
         engine.close()
 
 
+def _need(*modules: str, what: str = "") -> None:
+    """Each module importable, or EngineUnavailable naming the missing one and the extra."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise EngineUnavailable(
+                f"the {module} package is not installed{what}: pip install 'sqlanon[test]'"
+            ) from None
+
+
 @contextmanager
 def _duckdb() -> Iterator[Any]:
     from sqlanon.warehouse.duckdb import DuckDBEngine
@@ -34,12 +46,7 @@ def _duckdb() -> Iterator[Any]:
 
 @contextmanager
 def _zetasql() -> Iterator[Any]:
-    try:
-        import zetasql  # noqa: F401
-    except ImportError:
-        raise EngineUnavailable(
-            "the zetasql package is not installed: pip install 'sqlanon[test]'"
-        ) from None
+    _need("zetasql")
     from sqlanon.testing.zetasql import ZetaSQLEngine
 
     yield from _closing(ZetaSQLEngine())
@@ -47,13 +54,7 @@ def _zetasql() -> Iterator[Any]:
 
 @contextmanager
 def _fakesnow() -> Iterator[Any]:
-    try:
-        import fakesnow  # noqa: F401
-        import snowflake.connector  # noqa: F401
-    except ImportError as exc:
-        raise EngineUnavailable(
-            f"{exc.name} is not installed (the Snowflake emulator): pip install 'sqlanon[test]'"
-        ) from None
+    _need("fakesnow", "snowflake.connector", what=" (the Snowflake emulator)")
     from sqlanon.testing.fakesnow import FakesnowEngine
 
     yield from _closing(FakesnowEngine())
@@ -61,12 +62,7 @@ def _fakesnow() -> Iterator[Any]:
 
 @contextmanager
 def _spark() -> Iterator[Any]:
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        raise EngineUnavailable(
-            "the pyspark package is not installed: pip install 'sqlanon[test]'"
-        ) from None
+    _need("pyspark")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         raise EngineUnavailable("no Java runtime (java on PATH or JAVA_HOME) for Spark")
     from sqlanon.warehouse.spark import SparkEngine
@@ -76,12 +72,7 @@ def _spark() -> Iterator[Any]:
 
 @contextmanager
 def _postgres() -> Iterator[Any]:
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        raise EngineUnavailable(
-            "the psycopg package is not installed: pip install 'psycopg[binary]'"
-        ) from None
+    _need("psycopg")
     from sqlanon.testing.postgres_server import ServerUnavailable, private_server
     from sqlanon.warehouse.postgres import PostgresEngine
 
