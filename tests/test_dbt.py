@@ -350,3 +350,30 @@ def test_models_render_to_the_sql_outputs_queries(name: str, example: str, tmp_p
         assert config["materialized"] in ("incremental", "table")
         ledger = env.from_string(config["pre_hook"][0]).render()
         assert ledger == ledger_insert(r, d, d.number(7)).text
+
+
+def test_what_dbt_writes_is_ignored_and_kept(tmp_path: Path) -> None:
+    """Before: after `dbt build` in the generated folder, `compile --format dbt --check` listed
+    dbt's target/ as extra files (compiled models carry sqlanon's header), and no .gitignore
+    kept them out of the warehouse repo."""
+    from sqlanon import api
+    from sqlanon.output.files import MARKER
+
+    plan = api.plan([REPO / "examples/retail/policy.yml"])
+    out = tmp_path / "dbt"
+    api.write(plan, out, "duckdb", format="dbt")
+    assert (out / ".gitignore").read_text().splitlines()[1:] == [
+        "target/",
+        "logs/",
+        "dbt_packages/",
+    ]
+    compiled = out / "target" / "run" / "anon__orders.sql"
+    compiled.parent.mkdir(parents=True)
+    compiled.write_text(f"{MARKER} 0.1.0\nselect 1\n")
+    (out / "logs").mkdir()
+    (out / "logs" / "dbt.log").write_text("log\n")
+    assert api.check(plan, out, "duckdb", format="dbt").ok
+    (out / "models" / "anon__orders.sql").write_text("-- edited\n")
+    report = api.write(plan, out, "duckdb", format="dbt")
+    assert report.stale == ["models/anon__orders.sql"] and not report.extra
+    assert compiled.exists() and (out / "logs" / "dbt.log").exists(), "dbt's files are kept"

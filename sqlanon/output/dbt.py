@@ -19,7 +19,7 @@ import yaml
 
 from sqlanon import __version__, resources
 from sqlanon.output.emit import file_header
-from sqlanon.output.files import MARKER, YAML_MARKER, Artifact, comment_value
+from sqlanon.output.files import GITIGNORE, MARKER, YAML_MARKER, Artifact, comment_value
 from sqlanon.output.manifest import column_lineage
 from sqlanon.plan.model import ColumnStep, Plan, ReleasePlan, ViewPlan, to_jsonable
 from sqlanon.review.explain import format_params
@@ -30,6 +30,10 @@ from sqlanon.sql.views import Statement, grant_statements, key_table_statements,
 
 PROJECT = "sqlanon"
 EPOCH_VAR = "sqlanon_epoch"
+# what `dbt build` writes beside the project: never committed, never checked by --check
+DBT_GITIGNORE = (
+    f"{YAML_MARKER}: what dbt writes beside the project\ntarget/\nlogs/\ndbt_packages/\n".encode()
+)
 _DIGEST = 8
 
 
@@ -455,6 +459,7 @@ def build(plan: Plan, d: Dialect) -> list[Artifact]:
     )
     artifacts.append(Artifact("models/sources.yml", _yaml_file(_sources_yaml(plan, d), "sources")))
     artifacts.append(Artifact("dbt_project.yml", _project_yaml(plan, d)))
+    artifacts.append(Artifact(GITIGNORE, DBT_GITIGNORE))
     paths = [a.path for a in artifacts]
     if len(set(paths)) != len(paths):
         raise AssertionError("two objects map to one file")

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlanon.output.files import MANIFEST, MARKER, YAML_MARKER, Artifact
+from sqlanon.output.files import GITIGNORE, MANIFEST, MARKER, YAML_MARKER, Artifact
 
 _STAGING_PREFIX = ".sqlanon-staging-"
 _RETIRED_PREFIX = ".sqlanon-retired-"
@@ -39,7 +39,7 @@ def is_generated(path: Path) -> bool:
         except OSError:
             return False
     markers = {".sql": MARKER, ".yml": YAML_MARKER}
-    marker = markers.get(path.suffix)
+    marker = YAML_MARKER if path.name == GITIGNORE else markers.get(path.suffix)
     if marker is None or path.is_symlink():
         return False
     try:
@@ -57,8 +57,24 @@ def _existing(out: Path) -> Iterator[tuple[str, Path]]:
             yield p.relative_to(out).as_posix(), p
 
 
+def _ignored(artifacts: list[Artifact]) -> tuple[str, ...]:
+    """Top-level folders the output's own .gitignore names (a dbt project's target/ and
+    logs/): what a tool writes there is its own, never checked, replaced or removed — even a
+    compiled model that carries sqlanon's header."""
+    for a in artifacts:
+        if a.path == GITIGNORE:
+            lines = a.content.decode("utf-8").splitlines()
+            return tuple(line for line in lines if line.endswith("/") and "/" not in line[:-1])
+    return ()
+
+
+def _owned(rel: str, p: Path, ignored: tuple[str, ...]) -> bool:
+    return is_generated(p) and not rel.startswith(ignored)
+
+
 def check(out: Path, artifacts: list[Artifact]) -> CheckReport:
     report = CheckReport()
+    ignored = _ignored(artifacts)
     wanted = {a.path: a.content for a in artifacts}
     for rel, content in wanted.items():
         p = out / rel
@@ -67,7 +83,7 @@ def check(out: Path, artifacts: list[Artifact]) -> CheckReport:
         elif p.read_bytes() != content:
             report.stale.append(rel)
     for rel, p in _existing(out):
-        if rel not in wanted and is_generated(p):
+        if rel not in wanted and _owned(rel, p, ignored):
             report.extra.append(rel)
     return report
 
@@ -141,8 +157,9 @@ def write(out: Path, artifacts: list[Artifact]) -> CheckReport:
                     fh.flush()
                     os.fsync(fh.fileno())
             wanted = {a.path for a in artifacts}
+            ignored = _ignored(artifacts)
             for rel, p in _existing(out):
-                if rel not in wanted and not is_generated(p):
+                if rel not in wanted and not _owned(rel, p, ignored):
                     target = staging / rel
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(p, target, follow_symlinks=False)
