@@ -341,7 +341,7 @@ def test_models_render_to_the_sql_outputs_queries(name: str, example: str, tmp_p
         (config,) = configs
         assert config["alias"] == d.stored_name(v.target[-1])
         assert config["schema"] == d.stored_name(v.target[-2])
-        if d.features.get("grants") and v.grants:
+        if d.features.grants and v.grants:
             assert any("GRANT USAGE" in h for h in config["post_hook"])
     for r in plan.releases:
         want = release_query(r, d, d.number(7)).text

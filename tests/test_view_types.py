@@ -122,7 +122,7 @@ def test_every_transform_and_type_has_the_documented_type_in_the_catalog(
     for s in key_table_statements(("vt", "keys"), d):
         engine.execute(s.text)
     store(engine, d, ("vt", "keys"), "k", 1, b"view types test key, 32 bytes!!", replace=True)
-    unsupported = set(d.features.get("unsupported_canonical", ()))
+    unsupported = set(d.features.unsupported_canonical)
 
     def runs_here(c) -> bool:  # type: ignore[no-untyped-def]
         if c.input_type in unsupported and REGISTRY[c.transform].reads_canonical_text:
