@@ -157,8 +157,8 @@ def _sum_component(
     number of steps, ⌊x/g + ½⌋ ∈ [qlo, qhi], so every sum after it is an exact integer, equal
     on every engine whatever order it adds in (docs/dp.md#sums). A unit adds at most `rows`
     rows over all groups: sensitivity rows · max(|qlo|, |qhi|) grid steps. The grid is fine
-    enough, about rows·max(|lo|, |hi|) / (1024 · max(ε, groups)), that rounding each row costs
-    at most 1/1024 of the noise."""
+    enough, about rows·max(|lo|, |hi|) / (1024 · max(ε, groups)), that the half step each
+    endpoint may round up by adds at most rows / (2048 · max(ε, groups)) to the noise."""
     bound = rows * max(abs(lo), abs(hi))
     g = granularity(float(bound / max(epsilon, Fraction(groups))))
     steps = max(abs(on_grid(lo, g)), abs(on_grid(hi, g)))
