@@ -59,17 +59,29 @@ def view_artifact(view: ViewPlan, dialect: Dialect) -> Artifact:
     return Artifact(path, _sql_file(header, view_statements(view, dialect)))
 
 
+def _setup_artifact(
+    table: tuple[str, ...],
+    dialect: Dialect,
+    identity: list[str],
+    what: str,
+    origin: str,
+    statements: list[Statement],
+) -> Artifact:
+    """A setup/ file: a table the views or releases need, named by `identity` in its digest."""
+    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
+    header = file_header(dialect, what, origin, digest)
+    return Artifact(object_file("setup", table), _sql_file(header, statements))
+
+
 def key_table_artifact(table: tuple[str, ...], dialect: Dialect) -> Artifact:
-    digest = hashlib.sha256(json.dumps(list(table)).encode()).hexdigest()
-    header = file_header(
+    return _setup_artifact(
+        table,
         dialect,
+        list(table),
         f"key relation {comment_value('.'.join(table))} (holds no key: "
         "load keys with `sqlanon keys load`)",
         "the policies' `keys.table`",
-        digest,
-    )
-    return Artifact(
-        object_file("setup", table), _sql_file(header, key_table_statements(table, dialect))
+        key_table_statements(table, dialect),
     )
 
 
@@ -121,16 +133,14 @@ def release_artifact(r: ReleasePlan, dialect: Dialect) -> Artifact:
 
 
 def ledger_artifact(table: tuple[str, ...], dialect: Dialect) -> Artifact:
-    digest = hashlib.sha256(json.dumps(["ledger", *table]).encode()).hexdigest()
-    header = file_header(
+    return _setup_artifact(
+        table,
         dialect,
+        ["ledger", *table],
         f"privacy budget ledger {comment_value('.'.join(table))}: each "
         "release refresh appends what it spent",
         "the policies' releases",
-        digest,
-    )
-    return Artifact(
-        object_file("setup", table), _sql_file(header, ledger_statements(table, dialect))
+        ledger_statements(table, dialect),
     )
 
 
