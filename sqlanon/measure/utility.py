@@ -15,7 +15,7 @@ from sqlanon.plan.types import NUMERIC_TYPES, ORDERED_FAMILIES, engine_family
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.releases import output_columns
 from sqlanon.sql.shapes import Sql
-from sqlanon.sql.views import view_query
+from sqlanon.sql.views import SOURCE_ALIAS, qualifier, view_query
 from sqlanon.transforms import REGISTRY
 from sqlanon.transforms.base import LowerContext
 from sqlanon.warehouse import live_types
@@ -385,9 +385,7 @@ def _release_truth(
 ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     ctx = LowerContext(d, {})
 
-    def src(c: str) -> Sql:
-        return d.qualified(("_sqlanon_src", c))
-
+    src = qualifier(d, SOURCE_ALIAS)
     group_exprs = [REGISTRY[g.transform].lower(ctx, src(g.sources[0]), g) for g in r.group_by]
     group_names = [d.ident(g.output) for g in r.group_by]
     inputs = [src(m.column) if m.column else d.number(1) for m in r.measures]

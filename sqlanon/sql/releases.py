@@ -25,6 +25,7 @@ from sqlanon.sql.views import (
     Statement,
     grant_statements,
     key_columns,
+    qualifier,
     schema_statements,
 )
 from sqlanon.transforms import REGISTRY, LowerContext
@@ -114,7 +115,7 @@ def release_query(
     key_values += [epoch, nonce]  # computed once, beside the key
     key_names += [d.ident("_sqlanon_epoch"), d.ident("_sqlanon_nonce")]
     ctx = LowerContext(d, pads)
-    src = _qualifier(d, SOURCE_ALIAS)
+    src = qualifier(d, SOURCE_ALIAS)
     groups = [d.ident(f"_sqlanon_g{i}") for i in range(len(r.group_by))]
 
     # rows: unit, group keys, clamped measure inputs (NULL, NaN and unparsable text skipped)
@@ -229,8 +230,8 @@ def release_query(
     # hashed: the true value of each component on its grid, and the group's noise message up
     # to the component (the key's pads carried along for the next step)
     g_alias = "_sqlanon_g"
-    gcol = _qualifier(d, g_alias)
-    kcol = _qualifier(d, KEYS_ALIAS)
+    gcol = qualifier(d, g_alias)
+    kcol = qualifier(d, KEYS_ALIAS)
     group_texts = [
         d.prim("canonical_text", gcol(f"_sqlanon_g{i}"), type=g.output_type or "text")
         for i, g in enumerate(r.group_by)
@@ -262,7 +263,7 @@ def release_query(
 
     # keyed: per component, HMAC(noise key, "noise|" + message + component)
     h_alias = "_sqlanon_h"
-    hcol = _qualifier(d, h_alias)
+    hcol = qualifier(d, h_alias)
     keyed_ctx = LowerContext(d, {r.key: (hcol("k0_inner"), hcol("k0_outer"))})
     keyed_items, keyed_names = _carried(d, hcol, hcol("_sqlanon_epoch"), groups)
     for cid, _, _ in components:
@@ -273,7 +274,7 @@ def release_query(
 
     # noised: Z = G1 - G2, Gi = floor(ln ui / ln p)
     y_alias = "_sqlanon_y"
-    ycol = _qualifier(d, y_alias)
+    ycol = qualifier(d, y_alias)
     noised_items, noised_names = _carried(d, ycol, ycol("_sqlanon_epoch"), groups)
     for cid, comp, _ in components:
         slug = _slug(cid)
@@ -293,7 +294,7 @@ def release_query(
 
     # outputs
     n_alias = "_sqlanon_n"
-    ncol = _qualifier(d, n_alias)
+    ncol = qualifier(d, n_alias)
     outputs: list[Sql] = [ncol("_sqlanon_epoch")]
     outputs += [ncol(f"_sqlanon_g{i}") for i in range(len(r.group_by))]
     output_names = [d.ident(name) for name, _ in output_columns(r)]
@@ -450,15 +451,6 @@ def _uniform(d: Dialect, h: Sql, start: int) -> Sql:
     return d.prim("div", d.prim("add", as_float, _number(d, Fraction(1, 2))), d.number(TWO_52))
 
 
-def _qualifier(d: Dialect, alias: str) -> Callable[[str], Sql]:
-    """`alias.name` for the columns of one relation of a query."""
-
-    def column(name: str) -> Sql:
-        return d.qualified((alias, name))
-
-    return column
-
-
 def _message(d: Dialect, fields: Sequence[str | Sql]) -> Sql:
     """Fields as `length:text|…`, NULL as `-`: no two field lists give the same message.
     Constant fields (Python strings) are encoded here, once."""
@@ -577,7 +569,7 @@ def ledger_insert(
         f"{REFUSED}: {r.target_name} is written by another release in the ledger {ledger} "
         "(a target table belongs to one policy's release); nothing was written"
     )
-    n = _qualifier(d, "_sqlanon_n")  # the ledger's summary row
+    n = qualifier(d, "_sqlanon_n")  # the ledger's summary row
     epsilon: Sql = _float(d, float(r.epsilon))
     if not allow_overspend:
         fits = d.prim(

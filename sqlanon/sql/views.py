@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlanon.plan.model import KeyRef, ViewPlan
@@ -136,3 +137,12 @@ def key_table_statements(table: tuple[str, ...], d: Dialect) -> list[Statement]:
     out = schema_statements(table, d)
     out.append(Statement(d.statement("create_key_table", d.relation(table)).text))
     return out
+
+
+def qualifier(d: Dialect, alias: str) -> Callable[[str], Sql]:
+    """`alias.name` for the columns of one relation of a query."""
+
+    def column(name: str) -> Sql:
+        return d.qualified((alias, name))
+
+    return column
