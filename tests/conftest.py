@@ -3,6 +3,7 @@ SQLANON_REQUIRE_ENGINES=all (set by .ci/run), which turns every such skip into a
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from pathlib import Path
@@ -22,7 +23,16 @@ def engine_unavailable(name: str, reason: str) -> None:
     required = os.environ.get("SQLANON_REQUIRE_ENGINES", "")
     if required == "all" or name in required.split(","):
         pytest.fail(f"engine {name} is required here but unavailable: {reason}")
-    pytest.skip(f"engine {name} unavailable: {reason}")
+    pytest.skip(f"engine {name} unavailable: {reason}", allow_module_level=True)
+
+
+def require_module(module: str, why: str):  # type: ignore[no-untyped-def]
+    """importorskip that CI turns into a failure (SQLANON_REQUIRE_ENGINES=all), like an engine
+    that cannot start: a test extra missing in CI must never pass as a skip."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        engine_unavailable(module, f"{why} ({exc})")
 
 
 class LiveEngines:

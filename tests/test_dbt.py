@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import REPO, engine_unavailable, install_retail, release_rows
+from conftest import REPO, engine_unavailable, install_retail, release_rows, require_module
 
 from sqlanon.output import dbt
 from sqlanon.plan.build import build_plan
@@ -246,7 +246,7 @@ def test_dbt_build_on_postgres(tmp_path: Path, dbt_runner, live) -> None:  # typ
     """The PostgreSQL project on the real server: views get security_barrier (a post-hook, as
     dbt's view materialization has no such option), the role reads what the policy grants
     and the rows equal the SQL output's queries."""
-    pytest.importorskip("dbt.adapters.postgres", reason="dbt-postgres is not installed")
+    require_module("dbt.adapters.postgres", "dbt-postgres is in the test extra")
     from sqlanon.sql.releases import release_query
     from sqlanon.sql.views import view_query
 

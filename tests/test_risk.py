@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import duck_frame, load_adult
+from conftest import duck_frame, load_adult, require_module
 
 from sqlanon.measure.risk import measure
 from sqlanon.plan.build import build_plan
@@ -18,7 +18,7 @@ from sqlanon.policy.load import load_policies
 from sqlanon.sql import dialect
 from sqlanon.warehouse.duckdb import DuckDBEngine
 
-pycanon = pytest.importorskip("pycanon.anonymity", reason="pycanon is in the test extra")
+pycanon = require_module("pycanon.anonymity", "pycanon is in the test extra")
 
 REPO = Path(__file__).resolve().parent.parent
 ADULT = REPO / "examples" / "adult"
