@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,26 @@ def _check(engine, name: str) -> None:  # type: ignore[no-untyped-def]
     assert engine.query(f"SELECT COUNT(*) FROM {ledger}")[0][0] == len(plan.releases)
 
 
+def _follow(
+    out: Path,
+    order: list[str],
+    run: Callable[[Path], None],
+    refresh: Callable[[Path], None],
+    load_keys: Callable[[], None],
+) -> None:
+    """docs/deploy.md's steps in run_order: the setup files, the keys, the views, then each
+    release file as one refresh (`refresh` sets the epoch in the same session)."""
+    for rel in order:
+        if rel.startswith("setup/"):
+            run(out / rel)
+    load_keys()
+    for rel in order:
+        if rel.startswith("views/"):
+            run(out / rel)
+        elif rel.startswith("releases/"):
+            refresh(out / rel)
+
+
 def test_duckdb_files_run_in_order_with_a_plain_client(tmp_path):
     """DuckDB's client here is the duckdb Python module in a process of its own, given each
     file's text (the CLI takes the same text: `duckdb shop.duckdb < file`)."""
@@ -97,18 +118,18 @@ def test_duckdb_files_run_in_order_with_a_plain_client(tmp_path):
         )
         assert result.returncode == 0, result.stderr[-2000:]
 
-    for rel in order:
-        if rel.startswith("views/"):
-            engine = DuckDBEngine(str(db))
-            _load_keys(engine, "duckdb")
-            engine.close()
-            break
-        client((out / rel).read_text())
-    for rel in order:
-        if rel.startswith("views/"):
-            client((out / rel).read_text())
-        elif rel.startswith("releases/"):
-            client(_epoch_statement("duckdb") + (out / rel).read_text())
+    def load_keys() -> None:
+        engine = DuckDBEngine(str(db))
+        _load_keys(engine, "duckdb")
+        engine.close()
+
+    _follow(
+        out,
+        order,
+        lambda f: client(f.read_text()),
+        lambda f: client(_epoch_statement("duckdb") + f.read_text()),
+        load_keys,
+    )
     engine = DuckDBEngine(str(db))
     try:
         _check(engine, "duckdb")
@@ -141,15 +162,13 @@ def test_postgres_files_run_in_order_with_psql(live, tmp_path):
         )
         assert result.returncode == 0, result.stderr[-2000:]
 
-    setup = [rel for rel in order if rel.startswith("setup/")]
-    for rel in setup:
-        client("-f", str(out / rel))
-    _load_keys(engine, "postgres")
-    for rel in order:
-        if rel.startswith("views/"):
-            client("-f", str(out / rel))
-        elif rel.startswith("releases/"):
-            client("-c", f"SET sqlanon.epoch = {EPOCH}", "-f", str(out / rel))
+    _follow(
+        out,
+        order,
+        lambda f: client("-f", str(f)),
+        lambda f: client("-c", f"SET sqlanon.epoch = {EPOCH}", "-f", str(f)),
+        lambda: _load_keys(engine, "postgres"),
+    )
     _check(engine, "postgres")
 
 
@@ -169,15 +188,11 @@ def test_spark_files_run_in_order_in_a_session(live, tmp_path):
             if body:
                 engine.execute(body)
 
-    for rel in order:
-        if rel.startswith("views/"):
-            break
-        client((out / rel).read_text())
-    _load_keys(engine, "spark")
-    for rel in order:
-        if rel.startswith("views/"):
-            client((out / rel).read_text())
-        elif rel.startswith("releases/"):
-            client(f"DECLARE OR REPLACE VARIABLE sqlanon_epoch BIGINT DEFAULT {EPOCH};\n\n")
-            client((out / rel).read_text())
+    def refresh(f: Path) -> None:
+        client(f"DECLARE OR REPLACE VARIABLE sqlanon_epoch BIGINT DEFAULT {EPOCH};\n\n")
+        client(f.read_text())
+
+    _follow(
+        out, order, lambda f: client(f.read_text()), refresh, lambda: _load_keys(engine, "spark")
+    )
     _check(engine, "spark")
