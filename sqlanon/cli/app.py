@@ -24,6 +24,7 @@ from rich.table import Table
 from sqlanon import __version__, api
 from sqlanon.output import emit
 from sqlanon.output import write as output_write
+from sqlanon.output.files import MANIFEST
 from sqlanon.plan.model import Plan
 from sqlanon.policy.diagnostics import PolicyError
 from sqlanon.policy.files import expand, is_fragment
@@ -295,6 +296,60 @@ def compile(
     if failed:
         err.print("output is stale: run `sqlanon compile` without --check", markup=False)
         raise typer.Exit(EXIT_CHECK)
+
+
+@app.command()
+def deploy(
+    build_dir: Annotated[Path, typer.Argument(help="A folder `sqlanon compile` wrote.")],
+    db: Annotated[str, typer.Option("--db", help="A DuckDB file or a postgresql:// URL.")],
+    prune: Annotated[
+        bool,
+        typer.Option("--prune", help="Drop views earlier deploys created that the folder lacks."),
+    ] = False,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option("--policy", help="Refuse the folder unless these policies compile to it."),
+    ] = None,
+) -> None:
+    """Run a compiled, reviewed folder on a warehouse, exactly as reviewed: every file is
+    checked against the manifest's digests (an edited, added or missing file is refused and
+    nothing runs), the setup/ and views/ files run in the manifest's order in one transaction
+    where the engine has them, and an audit row records who deployed what (docs/deploy.md).
+
+    Rolling back is deploying an older folder."""
+    from sqlanon.report.deploy import render
+    from sqlanon.warehouse.deploy import DeployError, verify
+    from sqlanon.warehouse.deploy import deploy as run_deploy
+
+    try:
+        expected = None
+        if policy:
+            folder_dialect = _manifest_dialect(build_dir)
+            built = api.build(api.plan(policy), folder_dialect)
+            expected = {a.path: a.content for a in built}
+        folder = verify(build_dir, expected)
+    except PolicyError as exc:
+        err.print(exc.render(), markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    except DeployError as exc:
+        raise _fail(str(exc), EXIT_CHECK) from None
+    engine = _open_database(db, create=True)
+    try:
+        result = run_deploy(folder, engine, prune=prune)
+    except DeployError as exc:
+        raise _fail(str(exc), EXIT_CHECK) from None
+    finally:
+        engine.close()
+    render(out, result, db)
+
+
+def _manifest_dialect(build_dir: Path) -> str:
+    import json
+
+    try:
+        return str(json.loads((build_dir / MANIFEST).read_text())["dialect"])
+    except (OSError, ValueError, KeyError):
+        raise _fail(f"{build_dir}: no readable manifest.json (not a compiled folder)") from None
 
 
 @app.command()

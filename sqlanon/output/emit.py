@@ -21,12 +21,14 @@ from sqlanon.output.files import MANIFEST, MARKER, Artifact, comment_value, obje
 from sqlanon.output.manifest import manifest
 from sqlanon.plan.model import Plan, ReleasePlan, ViewPlan
 from sqlanon.sql.dialect import Dialect
+from sqlanon.sql.layout import wrap
 from sqlanon.sql.releases import ledger_statements, release_statements
 from sqlanon.sql.views import Statement, key_table_statements, view_statements
 
 
-def _sql_file(header: list[str], statements: list[Statement]) -> bytes:
-    body = "".join(f"{s.text};\n\n" for s in statements).rstrip("\n") + "\n"
+def _sql_file(header: list[str], statements: list[Statement], dialect: Dialect) -> bytes:
+    body = "".join(f"{wrap(s.text, dialect.sqlglot)};\n\n" for s in statements)
+    body = body.rstrip("\n") + "\n"
     return ("\n".join(header) + "\n\n" + body).encode("utf-8")
 
 
@@ -56,7 +58,7 @@ def view_artifact(view: ViewPlan, dialect: Dialect) -> Artifact:
     )
     header += _grants_note(view.grants, dialect)
     path = object_file("views", view.target)
-    return Artifact(path, _sql_file(header, view_statements(view, dialect)))
+    return Artifact(path, _sql_file(header, view_statements(view, dialect), dialect))
 
 
 def _setup_artifact(
@@ -70,7 +72,7 @@ def _setup_artifact(
     """A setup/ file: a table the views or releases need, named by `identity` in its digest."""
     digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
     header = file_header(dialect, what, origin, digest)
-    return Artifact(object_file("setup", table), _sql_file(header, statements))
+    return Artifact(object_file("setup", table), _sql_file(header, statements, dialect))
 
 
 def key_table_artifact(table: tuple[str, ...], dialect: Dialect) -> Artifact:
@@ -129,7 +131,7 @@ def release_artifact(r: ReleasePlan, dialect: Dialect) -> Artifact:
     header.append(f"-- spends epsilon {float(r.epsilon)!r}, delta {float(r.delta)!r} per refresh")
     header += _grants_note(r.grants, dialect)
     path = object_file("releases", r.target)
-    return Artifact(path, _sql_file(header, release_statements(r, dialect)))
+    return Artifact(path, _sql_file(header, release_statements(r, dialect), dialect))
 
 
 def ledger_artifact(table: tuple[str, ...], dialect: Dialect) -> Artifact:

@@ -47,6 +47,9 @@ def aliases() -> dict[str, str]:
     return out
 
 
+MESSAGE_PIECE = 60  # characters per literal of a long error message (Dialect.message)
+
+
 @dataclass(frozen=True)
 class Features:
     """What a dialect's engine has or lacks: the `features:` of its dialect.yml, every key
@@ -58,6 +61,7 @@ class Features:
     transactions: bool = True  # multi-statement transactions (BEGIN … COMMIT)
     transactional_ddl: bool = False  # CREATE/DROP inside a transaction roll back with it
     lock_table: bool = False  # refreshes sharing a ledger serialize on a lock
+    view_fence: bool = False  # views fence filtered rows from the planner (MATERIALIZED)
     fold_case: str | None = None  # "upper": unquoted names are stored upper-cased
     relation_path: str | None = None  # "one_identifier": `project.dataset.table` quoted whole
     identifier_forbids: tuple[str, ...] = ()  # characters a name may not hold
@@ -114,6 +118,7 @@ class Dialect:
             lstrip_blocks=True,
         )
         env.globals["types"] = self.types
+        env.globals["undefined_primitive"] = self._undefined_primitive
         env.globals["features"] = self.features
         # a fixed identifier written in a template ({{ "name" | ident }}), quoted the dialect's way
         env.filters["ident"] = lambda name: self.ident(name).text
@@ -129,6 +134,13 @@ class Dialect:
                     if isinstance(value, jinja2.runtime.Macro):
                         macros[attr] = value
         return macros
+
+    def _undefined_primitive(self, name: str) -> str:
+        raise DialectError(
+            f"dialect {self.name} does not define the primitive '{name}' "
+            f"(its contract: dialects/base/primitives.sql.j2; define it in "
+            f"dialects/{self.name}/primitives.sql.j2)"
+        )
 
     # -- atoms ------------------------------------------------------------------------------
 
@@ -176,6 +188,28 @@ class Dialect:
         if hit is None:
             hit = self._strings[value] = Sql(self._shapes.string(value))
         return hit
+
+    def message(self, text: str) -> Sql:
+        """An error message as text: string literals of at most MESSAGE_PIECE characters,
+        split at spaces and concatenated, so the line-length pass can break a long message
+        over lines (sqlanon/sql/layout.py) while the text the user sees is unchanged."""
+        pieces: list[str] = []
+        for word in text.split(" "):
+            if pieces and len(pieces[-1]) + 1 + len(word) <= MESSAGE_PIECE:
+                pieces[-1] += " " + word
+            else:
+                pieces.append(word)
+        pieces = [p + " " for p in pieces[:-1]] + pieces[-1:]
+        if len(pieces) == 1:
+            return self.string(text)
+        return Sql(self.prim("concat", [self.string(p) for p in pieces]).text, atomic=False)
+
+    def noted(self, sql: Sql, note: str) -> Sql:
+        """`sql` followed by a block comment saying what it is (a constant's meaning, for the
+        reviewer). The note is our own text, checked to stay inside its comment."""
+        if "*/" in note or not all(" " <= ch <= "~" for ch in note):
+            raise CompilerBug(f"note {note!r} cannot be a SQL comment")
+        return Sql(f"{sql.text} /* {note} */", sql.atomic)
 
     def number(self, value: int | Decimal) -> Sql:
         text = number_text(value)

@@ -24,7 +24,7 @@ from sqlanon.sql.views import (
     SOURCE_ALIAS,
     Statement,
     grant_statements,
-    key_columns,
+    key_row,
     qualifier,
     schema_statements,
 )
@@ -111,9 +111,9 @@ def release_query(
     (never for release)."""
     if nonce is None:
         nonce = ledger_nonce(r, d) if noise else d.string("")
-    key_values, key_names, pads = key_columns([r.key], r.key_table, d)
-    key_values += [epoch, nonce]  # computed once, beside the key
-    key_names += [d.ident("_sqlanon_epoch"), d.ident("_sqlanon_nonce")]
+    # the epoch and nonce are computed once, beside the key
+    extra = ((epoch, "_sqlanon_epoch"), (nonce, "_sqlanon_nonce"))
+    key_query, pads = key_row([r.key], r.key_table, d, extra=extra)
     ctx = LowerContext(d, pads)
     src = qualifier(d, SOURCE_ALIAS)
     groups = [d.ident(f"_sqlanon_g{i}") for i in range(len(r.group_by))]
@@ -279,7 +279,7 @@ def release_query(
     for cid, comp, _ in components:
         slug = _slug(cid)
         h = ycol(f"_sqlanon_h_{slug}")
-        ln_p = _float(d, comp.ln_p)
+        ln_p = d.noted(_float(d, comp.ln_p), "ln p = -epsilon / sensitivity")
         draws = [
             d.prim("floor", d.prim("div", d.prim("ln", _uniform(d, h, start)), ln_p))
             for start in (1, 14)
@@ -319,8 +319,7 @@ def release_query(
         row_names,
         partial_items,
         partial_names,
-        key_values,
-        key_names,
+        key_query[0],
         rank,
         fits,
         allowance,
@@ -448,7 +447,8 @@ def _measure_outputs(d: Dialect, m: MeasurePlan, by_id, ncol) -> list[Sql]:  # t
 def _uniform(d: Dialect, h: Sql, start: int) -> Sql:
     """(52-bit integer + 0.5) / 2^52: strictly inside (0, 1), so its logarithm is finite."""
     as_float = d.prim("cast", d.prim("hex_int", h, start=start), to="float")
-    return d.prim("div", d.prim("add", as_float, _number(d, Fraction(1, 2))), d.number(TWO_52))
+    two_52 = d.noted(d.number(TWO_52), "2^52: 13 hex digits as a uniform in (0, 1)")
+    return d.prim("div", d.prim("add", as_float, _number(d, Fraction(1, 2))), two_52)
 
 
 def _message(d: Dialect, fields: Sequence[str | Sql]) -> Sql:
@@ -542,7 +542,7 @@ def epoch_value(d: Dialect) -> Sql:
     return d.prim(
         "require",
         d.prim("epoch_parameter"),
-        d.string("sqlanon: set the epoch of this refresh (docs/dp.md)"),
+        d.message("sqlanon: set the epoch of this refresh (docs/dp.md)"),
         type="integer",
     )
 
@@ -560,12 +560,12 @@ def ledger_insert(
     shows another policy or release writing the same table."""
     b = r.budget
     ledger = ".".join(r.ledger)
-    over = d.string(
+    over = d.message(
         f"{REFUSED}: release '{r.name}' of policy '{r.policy}' would take this epoch's spend "
         f"over the budget (epsilon {float(b.epsilon)!r}, delta {float(b.delta)!r}); nothing "
         f"was written (see sqlanon budget, or the ledger {ledger})"
     )
-    claimed = d.string(
+    claimed = d.message(
         f"{REFUSED}: {r.target_name} is written by another release in the ledger {ledger} "
         "(a target table belongs to one policy's release); nothing was written"
     )
@@ -629,7 +629,7 @@ def ledger_nonce(r: ReleasePlan, d: Dialect) -> Sql:
     return d.prim(
         "require",
         d.prim("ledger_nonce", d.relation(r.ledger), d.string(r.target_name)),
-        d.string(f"{REFUSED}: no ledger row issued a nonce to this refresh of {r.target_name}"),
+        d.message(f"{REFUSED}: no ledger row issued a nonce to this refresh of {r.target_name}"),
         type="text",
     )
 

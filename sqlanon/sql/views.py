@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlanon.plan.model import KeyRef, ViewPlan
+from sqlanon.plan.model import ColumnStep, KeyRef, ViewPlan
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.shapes import Sql
+from sqlanon.sql.shared import Names, Shared
 from sqlanon.transforms import REGISTRY, LowerContext
 from sqlanon.transforms.common import SAMPLE_TAG, canonical, keyed_hex
 
@@ -21,51 +22,71 @@ class Statement:
     text: str  # no trailing semicolon
 
 
-def key_columns(
-    keys: tuple[KeyRef, ...] | list[KeyRef], key_table: tuple[str, ...] | None, d: Dialect
-) -> tuple[list[Sql], list[Sql], dict[KeyRef, tuple[Sql, Sql]]]:
-    """The one-row key subquery's columns (each key's pads, read at query time and required
-    to exist) and, per key, how the query refers to its pads."""
-    key_values: list[Sql] = []
-    key_names: list[Sql] = []
-    key_pads: dict[KeyRef, tuple[Sql, Sql]] = {}
+def key_row(
+    keys: tuple[KeyRef, ...] | list[KeyRef],
+    key_table: tuple[str, ...] | None,
+    d: Dialect,
+    names: Names | None = None,
+    extra: tuple[tuple[Sql, str], ...] = (),
+) -> tuple[list[Sql], dict[KeyRef, tuple[Sql, Sql]]]:
+    """The one-row key subquery (none without keys): each key's pads, read at query time and
+    required to exist — both pads of a key come from one row, so the inner pad's check covers
+    the pair — plus `extra` (value, name) columns; and per key, how the query refers to its
+    pads (`_sqlanon_k.name`). `names` keeps the pads' column names apart from the query's
+    other columns."""
     if not keys:
-        return key_values, key_names, key_pads
+        return [], {}
     assert key_table is not None
     table = d.relation(key_table)
     where = ".".join(key_table)
+    aliases, key_names, versions = [], [], []
+    columns: list[Sql] = []
+    column_names: list[Sql] = []
+    key_pads: dict[KeyRef, tuple[Sql, Sql]] = {}
     for i, key in enumerate(keys):
-        missing = d.string(
+        alias = f"_sqlanon_k{i}"
+        aliases.append(d.ident(alias))
+        key_names.append(d.string(key.name))
+        versions.append(d.number(key.version))
+        missing = d.message(
             f"sqlanon: key '{key.name}' version {key.version} is missing from {where}"
         )
         pads = []
         for half in ("inner", "outer"):
-            value = d.prim(
-                "key_value",
-                table,
-                d.ident(f"{half}_pad"),
-                d.string(key.name),
-                d.number(key.version),
-            )
-            key_values.append(d.prim("require", value, missing))
-            key_names.append(d.ident(f"k{i}_{half}"))
-            pads.append(d.qualified((KEYS_ALIAS, f"k{i}_{half}")))
+            pad = d.qualified((alias, f"{half}_pad"))
+            name = names.take(f"k{i}_{half}") if names else f"k{i}_{half}"
+            columns.append(d.prim("require", pad, missing) if half == "inner" else pad)
+            column_names.append(d.ident(name))
+            pads.append(d.qualified((KEYS_ALIAS, name)))
         key_pads[key] = (pads[0], pads[1])
-    return key_values, key_names, key_pads
+    for value, name in extra:
+        columns.append(value)
+        column_names.append(d.ident(name))
+    query = d.statement("key_row", table, aliases, key_names, versions, columns, column_names)
+    return [Sql(query.text)], key_pads  # atomic: the templates put it inside parentheses
 
 
 def view_query(view: ViewPlan, d: Dialect) -> Sql:
-    """The SELECT that computes the anonymized rows of a view."""
-    key_values, key_names, key_pads = key_columns(view.keys, view.key_table, d)
-    ctx = LowerContext(d, key_pads)
-
+    """The SELECT that computes the anonymized rows of a view (dialects/base:
+    anonymized_select): the source columns it reads, the values its columns share, each
+    output column under a comment naming its transform, k-anonymity's classes."""
+    columns = view.emitted_columns
+    sources = list(dict.fromkeys(col.sources[0] for col in columns))
+    names = Names([*sources, *(col.output for col in columns)])
+    key_query, key_pads = key_row(view.keys, view.key_table, d, names)
+    inputs = [d.qualified((SOURCE_ALIAS, s)) for s in sources]
+    inputs += [pad for pair in key_pads.values() for pad in pair]
+    # the column expressions read the input CTE's columns by name; shared values go to steps
+    local_pads = {key: (_bare(d, a), _bare(d, b)) for key, (a, b) in key_pads.items()}
+    shared = Shared(d, names)
+    ctx = LowerContext(d, local_pads, shared)
     exprs: list[Sql] = []
-    names: list[Sql] = []
-    for col in view.emitted_columns:
-        x = d.qualified((SOURCE_ALIAS, col.sources[0]))
-        exprs.append(REGISTRY[col.transform].lower(ctx, x, col))
-        names.append(d.ident(col.output))
+    for col in columns:
+        expr = REGISTRY[col.transform].lower(ctx, d.ident(col.sources[0]), col)
+        exprs.append(commented(column_comment(col), expr))
 
+    # the filters run on the source row itself, before any column is computed
+    filter_ctx = LowerContext(d, key_pads)
     filters: list[Sql] = []
     if view.retention:
         column = d.qualified((SOURCE_ALIAS, view.retention.column))
@@ -75,8 +96,8 @@ def view_query(view: ViewPlan, d: Dialect) -> Sql:
         filters.append(d.prim("ge", column, cutoff))
     if view.sample:
         unit = d.qualified((SOURCE_ALIAS, view.sample.unit))
-        unit_text = canonical(ctx, unit, view.sample.unit_type)
-        digest = keyed_hex(ctx, unit_text, view.sample.key, SAMPLE_TAG)
+        unit_text = canonical(filter_ctx, unit, view.sample.unit_type)
+        digest = keyed_hex(filter_ctx, unit_text, view.sample.key, SAMPLE_TAG)
         bound = format(view.sample.threshold, f"0{UNIFORM_HEX_DIGITS}x")
         filters.append(
             d.prim("hex_prefix_below", digest, d.string(bound), digits=UNIFORM_HEX_DIGITS)
@@ -89,14 +110,53 @@ def view_query(view: ViewPlan, d: Dialect) -> Sql:
     return d.statement(
         "anonymized_select",
         d.relation(view.source),
-        key_values,
-        key_names,
-        exprs,
-        names,
+        inputs,
+        key_query,
         filters,
+        [value for step in shared.steps for value, _ in step],
+        [name for step in shared.steps for _, name in step],
+        exprs,
+        [d.ident(col.output) for col in columns],
         qi,
         k,
+        steps=tuple(len(step) for step in shared.steps),
     )
+
+
+def _bare(d: Dialect, qualified: Sql) -> Sql:
+    """`alias.name` → `name`: the key pads as the input CTE's columns."""
+    return Sql(qualified.text.split(".", 1)[1])
+
+
+def column_comment(col: ColumnStep) -> str:
+    """What produced an output column, for the reviewer: `mask(keep_last=4) of "phone"`."""
+    params = [f"{k}={_param_text(v)}" for k, v in col.params if v is not None and k[:1] != "_"]
+    text = f"{col.transform}({', '.join(params)})"
+    if col.sources[0] != col.output:
+        text += f" of {col.sources[0]}"
+    return text
+
+
+def _param_text(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, tuple | list):
+        return "[" + ", ".join(_param_text(x) for x in v) + "]"
+    return str(v)
+
+
+COMMENT_MAX = 100
+
+
+def commented(comment: str, expr: Sql) -> Sql:
+    """`expr` under a line comment, for a select list. The comment is made printable ASCII
+    and cut short here, so no policy text can end the comment line and become SQL."""
+    safe = "".join(ch if " " <= ch <= "~" else "?" for ch in comment)
+    if len(safe) > COMMENT_MAX:
+        safe = safe[: COMMENT_MAX - 3] + "..."
+    return Sql(f"-- {safe}\n{expr.text}", expr.atomic)
 
 
 def view_statements(view: ViewPlan, d: Dialect) -> list[Statement]:

@@ -68,4 +68,5 @@ class Age(Transform):
         p = dict(step.params)
         if p.get("width") is None and p.get("edges") is None:
             return years
+        years = ctx.let(years, f"{step.sources[0]}_age")
         return lower_buckets(ctx, years, p, output_type=step.output_type)

@@ -17,6 +17,7 @@ from sqlanon.sql.shapes import Sql
 
 if TYPE_CHECKING:  # a runtime import would be a cycle: the dialect module imports transforms
     from sqlanon.sql.dialect import Dialect
+    from sqlanon.sql.shared import Shared
 
 # -- parameter kinds --------------------------------------------------------------------------
 
@@ -264,10 +265,20 @@ class ColumnContext:
 
 @dataclass
 class LowerContext:
-    """What lowering gives a transform: the dialect and the padded keys of each key."""
+    """What lowering gives a transform: the dialect, the padded keys of each key, and (in a
+    view) where values an expression uses more than once are computed once."""
 
     dialect: Dialect
     key_pads: dict[KeyRef, tuple[Sql, Sql]]
+    shared: Shared | None = None
+
+    def let(self, value: Sql, name: str) -> Sql:
+        """`value`, named `name` (a hint: made unique) and computed once where the query has
+        a place for shared values (a view's step CTEs, sqlanon/sql/shared.py); else `value`
+        itself. For a value a transform's expression uses more than once."""
+        if self.shared is None:
+            return value
+        return self.shared.add(value, name)
 
 
 # -- the transform contract -------------------------------------------------------------------

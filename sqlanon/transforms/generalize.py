@@ -99,6 +99,7 @@ class Generalize(Transform):
         s = canonical(ctx, x, step.input_type)
         if step.param("level") == 0:
             return s
+        s = ctx.let(s, f"{step.sources[0]}_text")
         groups: dict[str, list[str]] = {}
         for value, target in step.lookup or ():
             groups.setdefault(target, []).append(value)

@@ -35,6 +35,6 @@ class Mask(Transform):
         return "text"
 
     def lower(self, ctx: LowerContext, x: Sql, step: ColumnStep) -> Sql:
-        s = canonical(ctx, x, step.input_type)
+        s = ctx.let(canonical(ctx, x, step.input_type), f"{step.sources[0]}_text")
         first, last = step.param("keep_first"), step.param("keep_last")
         return null_guard(ctx, s, mask_text(ctx, s, first, last, step.param("char")))

@@ -32,15 +32,19 @@ class MaskEmail(Transform):
 
     def lower(self, ctx: LowerContext, x: Sql, step: ColumnStep) -> Sql:
         d = ctx.dialect
-        s = canonical(ctx, x, step.input_type)
+        src = step.sources[0]
+        s = ctx.let(canonical(ctx, x, step.input_type), f"{src}_text")
         char = step.param("char")
         at = d.string("@")
-        domain = d.prim("after_last", s, at)
+        domain = ctx.let(d.prim("after_last", s, at), f"{src}_domain")
         # the local part is s's first (length - domain length - 1) characters
-        local_length = d.prim(
-            "sub",
-            d.prim("char_length", s),
-            d.prim("add", d.prim("char_length", domain), d.number(1)),
+        local_length = ctx.let(
+            d.prim(
+                "sub",
+                d.prim("char_length", s),
+                d.prim("add", d.prim("char_length", domain), d.number(1)),
+            ),
+            f"{src}_local_length",
         )
         local = mask_text(ctx, s, step.param("keep_first"), 0, char, n=local_length)
         shown_domain = domain if step.param("keep_domain") else mask_text(ctx, domain, 0, 0, char)

@@ -6,44 +6,79 @@
 CREATE SCHEMA IF NOT EXISTS "anon";
 
 CREATE OR REPLACE VIEW "anon"."adult" WITH (security_barrier = true) AS
-WITH "_sqlanon_rows" AS MATERIALIZED (
+WITH "_sqlanon_input" AS (
   SELECT
+    "_sqlanon_src"."age",
+    "_sqlanon_src"."sex",
+    "_sqlanon_src"."race",
+    "_sqlanon_src"."marital-status",
+    "_sqlanon_src"."native-country",
+    "_sqlanon_src"."education",
+    "_sqlanon_src"."workclass",
+    "_sqlanon_src"."occupation",
+    "_sqlanon_src"."salary-class"
+  FROM "raw"."adult" AS "_sqlanon_src"
+), "_sqlanon_step1" AS (
+  SELECT
+    *,
+    CAST("age" AS TEXT) AS "age_text",
+    CAST("marital-status" AS TEXT) AS "marital-status_text",
+    CAST("native-country" AS TEXT) AS "native-country_text"
+  FROM "_sqlanon_input"
+), "_sqlanon_rows" AS MATERIALIZED (
+  SELECT
+    -- generalize(hierarchy='hierarchies/age.csv', level=2, unknown='*')
     CASE
-      WHEN "_sqlanon_src"."age" IS NULL THEN NULL
-      WHEN CAST("_sqlanon_src"."age" AS TEXT) IN ('1', '2', '3', '4', '5', '6', '7', '8', '9', '10') THEN '0-9'
-      WHEN CAST("_sqlanon_src"."age" AS TEXT) IN ('11', '12', '13', '14', '15', '16', '17', '18', '19', '20') THEN '10-19'
-      WHEN CAST("_sqlanon_src"."age" AS TEXT) IN ('21', '22', '23', '24', '25', '26', '27', '28', '29', '30') THEN '20-29'
-      WHEN CAST("_sqlanon_src"."age" AS TEXT) IN ('31', '32', '33', '34', '35', '36', '37', '38', '39', '40') THEN '30-39'
-      WHEN CAST("_sqlanon_src"."age" AS TEXT) IN ('41', '42', '43', '44', '45', '46', '47', '48', '49', '50') THEN '40-49'
-      WHEN CAST("_sqlanon_src"."age" AS TEXT) IN ('51', '52', '53', '54', '55', '56', '57', '58', '59', '60') THEN '50-59'
-      WHEN CAST("_sqlanon_src"."age" AS TEXT) IN ('61', '62', '63', '64', '65', '66', '67', '68', '69', '70') THEN '60-69'
-      WHEN CAST("_sqlanon_src"."age" AS TEXT) IN ('71', '72', '73', '74', '75', '76', '77', '78', '79', '80') THEN '70-79'
-      WHEN CAST("_sqlanon_src"."age" AS TEXT) IN ('81', '82', '83', '84', '85', '86', '87', '88', '89', '90') THEN '80-89'
-      WHEN CAST("_sqlanon_src"."age" AS TEXT) IN ('91', '92', '93', '94', '95', '96', '97', '98', '99', '100') THEN '90-99'
+      WHEN "age" IS NULL THEN NULL
+      WHEN "age_text" IN ('1', '2', '3', '4', '5', '6', '7', '8', '9', '10') THEN '0-9'
+      WHEN "age_text" IN ('11', '12', '13', '14', '15', '16', '17', '18', '19', '20') THEN '10-19'
+      WHEN "age_text" IN ('21', '22', '23', '24', '25', '26', '27', '28', '29', '30') THEN '20-29'
+      WHEN "age_text" IN ('31', '32', '33', '34', '35', '36', '37', '38', '39', '40') THEN '30-39'
+      WHEN "age_text" IN ('41', '42', '43', '44', '45', '46', '47', '48', '49', '50') THEN '40-49'
+      WHEN "age_text" IN ('51', '52', '53', '54', '55', '56', '57', '58', '59', '60') THEN '50-59'
+      WHEN "age_text" IN ('61', '62', '63', '64', '65', '66', '67', '68', '69', '70') THEN '60-69'
+      WHEN "age_text" IN ('71', '72', '73', '74', '75', '76', '77', '78', '79', '80') THEN '70-79'
+      WHEN "age_text" IN ('81', '82', '83', '84', '85', '86', '87', '88', '89', '90') THEN '80-89'
+      WHEN "age_text" IN ('91', '92', '93', '94', '95', '96', '97', '98', '99', '100') THEN '90-99'
       ELSE '*'
     END AS "age",
-    "_sqlanon_src"."sex" AS "sex",
-    "_sqlanon_src"."race" AS "race",
+    -- keep()
+    "sex" AS "sex",
+    -- keep()
+    "race" AS "race",
+    -- generalize(hierarchy='hierarchies/marital-status.csv', level=1, unknown='*')
     CASE
-      WHEN "_sqlanon_src"."marital-status" IS NULL THEN NULL
-      WHEN CAST("_sqlanon_src"."marital-status" AS TEXT) IN ('Married-civ-spouse', 'Married-AF-spouse') THEN 'spouse present'
-      WHEN CAST("_sqlanon_src"."marital-status" AS TEXT) IN ('Divorced', 'Never-married', 'Separated', 'Widowed', 'Married-spouse-absent') THEN 'spouse not present'
+      WHEN "marital-status" IS NULL THEN NULL
+      WHEN "marital-status_text" IN ('Married-civ-spouse', 'Married-AF-spouse') THEN 'spouse present'
+      WHEN "marital-status_text" IN ('Divorced', 'Never-married', 'Separated', 'Widowed', 'Married-spouse-absent')
+          THEN 'spouse not present'
       ELSE '*'
     END AS "marital-status",
+    -- generalize(hierarchy='hierarchies/native-country.csv', level=1, unknown='*')
     CASE
-      WHEN "_sqlanon_src"."native-country" IS NULL THEN NULL
-      WHEN CAST("_sqlanon_src"."native-country" AS TEXT) IN ('United-States', 'Puerto-Rico', 'Canada', 'Outlying-US(Guam-USVI-etc)', 'Cuba', 'Honduras', 'Jamaica', 'Mexico', 'Dominican-Republic', 'Haiti', 'Guatemala', 'El-Salvador') THEN 'North America'
-      WHEN CAST("_sqlanon_src"."native-country" AS TEXT) IN ('Cambodia', 'India', 'Japan', 'China', 'Iran', 'Philippines', 'Vietnam', 'Laos', 'Taiwan', 'Thailand', 'Hong') THEN 'Asia'
-      WHEN CAST("_sqlanon_src"."native-country" AS TEXT) IN ('England', 'Germany', 'Greece', 'Italy', 'Poland', 'Portugal', 'Ireland', 'France', 'Hungary', 'Scotland', 'Yugoslavia', 'Holand-Netherlands') THEN 'Europe'
-      WHEN CAST("_sqlanon_src"."native-country" AS TEXT) IN ('South') THEN 'Africa'
-      WHEN CAST("_sqlanon_src"."native-country" AS TEXT) IN ('Ecuador', 'Columbia', 'Nicaragua', 'Trinadad&Tobago', 'Peru') THEN 'South America'
+      WHEN "native-country" IS NULL THEN NULL
+      WHEN "native-country_text"
+          IN ('United-States', 'Puerto-Rico', 'Canada', 'Outlying-US(Guam-USVI-etc)', 'Cuba', 'Honduras', 'Jamaica',
+            'Mexico', 'Dominican-Republic', 'Haiti', 'Guatemala', 'El-Salvador') THEN 'North America'
+      WHEN "native-country_text"
+          IN ('Cambodia', 'India', 'Japan', 'China', 'Iran', 'Philippines', 'Vietnam', 'Laos', 'Taiwan', 'Thailand',
+            'Hong') THEN 'Asia'
+      WHEN "native-country_text"
+          IN ('England', 'Germany', 'Greece', 'Italy', 'Poland', 'Portugal', 'Ireland', 'France', 'Hungary', 'Scotland',
+            'Yugoslavia', 'Holand-Netherlands') THEN 'Europe'
+      WHEN "native-country_text" IN ('South') THEN 'Africa'
+      WHEN "native-country_text" IN ('Ecuador', 'Columbia', 'Nicaragua', 'Trinadad&Tobago', 'Peru') THEN 'South America'
       ELSE '*'
     END AS "native-country",
-    "_sqlanon_src"."education" AS "education",
-    "_sqlanon_src"."workclass" AS "workclass",
-    "_sqlanon_src"."occupation" AS "occupation",
-    "_sqlanon_src"."salary-class" AS "salary-class"
-  FROM "raw"."adult" AS "_sqlanon_src"
+    -- keep()
+    "education" AS "education",
+    -- keep()
+    "workclass" AS "workclass",
+    -- keep()
+    "occupation" AS "occupation",
+    -- keep()
+    "salary-class" AS "salary-class"
+  FROM "_sqlanon_step1"
 ), "_sqlanon_classes" AS MATERIALIZED (
   SELECT
     "age",

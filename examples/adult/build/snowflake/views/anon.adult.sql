@@ -6,44 +6,79 @@
 CREATE SCHEMA IF NOT EXISTS "ANON";
 
 CREATE OR REPLACE SECURE VIEW "ANON"."ADULT" AS
-WITH "_SQLANON_ROWS" AS (
+WITH "_SQLANON_INPUT" AS (
   SELECT
+    "_SQLANON_SRC"."AGE",
+    "_SQLANON_SRC"."SEX",
+    "_SQLANON_SRC"."RACE",
+    "_SQLANON_SRC"."marital-status",
+    "_SQLANON_SRC"."native-country",
+    "_SQLANON_SRC"."EDUCATION",
+    "_SQLANON_SRC"."WORKCLASS",
+    "_SQLANON_SRC"."OCCUPATION",
+    "_SQLANON_SRC"."salary-class"
+  FROM "RAW"."ADULT" AS "_SQLANON_SRC"
+), "_SQLANON_STEP1" AS (
+  SELECT
+    *,
+    TO_VARCHAR("AGE") AS "AGE_TEXT",
+    TO_VARCHAR("marital-status") AS "marital-status_text",
+    TO_VARCHAR("native-country") AS "native-country_text"
+  FROM "_SQLANON_INPUT"
+), "_SQLANON_ROWS" AS (
+  SELECT
+    -- generalize(hierarchy='hierarchies/age.csv', level=2, unknown='*')
     CASE
-      WHEN "_SQLANON_SRC"."AGE" IS NULL THEN NULL
-      WHEN TO_VARCHAR("_SQLANON_SRC"."AGE") IN ('1', '2', '3', '4', '5', '6', '7', '8', '9', '10') THEN '0-9'
-      WHEN TO_VARCHAR("_SQLANON_SRC"."AGE") IN ('11', '12', '13', '14', '15', '16', '17', '18', '19', '20') THEN '10-19'
-      WHEN TO_VARCHAR("_SQLANON_SRC"."AGE") IN ('21', '22', '23', '24', '25', '26', '27', '28', '29', '30') THEN '20-29'
-      WHEN TO_VARCHAR("_SQLANON_SRC"."AGE") IN ('31', '32', '33', '34', '35', '36', '37', '38', '39', '40') THEN '30-39'
-      WHEN TO_VARCHAR("_SQLANON_SRC"."AGE") IN ('41', '42', '43', '44', '45', '46', '47', '48', '49', '50') THEN '40-49'
-      WHEN TO_VARCHAR("_SQLANON_SRC"."AGE") IN ('51', '52', '53', '54', '55', '56', '57', '58', '59', '60') THEN '50-59'
-      WHEN TO_VARCHAR("_SQLANON_SRC"."AGE") IN ('61', '62', '63', '64', '65', '66', '67', '68', '69', '70') THEN '60-69'
-      WHEN TO_VARCHAR("_SQLANON_SRC"."AGE") IN ('71', '72', '73', '74', '75', '76', '77', '78', '79', '80') THEN '70-79'
-      WHEN TO_VARCHAR("_SQLANON_SRC"."AGE") IN ('81', '82', '83', '84', '85', '86', '87', '88', '89', '90') THEN '80-89'
-      WHEN TO_VARCHAR("_SQLANON_SRC"."AGE") IN ('91', '92', '93', '94', '95', '96', '97', '98', '99', '100') THEN '90-99'
+      WHEN "AGE" IS NULL THEN NULL
+      WHEN "AGE_TEXT" IN ('1', '2', '3', '4', '5', '6', '7', '8', '9', '10') THEN '0-9'
+      WHEN "AGE_TEXT" IN ('11', '12', '13', '14', '15', '16', '17', '18', '19', '20') THEN '10-19'
+      WHEN "AGE_TEXT" IN ('21', '22', '23', '24', '25', '26', '27', '28', '29', '30') THEN '20-29'
+      WHEN "AGE_TEXT" IN ('31', '32', '33', '34', '35', '36', '37', '38', '39', '40') THEN '30-39'
+      WHEN "AGE_TEXT" IN ('41', '42', '43', '44', '45', '46', '47', '48', '49', '50') THEN '40-49'
+      WHEN "AGE_TEXT" IN ('51', '52', '53', '54', '55', '56', '57', '58', '59', '60') THEN '50-59'
+      WHEN "AGE_TEXT" IN ('61', '62', '63', '64', '65', '66', '67', '68', '69', '70') THEN '60-69'
+      WHEN "AGE_TEXT" IN ('71', '72', '73', '74', '75', '76', '77', '78', '79', '80') THEN '70-79'
+      WHEN "AGE_TEXT" IN ('81', '82', '83', '84', '85', '86', '87', '88', '89', '90') THEN '80-89'
+      WHEN "AGE_TEXT" IN ('91', '92', '93', '94', '95', '96', '97', '98', '99', '100') THEN '90-99'
       ELSE '*'
     END AS "AGE",
-    "_SQLANON_SRC"."SEX" AS "SEX",
-    "_SQLANON_SRC"."RACE" AS "RACE",
+    -- keep()
+    "SEX" AS "SEX",
+    -- keep()
+    "RACE" AS "RACE",
+    -- generalize(hierarchy='hierarchies/marital-status.csv', level=1, unknown='*')
     CASE
-      WHEN "_SQLANON_SRC"."marital-status" IS NULL THEN NULL
-      WHEN TO_VARCHAR("_SQLANON_SRC"."marital-status") IN ('Married-civ-spouse', 'Married-AF-spouse') THEN 'spouse present'
-      WHEN TO_VARCHAR("_SQLANON_SRC"."marital-status") IN ('Divorced', 'Never-married', 'Separated', 'Widowed', 'Married-spouse-absent') THEN 'spouse not present'
+      WHEN "marital-status" IS NULL THEN NULL
+      WHEN "marital-status_text" IN ('Married-civ-spouse', 'Married-AF-spouse') THEN 'spouse present'
+      WHEN "marital-status_text" IN ('Divorced', 'Never-married', 'Separated', 'Widowed', 'Married-spouse-absent')
+          THEN 'spouse not present'
       ELSE '*'
     END AS "marital-status",
+    -- generalize(hierarchy='hierarchies/native-country.csv', level=1, unknown='*')
     CASE
-      WHEN "_SQLANON_SRC"."native-country" IS NULL THEN NULL
-      WHEN TO_VARCHAR("_SQLANON_SRC"."native-country") IN ('United-States', 'Puerto-Rico', 'Canada', 'Outlying-US(Guam-USVI-etc)', 'Cuba', 'Honduras', 'Jamaica', 'Mexico', 'Dominican-Republic', 'Haiti', 'Guatemala', 'El-Salvador') THEN 'North America'
-      WHEN TO_VARCHAR("_SQLANON_SRC"."native-country") IN ('Cambodia', 'India', 'Japan', 'China', 'Iran', 'Philippines', 'Vietnam', 'Laos', 'Taiwan', 'Thailand', 'Hong') THEN 'Asia'
-      WHEN TO_VARCHAR("_SQLANON_SRC"."native-country") IN ('England', 'Germany', 'Greece', 'Italy', 'Poland', 'Portugal', 'Ireland', 'France', 'Hungary', 'Scotland', 'Yugoslavia', 'Holand-Netherlands') THEN 'Europe'
-      WHEN TO_VARCHAR("_SQLANON_SRC"."native-country") IN ('South') THEN 'Africa'
-      WHEN TO_VARCHAR("_SQLANON_SRC"."native-country") IN ('Ecuador', 'Columbia', 'Nicaragua', 'Trinadad&Tobago', 'Peru') THEN 'South America'
+      WHEN "native-country" IS NULL THEN NULL
+      WHEN "native-country_text"
+          IN ('United-States', 'Puerto-Rico', 'Canada', 'Outlying-US(Guam-USVI-etc)', 'Cuba', 'Honduras', 'Jamaica',
+            'Mexico', 'Dominican-Republic', 'Haiti', 'Guatemala', 'El-Salvador') THEN 'North America'
+      WHEN "native-country_text"
+          IN ('Cambodia', 'India', 'Japan', 'China', 'Iran', 'Philippines', 'Vietnam', 'Laos', 'Taiwan', 'Thailand',
+            'Hong') THEN 'Asia'
+      WHEN "native-country_text"
+          IN ('England', 'Germany', 'Greece', 'Italy', 'Poland', 'Portugal', 'Ireland', 'France', 'Hungary', 'Scotland',
+            'Yugoslavia', 'Holand-Netherlands') THEN 'Europe'
+      WHEN "native-country_text" IN ('South') THEN 'Africa'
+      WHEN "native-country_text" IN ('Ecuador', 'Columbia', 'Nicaragua', 'Trinadad&Tobago', 'Peru') THEN 'South America'
       ELSE '*'
     END AS "native-country",
-    "_SQLANON_SRC"."EDUCATION" AS "EDUCATION",
-    "_SQLANON_SRC"."WORKCLASS" AS "WORKCLASS",
-    "_SQLANON_SRC"."OCCUPATION" AS "OCCUPATION",
-    "_SQLANON_SRC"."salary-class" AS "salary-class"
-  FROM "RAW"."ADULT" AS "_SQLANON_SRC"
+    -- keep()
+    "EDUCATION" AS "EDUCATION",
+    -- keep()
+    "WORKCLASS" AS "WORKCLASS",
+    -- keep()
+    "OCCUPATION" AS "OCCUPATION",
+    -- keep()
+    "salary-class" AS "salary-class"
+  FROM "_SQLANON_STEP1"
 ), "_SQLANON_CLASSES" AS (
   SELECT
     "AGE",

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS `analytics.customers_by_country` (
 
 BEGIN TRANSACTION;
 
-INSERT INTO `privacy.sqlanon_ledger` (`refresh`, `epoch`, `policy`, `release`, `target`, `epsilon`, `delta`, `overspend`, `nonce`, `refreshed_at`)
+INSERT INTO `privacy.sqlanon_ledger`
+    (`refresh`, `epoch`, `policy`, `release`, `target`, `epsilon`, `delta`, `overspend`, `nonce`, `refreshed_at`)
 SELECT
   `_sqlanon_n`.`refresh` AS `refresh`,
   `_sqlanon_n`.`epoch` AS `epoch`,
@@ -35,35 +36,53 @@ SELECT
   IF(CASE
     WHEN (`_sqlanon_n`.`spent_epsilon` <= 1.500000001) AND (`_sqlanon_n`.`spent_delta` <= 0.000010001) THEN 0.5
     ELSE NULL
-  END IS NULL, ERROR('sqlanon: refresh refused: release \'customers_by_country\' of policy \'retail\' would take this epoch\'s spend over the budget (epsilon 2.0, delta 1e-05); nothing was written (see sqlanon budget, or the ledger privacy.sqlanon_ledger)'), CASE
+  END IS NULL,
+      ERROR('sqlanon: refresh refused: release \'customers_by_country\' of '
+        || 'policy \'retail\' would take this epoch\'s spend over the '
+        || 'budget (epsilon 2.0, delta 1e-05); nothing was written (see '
+        || 'sqlanon budget, or the ledger privacy.sqlanon_ledger)'), CASE
     WHEN (`_sqlanon_n`.`spent_epsilon` <= 1.500000001) AND (`_sqlanon_n`.`spent_delta` <= 0.000010001) THEN 0.5
     ELSE NULL
   END) AS `epsilon`,
   IF(CASE
     WHEN `_sqlanon_n`.`claimed` = 0 THEN 0
     ELSE NULL
-  END IS NULL, ERROR('sqlanon: refresh refused: analytics.customers_by_country is written by another release in the ledger privacy.sqlanon_ledger (a target table belongs to one policy\'s release); nothing was written'), CASE
+  END IS NULL,
+      ERROR('sqlanon: refresh refused: analytics.customers_by_country is '
+        || 'written by another release in the ledger ' || 'privacy.sqlanon_ledger (a target table belongs to one '
+        || 'policy\'s release); nothing was written'), CASE
     WHEN `_sqlanon_n`.`claimed` = 0 THEN 0
     ELSE NULL
   END) AS `delta`,
   FALSE AS `overspend`,
-  CAST(`_sqlanon_n`.`refresh` AS STRING) || '@' || (RTRIM(RTRIM(FORMAT_TIMESTAMP('%E4Y-%m-%dT%H:%M:%E6S', CAST(CURRENT_TIMESTAMP() AS TIMESTAMP), 'UTC'), '0'), '.') || 'Z') AS `nonce`,
+  CAST(`_sqlanon_n`.`refresh` AS STRING) || '@'
+      || (RTRIM(RTRIM(FORMAT_TIMESTAMP('%E4Y-%m-%dT%H:%M:%E6S', CAST(CURRENT_TIMESTAMP() AS TIMESTAMP), 'UTC'), '0'),
+          '.') || 'Z') AS `nonce`,
   CAST(CURRENT_TIMESTAMP() AS TIMESTAMP) AS `refreshed_at`
 FROM (
   SELECT
     `_sqlanon_p`.`e` AS `epoch`,
     COALESCE(MAX(`_sqlanon_l`.`refresh`), 0) + 1 AS `refresh`,
-    COALESCE(SUM(CASE WHEN `_sqlanon_l`.`policy` = 'retail' AND `_sqlanon_l`.`epoch` = `_sqlanon_p`.`e` THEN `_sqlanon_l`.`epsilon` END), 0) AS `spent_epsilon`,
-    COALESCE(SUM(CASE WHEN `_sqlanon_l`.`policy` = 'retail' AND `_sqlanon_l`.`epoch` = `_sqlanon_p`.`e` THEN `_sqlanon_l`.`delta` END), 0) AS `spent_delta`,
-    COUNT(CASE WHEN `_sqlanon_l`.`target` = 'analytics.customers_by_country' AND (`_sqlanon_l`.`policy` <> 'retail' OR `_sqlanon_l`.`release` <> 'customers_by_country') THEN 1 END) AS `claimed`
-  FROM (SELECT IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'), (@sqlanon_epoch)) AS `e`) AS `_sqlanon_p`
+    COALESCE(SUM(CASE WHEN `_sqlanon_l`.`policy` = 'retail'
+          AND `_sqlanon_l`.`epoch` = `_sqlanon_p`.`e` THEN `_sqlanon_l`.`epsilon` END), 0) AS `spent_epsilon`,
+    COALESCE(SUM(CASE WHEN `_sqlanon_l`.`policy` = 'retail'
+          AND `_sqlanon_l`.`epoch` = `_sqlanon_p`.`e` THEN `_sqlanon_l`.`delta` END), 0) AS `spent_delta`,
+    COUNT(CASE WHEN `_sqlanon_l`.`target` = 'analytics.customers_by_country'
+        AND (`_sqlanon_l`.`policy` <> 'retail' OR `_sqlanon_l`.`release` <> 'customers_by_country') THEN 1
+        END) AS `claimed`
+  FROM (SELECT IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'),
+      (@sqlanon_epoch)) AS `e`) AS `_sqlanon_p`
   LEFT JOIN `privacy.sqlanon_ledger` AS `_sqlanon_l` ON TRUE
   GROUP BY `_sqlanon_p`.`e`
 ) AS `_sqlanon_n`;
 
-DELETE FROM `analytics.customers_by_country` WHERE `epoch` = IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'), (@sqlanon_epoch));
+DELETE FROM `analytics.customers_by_country` WHERE `epoch`
+    = IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'), (@sqlanon_epoch));
 
-INSERT INTO `analytics.customers_by_country` (`epoch`, `country`, `customers`, `customers_ci_low`, `customers_ci_high`, `customers_epsilon`, `customers_delta`, `average_income`, `average_income_ci_low`, `average_income_ci_high`, `average_income_epsilon`, `average_income_delta`)
+INSERT INTO `analytics.customers_by_country`
+    (`epoch`, `country`, `customers`, `customers_ci_low`, `customers_ci_high`, `customers_epsilon`, `customers_delta`,
+      `average_income`, `average_income_ci_low`, `average_income_ci_high`, `average_income_epsilon`,
+      `average_income_delta`)
 SELECT * FROM (
 WITH `_sqlanon_rows` AS (
   SELECT
@@ -103,21 +122,43 @@ WITH `_sqlanon_rows` AS (
 ), `_sqlanon_over` AS (
   SELECT
     `_sqlanon_p`.*,
-    TO_HEX(SHA256(`_sqlanon_k`.`k0_outer` || SHA256(`_sqlanon_k`.`k0_inner` || CAST('rank|' || (COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_p`.`_sqlanon_unit` AS STRING)) AS STRING) || ':' || CAST(`_sqlanon_p`.`_sqlanon_unit` AS STRING), '-') || '|' || COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_p`.`_sqlanon_g0` AS STRING)) AS STRING) || ':' || CAST(`_sqlanon_p`.`_sqlanon_g0` AS STRING), '-')) AS BYTES)))) AS `_sqlanon_h`
+    TO_HEX(SHA256(`_sqlanon_k`.`k0_outer`
+        || SHA256(`_sqlanon_k`.`k0_inner`
+          || CAST('rank|'
+            || (COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_p`.`_sqlanon_unit` AS STRING)) AS STRING) || ':'
+                || CAST(`_sqlanon_p`.`_sqlanon_unit` AS STRING), '-') || '|'
+              || COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_p`.`_sqlanon_g0` AS STRING)) AS STRING) || ':'
+                || CAST(`_sqlanon_p`.`_sqlanon_g0` AS STRING), '-')) AS BYTES)))) AS `_sqlanon_h`
   FROM `_sqlanon_counted` AS `_sqlanon_p`
   CROSS JOIN (
     SELECT
-      IF((SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'noise' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'noise\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'noise' AND `version` = 1)) AS `k0_inner`,
-      IF((SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'noise' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'noise\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'noise' AND `version` = 1)) AS `k0_outer`,
-      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'), (@sqlanon_epoch)) AS `_sqlanon_epoch`,
-      IF((SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh` = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m` WHERE `_sqlanon_m`.`target` = 'analytics.customers_by_country')) IS NULL, ERROR('sqlanon: refresh refused: no ledger row issued a nonce to this refresh of analytics.customers_by_country'), (SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh` = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m` WHERE `_sqlanon_m`.`target` = 'analytics.customers_by_country'))) AS `_sqlanon_nonce`
+      IF(`_sqlanon_k0`.`inner_pad` IS NULL,
+          ERROR('sqlanon: key \'noise\' version 1 is missing from ' || 'privacy.sqlanon_keys'),
+          `_sqlanon_k0`.`inner_pad`) AS `k0_inner`,
+      `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
+      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'),
+          (@sqlanon_epoch)) AS `_sqlanon_epoch`,
+      IF((SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh`
+            = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m`
+              WHERE `_sqlanon_m`.`target` = 'analytics.customers_by_country')) IS NULL,
+          ERROR('sqlanon: refresh refused: no ledger row issued a nonce to '
+            || 'this refresh of analytics.customers_by_country'),
+          (SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh`
+            = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m`
+              WHERE `_sqlanon_m`.`target` = 'analytics.customers_by_country'))) AS `_sqlanon_nonce`
+    FROM (SELECT 1 AS `_sqlanon_one`) AS `_sqlanon_one`
+    LEFT JOIN `privacy.sqlanon_keys` AS `_sqlanon_k0`
+      ON `_sqlanon_k0`.`name` = 'noise'
+      AND `_sqlanon_k0`.`version` = 1
   ) AS `_sqlanon_k`
   WHERE NOT ((`_sqlanon_ng` <= 1))
 ), `_sqlanon_ranked` AS (
   SELECT
     `_sqlanon_o`.*,
     ROW_NUMBER() OVER (PARTITION BY `_sqlanon_o`.`_sqlanon_unit` ORDER BY `_sqlanon_o`.`_sqlanon_h`) AS `_sqlanon_rank`,
-    SUM(`_sqlanon_o`.`_sqlanon_rows`) OVER (PARTITION BY `_sqlanon_o`.`_sqlanon_unit` ORDER BY `_sqlanon_o`.`_sqlanon_h` ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS `_sqlanon_cum`
+    SUM(`_sqlanon_o`.`_sqlanon_rows`)
+        OVER (PARTITION BY `_sqlanon_o`.`_sqlanon_unit` ORDER BY `_sqlanon_o`.`_sqlanon_h` ROWS BETWEEN UNBOUNDED
+          PRECEDING AND CURRENT ROW) AS `_sqlanon_cum`
   FROM `_sqlanon_over` AS `_sqlanon_o`
 ), `_sqlanon_allowed` AS (
   SELECT `_sqlanon_unit`, `_sqlanon_g0`, `_sqlanon_rows`, `_sqlanon_s1`, `_sqlanon_n1`, `_sqlanon_rows` AS `_sqlanon_a`
@@ -132,7 +173,8 @@ WITH `_sqlanon_rows` AS (
     `_sqlanon_unit` AS `_sqlanon_unit`,
     `_sqlanon_g0` AS `_sqlanon_g0`,
     `_sqlanon_a` AS `_sqlanon_rows`,
-    LEAST(GREATEST(`_sqlanon_s1`, LEAST(`_sqlanon_n1`, `_sqlanon_a`) * (-1953)), LEAST(`_sqlanon_n1`, `_sqlanon_a`) * 1953) AS `_sqlanon_s1`,
+    LEAST(GREATEST(`_sqlanon_s1`, LEAST(`_sqlanon_n1`, `_sqlanon_a`) * (-1953)), LEAST(`_sqlanon_n1`, `_sqlanon_a`)
+        * 1953) AS `_sqlanon_s1`,
     LEAST(`_sqlanon_n1`, `_sqlanon_a`) AS `_sqlanon_n1`
   FROM `_sqlanon_allowed` AS `_sqlanon_p`
   WHERE `_sqlanon_a` > 0
@@ -170,38 +212,82 @@ WITH `_sqlanon_rows` AS (
     CAST(`_sqlanon_g`.`_sqlanon_units` AS INT64) AS `_sqlanon_t_units`,
     CAST(`_sqlanon_g`.`_sqlanon_s1` AS INT64) AS `_sqlanon_t_average_income_sum`,
     CAST(`_sqlanon_g`.`_sqlanon_n1` AS INT64) AS `_sqlanon_t_average_income_rows`,
-    '1:2|6:retail|20:customers_by_country|30:analytics.customers_by_country|32:f0c103317a215cd85adce9891a1630ce|' || COALESCE(CAST(CHAR_LENGTH(`_sqlanon_k`.`_sqlanon_nonce`) AS STRING) || ':' || `_sqlanon_k`.`_sqlanon_nonce`, '-') || '|' || COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_k`.`_sqlanon_epoch` AS STRING)) AS STRING) || ':' || CAST(`_sqlanon_k`.`_sqlanon_epoch` AS STRING), '-') || '|' || COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_g`.`_sqlanon_g0` AS STRING)) AS STRING) || ':' || CAST(`_sqlanon_g`.`_sqlanon_g0` AS STRING), '-') AS `_sqlanon_m`,
+    '1:2|6:retail|20:customers_by_country|30:analytics.customers_by_country|32:f0c103317a215cd85adce9891a1630ce|'
+        || COALESCE(CAST(CHAR_LENGTH(`_sqlanon_k`.`_sqlanon_nonce`) AS STRING) || ':'
+          || `_sqlanon_k`.`_sqlanon_nonce`, '-') || '|'
+        || COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_k`.`_sqlanon_epoch` AS STRING)) AS STRING) || ':'
+          || CAST(`_sqlanon_k`.`_sqlanon_epoch` AS STRING), '-') || '|'
+        || COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_g`.`_sqlanon_g0` AS STRING)) AS STRING) || ':'
+          || CAST(`_sqlanon_g`.`_sqlanon_g0` AS STRING), '-') AS `_sqlanon_m`,
     `_sqlanon_k`.`k0_inner` AS `k0_inner`,
     `_sqlanon_k`.`k0_outer` AS `k0_outer`
   FROM `_sqlanon_grouped` AS `_sqlanon_g`
   CROSS JOIN (
     SELECT
-      IF((SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'noise' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'noise\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'noise' AND `version` = 1)) AS `k0_inner`,
-      IF((SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'noise' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'noise\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'noise' AND `version` = 1)) AS `k0_outer`,
-      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'), (@sqlanon_epoch)) AS `_sqlanon_epoch`,
-      IF((SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh` = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m` WHERE `_sqlanon_m`.`target` = 'analytics.customers_by_country')) IS NULL, ERROR('sqlanon: refresh refused: no ledger row issued a nonce to this refresh of analytics.customers_by_country'), (SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh` = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m` WHERE `_sqlanon_m`.`target` = 'analytics.customers_by_country'))) AS `_sqlanon_nonce`
+      IF(`_sqlanon_k0`.`inner_pad` IS NULL,
+          ERROR('sqlanon: key \'noise\' version 1 is missing from ' || 'privacy.sqlanon_keys'),
+          `_sqlanon_k0`.`inner_pad`) AS `k0_inner`,
+      `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
+      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'),
+          (@sqlanon_epoch)) AS `_sqlanon_epoch`,
+      IF((SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh`
+            = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m`
+              WHERE `_sqlanon_m`.`target` = 'analytics.customers_by_country')) IS NULL,
+          ERROR('sqlanon: refresh refused: no ledger row issued a nonce to '
+            || 'this refresh of analytics.customers_by_country'),
+          (SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh`
+            = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m`
+              WHERE `_sqlanon_m`.`target` = 'analytics.customers_by_country'))) AS `_sqlanon_nonce`
+    FROM (SELECT 1 AS `_sqlanon_one`) AS `_sqlanon_one`
+    LEFT JOIN `privacy.sqlanon_keys` AS `_sqlanon_k0`
+      ON `_sqlanon_k0`.`name` = 'noise'
+      AND `_sqlanon_k0`.`version` = 1
   ) AS `_sqlanon_k`
 ), `_sqlanon_keyed` AS (
   SELECT
     `_sqlanon_h`.`_sqlanon_g0` AS `_sqlanon_g0`,
     `_sqlanon_h`.`_sqlanon_epoch` AS `_sqlanon_epoch`,
     `_sqlanon_h`.`_sqlanon_t_units` AS `_sqlanon_t_units`,
-    TO_HEX(SHA256(`_sqlanon_h`.`k0_outer` || SHA256(`_sqlanon_h`.`k0_inner` || CAST('noise|' || (`_sqlanon_h`.`_sqlanon_m` || '|5:units') AS BYTES)))) AS `_sqlanon_h_units`,
+    TO_HEX(SHA256(`_sqlanon_h`.`k0_outer`
+        || SHA256(`_sqlanon_h`.`k0_inner`
+          || CAST('noise|' || (`_sqlanon_h`.`_sqlanon_m` || '|5:units') AS BYTES)))) AS `_sqlanon_h_units`,
     `_sqlanon_h`.`_sqlanon_t_average_income_sum` AS `_sqlanon_t_average_income_sum`,
-    TO_HEX(SHA256(`_sqlanon_h`.`k0_outer` || SHA256(`_sqlanon_h`.`k0_inner` || CAST('noise|' || (`_sqlanon_h`.`_sqlanon_m` || '|18:average_income.sum') AS BYTES)))) AS `_sqlanon_h_average_income_sum`,
+    TO_HEX(SHA256(`_sqlanon_h`.`k0_outer`
+        || SHA256(`_sqlanon_h`.`k0_inner`
+          || CAST('noise|'
+            || (`_sqlanon_h`.`_sqlanon_m` || '|18:average_income.sum') AS BYTES)))) AS `_sqlanon_h_average_income_sum`,
     `_sqlanon_h`.`_sqlanon_t_average_income_rows` AS `_sqlanon_t_average_income_rows`,
-    TO_HEX(SHA256(`_sqlanon_h`.`k0_outer` || SHA256(`_sqlanon_h`.`k0_inner` || CAST('noise|' || (`_sqlanon_h`.`_sqlanon_m` || '|19:average_income.rows') AS BYTES)))) AS `_sqlanon_h_average_income_rows`
+    TO_HEX(SHA256(`_sqlanon_h`.`k0_outer`
+        || SHA256(`_sqlanon_h`.`k0_inner`
+          || CAST('noise|'
+            || (`_sqlanon_h`.`_sqlanon_m` || '|19:average_income.rows') AS BYTES)))) AS `_sqlanon_h_average_income_rows`
   FROM `_sqlanon_hashed` AS `_sqlanon_h`
 ), `_sqlanon_noised` AS (
   SELECT
     `_sqlanon_y`.`_sqlanon_g0` AS `_sqlanon_g0`,
     `_sqlanon_y`.`_sqlanon_epoch` AS `_sqlanon_epoch`,
     `_sqlanon_y`.`_sqlanon_t_units` AS `_sqlanon_t_units`,
-    CAST(FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_units`, 1, 13) AS INT64) AS FLOAT64) + 0.5) / 4503599627370496) / (-0.25)) - FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_units`, 14, 13) AS INT64) AS FLOAT64) + 0.5) / 4503599627370496) / (-0.25)) AS INT64) AS `_sqlanon_z_units`,
+    CAST(FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_units`, 1, 13) AS INT64) AS FLOAT64) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.25 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_units`, 14, 13) AS INT64) AS FLOAT64) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.25 /* ln p = -epsilon / sensitivity */)) AS INT64) AS `_sqlanon_z_units`,
     `_sqlanon_y`.`_sqlanon_t_average_income_sum` AS `_sqlanon_t_average_income_sum`,
-    CAST(FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_average_income_sum`, 1, 13) AS INT64) AS FLOAT64) + 0.5) / 4503599627370496) / (-0.00006400409626216078)) - FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_average_income_sum`, 14, 13) AS INT64) AS FLOAT64) + 0.5) / 4503599627370496) / (-0.00006400409626216078)) AS INT64) AS `_sqlanon_z_average_income_sum`,
+    CAST(FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_average_income_sum`, 1, 13) AS INT64) AS FLOAT64)
+              + 0.5) / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.00006400409626216078 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_average_income_sum`, 14, 13) AS INT64) AS FLOAT64)
+              + 0.5) / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.00006400409626216078 /* ln p = -epsilon / sensitivity */)) AS INT64) AS `_sqlanon_z_average_income_sum`,
     `_sqlanon_y`.`_sqlanon_t_average_income_rows` AS `_sqlanon_t_average_income_rows`,
-    CAST(FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_average_income_rows`, 1, 13) AS INT64) AS FLOAT64) + 0.5) / 4503599627370496) / (-0.125)) - FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_average_income_rows`, 14, 13) AS INT64) AS FLOAT64) + 0.5) / 4503599627370496) / (-0.125)) AS INT64) AS `_sqlanon_z_average_income_rows`
+    CAST(FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_average_income_rows`, 1, 13) AS INT64) AS FLOAT64)
+              + 0.5) / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.125 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST('0x'
+                  || SUBSTR(`_sqlanon_y`.`_sqlanon_h_average_income_rows`, 14, 13) AS INT64) AS FLOAT64) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.125 /* ln p = -epsilon / sensitivity */)) AS INT64) AS `_sqlanon_z_average_income_rows`
   FROM `_sqlanon_keyed` AS `_sqlanon_y`
 )
 SELECT
@@ -212,14 +298,49 @@ SELECT
   (`_sqlanon_n`.`_sqlanon_t_units` + `_sqlanon_n`.`_sqlanon_z_units`) + 12 AS `customers_ci_high`,
   CAST(0.25 AS FLOAT64) AS `customers_epsilon`,
   CAST(0 AS FLOAT64) AS `customers_delta`,
-  LEAST(GREATEST(((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum` + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) / CAST(GREATEST(`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`, 1) AS FLOAT64)) + 125000, 0), 250000) AS `average_income`,
+  LEAST(GREATEST(((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum`
+              + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64)
+          / CAST(GREATEST(`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`,
+              1) AS FLOAT64)) + 125000, 0), 250000) AS `average_income`,
   CASE
-    WHEN ((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`) - 29) < 1 THEN 0
-    ELSE LEAST(GREATEST(LEAST(((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum` + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) - (57635 * 64)) / CAST((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`) - 29 AS FLOAT64), ((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum` + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) - (57635 * 64)) / CAST((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`) + 29 AS FLOAT64), ((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum` + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) + (57635 * 64)) / CAST((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`) - 29 AS FLOAT64), ((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum` + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) + (57635 * 64)) / CAST((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`) + 29 AS FLOAT64)) + 125000, 0), 250000)
+    WHEN ((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`) - 29) < 1
+        THEN 0
+    ELSE LEAST(GREATEST(LEAST(((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum`
+                  + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) - (57635 * 64))
+            / CAST((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`)
+              - 29 AS FLOAT64),
+            ((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum`
+                  + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) - (57635 * 64))
+            / CAST((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`)
+              + 29 AS FLOAT64),
+            ((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum`
+                  + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) + (57635 * 64))
+            / CAST((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`)
+              - 29 AS FLOAT64),
+            ((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum`
+                  + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) + (57635 * 64))
+            / CAST((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`)
+              + 29 AS FLOAT64)) + 125000, 0), 250000)
   END AS `average_income_ci_low`,
   CASE
-    WHEN ((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`) - 29) < 1 THEN 250000
-    ELSE LEAST(GREATEST(GREATEST(((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum` + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) - (57635 * 64)) / CAST((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`) - 29 AS FLOAT64), ((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum` + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) - (57635 * 64)) / CAST((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`) + 29 AS FLOAT64), ((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum` + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) + (57635 * 64)) / CAST((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`) - 29 AS FLOAT64), ((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum` + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) + (57635 * 64)) / CAST((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`) + 29 AS FLOAT64)) + 125000, 0), 250000)
+    WHEN ((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`) - 29) < 1
+        THEN 250000
+    ELSE LEAST(GREATEST(GREATEST(((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum`
+                  + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) - (57635 * 64))
+            / CAST((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`)
+              - 29 AS FLOAT64),
+            ((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum`
+                  + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) - (57635 * 64))
+            / CAST((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`)
+              + 29 AS FLOAT64),
+            ((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum`
+                  + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) + (57635 * 64))
+            / CAST((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`)
+              - 29 AS FLOAT64),
+            ((CAST(`_sqlanon_n`.`_sqlanon_t_average_income_sum`
+                  + `_sqlanon_n`.`_sqlanon_z_average_income_sum` AS FLOAT64) * 64) + (57635 * 64))
+            / CAST((`_sqlanon_n`.`_sqlanon_t_average_income_rows` + `_sqlanon_n`.`_sqlanon_z_average_income_rows`)
+              + 29 AS FLOAT64)) + 125000, 0), 250000)
   END AS `average_income_ci_high`,
   CAST(0.25 AS FLOAT64) AS `average_income_epsilon`,
   CAST(0 AS FLOAT64) AS `average_income_delta`

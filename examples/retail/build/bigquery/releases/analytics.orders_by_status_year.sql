@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS `analytics.orders_by_status_year` (
 
 BEGIN TRANSACTION;
 
-INSERT INTO `privacy.sqlanon_ledger` (`refresh`, `epoch`, `policy`, `release`, `target`, `epsilon`, `delta`, `overspend`, `nonce`, `refreshed_at`)
+INSERT INTO `privacy.sqlanon_ledger`
+    (`refresh`, `epoch`, `policy`, `release`, `target`, `epsilon`, `delta`, `overspend`, `nonce`, `refreshed_at`)
 SELECT
   `_sqlanon_n`.`refresh` AS `refresh`,
   `_sqlanon_n`.`epoch` AS `epoch`,
@@ -46,35 +47,53 @@ SELECT
   IF(CASE
     WHEN (`_sqlanon_n`.`spent_epsilon` <= 1.000000001) AND (`_sqlanon_n`.`spent_delta` <= 0.000009001) THEN 1
     ELSE NULL
-  END IS NULL, ERROR('sqlanon: refresh refused: release \'orders_by_status\' of policy \'retail\' would take this epoch\'s spend over the budget (epsilon 2.0, delta 1e-05); nothing was written (see sqlanon budget, or the ledger privacy.sqlanon_ledger)'), CASE
+  END IS NULL,
+      ERROR('sqlanon: refresh refused: release \'orders_by_status\' of '
+        || 'policy \'retail\' would take this epoch\'s spend over the '
+        || 'budget (epsilon 2.0, delta 1e-05); nothing was written (see '
+        || 'sqlanon budget, or the ledger privacy.sqlanon_ledger)'), CASE
     WHEN (`_sqlanon_n`.`spent_epsilon` <= 1.000000001) AND (`_sqlanon_n`.`spent_delta` <= 0.000009001) THEN 1
     ELSE NULL
   END) AS `epsilon`,
   IF(CASE
     WHEN `_sqlanon_n`.`claimed` = 0 THEN 0.000001
     ELSE NULL
-  END IS NULL, ERROR('sqlanon: refresh refused: analytics.orders_by_status_year is written by another release in the ledger privacy.sqlanon_ledger (a target table belongs to one policy\'s release); nothing was written'), CASE
+  END IS NULL,
+      ERROR('sqlanon: refresh refused: analytics.orders_by_status_year is '
+        || 'written by another release in the ledger ' || 'privacy.sqlanon_ledger (a target table belongs to one '
+        || 'policy\'s release); nothing was written'), CASE
     WHEN `_sqlanon_n`.`claimed` = 0 THEN 0.000001
     ELSE NULL
   END) AS `delta`,
   FALSE AS `overspend`,
-  CAST(`_sqlanon_n`.`refresh` AS STRING) || '@' || (RTRIM(RTRIM(FORMAT_TIMESTAMP('%E4Y-%m-%dT%H:%M:%E6S', CAST(CURRENT_TIMESTAMP() AS TIMESTAMP), 'UTC'), '0'), '.') || 'Z') AS `nonce`,
+  CAST(`_sqlanon_n`.`refresh` AS STRING) || '@'
+      || (RTRIM(RTRIM(FORMAT_TIMESTAMP('%E4Y-%m-%dT%H:%M:%E6S', CAST(CURRENT_TIMESTAMP() AS TIMESTAMP), 'UTC'), '0'),
+          '.') || 'Z') AS `nonce`,
   CAST(CURRENT_TIMESTAMP() AS TIMESTAMP) AS `refreshed_at`
 FROM (
   SELECT
     `_sqlanon_p`.`e` AS `epoch`,
     COALESCE(MAX(`_sqlanon_l`.`refresh`), 0) + 1 AS `refresh`,
-    COALESCE(SUM(CASE WHEN `_sqlanon_l`.`policy` = 'retail' AND `_sqlanon_l`.`epoch` = `_sqlanon_p`.`e` THEN `_sqlanon_l`.`epsilon` END), 0) AS `spent_epsilon`,
-    COALESCE(SUM(CASE WHEN `_sqlanon_l`.`policy` = 'retail' AND `_sqlanon_l`.`epoch` = `_sqlanon_p`.`e` THEN `_sqlanon_l`.`delta` END), 0) AS `spent_delta`,
-    COUNT(CASE WHEN `_sqlanon_l`.`target` = 'analytics.orders_by_status_year' AND (`_sqlanon_l`.`policy` <> 'retail' OR `_sqlanon_l`.`release` <> 'orders_by_status') THEN 1 END) AS `claimed`
-  FROM (SELECT IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'), (@sqlanon_epoch)) AS `e`) AS `_sqlanon_p`
+    COALESCE(SUM(CASE WHEN `_sqlanon_l`.`policy` = 'retail'
+          AND `_sqlanon_l`.`epoch` = `_sqlanon_p`.`e` THEN `_sqlanon_l`.`epsilon` END), 0) AS `spent_epsilon`,
+    COALESCE(SUM(CASE WHEN `_sqlanon_l`.`policy` = 'retail'
+          AND `_sqlanon_l`.`epoch` = `_sqlanon_p`.`e` THEN `_sqlanon_l`.`delta` END), 0) AS `spent_delta`,
+    COUNT(CASE WHEN `_sqlanon_l`.`target` = 'analytics.orders_by_status_year'
+        AND (`_sqlanon_l`.`policy` <> 'retail' OR `_sqlanon_l`.`release` <> 'orders_by_status') THEN 1 END) AS `claimed`
+  FROM (SELECT IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'),
+      (@sqlanon_epoch)) AS `e`) AS `_sqlanon_p`
   LEFT JOIN `privacy.sqlanon_ledger` AS `_sqlanon_l` ON TRUE
   GROUP BY `_sqlanon_p`.`e`
 ) AS `_sqlanon_n`;
 
-DELETE FROM `analytics.orders_by_status_year` WHERE `epoch` = IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'), (@sqlanon_epoch));
+DELETE FROM `analytics.orders_by_status_year` WHERE `epoch`
+    = IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'), (@sqlanon_epoch));
 
-INSERT INTO `analytics.orders_by_status_year` (`epoch`, `status`, `year`, `customers`, `customers_ci_low`, `customers_ci_high`, `customers_epsilon`, `customers_delta`, `orders`, `orders_ci_low`, `orders_ci_high`, `orders_epsilon`, `orders_delta`, `revenue`, `revenue_ci_low`, `revenue_ci_high`, `revenue_epsilon`, `revenue_delta`, `average_order`, `average_order_ci_low`, `average_order_ci_high`, `average_order_epsilon`, `average_order_delta`)
+INSERT INTO `analytics.orders_by_status_year`
+    (`epoch`, `status`, `year`, `customers`, `customers_ci_low`, `customers_ci_high`, `customers_epsilon`,
+      `customers_delta`, `orders`, `orders_ci_low`, `orders_ci_high`, `orders_epsilon`, `orders_delta`, `revenue`,
+      `revenue_ci_low`, `revenue_ci_high`, `revenue_epsilon`, `revenue_delta`, `average_order`, `average_order_ci_low`,
+      `average_order_ci_high`, `average_order_epsilon`, `average_order_delta`)
 SELECT * FROM (
 WITH `_sqlanon_rows` AS (
   SELECT
@@ -123,28 +142,56 @@ WITH `_sqlanon_rows` AS (
 ), `_sqlanon_over` AS (
   SELECT
     `_sqlanon_p`.*,
-    TO_HEX(SHA256(`_sqlanon_k`.`k0_outer` || SHA256(`_sqlanon_k`.`k0_inner` || CAST('rank|' || (COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_p`.`_sqlanon_unit` AS STRING)) AS STRING) || ':' || CAST(`_sqlanon_p`.`_sqlanon_unit` AS STRING), '-') || '|' || COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_p`.`_sqlanon_g0` AS STRING)) AS STRING) || ':' || CAST(`_sqlanon_p`.`_sqlanon_g0` AS STRING), '-') || '|' || COALESCE(CAST(CHAR_LENGTH(RTRIM(RTRIM(FORMAT_DATETIME('%E4Y-%m-%dT%H:%M:%E6S', `_sqlanon_p`.`_sqlanon_g1`), '0'), '.')) AS STRING) || ':' || RTRIM(RTRIM(FORMAT_DATETIME('%E4Y-%m-%dT%H:%M:%E6S', `_sqlanon_p`.`_sqlanon_g1`), '0'), '.'), '-')) AS BYTES)))) AS `_sqlanon_h`
+    TO_HEX(SHA256(`_sqlanon_k`.`k0_outer`
+        || SHA256(`_sqlanon_k`.`k0_inner`
+          || CAST('rank|'
+            || (COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_p`.`_sqlanon_unit` AS STRING)) AS STRING) || ':'
+                || CAST(`_sqlanon_p`.`_sqlanon_unit` AS STRING), '-') || '|'
+              || COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_p`.`_sqlanon_g0` AS STRING)) AS STRING) || ':'
+                || CAST(`_sqlanon_p`.`_sqlanon_g0` AS STRING), '-') || '|'
+              || COALESCE(CAST(CHAR_LENGTH(RTRIM(RTRIM(FORMAT_DATETIME('%E4Y-%m-%dT%H:%M:%E6S',
+                          `_sqlanon_p`.`_sqlanon_g1`), '0'), '.')) AS STRING) || ':'
+                || RTRIM(RTRIM(FORMAT_DATETIME('%E4Y-%m-%dT%H:%M:%E6S', `_sqlanon_p`.`_sqlanon_g1`), '0'), '.'),
+                '-')) AS BYTES)))) AS `_sqlanon_h`
   FROM `_sqlanon_counted` AS `_sqlanon_p`
   CROSS JOIN (
     SELECT
-      IF((SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'noise' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'noise\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'noise' AND `version` = 1)) AS `k0_inner`,
-      IF((SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'noise' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'noise\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'noise' AND `version` = 1)) AS `k0_outer`,
-      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'), (@sqlanon_epoch)) AS `_sqlanon_epoch`,
-      IF((SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh` = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m` WHERE `_sqlanon_m`.`target` = 'analytics.orders_by_status_year')) IS NULL, ERROR('sqlanon: refresh refused: no ledger row issued a nonce to this refresh of analytics.orders_by_status_year'), (SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh` = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m` WHERE `_sqlanon_m`.`target` = 'analytics.orders_by_status_year'))) AS `_sqlanon_nonce`
+      IF(`_sqlanon_k0`.`inner_pad` IS NULL,
+          ERROR('sqlanon: key \'noise\' version 1 is missing from ' || 'privacy.sqlanon_keys'),
+          `_sqlanon_k0`.`inner_pad`) AS `k0_inner`,
+      `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
+      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'),
+          (@sqlanon_epoch)) AS `_sqlanon_epoch`,
+      IF((SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh`
+            = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m`
+              WHERE `_sqlanon_m`.`target` = 'analytics.orders_by_status_year')) IS NULL,
+          ERROR('sqlanon: refresh refused: no ledger row issued a nonce to '
+            || 'this refresh of analytics.orders_by_status_year'),
+          (SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh`
+            = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m`
+              WHERE `_sqlanon_m`.`target` = 'analytics.orders_by_status_year'))) AS `_sqlanon_nonce`
+    FROM (SELECT 1 AS `_sqlanon_one`) AS `_sqlanon_one`
+    LEFT JOIN `privacy.sqlanon_keys` AS `_sqlanon_k0`
+      ON `_sqlanon_k0`.`name` = 'noise'
+      AND `_sqlanon_k0`.`version` = 1
   ) AS `_sqlanon_k`
   WHERE NOT ((`_sqlanon_ng` <= 6))
 ), `_sqlanon_ranked` AS (
   SELECT
     `_sqlanon_o`.*,
     ROW_NUMBER() OVER (PARTITION BY `_sqlanon_o`.`_sqlanon_unit` ORDER BY `_sqlanon_o`.`_sqlanon_h`) AS `_sqlanon_rank`,
-    SUM(`_sqlanon_o`.`_sqlanon_rows`) OVER (PARTITION BY `_sqlanon_o`.`_sqlanon_unit` ORDER BY `_sqlanon_o`.`_sqlanon_h` ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS `_sqlanon_cum`
+    SUM(`_sqlanon_o`.`_sqlanon_rows`)
+        OVER (PARTITION BY `_sqlanon_o`.`_sqlanon_unit` ORDER BY `_sqlanon_o`.`_sqlanon_h` ROWS BETWEEN UNBOUNDED
+          PRECEDING AND CURRENT ROW) AS `_sqlanon_cum`
   FROM `_sqlanon_over` AS `_sqlanon_o`
 ), `_sqlanon_allowed` AS (
-  SELECT `_sqlanon_unit`, `_sqlanon_g0`, `_sqlanon_g1`, `_sqlanon_rows`, `_sqlanon_s2`, `_sqlanon_n2`, `_sqlanon_s3`, `_sqlanon_n3`, `_sqlanon_rows` AS `_sqlanon_a`
+  SELECT `_sqlanon_unit`, `_sqlanon_g0`, `_sqlanon_g1`, `_sqlanon_rows`, `_sqlanon_s2`, `_sqlanon_n2`, `_sqlanon_s3`,
+      `_sqlanon_n3`, `_sqlanon_rows` AS `_sqlanon_a`
   FROM `_sqlanon_counted` AS `_sqlanon_p`
   WHERE (`_sqlanon_ng` <= 6)
   UNION ALL
-  SELECT `_sqlanon_unit`, `_sqlanon_g0`, `_sqlanon_g1`, `_sqlanon_rows`, `_sqlanon_s2`, `_sqlanon_n2`, `_sqlanon_s3`, `_sqlanon_n3`, `_sqlanon_rows` AS `_sqlanon_a`
+  SELECT `_sqlanon_unit`, `_sqlanon_g0`, `_sqlanon_g1`, `_sqlanon_rows`, `_sqlanon_s2`, `_sqlanon_n2`, `_sqlanon_s3`,
+      `_sqlanon_n3`, `_sqlanon_rows` AS `_sqlanon_a`
   FROM `_sqlanon_ranked` AS `_sqlanon_p`
   WHERE `_sqlanon_rank` <= 6
 ), `_sqlanon_limited` AS (
@@ -153,9 +200,11 @@ WITH `_sqlanon_rows` AS (
     `_sqlanon_g0` AS `_sqlanon_g0`,
     `_sqlanon_g1` AS `_sqlanon_g1`,
     `_sqlanon_a` AS `_sqlanon_rows`,
-    LEAST(GREATEST(`_sqlanon_s2`, LEAST(`_sqlanon_n2`, `_sqlanon_a`) * 0), LEAST(`_sqlanon_n2`, `_sqlanon_a`) * 1000) AS `_sqlanon_s2`,
+    LEAST(GREATEST(`_sqlanon_s2`, LEAST(`_sqlanon_n2`, `_sqlanon_a`) * 0), LEAST(`_sqlanon_n2`, `_sqlanon_a`)
+        * 1000) AS `_sqlanon_s2`,
     LEAST(`_sqlanon_n2`, `_sqlanon_a`) AS `_sqlanon_n2`,
-    LEAST(GREATEST(`_sqlanon_s3`, LEAST(`_sqlanon_n3`, `_sqlanon_a`) * (-1000)), LEAST(`_sqlanon_n3`, `_sqlanon_a`) * 1000) AS `_sqlanon_s3`,
+    LEAST(GREATEST(`_sqlanon_s3`, LEAST(`_sqlanon_n3`, `_sqlanon_a`) * (-1000)), LEAST(`_sqlanon_n3`, `_sqlanon_a`)
+        * 1000) AS `_sqlanon_s3`,
     LEAST(`_sqlanon_n3`, `_sqlanon_a`) AS `_sqlanon_n3`
   FROM `_sqlanon_allowed` AS `_sqlanon_p`
   WHERE `_sqlanon_a` > 0
@@ -181,16 +230,40 @@ WITH `_sqlanon_rows` AS (
     CAST(`_sqlanon_g`.`_sqlanon_s2` AS INT64) AS `_sqlanon_t_revenue_sum`,
     CAST(`_sqlanon_g`.`_sqlanon_s3` AS INT64) AS `_sqlanon_t_average_order_sum`,
     CAST(`_sqlanon_g`.`_sqlanon_n3` AS INT64) AS `_sqlanon_t_average_order_rows`,
-    '1:2|6:retail|16:orders_by_status|31:analytics.orders_by_status_year|32:e59f3e9733dceffb75a6d01ce44ec19f|' || COALESCE(CAST(CHAR_LENGTH(`_sqlanon_k`.`_sqlanon_nonce`) AS STRING) || ':' || `_sqlanon_k`.`_sqlanon_nonce`, '-') || '|' || COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_k`.`_sqlanon_epoch` AS STRING)) AS STRING) || ':' || CAST(`_sqlanon_k`.`_sqlanon_epoch` AS STRING), '-') || '|' || COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_g`.`_sqlanon_g0` AS STRING)) AS STRING) || ':' || CAST(`_sqlanon_g`.`_sqlanon_g0` AS STRING), '-') || '|' || COALESCE(CAST(CHAR_LENGTH(RTRIM(RTRIM(FORMAT_DATETIME('%E4Y-%m-%dT%H:%M:%E6S', `_sqlanon_g`.`_sqlanon_g1`), '0'), '.')) AS STRING) || ':' || RTRIM(RTRIM(FORMAT_DATETIME('%E4Y-%m-%dT%H:%M:%E6S', `_sqlanon_g`.`_sqlanon_g1`), '0'), '.'), '-') AS `_sqlanon_m`,
+    '1:2|6:retail|16:orders_by_status|31:analytics.orders_by_status_year|32:e59f3e9733dceffb75a6d01ce44ec19f|'
+        || COALESCE(CAST(CHAR_LENGTH(`_sqlanon_k`.`_sqlanon_nonce`) AS STRING) || ':'
+          || `_sqlanon_k`.`_sqlanon_nonce`, '-') || '|'
+        || COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_k`.`_sqlanon_epoch` AS STRING)) AS STRING) || ':'
+          || CAST(`_sqlanon_k`.`_sqlanon_epoch` AS STRING), '-') || '|'
+        || COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_g`.`_sqlanon_g0` AS STRING)) AS STRING) || ':'
+          || CAST(`_sqlanon_g`.`_sqlanon_g0` AS STRING), '-') || '|'
+        || COALESCE(CAST(CHAR_LENGTH(RTRIM(RTRIM(FORMAT_DATETIME('%E4Y-%m-%dT%H:%M:%E6S', `_sqlanon_g`.`_sqlanon_g1`),
+                  '0'), '.')) AS STRING) || ':'
+          || RTRIM(RTRIM(FORMAT_DATETIME('%E4Y-%m-%dT%H:%M:%E6S', `_sqlanon_g`.`_sqlanon_g1`), '0'), '.'),
+          '-') AS `_sqlanon_m`,
     `_sqlanon_k`.`k0_inner` AS `k0_inner`,
     `_sqlanon_k`.`k0_outer` AS `k0_outer`
   FROM `_sqlanon_per_group` AS `_sqlanon_g`
   CROSS JOIN (
     SELECT
-      IF((SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'noise' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'noise\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'noise' AND `version` = 1)) AS `k0_inner`,
-      IF((SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'noise' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'noise\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'noise' AND `version` = 1)) AS `k0_outer`,
-      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'), (@sqlanon_epoch)) AS `_sqlanon_epoch`,
-      IF((SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh` = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m` WHERE `_sqlanon_m`.`target` = 'analytics.orders_by_status_year')) IS NULL, ERROR('sqlanon: refresh refused: no ledger row issued a nonce to this refresh of analytics.orders_by_status_year'), (SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh` = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m` WHERE `_sqlanon_m`.`target` = 'analytics.orders_by_status_year'))) AS `_sqlanon_nonce`
+      IF(`_sqlanon_k0`.`inner_pad` IS NULL,
+          ERROR('sqlanon: key \'noise\' version 1 is missing from ' || 'privacy.sqlanon_keys'),
+          `_sqlanon_k0`.`inner_pad`) AS `k0_inner`,
+      `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
+      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'),
+          (@sqlanon_epoch)) AS `_sqlanon_epoch`,
+      IF((SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh`
+            = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m`
+              WHERE `_sqlanon_m`.`target` = 'analytics.orders_by_status_year')) IS NULL,
+          ERROR('sqlanon: refresh refused: no ledger row issued a nonce to '
+            || 'this refresh of analytics.orders_by_status_year'),
+          (SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh`
+            = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m`
+              WHERE `_sqlanon_m`.`target` = 'analytics.orders_by_status_year'))) AS `_sqlanon_nonce`
+    FROM (SELECT 1 AS `_sqlanon_one`) AS `_sqlanon_one`
+    LEFT JOIN `privacy.sqlanon_keys` AS `_sqlanon_k0`
+      ON `_sqlanon_k0`.`name` = 'noise'
+      AND `_sqlanon_k0`.`version` = 1
   ) AS `_sqlanon_k`
 ), `_sqlanon_keyed` AS (
   SELECT
@@ -198,15 +271,27 @@ WITH `_sqlanon_rows` AS (
     `_sqlanon_h`.`_sqlanon_g1` AS `_sqlanon_g1`,
     `_sqlanon_h`.`_sqlanon_epoch` AS `_sqlanon_epoch`,
     `_sqlanon_h`.`_sqlanon_t_units` AS `_sqlanon_t_units`,
-    TO_HEX(SHA256(`_sqlanon_h`.`k0_outer` || SHA256(`_sqlanon_h`.`k0_inner` || CAST('noise|' || (`_sqlanon_h`.`_sqlanon_m` || '|5:units') AS BYTES)))) AS `_sqlanon_h_units`,
+    TO_HEX(SHA256(`_sqlanon_h`.`k0_outer`
+        || SHA256(`_sqlanon_h`.`k0_inner`
+          || CAST('noise|' || (`_sqlanon_h`.`_sqlanon_m` || '|5:units') AS BYTES)))) AS `_sqlanon_h_units`,
     `_sqlanon_h`.`_sqlanon_t_orders_rows` AS `_sqlanon_t_orders_rows`,
-    TO_HEX(SHA256(`_sqlanon_h`.`k0_outer` || SHA256(`_sqlanon_h`.`k0_inner` || CAST('noise|' || (`_sqlanon_h`.`_sqlanon_m` || '|11:orders.rows') AS BYTES)))) AS `_sqlanon_h_orders_rows`,
+    TO_HEX(SHA256(`_sqlanon_h`.`k0_outer`
+        || SHA256(`_sqlanon_h`.`k0_inner`
+          || CAST('noise|' || (`_sqlanon_h`.`_sqlanon_m` || '|11:orders.rows') AS BYTES)))) AS `_sqlanon_h_orders_rows`,
     `_sqlanon_h`.`_sqlanon_t_revenue_sum` AS `_sqlanon_t_revenue_sum`,
-    TO_HEX(SHA256(`_sqlanon_h`.`k0_outer` || SHA256(`_sqlanon_h`.`k0_inner` || CAST('noise|' || (`_sqlanon_h`.`_sqlanon_m` || '|11:revenue.sum') AS BYTES)))) AS `_sqlanon_h_revenue_sum`,
+    TO_HEX(SHA256(`_sqlanon_h`.`k0_outer`
+        || SHA256(`_sqlanon_h`.`k0_inner`
+          || CAST('noise|' || (`_sqlanon_h`.`_sqlanon_m` || '|11:revenue.sum') AS BYTES)))) AS `_sqlanon_h_revenue_sum`,
     `_sqlanon_h`.`_sqlanon_t_average_order_sum` AS `_sqlanon_t_average_order_sum`,
-    TO_HEX(SHA256(`_sqlanon_h`.`k0_outer` || SHA256(`_sqlanon_h`.`k0_inner` || CAST('noise|' || (`_sqlanon_h`.`_sqlanon_m` || '|17:average_order.sum') AS BYTES)))) AS `_sqlanon_h_average_order_sum`,
+    TO_HEX(SHA256(`_sqlanon_h`.`k0_outer`
+        || SHA256(`_sqlanon_h`.`k0_inner`
+          || CAST('noise|'
+            || (`_sqlanon_h`.`_sqlanon_m` || '|17:average_order.sum') AS BYTES)))) AS `_sqlanon_h_average_order_sum`,
     `_sqlanon_h`.`_sqlanon_t_average_order_rows` AS `_sqlanon_t_average_order_rows`,
-    TO_HEX(SHA256(`_sqlanon_h`.`k0_outer` || SHA256(`_sqlanon_h`.`k0_inner` || CAST('noise|' || (`_sqlanon_h`.`_sqlanon_m` || '|18:average_order.rows') AS BYTES)))) AS `_sqlanon_h_average_order_rows`
+    TO_HEX(SHA256(`_sqlanon_h`.`k0_outer`
+        || SHA256(`_sqlanon_h`.`k0_inner`
+          || CAST('noise|'
+            || (`_sqlanon_h`.`_sqlanon_m` || '|18:average_order.rows') AS BYTES)))) AS `_sqlanon_h_average_order_rows`
   FROM `_sqlanon_hashed` AS `_sqlanon_h`
 ), `_sqlanon_noised` AS (
   SELECT
@@ -214,15 +299,40 @@ WITH `_sqlanon_rows` AS (
     `_sqlanon_y`.`_sqlanon_g1` AS `_sqlanon_g1`,
     `_sqlanon_y`.`_sqlanon_epoch` AS `_sqlanon_epoch`,
     `_sqlanon_y`.`_sqlanon_t_units` AS `_sqlanon_t_units`,
-    CAST(FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_units`, 1, 13) AS INT64) AS FLOAT64) + 0.5) / 4503599627370496) / (-0.041666666666666664)) - FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_units`, 14, 13) AS INT64) AS FLOAT64) + 0.5) / 4503599627370496) / (-0.041666666666666664)) AS INT64) AS `_sqlanon_z_units`,
+    CAST(FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_units`, 1, 13) AS INT64) AS FLOAT64) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.041666666666666664 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_units`, 14, 13) AS INT64) AS FLOAT64) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.041666666666666664 /* ln p = -epsilon / sensitivity */)) AS INT64) AS `_sqlanon_z_units`,
     `_sqlanon_y`.`_sqlanon_t_orders_rows` AS `_sqlanon_t_orders_rows`,
-    CAST(FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_orders_rows`, 1, 13) AS INT64) AS FLOAT64) + 0.5) / 4503599627370496) / (-0.020833333333333332)) - FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_orders_rows`, 14, 13) AS INT64) AS FLOAT64) + 0.5) / 4503599627370496) / (-0.020833333333333332)) AS INT64) AS `_sqlanon_z_orders_rows`,
+    CAST(FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_orders_rows`, 1, 13) AS INT64) AS FLOAT64) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.020833333333333332 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_orders_rows`, 14, 13) AS INT64) AS FLOAT64) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.020833333333333332 /* ln p = -epsilon / sensitivity */)) AS INT64) AS `_sqlanon_z_orders_rows`,
     `_sqlanon_y`.`_sqlanon_t_revenue_sum` AS `_sqlanon_t_revenue_sum`,
-    CAST(FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_revenue_sum`, 1, 13) AS INT64) AS FLOAT64) + 0.5) / 4503599627370496) / (-0.000020833333333333333)) - FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_revenue_sum`, 14, 13) AS INT64) AS FLOAT64) + 0.5) / 4503599627370496) / (-0.000020833333333333333)) AS INT64) AS `_sqlanon_z_revenue_sum`,
+    CAST(FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_revenue_sum`, 1, 13) AS INT64) AS FLOAT64) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.000020833333333333333 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_revenue_sum`, 14, 13) AS INT64) AS FLOAT64) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.000020833333333333333 /* ln p = -epsilon / sensitivity */)) AS INT64) AS `_sqlanon_z_revenue_sum`,
     `_sqlanon_y`.`_sqlanon_t_average_order_sum` AS `_sqlanon_t_average_order_sum`,
-    CAST(FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_average_order_sum`, 1, 13) AS INT64) AS FLOAT64) + 0.5) / 4503599627370496) / (-0.000010416666666666666)) - FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_average_order_sum`, 14, 13) AS INT64) AS FLOAT64) + 0.5) / 4503599627370496) / (-0.000010416666666666666)) AS INT64) AS `_sqlanon_z_average_order_sum`,
+    CAST(FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_average_order_sum`, 1, 13) AS INT64) AS FLOAT64)
+              + 0.5) / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.000010416666666666666 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_average_order_sum`, 14, 13) AS INT64) AS FLOAT64)
+              + 0.5) / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.000010416666666666666 /* ln p = -epsilon / sensitivity */)) AS INT64) AS `_sqlanon_z_average_order_sum`,
     `_sqlanon_y`.`_sqlanon_t_average_order_rows` AS `_sqlanon_t_average_order_rows`,
-    CAST(FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_average_order_rows`, 1, 13) AS INT64) AS FLOAT64) + 0.5) / 4503599627370496) / (-0.010416666666666666)) - FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_average_order_rows`, 14, 13) AS INT64) AS FLOAT64) + 0.5) / 4503599627370496) / (-0.010416666666666666)) AS INT64) AS `_sqlanon_z_average_order_rows`
+    CAST(FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_average_order_rows`, 1, 13) AS INT64) AS FLOAT64)
+              + 0.5) / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.010416666666666666 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST('0x' || SUBSTR(`_sqlanon_y`.`_sqlanon_h_average_order_rows`, 14, 13) AS INT64) AS FLOAT64)
+              + 0.5) / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.010416666666666666 /* ln p = -epsilon / sensitivity */)) AS INT64) AS `_sqlanon_z_average_order_rows`
   FROM `_sqlanon_keyed` AS `_sqlanon_y`
 )
 SELECT
@@ -240,18 +350,55 @@ SELECT
   CAST(0.25 AS FLOAT64) AS `orders_epsilon`,
   CAST(0 AS FLOAT64) AS `orders_delta`,
   CAST(`_sqlanon_n`.`_sqlanon_t_revenue_sum` + `_sqlanon_n`.`_sqlanon_z_revenue_sum` AS FLOAT64) * 0.5 AS `revenue`,
-  GREATEST(CAST((`_sqlanon_n`.`_sqlanon_t_revenue_sum` + `_sqlanon_n`.`_sqlanon_z_revenue_sum`) - 143795 AS FLOAT64) * 0.5, 0) AS `revenue_ci_low`,
-  CAST((`_sqlanon_n`.`_sqlanon_t_revenue_sum` + `_sqlanon_n`.`_sqlanon_z_revenue_sum`) + 143795 AS FLOAT64) * 0.5 AS `revenue_ci_high`,
+  GREATEST(CAST((`_sqlanon_n`.`_sqlanon_t_revenue_sum` + `_sqlanon_n`.`_sqlanon_z_revenue_sum`) - 143795 AS FLOAT64)
+      * 0.5, 0) AS `revenue_ci_low`,
+  CAST((`_sqlanon_n`.`_sqlanon_t_revenue_sum` + `_sqlanon_n`.`_sqlanon_z_revenue_sum`) + 143795 AS FLOAT64)
+      * 0.5 AS `revenue_ci_high`,
   CAST(0.25 AS FLOAT64) AS `revenue_epsilon`,
   CAST(0 AS FLOAT64) AS `revenue_delta`,
-  LEAST(GREATEST(((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum` + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64) * 0.25) / CAST(GREATEST(`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`, 1) AS FLOAT64)) + 250, 0), 500) AS `average_order`,
+  LEAST(GREATEST(((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum`
+              + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64) * 0.25)
+          / CAST(GREATEST(`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`,
+              1) AS FLOAT64)) + 250, 0), 500) AS `average_order`,
   CASE
-    WHEN ((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`) - 354) < 1 THEN 0
-    ELSE LEAST(GREATEST(LEAST(((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum` + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64) * 0.25) - (354132 * 0.25)) / CAST((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`) - 354 AS FLOAT64), ((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum` + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64) * 0.25) - (354132 * 0.25)) / CAST((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`) + 354 AS FLOAT64), ((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum` + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64) * 0.25) + (354132 * 0.25)) / CAST((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`) - 354 AS FLOAT64), ((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum` + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64) * 0.25) + (354132 * 0.25)) / CAST((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`) + 354 AS FLOAT64)) + 250, 0), 500)
+    WHEN ((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`) - 354) < 1
+        THEN 0
+    ELSE LEAST(GREATEST(LEAST(((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum`
+                  + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64) * 0.25) - (354132 * 0.25))
+            / CAST((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`)
+              - 354 AS FLOAT64),
+            ((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum` + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64)
+                * 0.25) - (354132 * 0.25))
+            / CAST((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`)
+              + 354 AS FLOAT64),
+            ((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum` + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64)
+                * 0.25) + (354132 * 0.25))
+            / CAST((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`)
+              - 354 AS FLOAT64),
+            ((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum` + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64)
+                * 0.25) + (354132 * 0.25))
+            / CAST((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`)
+              + 354 AS FLOAT64)) + 250, 0), 500)
   END AS `average_order_ci_low`,
   CASE
-    WHEN ((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`) - 354) < 1 THEN 500
-    ELSE LEAST(GREATEST(GREATEST(((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum` + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64) * 0.25) - (354132 * 0.25)) / CAST((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`) - 354 AS FLOAT64), ((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum` + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64) * 0.25) - (354132 * 0.25)) / CAST((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`) + 354 AS FLOAT64), ((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum` + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64) * 0.25) + (354132 * 0.25)) / CAST((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`) - 354 AS FLOAT64), ((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum` + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64) * 0.25) + (354132 * 0.25)) / CAST((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`) + 354 AS FLOAT64)) + 250, 0), 500)
+    WHEN ((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`) - 354) < 1
+        THEN 500
+    ELSE LEAST(GREATEST(GREATEST(((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum`
+                  + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64) * 0.25) - (354132 * 0.25))
+            / CAST((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`)
+              - 354 AS FLOAT64),
+            ((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum` + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64)
+                * 0.25) - (354132 * 0.25))
+            / CAST((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`)
+              + 354 AS FLOAT64),
+            ((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum` + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64)
+                * 0.25) + (354132 * 0.25))
+            / CAST((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`)
+              - 354 AS FLOAT64),
+            ((CAST(`_sqlanon_n`.`_sqlanon_t_average_order_sum` + `_sqlanon_n`.`_sqlanon_z_average_order_sum` AS FLOAT64)
+                * 0.25) + (354132 * 0.25))
+            / CAST((`_sqlanon_n`.`_sqlanon_t_average_order_rows` + `_sqlanon_n`.`_sqlanon_z_average_order_rows`)
+              + 354 AS FLOAT64)) + 250, 0), 500)
   END AS `average_order_ci_high`,
   CAST(0.25 AS FLOAT64) AS `average_order_epsilon`,
   CAST(0 AS FLOAT64) AS `average_order_delta`

@@ -8,60 +8,117 @@
 CREATE SCHEMA IF NOT EXISTS `anon`;
 
 CREATE OR REPLACE VIEW `anon.customers` AS
-WITH `_sqlanon_rows` AS (
+WITH `_sqlanon_input` AS (
   SELECT
-    SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k0_outer` || SHA256(`_sqlanon_k`.`k0_inner` || CAST('pseudonym|' || CAST(`_sqlanon_src`.`customer_id` AS STRING) AS BYTES)))), 1, 16) AS `customer_id`,
-    CASE
-      WHEN CAST(`_sqlanon_src`.`email` AS STRING) IS NULL THEN NULL
-      WHEN STRPOS(CAST(`_sqlanon_src`.`email` AS STRING), '@') > 0 THEN CASE
-        WHEN (CHAR_LENGTH(CAST(`_sqlanon_src`.`email` AS STRING)) - (CHAR_LENGTH(ARRAY_REVERSE(SPLIT(CAST(`_sqlanon_src`.`email` AS STRING), '@'))[OFFSET(0)]) + 1)) <= 1 THEN REPEAT('*', CHAR_LENGTH(CAST(`_sqlanon_src`.`email` AS STRING)) - (CHAR_LENGTH(ARRAY_REVERSE(SPLIT(CAST(`_sqlanon_src`.`email` AS STRING), '@'))[OFFSET(0)]) + 1))
-        ELSE SUBSTR(CAST(`_sqlanon_src`.`email` AS STRING), 1, 1) || REPEAT('*', (CHAR_LENGTH(CAST(`_sqlanon_src`.`email` AS STRING)) - (CHAR_LENGTH(ARRAY_REVERSE(SPLIT(CAST(`_sqlanon_src`.`email` AS STRING), '@'))[OFFSET(0)]) + 1)) - 1)
-      END || '@' || (ARRAY_REVERSE(SPLIT(CAST(`_sqlanon_src`.`email` AS STRING), '@'))[OFFSET(0)])
-      ELSE REPEAT('*', CHAR_LENGTH(CAST(`_sqlanon_src`.`email` AS STRING)))
-    END AS `email`,
-    CASE
-      WHEN CAST(`_sqlanon_src`.`phone` AS STRING) IS NULL THEN NULL
-      ELSE CASE
-        WHEN CHAR_LENGTH(CAST(`_sqlanon_src`.`phone` AS STRING)) <= 4 THEN REPEAT('*', CHAR_LENGTH(CAST(`_sqlanon_src`.`phone` AS STRING)))
-        ELSE REPEAT('*', CHAR_LENGTH(CAST(`_sqlanon_src`.`phone` AS STRING)) - 4) || SUBSTR(CAST(`_sqlanon_src`.`phone` AS STRING), CHAR_LENGTH(CAST(`_sqlanon_src`.`phone` AS STRING)) - 3, 4)
-      END
-    END AS `phone`,
-    CASE
-      WHEN (EXTRACT(YEAR FROM CAST('2026-01-01' AS DATE)) - EXTRACT(YEAR FROM `_sqlanon_src`.`birth_date`) - CASE WHEN EXTRACT(MONTH FROM CAST('2026-01-01' AS DATE)) * 100 + EXTRACT(DAY FROM CAST('2026-01-01' AS DATE)) < EXTRACT(MONTH FROM `_sqlanon_src`.`birth_date`) * 100 + EXTRACT(DAY FROM `_sqlanon_src`.`birth_date`) THEN 1 ELSE 0 END) IS NULL THEN NULL
-      WHEN (EXTRACT(YEAR FROM CAST('2026-01-01' AS DATE)) - EXTRACT(YEAR FROM `_sqlanon_src`.`birth_date`) - CASE WHEN EXTRACT(MONTH FROM CAST('2026-01-01' AS DATE)) * 100 + EXTRACT(DAY FROM CAST('2026-01-01' AS DATE)) < EXTRACT(MONTH FROM `_sqlanon_src`.`birth_date`) * 100 + EXTRACT(DAY FROM `_sqlanon_src`.`birth_date`) THEN 1 ELSE 0 END) >= 65 THEN '>= 65'
-      WHEN (EXTRACT(YEAR FROM CAST('2026-01-01' AS DATE)) - EXTRACT(YEAR FROM `_sqlanon_src`.`birth_date`) - CASE WHEN EXTRACT(MONTH FROM CAST('2026-01-01' AS DATE)) * 100 + EXTRACT(DAY FROM CAST('2026-01-01' AS DATE)) < EXTRACT(MONTH FROM `_sqlanon_src`.`birth_date`) * 100 + EXTRACT(DAY FROM `_sqlanon_src`.`birth_date`) THEN 1 ELSE 0 END) >= 50 THEN '[50, 65)'
-      WHEN (EXTRACT(YEAR FROM CAST('2026-01-01' AS DATE)) - EXTRACT(YEAR FROM `_sqlanon_src`.`birth_date`) - CASE WHEN EXTRACT(MONTH FROM CAST('2026-01-01' AS DATE)) * 100 + EXTRACT(DAY FROM CAST('2026-01-01' AS DATE)) < EXTRACT(MONTH FROM `_sqlanon_src`.`birth_date`) * 100 + EXTRACT(DAY FROM `_sqlanon_src`.`birth_date`) THEN 1 ELSE 0 END) >= 35 THEN '[35, 50)'
-      WHEN (EXTRACT(YEAR FROM CAST('2026-01-01' AS DATE)) - EXTRACT(YEAR FROM `_sqlanon_src`.`birth_date`) - CASE WHEN EXTRACT(MONTH FROM CAST('2026-01-01' AS DATE)) * 100 + EXTRACT(DAY FROM CAST('2026-01-01' AS DATE)) < EXTRACT(MONTH FROM `_sqlanon_src`.`birth_date`) * 100 + EXTRACT(DAY FROM `_sqlanon_src`.`birth_date`) THEN 1 ELSE 0 END) >= 25 THEN '[25, 35)'
-      ELSE '< 25'
-    END AS `age_band`,
-    `_sqlanon_src`.`gender` AS `gender`,
-    SUBSTR(CAST(`_sqlanon_src`.`zip` AS STRING), 1, 3) AS `zip`,
-    `_sqlanon_src`.`country` AS `country`,
-    CASE
-      WHEN `_sqlanon_src`.`occupation` IS NULL THEN NULL
-      WHEN CAST(`_sqlanon_src`.`occupation` AS STRING) IN ('Tech-support', 'Craft-repair', 'Prof-specialty', 'Machine-op-inspct') THEN 'Technical'
-      WHEN CAST(`_sqlanon_src`.`occupation` AS STRING) IN ('Other-service', 'Adm-clerical', 'Farming-fishing', 'Transport-moving', 'Priv-house-serv', 'Protective-serv', 'Armed-Forces') THEN 'Other'
-      WHEN CAST(`_sqlanon_src`.`occupation` AS STRING) IN ('Sales', 'Exec-managerial', 'Handlers-cleaners') THEN 'Nontechnical'
-      ELSE '*'
-    END AS `occupation`,
-    CASE
-      WHEN `_sqlanon_src`.`income` IS NULL THEN NULL
-      WHEN `_sqlanon_src`.`income` >= 150000 THEN 150000
-      WHEN `_sqlanon_src`.`income` >= 125000 THEN 125000
-      WHEN `_sqlanon_src`.`income` >= 100000 THEN 100000
-      WHEN `_sqlanon_src`.`income` >= 75000 THEN 75000
-      WHEN `_sqlanon_src`.`income` >= 50000 THEN 50000
-      WHEN `_sqlanon_src`.`income` >= 25000 THEN 25000
-      ELSE 0
-    END AS `income`,
-    DATE_TRUNC(`_sqlanon_src`.`signup_date`, MONTH) AS `signup_month`,
-    CASE WHEN FALSE THEN `_sqlanon_src`.`notes` END AS `notes`
+    `_sqlanon_src`.`customer_id`,
+    `_sqlanon_src`.`email`,
+    `_sqlanon_src`.`phone`,
+    `_sqlanon_src`.`birth_date`,
+    `_sqlanon_src`.`gender`,
+    `_sqlanon_src`.`zip`,
+    `_sqlanon_src`.`country`,
+    `_sqlanon_src`.`occupation`,
+    `_sqlanon_src`.`income`,
+    `_sqlanon_src`.`signup_date`,
+    `_sqlanon_src`.`notes`,
+    `_sqlanon_k`.`k0_inner`,
+    `_sqlanon_k`.`k0_outer`
   FROM `raw.customers` AS `_sqlanon_src`
   CROSS JOIN (
     SELECT
-      IF((SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'customer' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'customer\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'customer' AND `version` = 1)) AS `k0_inner`,
-      IF((SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'customer' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'customer\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'customer' AND `version` = 1)) AS `k0_outer`
+      IF(`_sqlanon_k0`.`inner_pad` IS NULL,
+          ERROR('sqlanon: key \'customer\' version 1 is missing from ' || 'privacy.sqlanon_keys'),
+          `_sqlanon_k0`.`inner_pad`) AS `k0_inner`,
+      `_sqlanon_k0`.`outer_pad` AS `k0_outer`
+    FROM (SELECT 1 AS `_sqlanon_one`) AS `_sqlanon_one`
+    LEFT JOIN `privacy.sqlanon_keys` AS `_sqlanon_k0`
+      ON `_sqlanon_k0`.`name` = 'customer'
+      AND `_sqlanon_k0`.`version` = 1
   ) AS `_sqlanon_k`
+), `_sqlanon_step1` AS (
+  SELECT
+    *,
+    CAST(`email` AS STRING) AS `email_text`,
+    CAST(`phone` AS STRING) AS `phone_text`,
+    EXTRACT(YEAR FROM CAST('2026-01-01' AS DATE)) - EXTRACT(YEAR FROM `birth_date`)
+        - CASE WHEN EXTRACT(MONTH FROM CAST('2026-01-01' AS DATE)) * 100 + EXTRACT(DAY FROM CAST('2026-01-01' AS DATE))
+        < EXTRACT(MONTH FROM `birth_date`) * 100 + EXTRACT(DAY FROM `birth_date`) THEN 1 ELSE 0 END AS `birth_date_age`,
+    CAST(`occupation` AS STRING) AS `occupation_text`
+  FROM `_sqlanon_input`
+), `_sqlanon_step2` AS (
+  SELECT
+    *,
+    ARRAY_REVERSE(SPLIT(`email_text`, '@'))[OFFSET(0)] AS `email_domain`
+  FROM `_sqlanon_step1`
+), `_sqlanon_step3` AS (
+  SELECT
+    *,
+    CHAR_LENGTH(`email_text`) - (CHAR_LENGTH(`email_domain`) + 1) AS `email_local_length`
+  FROM `_sqlanon_step2`
+), `_sqlanon_rows` AS (
+  SELECT
+    -- pseudonymize(key='customer', length=16)
+    SUBSTR(TO_HEX(SHA256(`k0_outer`
+            || SHA256(`k0_inner` || CAST('pseudonym|' || CAST(`customer_id` AS STRING) AS BYTES)))), 1,
+        16) AS `customer_id`,
+    -- mask_email(keep_first=1, keep_domain=true, char='*')
+    CASE
+      WHEN `email_text` IS NULL THEN NULL
+      WHEN STRPOS(`email_text`, '@') > 0 THEN CASE
+        WHEN `email_local_length` <= 1 THEN REPEAT('*', `email_local_length`)
+        ELSE SUBSTR(`email_text`, 1, 1) || REPEAT('*', `email_local_length` - 1)
+      END || '@' || `email_domain`
+      ELSE REPEAT('*', CHAR_LENGTH(`email_text`))
+    END AS `email`,
+    -- mask(keep_first=0, keep_last=4, char='*')
+    CASE
+      WHEN `phone_text` IS NULL THEN NULL
+      ELSE CASE
+        WHEN CHAR_LENGTH(`phone_text`) <= 4 THEN REPEAT('*', CHAR_LENGTH(`phone_text`))
+        ELSE REPEAT('*', CHAR_LENGTH(`phone_text`) - 4) || SUBSTR(`phone_text`, CHAR_LENGTH(`phone_text`) - 3, 4)
+      END
+    END AS `phone`,
+    -- age(as_of=2026-01-01, edges=[18, 25, 35, 50, 65], output='label') of birth_date
+    CASE
+      WHEN `birth_date_age` IS NULL THEN NULL
+      WHEN `birth_date_age` >= 65 THEN '>= 65'
+      WHEN `birth_date_age` >= 50 THEN '[50, 65)'
+      WHEN `birth_date_age` >= 35 THEN '[35, 50)'
+      WHEN `birth_date_age` >= 25 THEN '[25, 35)'
+      ELSE '< 25'
+    END AS `age_band`,
+    -- keep()
+    `gender` AS `gender`,
+    -- prefix(length=3)
+    SUBSTR(CAST(`zip` AS STRING), 1, 3) AS `zip`,
+    -- keep()
+    `country` AS `country`,
+    -- generalize(hierarchy='hierarchies/occupation.csv', level=1, unknown='*')
+    CASE
+      WHEN `occupation` IS NULL THEN NULL
+      WHEN `occupation_text` IN ('Tech-support', 'Craft-repair', 'Prof-specialty', 'Machine-op-inspct') THEN 'Technical'
+      WHEN `occupation_text`
+          IN ('Other-service', 'Adm-clerical', 'Farming-fishing', 'Transport-moving', 'Priv-house-serv',
+            'Protective-serv', 'Armed-Forces') THEN 'Other'
+      WHEN `occupation_text` IN ('Sales', 'Exec-managerial', 'Handlers-cleaners') THEN 'Nontechnical'
+      ELSE '*'
+    END AS `occupation`,
+    -- bucket(width=25000, min=0, max=150000, output='lower')
+    CASE
+      WHEN `income` IS NULL THEN NULL
+      WHEN `income` >= 150000 THEN 150000
+      WHEN `income` >= 125000 THEN 125000
+      WHEN `income` >= 100000 THEN 100000
+      WHEN `income` >= 75000 THEN 75000
+      WHEN `income` >= 50000 THEN 50000
+      WHEN `income` >= 25000 THEN 25000
+      ELSE 0
+    END AS `income`,
+    -- truncate_date(to='month') of signup_date
+    DATE_TRUNC(`signup_date`, MONTH) AS `signup_month`,
+    -- nullify()
+    CASE WHEN FALSE THEN `notes` END AS `notes`
+  FROM `_sqlanon_step3`
 ), `_sqlanon_classes` AS (
   SELECT
     `customer_id`,

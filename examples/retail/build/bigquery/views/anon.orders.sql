@@ -8,26 +8,68 @@
 CREATE SCHEMA IF NOT EXISTS `anon`;
 
 CREATE OR REPLACE VIEW `anon.orders` AS
+WITH `_sqlanon_input` AS (
+  SELECT
+    `_sqlanon_src`.`order_id`,
+    `_sqlanon_src`.`customer_id`,
+    `_sqlanon_src`.`ordered_at`,
+    `_sqlanon_src`.`amount`,
+    `_sqlanon_src`.`ship_zip`,
+    `_sqlanon_src`.`card_number`,
+    `_sqlanon_src`.`status`,
+    `_sqlanon_k`.`k0_inner`,
+    `_sqlanon_k`.`k0_outer`,
+    `_sqlanon_k`.`k1_inner`,
+    `_sqlanon_k`.`k1_outer`
+  FROM `raw.orders` AS `_sqlanon_src`
+  CROSS JOIN (
+    SELECT
+      IF(`_sqlanon_k0`.`inner_pad` IS NULL,
+          ERROR('sqlanon: key \'customer\' version 1 is missing from ' || 'privacy.sqlanon_keys'),
+          `_sqlanon_k0`.`inner_pad`) AS `k0_inner`,
+      `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
+      IF(`_sqlanon_k1`.`inner_pad` IS NULL,
+          ERROR('sqlanon: key \'order\' version 1 is missing from ' || 'privacy.sqlanon_keys'),
+          `_sqlanon_k1`.`inner_pad`) AS `k1_inner`,
+      `_sqlanon_k1`.`outer_pad` AS `k1_outer`
+    FROM (SELECT 1 AS `_sqlanon_one`) AS `_sqlanon_one`
+    LEFT JOIN `privacy.sqlanon_keys` AS `_sqlanon_k0`
+      ON `_sqlanon_k0`.`name` = 'customer'
+      AND `_sqlanon_k0`.`version` = 1
+    LEFT JOIN `privacy.sqlanon_keys` AS `_sqlanon_k1`
+      ON `_sqlanon_k1`.`name` = 'order'
+      AND `_sqlanon_k1`.`version` = 1
+  ) AS `_sqlanon_k`
+  WHERE `_sqlanon_src`.`ordered_at` >= DATE_SUB(CURRENT_DATE('UTC'), INTERVAL 3650 DAY)
+), `_sqlanon_step1` AS (
+  SELECT
+    *,
+    CAST(`card_number` AS STRING) AS `card_number_text`
+  FROM `_sqlanon_input`
+)
 SELECT
-  SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k1_outer` || SHA256(`_sqlanon_k`.`k1_inner` || CAST('pseudonym|' || CAST(`_sqlanon_src`.`order_id` AS STRING) AS BYTES)))), 1, 16) AS `order_id`,
-  SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k0_outer` || SHA256(`_sqlanon_k`.`k0_inner` || CAST('pseudonym|' || CAST(`_sqlanon_src`.`customer_id` AS STRING) AS BYTES)))), 1, 16) AS `customer_id`,
-  DATETIME_TRUNC(`_sqlanon_src`.`ordered_at`, DAY) AS `ordered_at`,
-  `_sqlanon_src`.`amount` AS `amount`,
-  SUBSTR(CAST(`_sqlanon_src`.`ship_zip` AS STRING), 1, 3) AS `ship_zip`,
+  -- pseudonymize(key='order', length=16)
+  SUBSTR(TO_HEX(SHA256(`k1_outer` || SHA256(`k1_inner` || CAST('pseudonym|' || CAST(`order_id` AS STRING) AS BYTES)))),
+      1, 16) AS `order_id`,
+  -- pseudonymize(key='customer', length=16)
+  SUBSTR(TO_HEX(SHA256(`k0_outer`
+          || SHA256(`k0_inner` || CAST('pseudonym|' || CAST(`customer_id` AS STRING) AS BYTES)))), 1,
+      16) AS `customer_id`,
+  -- truncate_date(to='day')
+  DATETIME_TRUNC(`ordered_at`, DAY) AS `ordered_at`,
+  -- keep()
+  `amount` AS `amount`,
+  -- prefix(length=3)
+  SUBSTR(CAST(`ship_zip` AS STRING), 1, 3) AS `ship_zip`,
+  -- mask(keep_first=0, keep_last=4, char='*')
   CASE
-    WHEN CAST(`_sqlanon_src`.`card_number` AS STRING) IS NULL THEN NULL
+    WHEN `card_number_text` IS NULL THEN NULL
     ELSE CASE
-      WHEN CHAR_LENGTH(CAST(`_sqlanon_src`.`card_number` AS STRING)) <= 4 THEN REPEAT('*', CHAR_LENGTH(CAST(`_sqlanon_src`.`card_number` AS STRING)))
-      ELSE REPEAT('*', CHAR_LENGTH(CAST(`_sqlanon_src`.`card_number` AS STRING)) - 4) || SUBSTR(CAST(`_sqlanon_src`.`card_number` AS STRING), CHAR_LENGTH(CAST(`_sqlanon_src`.`card_number` AS STRING)) - 3, 4)
+      WHEN CHAR_LENGTH(`card_number_text`) <= 4 THEN REPEAT('*', CHAR_LENGTH(`card_number_text`))
+      ELSE REPEAT('*', CHAR_LENGTH(`card_number_text`) - 4)
+          || SUBSTR(`card_number_text`, CHAR_LENGTH(`card_number_text`) - 3, 4)
     END
   END AS `card_number`,
-  `_sqlanon_src`.`status` AS `status`
-FROM `raw.orders` AS `_sqlanon_src`
-CROSS JOIN (
-  SELECT
-    IF((SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'customer' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'customer\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'customer' AND `version` = 1)) AS `k0_inner`,
-    IF((SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'customer' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'customer\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'customer' AND `version` = 1)) AS `k0_outer`,
-    IF((SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'order' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'order\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'order' AND `version` = 1)) AS `k1_inner`,
-    IF((SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'order' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'order\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'order' AND `version` = 1)) AS `k1_outer`
-) AS `_sqlanon_k`
-WHERE `_sqlanon_src`.`ordered_at` >= DATE_SUB(CURRENT_DATE('UTC'), INTERVAL 3650 DAY);
+  -- keep()
+  `status` AS `status`
+FROM `_sqlanon_step1`;

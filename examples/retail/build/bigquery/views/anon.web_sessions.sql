@@ -8,23 +8,65 @@
 CREATE SCHEMA IF NOT EXISTS `anon`;
 
 CREATE OR REPLACE VIEW `anon.web_sessions` AS
+WITH `_sqlanon_input` AS (
+  SELECT
+    `_sqlanon_src`.`session_id`,
+    `_sqlanon_src`.`customer_id`,
+    `_sqlanon_src`.`started_at`,
+    `_sqlanon_src`.`ip_address`,
+    `_sqlanon_src`.`pages`,
+    `_sqlanon_k`.`k0_inner`,
+    `_sqlanon_k`.`k0_outer`,
+    `_sqlanon_k`.`k1_inner`,
+    `_sqlanon_k`.`k1_outer`,
+    `_sqlanon_k`.`k2_inner`,
+    `_sqlanon_k`.`k2_outer`
+  FROM `raw.web_sessions` AS `_sqlanon_src`
+  CROSS JOIN (
+    SELECT
+      IF(`_sqlanon_k0`.`inner_pad` IS NULL,
+          ERROR('sqlanon: key \'customer\' version 1 is missing from ' || 'privacy.sqlanon_keys'),
+          `_sqlanon_k0`.`inner_pad`) AS `k0_inner`,
+      `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
+      IF(`_sqlanon_k1`.`inner_pad` IS NULL,
+          ERROR('sqlanon: key \'sampling\' version 1 is missing from ' || 'privacy.sqlanon_keys'),
+          `_sqlanon_k1`.`inner_pad`) AS `k1_inner`,
+      `_sqlanon_k1`.`outer_pad` AS `k1_outer`,
+      IF(`_sqlanon_k2`.`inner_pad` IS NULL,
+          ERROR('sqlanon: key \'session\' version 1 is missing from ' || 'privacy.sqlanon_keys'),
+          `_sqlanon_k2`.`inner_pad`) AS `k2_inner`,
+      `_sqlanon_k2`.`outer_pad` AS `k2_outer`
+    FROM (SELECT 1 AS `_sqlanon_one`) AS `_sqlanon_one`
+    LEFT JOIN `privacy.sqlanon_keys` AS `_sqlanon_k0`
+      ON `_sqlanon_k0`.`name` = 'customer'
+      AND `_sqlanon_k0`.`version` = 1
+    LEFT JOIN `privacy.sqlanon_keys` AS `_sqlanon_k1`
+      ON `_sqlanon_k1`.`name` = 'sampling'
+      AND `_sqlanon_k1`.`version` = 1
+    LEFT JOIN `privacy.sqlanon_keys` AS `_sqlanon_k2`
+      ON `_sqlanon_k2`.`name` = 'session'
+      AND `_sqlanon_k2`.`version` = 1
+  ) AS `_sqlanon_k`
+  WHERE SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k1_outer`
+            || SHA256(`_sqlanon_k`.`k1_inner`
+              || CAST('sample|' || CAST(`_sqlanon_src`.`customer_id` AS STRING) AS BYTES)))), 1, 13) < '4000000000000'
+)
 SELECT
-  SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k2_outer` || SHA256(`_sqlanon_k`.`k2_inner` || CAST('pseudonym|' || CAST(`_sqlanon_src`.`session_id` AS STRING) AS BYTES)))), 1, 16) AS `session_id`,
-  SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k0_outer` || SHA256(`_sqlanon_k`.`k0_inner` || CAST('pseudonym|' || CAST(`_sqlanon_src`.`customer_id` AS STRING) AS BYTES)))), 1, 16) AS `customer_id`,
-  TIMESTAMP_TRUNC(`_sqlanon_src`.`started_at`, HOUR, 'UTC') AS `started_at`,
+  -- pseudonymize(key='session', length=16)
+  SUBSTR(TO_HEX(SHA256(`k2_outer`
+          || SHA256(`k2_inner` || CAST('pseudonym|' || CAST(`session_id` AS STRING) AS BYTES)))), 1,
+      16) AS `session_id`,
+  -- pseudonymize(key='customer', length=16)
+  SUBSTR(TO_HEX(SHA256(`k0_outer`
+          || SHA256(`k0_inner` || CAST('pseudonym|' || CAST(`customer_id` AS STRING) AS BYTES)))), 1,
+      16) AS `customer_id`,
+  -- truncate_date(to='hour')
+  TIMESTAMP_TRUNC(`started_at`, HOUR, 'UTC') AS `started_at`,
+  -- constant(value='0.0.0.0', keep_null=true)
   CASE
-    WHEN `_sqlanon_src`.`ip_address` IS NULL THEN NULL
+    WHEN `ip_address` IS NULL THEN NULL
     ELSE '0.0.0.0'
   END AS `ip_address`,
-  `_sqlanon_src`.`pages` AS `pages`
-FROM `raw.web_sessions` AS `_sqlanon_src`
-CROSS JOIN (
-  SELECT
-    IF((SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'customer' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'customer\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'customer' AND `version` = 1)) AS `k0_inner`,
-    IF((SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'customer' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'customer\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'customer' AND `version` = 1)) AS `k0_outer`,
-    IF((SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'sampling' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'sampling\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'sampling' AND `version` = 1)) AS `k1_inner`,
-    IF((SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'sampling' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'sampling\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'sampling' AND `version` = 1)) AS `k1_outer`,
-    IF((SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'session' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'session\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `inner_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'session' AND `version` = 1)) AS `k2_inner`,
-    IF((SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'session' AND `version` = 1) IS NULL, ERROR('sqlanon: key \'session\' version 1 is missing from privacy.sqlanon_keys'), (SELECT `outer_pad` FROM `privacy.sqlanon_keys` WHERE `name` = 'session' AND `version` = 1)) AS `k2_outer`
-) AS `_sqlanon_k`
-WHERE SUBSTR(TO_HEX(SHA256(`_sqlanon_k`.`k1_outer` || SHA256(`_sqlanon_k`.`k1_inner` || CAST('sample|' || CAST(`_sqlanon_src`.`customer_id` AS STRING) AS BYTES)))), 1, 13) < '4000000000000';
+  -- keep()
+  `pages` AS `pages`
+FROM `_sqlanon_input`;

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS "analytics"."customers_by_country" (
   "average_income_delta" DOUBLE
 );
 
-INSERT INTO "privacy"."sqlanon_ledger" ("refresh", "epoch", "policy", "release", "target", "epsilon", "delta", "overspend", "nonce", "refreshed_at")
+INSERT INTO "privacy"."sqlanon_ledger"
+    ("refresh", "epoch", "policy", "release", "target", "epsilon", "delta", "overspend", "nonce", "refreshed_at")
 SELECT
   "_sqlanon_n"."refresh" AS "refresh",
   "_sqlanon_n"."epoch" AS "epoch",
@@ -34,29 +35,48 @@ SELECT
   coalesce(CASE
     WHEN ("_sqlanon_n"."spent_epsilon" <= 1.500000001) AND ("_sqlanon_n"."spent_delta" <= 0.000010001) THEN 0.5
     ELSE NULL
-  END, error('sqlanon: refresh refused: release ''customers_by_country'' of policy ''retail'' would take this epoch''s spend over the budget (epsilon 2.0, delta 1e-05); nothing was written (see sqlanon budget, or the ledger privacy.sqlanon_ledger)')) AS "epsilon",
+  END,
+      error('sqlanon: refresh refused: release ''customers_by_country'' of '
+        || 'policy ''retail'' would take this epoch''s spend over the '
+        || 'budget (epsilon 2.0, delta 1e-05); nothing was written (see '
+        || 'sqlanon budget, or the ledger privacy.sqlanon_ledger)')) AS "epsilon",
   coalesce(CASE
     WHEN "_sqlanon_n"."claimed" = 0 THEN 0
     ELSE NULL
-  END, error('sqlanon: refresh refused: analytics.customers_by_country is written by another release in the ledger privacy.sqlanon_ledger (a target table belongs to one policy''s release); nothing was written')) AS "delta",
+  END,
+      error('sqlanon: refresh refused: analytics.customers_by_country is '
+        || 'written by another release in the ledger ' || 'privacy.sqlanon_ledger (a target table belongs to one '
+        || 'policy''s release); nothing was written')) AS "delta",
   FALSE AS "overspend",
-  CAST("_sqlanon_n"."refresh" AS VARCHAR) || '@' || (rtrim(rtrim(strftime(timezone('UTC', CAST(CURRENT_TIMESTAMP AS TIMESTAMPTZ)), '%Y-%m-%dT%H:%M:%S.%f'), '0'), '.') || 'Z') AS "nonce",
+  CAST("_sqlanon_n"."refresh" AS VARCHAR) || '@'
+      || (rtrim(rtrim(strftime(timezone('UTC', CAST(CURRENT_TIMESTAMP AS TIMESTAMPTZ)), '%Y-%m-%dT%H:%M:%S.%f'), '0'),
+          '.') || 'Z') AS "nonce",
   CAST(CURRENT_TIMESTAMP AS TIMESTAMPTZ) AS "refreshed_at"
 FROM (
   SELECT
     "_sqlanon_p"."e" AS "epoch",
     COALESCE(MAX("_sqlanon_l"."refresh"), 0) + 1 AS "refresh",
-    COALESCE(SUM(CASE WHEN "_sqlanon_l"."policy" = 'retail' AND "_sqlanon_l"."epoch" = "_sqlanon_p"."e" THEN "_sqlanon_l"."epsilon" END), 0) AS "spent_epsilon",
-    COALESCE(SUM(CASE WHEN "_sqlanon_l"."policy" = 'retail' AND "_sqlanon_l"."epoch" = "_sqlanon_p"."e" THEN "_sqlanon_l"."delta" END), 0) AS "spent_delta",
-    COUNT(CASE WHEN "_sqlanon_l"."target" = 'analytics.customers_by_country' AND ("_sqlanon_l"."policy" <> 'retail' OR "_sqlanon_l"."release" <> 'customers_by_country') THEN 1 END) AS "claimed"
-  FROM (SELECT coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT), error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "e") AS "_sqlanon_p"
+    COALESCE(SUM(CASE WHEN "_sqlanon_l"."policy" = 'retail'
+          AND "_sqlanon_l"."epoch" = "_sqlanon_p"."e" THEN "_sqlanon_l"."epsilon" END), 0) AS "spent_epsilon",
+    COALESCE(SUM(CASE WHEN "_sqlanon_l"."policy" = 'retail'
+          AND "_sqlanon_l"."epoch" = "_sqlanon_p"."e" THEN "_sqlanon_l"."delta" END), 0) AS "spent_delta",
+    COUNT(CASE WHEN "_sqlanon_l"."target" = 'analytics.customers_by_country'
+        AND ("_sqlanon_l"."policy" <> 'retail' OR "_sqlanon_l"."release" <> 'customers_by_country') THEN 1
+        END) AS "claimed"
+  FROM (SELECT coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT),
+      error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "e") AS "_sqlanon_p"
   LEFT JOIN "privacy"."sqlanon_ledger" AS "_sqlanon_l" ON TRUE
   GROUP BY "_sqlanon_p"."e"
 ) AS "_sqlanon_n";
 
-DELETE FROM "analytics"."customers_by_country" WHERE "epoch" = coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT), error('sqlanon: set the epoch of this refresh (docs/dp.md)'));
+DELETE FROM "analytics"."customers_by_country" WHERE "epoch"
+    = coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT),
+      error('sqlanon: set the epoch of this refresh (docs/dp.md)'));
 
-INSERT INTO "analytics"."customers_by_country" ("epoch", "country", "customers", "customers_ci_low", "customers_ci_high", "customers_epsilon", "customers_delta", "average_income", "average_income_ci_low", "average_income_ci_high", "average_income_epsilon", "average_income_delta")
+INSERT INTO "analytics"."customers_by_country"
+    ("epoch", "country", "customers", "customers_ci_low", "customers_ci_high", "customers_epsilon", "customers_delta",
+      "average_income", "average_income_ci_low", "average_income_ci_high", "average_income_epsilon",
+      "average_income_delta")
 SELECT * FROM (
 WITH "_sqlanon_rows" AS (
   SELECT
@@ -96,21 +116,39 @@ WITH "_sqlanon_rows" AS (
 ), "_sqlanon_over" AS (
   SELECT
     "_sqlanon_p".*,
-    sha256("_sqlanon_k"."k0_outer" || unhex(sha256("_sqlanon_k"."k0_inner" || encode('rank|' || (COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_p"."_sqlanon_unit" AS VARCHAR)) AS VARCHAR) || ':' || CAST("_sqlanon_p"."_sqlanon_unit" AS VARCHAR), '-') || '|' || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_p"."_sqlanon_g0" AS VARCHAR)) AS VARCHAR) || ':' || CAST("_sqlanon_p"."_sqlanon_g0" AS VARCHAR), '-')))))) AS "_sqlanon_h"
+    sha256("_sqlanon_k"."k0_outer"
+        || unhex(sha256("_sqlanon_k"."k0_inner"
+            || encode('rank|'
+              || (COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_p"."_sqlanon_unit" AS VARCHAR)) AS VARCHAR) || ':'
+                  || CAST("_sqlanon_p"."_sqlanon_unit" AS VARCHAR), '-') || '|'
+                || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_p"."_sqlanon_g0" AS VARCHAR)) AS VARCHAR) || ':'
+                  || CAST("_sqlanon_p"."_sqlanon_g0" AS VARCHAR), '-')))))) AS "_sqlanon_h"
   FROM "_sqlanon_counted" AS "_sqlanon_p"
   CROSS JOIN (
     SELECT
-      coalesce((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'noise' AND "version" = 1), error('sqlanon: key ''noise'' version 1 is missing from privacy.sqlanon_keys')) AS "k0_inner",
-      coalesce((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'noise' AND "version" = 1), error('sqlanon: key ''noise'' version 1 is missing from privacy.sqlanon_keys')) AS "k0_outer",
-      coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT), error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "_sqlanon_epoch",
-      coalesce((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh" = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m" WHERE "_sqlanon_m"."target" = 'analytics.customers_by_country')), error('sqlanon: refresh refused: no ledger row issued a nonce to this refresh of analytics.customers_by_country')) AS "_sqlanon_nonce"
+      coalesce("_sqlanon_k0"."inner_pad",
+          error('sqlanon: key ''noise'' version 1 is missing from ' || 'privacy.sqlanon_keys')) AS "k0_inner",
+      "_sqlanon_k0"."outer_pad" AS "k0_outer",
+      coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT),
+          error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "_sqlanon_epoch",
+      coalesce((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh"
+            = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m"
+              WHERE "_sqlanon_m"."target" = 'analytics.customers_by_country')),
+          error('sqlanon: refresh refused: no ledger row issued a nonce to '
+            || 'this refresh of analytics.customers_by_country')) AS "_sqlanon_nonce"
+    FROM (SELECT 1 AS "_sqlanon_one") AS "_sqlanon_one"
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k0"
+      ON "_sqlanon_k0"."name" = 'noise'
+      AND "_sqlanon_k0"."version" = 1
   ) AS "_sqlanon_k"
   WHERE NOT (("_sqlanon_ng" <= 1))
 ), "_sqlanon_ranked" AS (
   SELECT
     "_sqlanon_o".*,
     ROW_NUMBER() OVER (PARTITION BY "_sqlanon_o"."_sqlanon_unit" ORDER BY "_sqlanon_o"."_sqlanon_h") AS "_sqlanon_rank",
-    SUM("_sqlanon_o"."_sqlanon_rows") OVER (PARTITION BY "_sqlanon_o"."_sqlanon_unit" ORDER BY "_sqlanon_o"."_sqlanon_h" ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS "_sqlanon_cum"
+    SUM("_sqlanon_o"."_sqlanon_rows")
+        OVER (PARTITION BY "_sqlanon_o"."_sqlanon_unit" ORDER BY "_sqlanon_o"."_sqlanon_h" ROWS BETWEEN UNBOUNDED
+          PRECEDING AND CURRENT ROW) AS "_sqlanon_cum"
   FROM "_sqlanon_over" AS "_sqlanon_o"
 ), "_sqlanon_allowed" AS (
   SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_rows", "_sqlanon_s1", "_sqlanon_n1", "_sqlanon_rows" AS "_sqlanon_a"
@@ -125,7 +163,8 @@ WITH "_sqlanon_rows" AS (
     "_sqlanon_unit" AS "_sqlanon_unit",
     "_sqlanon_g0" AS "_sqlanon_g0",
     "_sqlanon_a" AS "_sqlanon_rows",
-    LEAST(GREATEST("_sqlanon_s1", LEAST("_sqlanon_n1", "_sqlanon_a") * (-1953)), LEAST("_sqlanon_n1", "_sqlanon_a") * 1953) AS "_sqlanon_s1",
+    LEAST(GREATEST("_sqlanon_s1", LEAST("_sqlanon_n1", "_sqlanon_a") * (-1953)), LEAST("_sqlanon_n1", "_sqlanon_a")
+        * 1953) AS "_sqlanon_s1",
     LEAST("_sqlanon_n1", "_sqlanon_a") AS "_sqlanon_n1"
   FROM "_sqlanon_allowed" AS "_sqlanon_p"
   WHERE "_sqlanon_a" > 0
@@ -163,38 +202,79 @@ WITH "_sqlanon_rows" AS (
     CAST("_sqlanon_g"."_sqlanon_units" AS BIGINT) AS "_sqlanon_t_units",
     CAST("_sqlanon_g"."_sqlanon_s1" AS BIGINT) AS "_sqlanon_t_average_income_sum",
     CAST("_sqlanon_g"."_sqlanon_n1" AS BIGINT) AS "_sqlanon_t_average_income_rows",
-    '1:2|6:retail|20:customers_by_country|30:analytics.customers_by_country|32:f0c103317a215cd85adce9891a1630ce|' || COALESCE(CAST(CHAR_LENGTH("_sqlanon_k"."_sqlanon_nonce") AS VARCHAR) || ':' || "_sqlanon_k"."_sqlanon_nonce", '-') || '|' || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_k"."_sqlanon_epoch" AS VARCHAR)) AS VARCHAR) || ':' || CAST("_sqlanon_k"."_sqlanon_epoch" AS VARCHAR), '-') || '|' || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_g"."_sqlanon_g0" AS VARCHAR)) AS VARCHAR) || ':' || CAST("_sqlanon_g"."_sqlanon_g0" AS VARCHAR), '-') AS "_sqlanon_m",
+    '1:2|6:retail|20:customers_by_country|30:analytics.customers_by_country|32:f0c103317a215cd85adce9891a1630ce|'
+        || COALESCE(CAST(CHAR_LENGTH("_sqlanon_k"."_sqlanon_nonce") AS VARCHAR) || ':'
+          || "_sqlanon_k"."_sqlanon_nonce", '-') || '|'
+        || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_k"."_sqlanon_epoch" AS VARCHAR)) AS VARCHAR) || ':'
+          || CAST("_sqlanon_k"."_sqlanon_epoch" AS VARCHAR), '-') || '|'
+        || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_g"."_sqlanon_g0" AS VARCHAR)) AS VARCHAR) || ':'
+          || CAST("_sqlanon_g"."_sqlanon_g0" AS VARCHAR), '-') AS "_sqlanon_m",
     "_sqlanon_k"."k0_inner" AS "k0_inner",
     "_sqlanon_k"."k0_outer" AS "k0_outer"
   FROM "_sqlanon_grouped" AS "_sqlanon_g"
   CROSS JOIN (
     SELECT
-      coalesce((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'noise' AND "version" = 1), error('sqlanon: key ''noise'' version 1 is missing from privacy.sqlanon_keys')) AS "k0_inner",
-      coalesce((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'noise' AND "version" = 1), error('sqlanon: key ''noise'' version 1 is missing from privacy.sqlanon_keys')) AS "k0_outer",
-      coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT), error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "_sqlanon_epoch",
-      coalesce((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh" = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m" WHERE "_sqlanon_m"."target" = 'analytics.customers_by_country')), error('sqlanon: refresh refused: no ledger row issued a nonce to this refresh of analytics.customers_by_country')) AS "_sqlanon_nonce"
+      coalesce("_sqlanon_k0"."inner_pad",
+          error('sqlanon: key ''noise'' version 1 is missing from ' || 'privacy.sqlanon_keys')) AS "k0_inner",
+      "_sqlanon_k0"."outer_pad" AS "k0_outer",
+      coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT),
+          error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "_sqlanon_epoch",
+      coalesce((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh"
+            = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m"
+              WHERE "_sqlanon_m"."target" = 'analytics.customers_by_country')),
+          error('sqlanon: refresh refused: no ledger row issued a nonce to '
+            || 'this refresh of analytics.customers_by_country')) AS "_sqlanon_nonce"
+    FROM (SELECT 1 AS "_sqlanon_one") AS "_sqlanon_one"
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k0"
+      ON "_sqlanon_k0"."name" = 'noise'
+      AND "_sqlanon_k0"."version" = 1
   ) AS "_sqlanon_k"
 ), "_sqlanon_keyed" AS (
   SELECT
     "_sqlanon_h"."_sqlanon_g0" AS "_sqlanon_g0",
     "_sqlanon_h"."_sqlanon_epoch" AS "_sqlanon_epoch",
     "_sqlanon_h"."_sqlanon_t_units" AS "_sqlanon_t_units",
-    sha256("_sqlanon_h"."k0_outer" || unhex(sha256("_sqlanon_h"."k0_inner" || encode('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|5:units'))))) AS "_sqlanon_h_units",
+    sha256("_sqlanon_h"."k0_outer"
+        || unhex(sha256("_sqlanon_h"."k0_inner"
+            || encode('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|5:units'))))) AS "_sqlanon_h_units",
     "_sqlanon_h"."_sqlanon_t_average_income_sum" AS "_sqlanon_t_average_income_sum",
-    sha256("_sqlanon_h"."k0_outer" || unhex(sha256("_sqlanon_h"."k0_inner" || encode('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|18:average_income.sum'))))) AS "_sqlanon_h_average_income_sum",
+    sha256("_sqlanon_h"."k0_outer"
+        || unhex(sha256("_sqlanon_h"."k0_inner"
+            || encode('noise|'
+              || ("_sqlanon_h"."_sqlanon_m" || '|18:average_income.sum'))))) AS "_sqlanon_h_average_income_sum",
     "_sqlanon_h"."_sqlanon_t_average_income_rows" AS "_sqlanon_t_average_income_rows",
-    sha256("_sqlanon_h"."k0_outer" || unhex(sha256("_sqlanon_h"."k0_inner" || encode('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|19:average_income.rows'))))) AS "_sqlanon_h_average_income_rows"
+    sha256("_sqlanon_h"."k0_outer"
+        || unhex(sha256("_sqlanon_h"."k0_inner"
+            || encode('noise|'
+              || ("_sqlanon_h"."_sqlanon_m" || '|19:average_income.rows'))))) AS "_sqlanon_h_average_income_rows"
   FROM "_sqlanon_hashed" AS "_sqlanon_h"
 ), "_sqlanon_noised" AS (
   SELECT
     "_sqlanon_y"."_sqlanon_g0" AS "_sqlanon_g0",
     "_sqlanon_y"."_sqlanon_epoch" AS "_sqlanon_epoch",
     "_sqlanon_y"."_sqlanon_t_units" AS "_sqlanon_t_units",
-    CAST(FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_units", 1, 13) AS BIGINT) AS DOUBLE) + 0.5) / 4503599627370496) / (-0.25)) - FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_units", 14, 13) AS BIGINT) AS DOUBLE) + 0.5) / 4503599627370496) / (-0.25)) AS BIGINT) AS "_sqlanon_z_units",
+    CAST(FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_units", 1, 13) AS BIGINT) AS DOUBLE) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.25 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_units", 14, 13) AS BIGINT) AS DOUBLE) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.25 /* ln p = -epsilon / sensitivity */)) AS BIGINT) AS "_sqlanon_z_units",
     "_sqlanon_y"."_sqlanon_t_average_income_sum" AS "_sqlanon_t_average_income_sum",
-    CAST(FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_average_income_sum", 1, 13) AS BIGINT) AS DOUBLE) + 0.5) / 4503599627370496) / (-0.00006400409626216078)) - FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_average_income_sum", 14, 13) AS BIGINT) AS DOUBLE) + 0.5) / 4503599627370496) / (-0.00006400409626216078)) AS BIGINT) AS "_sqlanon_z_average_income_sum",
+    CAST(FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_average_income_sum", 1, 13) AS BIGINT) AS DOUBLE)
+              + 0.5) / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.00006400409626216078 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_average_income_sum", 14, 13) AS BIGINT) AS DOUBLE)
+              + 0.5) / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.00006400409626216078
+            /* ln p = -epsilon / sensitivity */)) AS BIGINT) AS "_sqlanon_z_average_income_sum",
     "_sqlanon_y"."_sqlanon_t_average_income_rows" AS "_sqlanon_t_average_income_rows",
-    CAST(FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_average_income_rows", 1, 13) AS BIGINT) AS DOUBLE) + 0.5) / 4503599627370496) / (-0.125)) - FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_average_income_rows", 14, 13) AS BIGINT) AS DOUBLE) + 0.5) / 4503599627370496) / (-0.125)) AS BIGINT) AS "_sqlanon_z_average_income_rows"
+    CAST(FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_average_income_rows", 1, 13) AS BIGINT) AS DOUBLE)
+              + 0.5) / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.125 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST('0x'
+                  || substr("_sqlanon_y"."_sqlanon_h_average_income_rows", 14, 13) AS BIGINT) AS DOUBLE) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.125 /* ln p = -epsilon / sensitivity */)) AS BIGINT) AS "_sqlanon_z_average_income_rows"
   FROM "_sqlanon_keyed" AS "_sqlanon_y"
 )
 SELECT
@@ -205,14 +285,49 @@ SELECT
   ("_sqlanon_n"."_sqlanon_t_units" + "_sqlanon_n"."_sqlanon_z_units") + 12 AS "customers_ci_high",
   CAST(0.25 AS DOUBLE) AS "customers_epsilon",
   CAST(0 AS DOUBLE) AS "customers_delta",
-  LEAST(GREATEST(((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum" + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) / CAST(GREATEST("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows", 1) AS DOUBLE)) + 125000, 0), 250000) AS "average_income",
+  LEAST(GREATEST(((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum"
+              + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64)
+          / CAST(GREATEST("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows",
+              1) AS DOUBLE)) + 125000, 0), 250000) AS "average_income",
   CASE
-    WHEN (("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows") - 29) < 1 THEN 0
-    ELSE LEAST(GREATEST(LEAST(((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum" + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) - (57635 * 64)) / CAST(("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows") - 29 AS DOUBLE), ((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum" + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) - (57635 * 64)) / CAST(("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows") + 29 AS DOUBLE), ((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum" + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) + (57635 * 64)) / CAST(("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows") - 29 AS DOUBLE), ((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum" + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) + (57635 * 64)) / CAST(("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows") + 29 AS DOUBLE)) + 125000, 0), 250000)
+    WHEN (("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows") - 29) < 1
+        THEN 0
+    ELSE LEAST(GREATEST(LEAST(((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) - (57635 * 64))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows")
+              - 29 AS DOUBLE),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) - (57635 * 64))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows")
+              + 29 AS DOUBLE),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) + (57635 * 64))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows")
+              - 29 AS DOUBLE),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) + (57635 * 64))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows")
+              + 29 AS DOUBLE)) + 125000, 0), 250000)
   END AS "average_income_ci_low",
   CASE
-    WHEN (("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows") - 29) < 1 THEN 250000
-    ELSE LEAST(GREATEST(GREATEST(((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum" + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) - (57635 * 64)) / CAST(("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows") - 29 AS DOUBLE), ((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum" + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) - (57635 * 64)) / CAST(("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows") + 29 AS DOUBLE), ((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum" + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) + (57635 * 64)) / CAST(("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows") - 29 AS DOUBLE), ((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum" + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) + (57635 * 64)) / CAST(("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows") + 29 AS DOUBLE)) + 125000, 0), 250000)
+    WHEN (("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows") - 29) < 1
+        THEN 250000
+    ELSE LEAST(GREATEST(GREATEST(((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) - (57635 * 64))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows")
+              - 29 AS DOUBLE),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) - (57635 * 64))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows")
+              + 29 AS DOUBLE),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) + (57635 * 64))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows")
+              - 29 AS DOUBLE),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_income_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_income_sum" AS DOUBLE) * 64) + (57635 * 64))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_income_rows" + "_sqlanon_n"."_sqlanon_z_average_income_rows")
+              + 29 AS DOUBLE)) + 125000, 0), 250000)
   END AS "average_income_ci_high",
   CAST(0.25 AS DOUBLE) AS "average_income_epsilon",
   CAST(0 AS DOUBLE) AS "average_income_delta"

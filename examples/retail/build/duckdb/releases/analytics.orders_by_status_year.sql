@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS "analytics"."orders_by_status_year" (
   "average_order_delta" DOUBLE
 );
 
-INSERT INTO "privacy"."sqlanon_ledger" ("refresh", "epoch", "policy", "release", "target", "epsilon", "delta", "overspend", "nonce", "refreshed_at")
+INSERT INTO "privacy"."sqlanon_ledger"
+    ("refresh", "epoch", "policy", "release", "target", "epsilon", "delta", "overspend", "nonce", "refreshed_at")
 SELECT
   "_sqlanon_n"."refresh" AS "refresh",
   "_sqlanon_n"."epoch" AS "epoch",
@@ -45,29 +46,48 @@ SELECT
   coalesce(CASE
     WHEN ("_sqlanon_n"."spent_epsilon" <= 1.000000001) AND ("_sqlanon_n"."spent_delta" <= 0.000009001) THEN 1
     ELSE NULL
-  END, error('sqlanon: refresh refused: release ''orders_by_status'' of policy ''retail'' would take this epoch''s spend over the budget (epsilon 2.0, delta 1e-05); nothing was written (see sqlanon budget, or the ledger privacy.sqlanon_ledger)')) AS "epsilon",
+  END,
+      error('sqlanon: refresh refused: release ''orders_by_status'' of '
+        || 'policy ''retail'' would take this epoch''s spend over the '
+        || 'budget (epsilon 2.0, delta 1e-05); nothing was written (see '
+        || 'sqlanon budget, or the ledger privacy.sqlanon_ledger)')) AS "epsilon",
   coalesce(CASE
     WHEN "_sqlanon_n"."claimed" = 0 THEN 0.000001
     ELSE NULL
-  END, error('sqlanon: refresh refused: analytics.orders_by_status_year is written by another release in the ledger privacy.sqlanon_ledger (a target table belongs to one policy''s release); nothing was written')) AS "delta",
+  END,
+      error('sqlanon: refresh refused: analytics.orders_by_status_year is '
+        || 'written by another release in the ledger ' || 'privacy.sqlanon_ledger (a target table belongs to one '
+        || 'policy''s release); nothing was written')) AS "delta",
   FALSE AS "overspend",
-  CAST("_sqlanon_n"."refresh" AS VARCHAR) || '@' || (rtrim(rtrim(strftime(timezone('UTC', CAST(CURRENT_TIMESTAMP AS TIMESTAMPTZ)), '%Y-%m-%dT%H:%M:%S.%f'), '0'), '.') || 'Z') AS "nonce",
+  CAST("_sqlanon_n"."refresh" AS VARCHAR) || '@'
+      || (rtrim(rtrim(strftime(timezone('UTC', CAST(CURRENT_TIMESTAMP AS TIMESTAMPTZ)), '%Y-%m-%dT%H:%M:%S.%f'), '0'),
+          '.') || 'Z') AS "nonce",
   CAST(CURRENT_TIMESTAMP AS TIMESTAMPTZ) AS "refreshed_at"
 FROM (
   SELECT
     "_sqlanon_p"."e" AS "epoch",
     COALESCE(MAX("_sqlanon_l"."refresh"), 0) + 1 AS "refresh",
-    COALESCE(SUM(CASE WHEN "_sqlanon_l"."policy" = 'retail' AND "_sqlanon_l"."epoch" = "_sqlanon_p"."e" THEN "_sqlanon_l"."epsilon" END), 0) AS "spent_epsilon",
-    COALESCE(SUM(CASE WHEN "_sqlanon_l"."policy" = 'retail' AND "_sqlanon_l"."epoch" = "_sqlanon_p"."e" THEN "_sqlanon_l"."delta" END), 0) AS "spent_delta",
-    COUNT(CASE WHEN "_sqlanon_l"."target" = 'analytics.orders_by_status_year' AND ("_sqlanon_l"."policy" <> 'retail' OR "_sqlanon_l"."release" <> 'orders_by_status') THEN 1 END) AS "claimed"
-  FROM (SELECT coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT), error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "e") AS "_sqlanon_p"
+    COALESCE(SUM(CASE WHEN "_sqlanon_l"."policy" = 'retail'
+          AND "_sqlanon_l"."epoch" = "_sqlanon_p"."e" THEN "_sqlanon_l"."epsilon" END), 0) AS "spent_epsilon",
+    COALESCE(SUM(CASE WHEN "_sqlanon_l"."policy" = 'retail'
+          AND "_sqlanon_l"."epoch" = "_sqlanon_p"."e" THEN "_sqlanon_l"."delta" END), 0) AS "spent_delta",
+    COUNT(CASE WHEN "_sqlanon_l"."target" = 'analytics.orders_by_status_year'
+        AND ("_sqlanon_l"."policy" <> 'retail' OR "_sqlanon_l"."release" <> 'orders_by_status') THEN 1 END) AS "claimed"
+  FROM (SELECT coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT),
+      error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "e") AS "_sqlanon_p"
   LEFT JOIN "privacy"."sqlanon_ledger" AS "_sqlanon_l" ON TRUE
   GROUP BY "_sqlanon_p"."e"
 ) AS "_sqlanon_n";
 
-DELETE FROM "analytics"."orders_by_status_year" WHERE "epoch" = coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT), error('sqlanon: set the epoch of this refresh (docs/dp.md)'));
+DELETE FROM "analytics"."orders_by_status_year" WHERE "epoch"
+    = coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT),
+      error('sqlanon: set the epoch of this refresh (docs/dp.md)'));
 
-INSERT INTO "analytics"."orders_by_status_year" ("epoch", "status", "year", "customers", "customers_ci_low", "customers_ci_high", "customers_epsilon", "customers_delta", "orders", "orders_ci_low", "orders_ci_high", "orders_epsilon", "orders_delta", "revenue", "revenue_ci_low", "revenue_ci_high", "revenue_epsilon", "revenue_delta", "average_order", "average_order_ci_low", "average_order_ci_high", "average_order_epsilon", "average_order_delta")
+INSERT INTO "analytics"."orders_by_status_year"
+    ("epoch", "status", "year", "customers", "customers_ci_low", "customers_ci_high", "customers_epsilon",
+      "customers_delta", "orders", "orders_ci_low", "orders_ci_high", "orders_epsilon", "orders_delta", "revenue",
+      "revenue_ci_low", "revenue_ci_high", "revenue_epsilon", "revenue_delta", "average_order", "average_order_ci_low",
+      "average_order_ci_high", "average_order_epsilon", "average_order_delta")
 SELECT * FROM (
 WITH "_sqlanon_rows" AS (
   SELECT
@@ -116,28 +136,52 @@ WITH "_sqlanon_rows" AS (
 ), "_sqlanon_over" AS (
   SELECT
     "_sqlanon_p".*,
-    sha256("_sqlanon_k"."k0_outer" || unhex(sha256("_sqlanon_k"."k0_inner" || encode('rank|' || (COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_p"."_sqlanon_unit" AS VARCHAR)) AS VARCHAR) || ':' || CAST("_sqlanon_p"."_sqlanon_unit" AS VARCHAR), '-') || '|' || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_p"."_sqlanon_g0" AS VARCHAR)) AS VARCHAR) || ':' || CAST("_sqlanon_p"."_sqlanon_g0" AS VARCHAR), '-') || '|' || COALESCE(CAST(CHAR_LENGTH(rtrim(rtrim(strftime(CAST("_sqlanon_p"."_sqlanon_g1" AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%f'), '0'), '.')) AS VARCHAR) || ':' || rtrim(rtrim(strftime(CAST("_sqlanon_p"."_sqlanon_g1" AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%f'), '0'), '.'), '-')))))) AS "_sqlanon_h"
+    sha256("_sqlanon_k"."k0_outer"
+        || unhex(sha256("_sqlanon_k"."k0_inner"
+            || encode('rank|'
+              || (COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_p"."_sqlanon_unit" AS VARCHAR)) AS VARCHAR) || ':'
+                  || CAST("_sqlanon_p"."_sqlanon_unit" AS VARCHAR), '-') || '|'
+                || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_p"."_sqlanon_g0" AS VARCHAR)) AS VARCHAR) || ':'
+                  || CAST("_sqlanon_p"."_sqlanon_g0" AS VARCHAR), '-') || '|'
+                || COALESCE(CAST(CHAR_LENGTH(rtrim(rtrim(strftime(CAST("_sqlanon_p"."_sqlanon_g1" AS TIMESTAMP),
+                            '%Y-%m-%dT%H:%M:%S.%f'), '0'), '.')) AS VARCHAR) || ':'
+                  || rtrim(rtrim(strftime(CAST("_sqlanon_p"."_sqlanon_g1" AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%f'), '0'),
+                    '.'), '-')))))) AS "_sqlanon_h"
   FROM "_sqlanon_counted" AS "_sqlanon_p"
   CROSS JOIN (
     SELECT
-      coalesce((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'noise' AND "version" = 1), error('sqlanon: key ''noise'' version 1 is missing from privacy.sqlanon_keys')) AS "k0_inner",
-      coalesce((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'noise' AND "version" = 1), error('sqlanon: key ''noise'' version 1 is missing from privacy.sqlanon_keys')) AS "k0_outer",
-      coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT), error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "_sqlanon_epoch",
-      coalesce((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh" = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m" WHERE "_sqlanon_m"."target" = 'analytics.orders_by_status_year')), error('sqlanon: refresh refused: no ledger row issued a nonce to this refresh of analytics.orders_by_status_year')) AS "_sqlanon_nonce"
+      coalesce("_sqlanon_k0"."inner_pad",
+          error('sqlanon: key ''noise'' version 1 is missing from ' || 'privacy.sqlanon_keys')) AS "k0_inner",
+      "_sqlanon_k0"."outer_pad" AS "k0_outer",
+      coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT),
+          error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "_sqlanon_epoch",
+      coalesce((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh"
+            = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m"
+              WHERE "_sqlanon_m"."target" = 'analytics.orders_by_status_year')),
+          error('sqlanon: refresh refused: no ledger row issued a nonce to '
+            || 'this refresh of analytics.orders_by_status_year')) AS "_sqlanon_nonce"
+    FROM (SELECT 1 AS "_sqlanon_one") AS "_sqlanon_one"
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k0"
+      ON "_sqlanon_k0"."name" = 'noise'
+      AND "_sqlanon_k0"."version" = 1
   ) AS "_sqlanon_k"
   WHERE NOT (("_sqlanon_ng" <= 6))
 ), "_sqlanon_ranked" AS (
   SELECT
     "_sqlanon_o".*,
     ROW_NUMBER() OVER (PARTITION BY "_sqlanon_o"."_sqlanon_unit" ORDER BY "_sqlanon_o"."_sqlanon_h") AS "_sqlanon_rank",
-    SUM("_sqlanon_o"."_sqlanon_rows") OVER (PARTITION BY "_sqlanon_o"."_sqlanon_unit" ORDER BY "_sqlanon_o"."_sqlanon_h" ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS "_sqlanon_cum"
+    SUM("_sqlanon_o"."_sqlanon_rows")
+        OVER (PARTITION BY "_sqlanon_o"."_sqlanon_unit" ORDER BY "_sqlanon_o"."_sqlanon_h" ROWS BETWEEN UNBOUNDED
+          PRECEDING AND CURRENT ROW) AS "_sqlanon_cum"
   FROM "_sqlanon_over" AS "_sqlanon_o"
 ), "_sqlanon_allowed" AS (
-  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_rows", "_sqlanon_s2", "_sqlanon_n2", "_sqlanon_s3", "_sqlanon_n3", "_sqlanon_rows" AS "_sqlanon_a"
+  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_rows", "_sqlanon_s2", "_sqlanon_n2", "_sqlanon_s3",
+      "_sqlanon_n3", "_sqlanon_rows" AS "_sqlanon_a"
   FROM "_sqlanon_counted" AS "_sqlanon_p"
   WHERE ("_sqlanon_ng" <= 6)
   UNION ALL
-  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_rows", "_sqlanon_s2", "_sqlanon_n2", "_sqlanon_s3", "_sqlanon_n3", "_sqlanon_rows" AS "_sqlanon_a"
+  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_rows", "_sqlanon_s2", "_sqlanon_n2", "_sqlanon_s3",
+      "_sqlanon_n3", "_sqlanon_rows" AS "_sqlanon_a"
   FROM "_sqlanon_ranked" AS "_sqlanon_p"
   WHERE "_sqlanon_rank" <= 6
 ), "_sqlanon_limited" AS (
@@ -146,9 +190,11 @@ WITH "_sqlanon_rows" AS (
     "_sqlanon_g0" AS "_sqlanon_g0",
     "_sqlanon_g1" AS "_sqlanon_g1",
     "_sqlanon_a" AS "_sqlanon_rows",
-    LEAST(GREATEST("_sqlanon_s2", LEAST("_sqlanon_n2", "_sqlanon_a") * 0), LEAST("_sqlanon_n2", "_sqlanon_a") * 1000) AS "_sqlanon_s2",
+    LEAST(GREATEST("_sqlanon_s2", LEAST("_sqlanon_n2", "_sqlanon_a") * 0), LEAST("_sqlanon_n2", "_sqlanon_a")
+        * 1000) AS "_sqlanon_s2",
     LEAST("_sqlanon_n2", "_sqlanon_a") AS "_sqlanon_n2",
-    LEAST(GREATEST("_sqlanon_s3", LEAST("_sqlanon_n3", "_sqlanon_a") * (-1000)), LEAST("_sqlanon_n3", "_sqlanon_a") * 1000) AS "_sqlanon_s3",
+    LEAST(GREATEST("_sqlanon_s3", LEAST("_sqlanon_n3", "_sqlanon_a") * (-1000)), LEAST("_sqlanon_n3", "_sqlanon_a")
+        * 1000) AS "_sqlanon_s3",
     LEAST("_sqlanon_n3", "_sqlanon_a") AS "_sqlanon_n3"
   FROM "_sqlanon_allowed" AS "_sqlanon_p"
   WHERE "_sqlanon_a" > 0
@@ -174,16 +220,36 @@ WITH "_sqlanon_rows" AS (
     CAST("_sqlanon_g"."_sqlanon_s2" AS BIGINT) AS "_sqlanon_t_revenue_sum",
     CAST("_sqlanon_g"."_sqlanon_s3" AS BIGINT) AS "_sqlanon_t_average_order_sum",
     CAST("_sqlanon_g"."_sqlanon_n3" AS BIGINT) AS "_sqlanon_t_average_order_rows",
-    '1:2|6:retail|16:orders_by_status|31:analytics.orders_by_status_year|32:e59f3e9733dceffb75a6d01ce44ec19f|' || COALESCE(CAST(CHAR_LENGTH("_sqlanon_k"."_sqlanon_nonce") AS VARCHAR) || ':' || "_sqlanon_k"."_sqlanon_nonce", '-') || '|' || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_k"."_sqlanon_epoch" AS VARCHAR)) AS VARCHAR) || ':' || CAST("_sqlanon_k"."_sqlanon_epoch" AS VARCHAR), '-') || '|' || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_g"."_sqlanon_g0" AS VARCHAR)) AS VARCHAR) || ':' || CAST("_sqlanon_g"."_sqlanon_g0" AS VARCHAR), '-') || '|' || COALESCE(CAST(CHAR_LENGTH(rtrim(rtrim(strftime(CAST("_sqlanon_g"."_sqlanon_g1" AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%f'), '0'), '.')) AS VARCHAR) || ':' || rtrim(rtrim(strftime(CAST("_sqlanon_g"."_sqlanon_g1" AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%f'), '0'), '.'), '-') AS "_sqlanon_m",
+    '1:2|6:retail|16:orders_by_status|31:analytics.orders_by_status_year|32:e59f3e9733dceffb75a6d01ce44ec19f|'
+        || COALESCE(CAST(CHAR_LENGTH("_sqlanon_k"."_sqlanon_nonce") AS VARCHAR) || ':'
+          || "_sqlanon_k"."_sqlanon_nonce", '-') || '|'
+        || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_k"."_sqlanon_epoch" AS VARCHAR)) AS VARCHAR) || ':'
+          || CAST("_sqlanon_k"."_sqlanon_epoch" AS VARCHAR), '-') || '|'
+        || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_g"."_sqlanon_g0" AS VARCHAR)) AS VARCHAR) || ':'
+          || CAST("_sqlanon_g"."_sqlanon_g0" AS VARCHAR), '-') || '|'
+        || COALESCE(CAST(CHAR_LENGTH(rtrim(rtrim(strftime(CAST("_sqlanon_g"."_sqlanon_g1" AS TIMESTAMP),
+                    '%Y-%m-%dT%H:%M:%S.%f'), '0'), '.')) AS VARCHAR) || ':'
+          || rtrim(rtrim(strftime(CAST("_sqlanon_g"."_sqlanon_g1" AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%f'), '0'), '.'),
+          '-') AS "_sqlanon_m",
     "_sqlanon_k"."k0_inner" AS "k0_inner",
     "_sqlanon_k"."k0_outer" AS "k0_outer"
   FROM "_sqlanon_per_group" AS "_sqlanon_g"
   CROSS JOIN (
     SELECT
-      coalesce((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'noise' AND "version" = 1), error('sqlanon: key ''noise'' version 1 is missing from privacy.sqlanon_keys')) AS "k0_inner",
-      coalesce((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'noise' AND "version" = 1), error('sqlanon: key ''noise'' version 1 is missing from privacy.sqlanon_keys')) AS "k0_outer",
-      coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT), error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "_sqlanon_epoch",
-      coalesce((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh" = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m" WHERE "_sqlanon_m"."target" = 'analytics.orders_by_status_year')), error('sqlanon: refresh refused: no ledger row issued a nonce to this refresh of analytics.orders_by_status_year')) AS "_sqlanon_nonce"
+      coalesce("_sqlanon_k0"."inner_pad",
+          error('sqlanon: key ''noise'' version 1 is missing from ' || 'privacy.sqlanon_keys')) AS "k0_inner",
+      "_sqlanon_k0"."outer_pad" AS "k0_outer",
+      coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT),
+          error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "_sqlanon_epoch",
+      coalesce((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh"
+            = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m"
+              WHERE "_sqlanon_m"."target" = 'analytics.orders_by_status_year')),
+          error('sqlanon: refresh refused: no ledger row issued a nonce to '
+            || 'this refresh of analytics.orders_by_status_year')) AS "_sqlanon_nonce"
+    FROM (SELECT 1 AS "_sqlanon_one") AS "_sqlanon_one"
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k0"
+      ON "_sqlanon_k0"."name" = 'noise'
+      AND "_sqlanon_k0"."version" = 1
   ) AS "_sqlanon_k"
 ), "_sqlanon_keyed" AS (
   SELECT
@@ -191,15 +257,27 @@ WITH "_sqlanon_rows" AS (
     "_sqlanon_h"."_sqlanon_g1" AS "_sqlanon_g1",
     "_sqlanon_h"."_sqlanon_epoch" AS "_sqlanon_epoch",
     "_sqlanon_h"."_sqlanon_t_units" AS "_sqlanon_t_units",
-    sha256("_sqlanon_h"."k0_outer" || unhex(sha256("_sqlanon_h"."k0_inner" || encode('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|5:units'))))) AS "_sqlanon_h_units",
+    sha256("_sqlanon_h"."k0_outer"
+        || unhex(sha256("_sqlanon_h"."k0_inner"
+            || encode('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|5:units'))))) AS "_sqlanon_h_units",
     "_sqlanon_h"."_sqlanon_t_orders_rows" AS "_sqlanon_t_orders_rows",
-    sha256("_sqlanon_h"."k0_outer" || unhex(sha256("_sqlanon_h"."k0_inner" || encode('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|11:orders.rows'))))) AS "_sqlanon_h_orders_rows",
+    sha256("_sqlanon_h"."k0_outer"
+        || unhex(sha256("_sqlanon_h"."k0_inner"
+            || encode('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|11:orders.rows'))))) AS "_sqlanon_h_orders_rows",
     "_sqlanon_h"."_sqlanon_t_revenue_sum" AS "_sqlanon_t_revenue_sum",
-    sha256("_sqlanon_h"."k0_outer" || unhex(sha256("_sqlanon_h"."k0_inner" || encode('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|11:revenue.sum'))))) AS "_sqlanon_h_revenue_sum",
+    sha256("_sqlanon_h"."k0_outer"
+        || unhex(sha256("_sqlanon_h"."k0_inner"
+            || encode('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|11:revenue.sum'))))) AS "_sqlanon_h_revenue_sum",
     "_sqlanon_h"."_sqlanon_t_average_order_sum" AS "_sqlanon_t_average_order_sum",
-    sha256("_sqlanon_h"."k0_outer" || unhex(sha256("_sqlanon_h"."k0_inner" || encode('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|17:average_order.sum'))))) AS "_sqlanon_h_average_order_sum",
+    sha256("_sqlanon_h"."k0_outer"
+        || unhex(sha256("_sqlanon_h"."k0_inner"
+            || encode('noise|'
+              || ("_sqlanon_h"."_sqlanon_m" || '|17:average_order.sum'))))) AS "_sqlanon_h_average_order_sum",
     "_sqlanon_h"."_sqlanon_t_average_order_rows" AS "_sqlanon_t_average_order_rows",
-    sha256("_sqlanon_h"."k0_outer" || unhex(sha256("_sqlanon_h"."k0_inner" || encode('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|18:average_order.rows'))))) AS "_sqlanon_h_average_order_rows"
+    sha256("_sqlanon_h"."k0_outer"
+        || unhex(sha256("_sqlanon_h"."k0_inner"
+            || encode('noise|'
+              || ("_sqlanon_h"."_sqlanon_m" || '|18:average_order.rows'))))) AS "_sqlanon_h_average_order_rows"
   FROM "_sqlanon_hashed" AS "_sqlanon_h"
 ), "_sqlanon_noised" AS (
   SELECT
@@ -207,15 +285,41 @@ WITH "_sqlanon_rows" AS (
     "_sqlanon_y"."_sqlanon_g1" AS "_sqlanon_g1",
     "_sqlanon_y"."_sqlanon_epoch" AS "_sqlanon_epoch",
     "_sqlanon_y"."_sqlanon_t_units" AS "_sqlanon_t_units",
-    CAST(FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_units", 1, 13) AS BIGINT) AS DOUBLE) + 0.5) / 4503599627370496) / (-0.041666666666666664)) - FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_units", 14, 13) AS BIGINT) AS DOUBLE) + 0.5) / 4503599627370496) / (-0.041666666666666664)) AS BIGINT) AS "_sqlanon_z_units",
+    CAST(FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_units", 1, 13) AS BIGINT) AS DOUBLE) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.041666666666666664 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_units", 14, 13) AS BIGINT) AS DOUBLE) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.041666666666666664 /* ln p = -epsilon / sensitivity */)) AS BIGINT) AS "_sqlanon_z_units",
     "_sqlanon_y"."_sqlanon_t_orders_rows" AS "_sqlanon_t_orders_rows",
-    CAST(FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_orders_rows", 1, 13) AS BIGINT) AS DOUBLE) + 0.5) / 4503599627370496) / (-0.020833333333333332)) - FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_orders_rows", 14, 13) AS BIGINT) AS DOUBLE) + 0.5) / 4503599627370496) / (-0.020833333333333332)) AS BIGINT) AS "_sqlanon_z_orders_rows",
+    CAST(FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_orders_rows", 1, 13) AS BIGINT) AS DOUBLE) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.020833333333333332 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_orders_rows", 14, 13) AS BIGINT) AS DOUBLE) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.020833333333333332 /* ln p = -epsilon / sensitivity */)) AS BIGINT) AS "_sqlanon_z_orders_rows",
     "_sqlanon_y"."_sqlanon_t_revenue_sum" AS "_sqlanon_t_revenue_sum",
-    CAST(FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_revenue_sum", 1, 13) AS BIGINT) AS DOUBLE) + 0.5) / 4503599627370496) / (-0.000020833333333333333)) - FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_revenue_sum", 14, 13) AS BIGINT) AS DOUBLE) + 0.5) / 4503599627370496) / (-0.000020833333333333333)) AS BIGINT) AS "_sqlanon_z_revenue_sum",
+    CAST(FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_revenue_sum", 1, 13) AS BIGINT) AS DOUBLE) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.000020833333333333333 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_revenue_sum", 14, 13) AS BIGINT) AS DOUBLE) + 0.5)
+            / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.000020833333333333333 /* ln p = -epsilon / sensitivity */)) AS BIGINT) AS "_sqlanon_z_revenue_sum",
     "_sqlanon_y"."_sqlanon_t_average_order_sum" AS "_sqlanon_t_average_order_sum",
-    CAST(FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_average_order_sum", 1, 13) AS BIGINT) AS DOUBLE) + 0.5) / 4503599627370496) / (-0.000010416666666666666)) - FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_average_order_sum", 14, 13) AS BIGINT) AS DOUBLE) + 0.5) / 4503599627370496) / (-0.000010416666666666666)) AS BIGINT) AS "_sqlanon_z_average_order_sum",
+    CAST(FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_average_order_sum", 1, 13) AS BIGINT) AS DOUBLE)
+              + 0.5) / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.000010416666666666666 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_average_order_sum", 14, 13) AS BIGINT) AS DOUBLE)
+              + 0.5) / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.000010416666666666666
+            /* ln p = -epsilon / sensitivity */)) AS BIGINT) AS "_sqlanon_z_average_order_sum",
     "_sqlanon_y"."_sqlanon_t_average_order_rows" AS "_sqlanon_t_average_order_rows",
-    CAST(FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_average_order_rows", 1, 13) AS BIGINT) AS DOUBLE) + 0.5) / 4503599627370496) / (-0.010416666666666666)) - FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_average_order_rows", 14, 13) AS BIGINT) AS DOUBLE) + 0.5) / 4503599627370496) / (-0.010416666666666666)) AS BIGINT) AS "_sqlanon_z_average_order_rows"
+    CAST(FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_average_order_rows", 1, 13) AS BIGINT) AS DOUBLE)
+              + 0.5) / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.010416666666666666 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST('0x' || substr("_sqlanon_y"."_sqlanon_h_average_order_rows", 14, 13) AS BIGINT) AS DOUBLE)
+              + 0.5) / 4503599627370496 /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.010416666666666666 /* ln p = -epsilon / sensitivity */)) AS BIGINT) AS "_sqlanon_z_average_order_rows"
   FROM "_sqlanon_keyed" AS "_sqlanon_y"
 )
 SELECT
@@ -233,18 +337,55 @@ SELECT
   CAST(0.25 AS DOUBLE) AS "orders_epsilon",
   CAST(0 AS DOUBLE) AS "orders_delta",
   CAST("_sqlanon_n"."_sqlanon_t_revenue_sum" + "_sqlanon_n"."_sqlanon_z_revenue_sum" AS DOUBLE) * 0.5 AS "revenue",
-  GREATEST(CAST(("_sqlanon_n"."_sqlanon_t_revenue_sum" + "_sqlanon_n"."_sqlanon_z_revenue_sum") - 143795 AS DOUBLE) * 0.5, 0) AS "revenue_ci_low",
-  CAST(("_sqlanon_n"."_sqlanon_t_revenue_sum" + "_sqlanon_n"."_sqlanon_z_revenue_sum") + 143795 AS DOUBLE) * 0.5 AS "revenue_ci_high",
+  GREATEST(CAST(("_sqlanon_n"."_sqlanon_t_revenue_sum" + "_sqlanon_n"."_sqlanon_z_revenue_sum") - 143795 AS DOUBLE)
+      * 0.5, 0) AS "revenue_ci_low",
+  CAST(("_sqlanon_n"."_sqlanon_t_revenue_sum" + "_sqlanon_n"."_sqlanon_z_revenue_sum") + 143795 AS DOUBLE)
+      * 0.5 AS "revenue_ci_high",
   CAST(0.25 AS DOUBLE) AS "revenue_epsilon",
   CAST(0 AS DOUBLE) AS "revenue_delta",
-  LEAST(GREATEST(((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE) * 0.25) / CAST(GREATEST("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows", 1) AS DOUBLE)) + 250, 0), 500) AS "average_order",
+  LEAST(GREATEST(((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum"
+              + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE) * 0.25)
+          / CAST(GREATEST("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows",
+              1) AS DOUBLE)) + 250, 0), 500) AS "average_order",
   CASE
-    WHEN (("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") - 354) < 1 THEN 0
-    ELSE LEAST(GREATEST(LEAST(((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE) * 0.25) - (354132 * 0.25)) / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") - 354 AS DOUBLE), ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE) * 0.25) - (354132 * 0.25)) / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") + 354 AS DOUBLE), ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE) * 0.25) + (354132 * 0.25)) / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") - 354 AS DOUBLE), ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE) * 0.25) + (354132 * 0.25)) / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") + 354 AS DOUBLE)) + 250, 0), 500)
+    WHEN (("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") - 354) < 1
+        THEN 0
+    ELSE LEAST(GREATEST(LEAST(((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE) * 0.25) - (354132 * 0.25))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows")
+              - 354 AS DOUBLE),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE)
+                * 0.25) - (354132 * 0.25))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows")
+              + 354 AS DOUBLE),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE)
+                * 0.25) + (354132 * 0.25))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows")
+              - 354 AS DOUBLE),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE)
+                * 0.25) + (354132 * 0.25))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows")
+              + 354 AS DOUBLE)) + 250, 0), 500)
   END AS "average_order_ci_low",
   CASE
-    WHEN (("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") - 354) < 1 THEN 500
-    ELSE LEAST(GREATEST(GREATEST(((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE) * 0.25) - (354132 * 0.25)) / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") - 354 AS DOUBLE), ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE) * 0.25) - (354132 * 0.25)) / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") + 354 AS DOUBLE), ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE) * 0.25) + (354132 * 0.25)) / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") - 354 AS DOUBLE), ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE) * 0.25) + (354132 * 0.25)) / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") + 354 AS DOUBLE)) + 250, 0), 500)
+    WHEN (("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") - 354) < 1
+        THEN 500
+    ELSE LEAST(GREATEST(GREATEST(((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE) * 0.25) - (354132 * 0.25))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows")
+              - 354 AS DOUBLE),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE)
+                * 0.25) - (354132 * 0.25))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows")
+              + 354 AS DOUBLE),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE)
+                * 0.25) + (354132 * 0.25))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows")
+              - 354 AS DOUBLE),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE)
+                * 0.25) + (354132 * 0.25))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows")
+              + 354 AS DOUBLE)) + 250, 0), 500)
   END AS "average_order_ci_high",
   CAST(0.25 AS DOUBLE) AS "average_order_epsilon",
   CAST(0 AS DOUBLE) AS "average_order_delta"

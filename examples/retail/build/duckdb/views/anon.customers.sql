@@ -7,60 +7,116 @@
 CREATE SCHEMA IF NOT EXISTS "anon";
 
 CREATE OR REPLACE VIEW "anon"."customers" AS
-WITH "_sqlanon_rows" AS (
+WITH "_sqlanon_input" AS (
   SELECT
-    SUBSTRING(sha256("_sqlanon_k"."k0_outer" || unhex(sha256("_sqlanon_k"."k0_inner" || encode('pseudonym|' || CAST("_sqlanon_src"."customer_id" AS VARCHAR))))) FROM 1 FOR 16) AS "customer_id",
-    CASE
-      WHEN CAST("_sqlanon_src"."email" AS VARCHAR) IS NULL THEN NULL
-      WHEN contains(CAST("_sqlanon_src"."email" AS VARCHAR), '@') THEN CASE
-        WHEN (CHAR_LENGTH(CAST("_sqlanon_src"."email" AS VARCHAR)) - (CHAR_LENGTH(split_part(CAST("_sqlanon_src"."email" AS VARCHAR), '@', -1)) + 1)) <= 1 THEN REPEAT('*', CHAR_LENGTH(CAST("_sqlanon_src"."email" AS VARCHAR)) - (CHAR_LENGTH(split_part(CAST("_sqlanon_src"."email" AS VARCHAR), '@', -1)) + 1))
-        ELSE SUBSTRING(CAST("_sqlanon_src"."email" AS VARCHAR) FROM 1 FOR 1) || REPEAT('*', (CHAR_LENGTH(CAST("_sqlanon_src"."email" AS VARCHAR)) - (CHAR_LENGTH(split_part(CAST("_sqlanon_src"."email" AS VARCHAR), '@', -1)) + 1)) - 1)
-      END || '@' || split_part(CAST("_sqlanon_src"."email" AS VARCHAR), '@', -1)
-      ELSE REPEAT('*', CHAR_LENGTH(CAST("_sqlanon_src"."email" AS VARCHAR)))
-    END AS "email",
-    CASE
-      WHEN CAST("_sqlanon_src"."phone" AS VARCHAR) IS NULL THEN NULL
-      ELSE CASE
-        WHEN CHAR_LENGTH(CAST("_sqlanon_src"."phone" AS VARCHAR)) <= 4 THEN REPEAT('*', CHAR_LENGTH(CAST("_sqlanon_src"."phone" AS VARCHAR)))
-        ELSE REPEAT('*', CHAR_LENGTH(CAST("_sqlanon_src"."phone" AS VARCHAR)) - 4) || SUBSTRING(CAST("_sqlanon_src"."phone" AS VARCHAR) FROM CHAR_LENGTH(CAST("_sqlanon_src"."phone" AS VARCHAR)) - 3 FOR 4)
-      END
-    END AS "phone",
-    CASE
-      WHEN (EXTRACT(YEAR FROM CAST('2026-01-01' AS DATE)) - EXTRACT(YEAR FROM "_sqlanon_src"."birth_date") - CASE WHEN EXTRACT(MONTH FROM CAST('2026-01-01' AS DATE)) * 100 + EXTRACT(DAY FROM CAST('2026-01-01' AS DATE)) < EXTRACT(MONTH FROM "_sqlanon_src"."birth_date") * 100 + EXTRACT(DAY FROM "_sqlanon_src"."birth_date") THEN 1 ELSE 0 END) IS NULL THEN NULL
-      WHEN (EXTRACT(YEAR FROM CAST('2026-01-01' AS DATE)) - EXTRACT(YEAR FROM "_sqlanon_src"."birth_date") - CASE WHEN EXTRACT(MONTH FROM CAST('2026-01-01' AS DATE)) * 100 + EXTRACT(DAY FROM CAST('2026-01-01' AS DATE)) < EXTRACT(MONTH FROM "_sqlanon_src"."birth_date") * 100 + EXTRACT(DAY FROM "_sqlanon_src"."birth_date") THEN 1 ELSE 0 END) >= 65 THEN '>= 65'
-      WHEN (EXTRACT(YEAR FROM CAST('2026-01-01' AS DATE)) - EXTRACT(YEAR FROM "_sqlanon_src"."birth_date") - CASE WHEN EXTRACT(MONTH FROM CAST('2026-01-01' AS DATE)) * 100 + EXTRACT(DAY FROM CAST('2026-01-01' AS DATE)) < EXTRACT(MONTH FROM "_sqlanon_src"."birth_date") * 100 + EXTRACT(DAY FROM "_sqlanon_src"."birth_date") THEN 1 ELSE 0 END) >= 50 THEN '[50, 65)'
-      WHEN (EXTRACT(YEAR FROM CAST('2026-01-01' AS DATE)) - EXTRACT(YEAR FROM "_sqlanon_src"."birth_date") - CASE WHEN EXTRACT(MONTH FROM CAST('2026-01-01' AS DATE)) * 100 + EXTRACT(DAY FROM CAST('2026-01-01' AS DATE)) < EXTRACT(MONTH FROM "_sqlanon_src"."birth_date") * 100 + EXTRACT(DAY FROM "_sqlanon_src"."birth_date") THEN 1 ELSE 0 END) >= 35 THEN '[35, 50)'
-      WHEN (EXTRACT(YEAR FROM CAST('2026-01-01' AS DATE)) - EXTRACT(YEAR FROM "_sqlanon_src"."birth_date") - CASE WHEN EXTRACT(MONTH FROM CAST('2026-01-01' AS DATE)) * 100 + EXTRACT(DAY FROM CAST('2026-01-01' AS DATE)) < EXTRACT(MONTH FROM "_sqlanon_src"."birth_date") * 100 + EXTRACT(DAY FROM "_sqlanon_src"."birth_date") THEN 1 ELSE 0 END) >= 25 THEN '[25, 35)'
-      ELSE '< 25'
-    END AS "age_band",
-    "_sqlanon_src"."gender" AS "gender",
-    SUBSTRING(CAST("_sqlanon_src"."zip" AS VARCHAR) FROM 1 FOR 3) AS "zip",
-    "_sqlanon_src"."country" AS "country",
-    CASE
-      WHEN "_sqlanon_src"."occupation" IS NULL THEN NULL
-      WHEN CAST("_sqlanon_src"."occupation" AS VARCHAR) IN ('Tech-support', 'Craft-repair', 'Prof-specialty', 'Machine-op-inspct') THEN 'Technical'
-      WHEN CAST("_sqlanon_src"."occupation" AS VARCHAR) IN ('Other-service', 'Adm-clerical', 'Farming-fishing', 'Transport-moving', 'Priv-house-serv', 'Protective-serv', 'Armed-Forces') THEN 'Other'
-      WHEN CAST("_sqlanon_src"."occupation" AS VARCHAR) IN ('Sales', 'Exec-managerial', 'Handlers-cleaners') THEN 'Nontechnical'
-      ELSE '*'
-    END AS "occupation",
-    CASE
-      WHEN "_sqlanon_src"."income" IS NULL THEN NULL
-      WHEN "_sqlanon_src"."income" >= 150000 THEN 150000
-      WHEN "_sqlanon_src"."income" >= 125000 THEN 125000
-      WHEN "_sqlanon_src"."income" >= 100000 THEN 100000
-      WHEN "_sqlanon_src"."income" >= 75000 THEN 75000
-      WHEN "_sqlanon_src"."income" >= 50000 THEN 50000
-      WHEN "_sqlanon_src"."income" >= 25000 THEN 25000
-      ELSE 0
-    END AS "income",
-    CAST(date_trunc('month', "_sqlanon_src"."signup_date") AS DATE) AS "signup_month",
-    CASE WHEN FALSE THEN "_sqlanon_src"."notes" END AS "notes"
+    "_sqlanon_src"."customer_id",
+    "_sqlanon_src"."email",
+    "_sqlanon_src"."phone",
+    "_sqlanon_src"."birth_date",
+    "_sqlanon_src"."gender",
+    "_sqlanon_src"."zip",
+    "_sqlanon_src"."country",
+    "_sqlanon_src"."occupation",
+    "_sqlanon_src"."income",
+    "_sqlanon_src"."signup_date",
+    "_sqlanon_src"."notes",
+    "_sqlanon_k"."k0_inner",
+    "_sqlanon_k"."k0_outer"
   FROM "raw"."customers" AS "_sqlanon_src"
   CROSS JOIN (
     SELECT
-      coalesce((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), error('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys')) AS "k0_inner",
-      coalesce((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), error('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys')) AS "k0_outer"
+      coalesce("_sqlanon_k0"."inner_pad",
+          error('sqlanon: key ''customer'' version 1 is missing from ' || 'privacy.sqlanon_keys')) AS "k0_inner",
+      "_sqlanon_k0"."outer_pad" AS "k0_outer"
+    FROM (SELECT 1 AS "_sqlanon_one") AS "_sqlanon_one"
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k0"
+      ON "_sqlanon_k0"."name" = 'customer'
+      AND "_sqlanon_k0"."version" = 1
   ) AS "_sqlanon_k"
+), "_sqlanon_step1" AS (
+  SELECT
+    *,
+    CAST("email" AS VARCHAR) AS "email_text",
+    CAST("phone" AS VARCHAR) AS "phone_text",
+    EXTRACT(YEAR FROM CAST('2026-01-01' AS DATE)) - EXTRACT(YEAR FROM "birth_date")
+        - CASE WHEN EXTRACT(MONTH FROM CAST('2026-01-01' AS DATE)) * 100 + EXTRACT(DAY FROM CAST('2026-01-01' AS DATE))
+        < EXTRACT(MONTH FROM "birth_date") * 100 + EXTRACT(DAY FROM "birth_date") THEN 1 ELSE 0 END AS "birth_date_age",
+    CAST("occupation" AS VARCHAR) AS "occupation_text"
+  FROM "_sqlanon_input"
+), "_sqlanon_step2" AS (
+  SELECT
+    *,
+    split_part("email_text", '@', -1) AS "email_domain"
+  FROM "_sqlanon_step1"
+), "_sqlanon_step3" AS (
+  SELECT
+    *,
+    CHAR_LENGTH("email_text") - (CHAR_LENGTH("email_domain") + 1) AS "email_local_length"
+  FROM "_sqlanon_step2"
+), "_sqlanon_rows" AS (
+  SELECT
+    -- pseudonymize(key='customer', length=16)
+    SUBSTRING(sha256("k0_outer" || unhex(sha256("k0_inner" || encode('pseudonym|' || CAST("customer_id" AS VARCHAR)))))
+        FROM 1 FOR 16) AS "customer_id",
+    -- mask_email(keep_first=1, keep_domain=true, char='*')
+    CASE
+      WHEN "email_text" IS NULL THEN NULL
+      WHEN contains("email_text", '@') THEN CASE
+        WHEN "email_local_length" <= 1 THEN REPEAT('*', "email_local_length")
+        ELSE SUBSTRING("email_text" FROM 1 FOR 1) || REPEAT('*', "email_local_length" - 1)
+      END || '@' || "email_domain"
+      ELSE REPEAT('*', CHAR_LENGTH("email_text"))
+    END AS "email",
+    -- mask(keep_first=0, keep_last=4, char='*')
+    CASE
+      WHEN "phone_text" IS NULL THEN NULL
+      ELSE CASE
+        WHEN CHAR_LENGTH("phone_text") <= 4 THEN REPEAT('*', CHAR_LENGTH("phone_text"))
+        ELSE REPEAT('*', CHAR_LENGTH("phone_text") - 4)
+            || SUBSTRING("phone_text" FROM CHAR_LENGTH("phone_text") - 3 FOR 4)
+      END
+    END AS "phone",
+    -- age(as_of=2026-01-01, edges=[18, 25, 35, 50, 65], output='label') of birth_date
+    CASE
+      WHEN "birth_date_age" IS NULL THEN NULL
+      WHEN "birth_date_age" >= 65 THEN '>= 65'
+      WHEN "birth_date_age" >= 50 THEN '[50, 65)'
+      WHEN "birth_date_age" >= 35 THEN '[35, 50)'
+      WHEN "birth_date_age" >= 25 THEN '[25, 35)'
+      ELSE '< 25'
+    END AS "age_band",
+    -- keep()
+    "gender" AS "gender",
+    -- prefix(length=3)
+    SUBSTRING(CAST("zip" AS VARCHAR) FROM 1 FOR 3) AS "zip",
+    -- keep()
+    "country" AS "country",
+    -- generalize(hierarchy='hierarchies/occupation.csv', level=1, unknown='*')
+    CASE
+      WHEN "occupation" IS NULL THEN NULL
+      WHEN "occupation_text" IN ('Tech-support', 'Craft-repair', 'Prof-specialty', 'Machine-op-inspct') THEN 'Technical'
+      WHEN "occupation_text"
+          IN ('Other-service', 'Adm-clerical', 'Farming-fishing', 'Transport-moving', 'Priv-house-serv',
+            'Protective-serv', 'Armed-Forces') THEN 'Other'
+      WHEN "occupation_text" IN ('Sales', 'Exec-managerial', 'Handlers-cleaners') THEN 'Nontechnical'
+      ELSE '*'
+    END AS "occupation",
+    -- bucket(width=25000, min=0, max=150000, output='lower')
+    CASE
+      WHEN "income" IS NULL THEN NULL
+      WHEN "income" >= 150000 THEN 150000
+      WHEN "income" >= 125000 THEN 125000
+      WHEN "income" >= 100000 THEN 100000
+      WHEN "income" >= 75000 THEN 75000
+      WHEN "income" >= 50000 THEN 50000
+      WHEN "income" >= 25000 THEN 25000
+      ELSE 0
+    END AS "income",
+    -- truncate_date(to='month') of signup_date
+    CAST(date_trunc('month', "signup_date") AS DATE) AS "signup_month",
+    -- nullify()
+    CASE WHEN FALSE THEN "notes" END AS "notes"
+  FROM "_sqlanon_step3"
 ), "_sqlanon_classes" AS (
   SELECT
     "customer_id",

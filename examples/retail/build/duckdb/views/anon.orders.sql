@@ -7,26 +7,65 @@
 CREATE SCHEMA IF NOT EXISTS "anon";
 
 CREATE OR REPLACE VIEW "anon"."orders" AS
+WITH "_sqlanon_input" AS (
+  SELECT
+    "_sqlanon_src"."order_id",
+    "_sqlanon_src"."customer_id",
+    "_sqlanon_src"."ordered_at",
+    "_sqlanon_src"."amount",
+    "_sqlanon_src"."ship_zip",
+    "_sqlanon_src"."card_number",
+    "_sqlanon_src"."status",
+    "_sqlanon_k"."k0_inner",
+    "_sqlanon_k"."k0_outer",
+    "_sqlanon_k"."k1_inner",
+    "_sqlanon_k"."k1_outer"
+  FROM "raw"."orders" AS "_sqlanon_src"
+  CROSS JOIN (
+    SELECT
+      coalesce("_sqlanon_k0"."inner_pad",
+          error('sqlanon: key ''customer'' version 1 is missing from ' || 'privacy.sqlanon_keys')) AS "k0_inner",
+      "_sqlanon_k0"."outer_pad" AS "k0_outer",
+      coalesce("_sqlanon_k1"."inner_pad",
+          error('sqlanon: key ''order'' version 1 is missing from ' || 'privacy.sqlanon_keys')) AS "k1_inner",
+      "_sqlanon_k1"."outer_pad" AS "k1_outer"
+    FROM (SELECT 1 AS "_sqlanon_one") AS "_sqlanon_one"
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k0"
+      ON "_sqlanon_k0"."name" = 'customer'
+      AND "_sqlanon_k0"."version" = 1
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k1"
+      ON "_sqlanon_k1"."name" = 'order'
+      AND "_sqlanon_k1"."version" = 1
+  ) AS "_sqlanon_k"
+  WHERE "_sqlanon_src"."ordered_at" >= (CAST(timezone('UTC', CURRENT_TIMESTAMP) AS DATE) - 3650)
+), "_sqlanon_step1" AS (
+  SELECT
+    *,
+    CAST("card_number" AS VARCHAR) AS "card_number_text"
+  FROM "_sqlanon_input"
+)
 SELECT
-  SUBSTRING(sha256("_sqlanon_k"."k1_outer" || unhex(sha256("_sqlanon_k"."k1_inner" || encode('pseudonym|' || CAST("_sqlanon_src"."order_id" AS VARCHAR))))) FROM 1 FOR 16) AS "order_id",
-  SUBSTRING(sha256("_sqlanon_k"."k0_outer" || unhex(sha256("_sqlanon_k"."k0_inner" || encode('pseudonym|' || CAST("_sqlanon_src"."customer_id" AS VARCHAR))))) FROM 1 FOR 16) AS "customer_id",
-  date_trunc('day', "_sqlanon_src"."ordered_at") AS "ordered_at",
-  "_sqlanon_src"."amount" AS "amount",
-  SUBSTRING(CAST("_sqlanon_src"."ship_zip" AS VARCHAR) FROM 1 FOR 3) AS "ship_zip",
+  -- pseudonymize(key='order', length=16)
+  SUBSTRING(sha256("k1_outer" || unhex(sha256("k1_inner" || encode('pseudonym|' || CAST("order_id" AS VARCHAR)))))
+      FROM 1 FOR 16) AS "order_id",
+  -- pseudonymize(key='customer', length=16)
+  SUBSTRING(sha256("k0_outer" || unhex(sha256("k0_inner" || encode('pseudonym|' || CAST("customer_id" AS VARCHAR)))))
+      FROM 1 FOR 16) AS "customer_id",
+  -- truncate_date(to='day')
+  date_trunc('day', "ordered_at") AS "ordered_at",
+  -- keep()
+  "amount" AS "amount",
+  -- prefix(length=3)
+  SUBSTRING(CAST("ship_zip" AS VARCHAR) FROM 1 FOR 3) AS "ship_zip",
+  -- mask(keep_first=0, keep_last=4, char='*')
   CASE
-    WHEN CAST("_sqlanon_src"."card_number" AS VARCHAR) IS NULL THEN NULL
+    WHEN "card_number_text" IS NULL THEN NULL
     ELSE CASE
-      WHEN CHAR_LENGTH(CAST("_sqlanon_src"."card_number" AS VARCHAR)) <= 4 THEN REPEAT('*', CHAR_LENGTH(CAST("_sqlanon_src"."card_number" AS VARCHAR)))
-      ELSE REPEAT('*', CHAR_LENGTH(CAST("_sqlanon_src"."card_number" AS VARCHAR)) - 4) || SUBSTRING(CAST("_sqlanon_src"."card_number" AS VARCHAR) FROM CHAR_LENGTH(CAST("_sqlanon_src"."card_number" AS VARCHAR)) - 3 FOR 4)
+      WHEN CHAR_LENGTH("card_number_text") <= 4 THEN REPEAT('*', CHAR_LENGTH("card_number_text"))
+      ELSE REPEAT('*', CHAR_LENGTH("card_number_text") - 4)
+          || SUBSTRING("card_number_text" FROM CHAR_LENGTH("card_number_text") - 3 FOR 4)
     END
   END AS "card_number",
-  "_sqlanon_src"."status" AS "status"
-FROM "raw"."orders" AS "_sqlanon_src"
-CROSS JOIN (
-  SELECT
-    coalesce((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), error('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys')) AS "k0_inner",
-    coalesce((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), error('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys')) AS "k0_outer",
-    coalesce((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1), error('sqlanon: key ''order'' version 1 is missing from privacy.sqlanon_keys')) AS "k1_inner",
-    coalesce((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1), error('sqlanon: key ''order'' version 1 is missing from privacy.sqlanon_keys')) AS "k1_outer"
-) AS "_sqlanon_k"
-WHERE "_sqlanon_src"."ordered_at" >= (CAST(timezone('UTC', CURRENT_TIMESTAMP) AS DATE) - 3650);
+  -- keep()
+  "status" AS "status"
+FROM "_sqlanon_step1";

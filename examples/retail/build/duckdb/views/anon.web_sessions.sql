@@ -7,23 +7,60 @@
 CREATE SCHEMA IF NOT EXISTS "anon";
 
 CREATE OR REPLACE VIEW "anon"."web_sessions" AS
+WITH "_sqlanon_input" AS (
+  SELECT
+    "_sqlanon_src"."session_id",
+    "_sqlanon_src"."customer_id",
+    "_sqlanon_src"."started_at",
+    "_sqlanon_src"."ip_address",
+    "_sqlanon_src"."pages",
+    "_sqlanon_k"."k0_inner",
+    "_sqlanon_k"."k0_outer",
+    "_sqlanon_k"."k1_inner",
+    "_sqlanon_k"."k1_outer",
+    "_sqlanon_k"."k2_inner",
+    "_sqlanon_k"."k2_outer"
+  FROM "raw"."web_sessions" AS "_sqlanon_src"
+  CROSS JOIN (
+    SELECT
+      coalesce("_sqlanon_k0"."inner_pad",
+          error('sqlanon: key ''customer'' version 1 is missing from ' || 'privacy.sqlanon_keys')) AS "k0_inner",
+      "_sqlanon_k0"."outer_pad" AS "k0_outer",
+      coalesce("_sqlanon_k1"."inner_pad",
+          error('sqlanon: key ''sampling'' version 1 is missing from ' || 'privacy.sqlanon_keys')) AS "k1_inner",
+      "_sqlanon_k1"."outer_pad" AS "k1_outer",
+      coalesce("_sqlanon_k2"."inner_pad",
+          error('sqlanon: key ''session'' version 1 is missing from ' || 'privacy.sqlanon_keys')) AS "k2_inner",
+      "_sqlanon_k2"."outer_pad" AS "k2_outer"
+    FROM (SELECT 1 AS "_sqlanon_one") AS "_sqlanon_one"
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k0"
+      ON "_sqlanon_k0"."name" = 'customer'
+      AND "_sqlanon_k0"."version" = 1
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k1"
+      ON "_sqlanon_k1"."name" = 'sampling'
+      AND "_sqlanon_k1"."version" = 1
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k2"
+      ON "_sqlanon_k2"."name" = 'session'
+      AND "_sqlanon_k2"."version" = 1
+  ) AS "_sqlanon_k"
+  WHERE SUBSTRING(sha256("_sqlanon_k"."k1_outer"
+          || unhex(sha256("_sqlanon_k"."k1_inner"
+              || encode('sample|' || CAST("_sqlanon_src"."customer_id" AS VARCHAR))))) FROM 1 FOR 13) < '4000000000000'
+)
 SELECT
-  SUBSTRING(sha256("_sqlanon_k"."k2_outer" || unhex(sha256("_sqlanon_k"."k2_inner" || encode('pseudonym|' || CAST("_sqlanon_src"."session_id" AS VARCHAR))))) FROM 1 FOR 16) AS "session_id",
-  SUBSTRING(sha256("_sqlanon_k"."k0_outer" || unhex(sha256("_sqlanon_k"."k0_inner" || encode('pseudonym|' || CAST("_sqlanon_src"."customer_id" AS VARCHAR))))) FROM 1 FOR 16) AS "customer_id",
-  timezone('UTC', date_trunc('hour', timezone('UTC', "_sqlanon_src"."started_at"))) AS "started_at",
+  -- pseudonymize(key='session', length=16)
+  SUBSTRING(sha256("k2_outer" || unhex(sha256("k2_inner" || encode('pseudonym|' || CAST("session_id" AS VARCHAR)))))
+      FROM 1 FOR 16) AS "session_id",
+  -- pseudonymize(key='customer', length=16)
+  SUBSTRING(sha256("k0_outer" || unhex(sha256("k0_inner" || encode('pseudonym|' || CAST("customer_id" AS VARCHAR)))))
+      FROM 1 FOR 16) AS "customer_id",
+  -- truncate_date(to='hour')
+  timezone('UTC', date_trunc('hour', timezone('UTC', "started_at"))) AS "started_at",
+  -- constant(value='0.0.0.0', keep_null=true)
   CASE
-    WHEN "_sqlanon_src"."ip_address" IS NULL THEN NULL
+    WHEN "ip_address" IS NULL THEN NULL
     ELSE '0.0.0.0'
   END AS "ip_address",
-  "_sqlanon_src"."pages" AS "pages"
-FROM "raw"."web_sessions" AS "_sqlanon_src"
-CROSS JOIN (
-  SELECT
-    coalesce((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), error('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys')) AS "k0_inner",
-    coalesce((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), error('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys')) AS "k0_outer",
-    coalesce((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'sampling' AND "version" = 1), error('sqlanon: key ''sampling'' version 1 is missing from privacy.sqlanon_keys')) AS "k1_inner",
-    coalesce((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'sampling' AND "version" = 1), error('sqlanon: key ''sampling'' version 1 is missing from privacy.sqlanon_keys')) AS "k1_outer",
-    coalesce((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1), error('sqlanon: key ''session'' version 1 is missing from privacy.sqlanon_keys')) AS "k2_inner",
-    coalesce((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1), error('sqlanon: key ''session'' version 1 is missing from privacy.sqlanon_keys')) AS "k2_outer"
-) AS "_sqlanon_k"
-WHERE SUBSTRING(sha256("_sqlanon_k"."k1_outer" || unhex(sha256("_sqlanon_k"."k1_inner" || encode('sample|' || CAST("_sqlanon_src"."customer_id" AS VARCHAR))))) FROM 1 FOR 13) < '4000000000000';
+  -- keep()
+  "pages" AS "pages"
+FROM "_sqlanon_input";

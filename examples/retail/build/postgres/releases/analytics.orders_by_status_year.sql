@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS "analytics"."orders_by_status_year" (
   "average_order_delta" DOUBLE PRECISION
 );
 
-INSERT INTO "privacy"."sqlanon_ledger" ("refresh", "epoch", "policy", "release", "target", "epsilon", "delta", "overspend", "nonce", "refreshed_at")
+INSERT INTO "privacy"."sqlanon_ledger"
+    ("refresh", "epoch", "policy", "release", "target", "epsilon", "delta", "overspend", "nonce", "refreshed_at")
 SELECT
   "_sqlanon_n"."refresh" AS "refresh",
   "_sqlanon_n"."epoch" AS "epoch",
@@ -46,35 +47,60 @@ SELECT
   COALESCE(CASE
     WHEN ("_sqlanon_n"."spent_epsilon" <= 1.000000001) AND ("_sqlanon_n"."spent_delta" <= 0.000009001) THEN 1
     ELSE NULL
-  END, CAST(CAST(CAST('sqlanon: refresh refused: release ''orders_by_status'' of policy ''retail'' would take this epoch''s spend over the budget (epsilon 2.0, delta 1e-05); nothing was written (see sqlanon budget, or the ledger privacy.sqlanon_ledger)' || COALESCE(CAST(CASE
-    WHEN ("_sqlanon_n"."spent_epsilon" <= 1.000000001) AND ("_sqlanon_n"."spent_delta" <= 0.000009001) THEN 1
-    ELSE NULL
-  END AS TEXT), '') AS INTEGER) AS TEXT) AS DOUBLE PRECISION)) AS "epsilon",
+  END, /* PostgreSQL has no error(): the cast of the message fails with it */
+    CAST(CAST(CAST(('sqlanon: refresh refused: release ''orders_by_status'' of '
+          || 'policy ''retail'' would take this epoch''s spend over the '
+          || 'budget (epsilon 2.0, delta 1e-05); nothing was written (see '
+          || 'sqlanon budget, or the ledger privacy.sqlanon_ledger)') || COALESCE(CAST(CASE
+      WHEN ("_sqlanon_n"."spent_epsilon" <= 1.000000001) AND ("_sqlanon_n"."spent_delta" <= 0.000009001) THEN 1
+      ELSE NULL
+    END AS TEXT), '') AS INTEGER) AS TEXT) AS DOUBLE PRECISION)) AS "epsilon",
   COALESCE(CASE
     WHEN "_sqlanon_n"."claimed" = 0 THEN 0.000001
     ELSE NULL
-  END, CAST(CAST(CAST('sqlanon: refresh refused: analytics.orders_by_status_year is written by another release in the ledger privacy.sqlanon_ledger (a target table belongs to one policy''s release); nothing was written' || COALESCE(CAST(CASE
-    WHEN "_sqlanon_n"."claimed" = 0 THEN 0.000001
-    ELSE NULL
-  END AS TEXT), '') AS INTEGER) AS TEXT) AS DOUBLE PRECISION)) AS "delta",
+  END, /* PostgreSQL has no error(): the cast of the message fails with it */
+    CAST(CAST(CAST(('sqlanon: refresh refused: analytics.orders_by_status_year is '
+          || 'written by another release in the ledger ' || 'privacy.sqlanon_ledger (a target table belongs to one '
+          || 'policy''s release); nothing was written') || COALESCE(CAST(CASE
+      WHEN "_sqlanon_n"."claimed" = 0 THEN 0.000001
+      ELSE NULL
+    END AS TEXT), '') AS INTEGER) AS TEXT) AS DOUBLE PRECISION)) AS "delta",
   FALSE AS "overspend",
-  CAST("_sqlanon_n"."refresh" AS TEXT) || '@' || (rtrim(rtrim(to_char(CAST(CURRENT_TIMESTAMP AS TIMESTAMPTZ) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.') || 'Z') AS "nonce",
+  CAST("_sqlanon_n"."refresh" AS TEXT) || '@'
+      || (rtrim(rtrim(to_char(CAST(CURRENT_TIMESTAMP AS TIMESTAMPTZ) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+            '0'), '.') || 'Z') AS "nonce",
   CAST(CURRENT_TIMESTAMP AS TIMESTAMPTZ) AS "refreshed_at"
 FROM (
   SELECT
     "_sqlanon_p"."e" AS "epoch",
     COALESCE(MAX("_sqlanon_l"."refresh"), 0) + 1 AS "refresh",
-    COALESCE(SUM(CASE WHEN "_sqlanon_l"."policy" = 'retail' AND "_sqlanon_l"."epoch" = "_sqlanon_p"."e" THEN "_sqlanon_l"."epsilon" END), 0) AS "spent_epsilon",
-    COALESCE(SUM(CASE WHEN "_sqlanon_l"."policy" = 'retail' AND "_sqlanon_l"."epoch" = "_sqlanon_p"."e" THEN "_sqlanon_l"."delta" END), 0) AS "spent_delta",
-    COUNT(CASE WHEN "_sqlanon_l"."target" = 'analytics.orders_by_status_year' AND ("_sqlanon_l"."policy" <> 'retail' OR "_sqlanon_l"."release" <> 'orders_by_status') THEN 1 END) AS "claimed"
-  FROM (SELECT COALESCE(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT), CAST(CAST(CAST('sqlanon: set the epoch of this refresh (docs/dp.md)' || COALESCE(CAST(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT) AS TEXT), '') AS INTEGER) AS TEXT) AS BIGINT)) AS "e") AS "_sqlanon_p"
+    COALESCE(SUM(CASE WHEN "_sqlanon_l"."policy" = 'retail'
+          AND "_sqlanon_l"."epoch" = "_sqlanon_p"."e" THEN "_sqlanon_l"."epsilon" END), 0) AS "spent_epsilon",
+    COALESCE(SUM(CASE WHEN "_sqlanon_l"."policy" = 'retail'
+          AND "_sqlanon_l"."epoch" = "_sqlanon_p"."e" THEN "_sqlanon_l"."delta" END), 0) AS "spent_delta",
+    COUNT(CASE WHEN "_sqlanon_l"."target" = 'analytics.orders_by_status_year'
+        AND ("_sqlanon_l"."policy" <> 'retail' OR "_sqlanon_l"."release" <> 'orders_by_status') THEN 1 END) AS "claimed"
+  FROM (SELECT COALESCE(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT),
+      /* PostgreSQL has no error(): the cast of the message fails with it */
+    CAST(CAST(CAST('sqlanon: set the epoch of this refresh (docs/dp.md)'
+        || COALESCE(CAST(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT) AS TEXT),
+          '') AS INTEGER) AS TEXT) AS BIGINT)) AS "e") AS "_sqlanon_p"
   LEFT JOIN "privacy"."sqlanon_ledger" AS "_sqlanon_l" ON TRUE
   GROUP BY "_sqlanon_p"."e"
 ) AS "_sqlanon_n";
 
-DELETE FROM "analytics"."orders_by_status_year" WHERE "epoch" = COALESCE(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT), CAST(CAST(CAST('sqlanon: set the epoch of this refresh (docs/dp.md)' || COALESCE(CAST(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT) AS TEXT), '') AS INTEGER) AS TEXT) AS BIGINT));
+DELETE FROM "analytics"."orders_by_status_year" WHERE "epoch"
+    = COALESCE(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT),
+      /* PostgreSQL has no error(): the cast of the message fails with it */
+  CAST(CAST(CAST('sqlanon: set the epoch of this refresh (docs/dp.md)'
+      || COALESCE(CAST(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT) AS TEXT),
+        '') AS INTEGER) AS TEXT) AS BIGINT));
 
-INSERT INTO "analytics"."orders_by_status_year" ("epoch", "status", "year", "customers", "customers_ci_low", "customers_ci_high", "customers_epsilon", "customers_delta", "orders", "orders_ci_low", "orders_ci_high", "orders_epsilon", "orders_delta", "revenue", "revenue_ci_low", "revenue_ci_high", "revenue_epsilon", "revenue_delta", "average_order", "average_order_ci_low", "average_order_ci_high", "average_order_epsilon", "average_order_delta")
+INSERT INTO "analytics"."orders_by_status_year"
+    ("epoch", "status", "year", "customers", "customers_ci_low", "customers_ci_high", "customers_epsilon",
+      "customers_delta", "orders", "orders_ci_low", "orders_ci_high", "orders_epsilon", "orders_delta", "revenue",
+      "revenue_ci_low", "revenue_ci_high", "revenue_epsilon", "revenue_delta", "average_order", "average_order_ci_low",
+      "average_order_ci_high", "average_order_epsilon", "average_order_delta")
 SELECT * FROM (
 WITH "_sqlanon_rows" AS (
   SELECT
@@ -123,28 +149,62 @@ WITH "_sqlanon_rows" AS (
 ), "_sqlanon_over" AS (
   SELECT
     "_sqlanon_p".*,
-    encode(sha256("_sqlanon_k"."k0_outer" || sha256("_sqlanon_k"."k0_inner" || convert_to('rank|' || (COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_p"."_sqlanon_unit" AS TEXT)) AS TEXT) || ':' || CAST("_sqlanon_p"."_sqlanon_unit" AS TEXT), '-') || '|' || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_p"."_sqlanon_g0" AS TEXT)) AS TEXT) || ':' || CAST("_sqlanon_p"."_sqlanon_g0" AS TEXT), '-') || '|' || COALESCE(CAST(CHAR_LENGTH(rtrim(rtrim(to_char("_sqlanon_p"."_sqlanon_g1", 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.')) AS TEXT) || ':' || rtrim(rtrim(to_char("_sqlanon_p"."_sqlanon_g1", 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.'), '-')), 'UTF8'))), 'hex') AS "_sqlanon_h"
+    encode(sha256("_sqlanon_k"."k0_outer"
+          || sha256("_sqlanon_k"."k0_inner"
+            || convert_to('rank|'
+              || (COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_p"."_sqlanon_unit" AS TEXT)) AS TEXT) || ':'
+                  || CAST("_sqlanon_p"."_sqlanon_unit" AS TEXT), '-') || '|'
+                || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_p"."_sqlanon_g0" AS TEXT)) AS TEXT) || ':'
+                  || CAST("_sqlanon_p"."_sqlanon_g0" AS TEXT), '-') || '|'
+                || COALESCE(CAST(CHAR_LENGTH(rtrim(rtrim(to_char("_sqlanon_p"."_sqlanon_g1",
+                            'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.')) AS TEXT) || ':'
+                  || rtrim(rtrim(to_char("_sqlanon_p"."_sqlanon_g1", 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.'), '-')),
+              'UTF8'))), 'hex') AS "_sqlanon_h"
   FROM "_sqlanon_counted" AS "_sqlanon_p"
   CROSS JOIN (
     SELECT
-      COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'noise' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''noise'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'noise' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_inner",
-      COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'noise' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''noise'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'noise' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_outer",
-      COALESCE(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT), CAST(CAST(CAST('sqlanon: set the epoch of this refresh (docs/dp.md)' || COALESCE(CAST(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT) AS TEXT), '') AS INTEGER) AS TEXT) AS BIGINT)) AS "_sqlanon_epoch",
-      COALESCE((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh" = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m" WHERE "_sqlanon_m"."target" = 'analytics.orders_by_status_year')), CAST(CAST(CAST('sqlanon: refresh refused: no ledger row issued a nonce to this refresh of analytics.orders_by_status_year' || COALESCE(CAST((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh" = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m" WHERE "_sqlanon_m"."target" = 'analytics.orders_by_status_year')) AS TEXT), '') AS INTEGER) AS TEXT) AS TEXT)) AS "_sqlanon_nonce"
+      COALESCE("_sqlanon_k0"."inner_pad", /* PostgreSQL has no error(): the cast of the message fails with it */
+        CAST(CAST(CAST(('sqlanon: key ''noise'' version 1 is missing from ' || 'privacy.sqlanon_keys')
+            || COALESCE(CAST("_sqlanon_k0"."inner_pad" AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_inner",
+      "_sqlanon_k0"."outer_pad" AS "k0_outer",
+      COALESCE(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT),
+          /* PostgreSQL has no error(): the cast of the message fails with it */
+        CAST(CAST(CAST('sqlanon: set the epoch of this refresh (docs/dp.md)'
+            || COALESCE(CAST(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT) AS TEXT),
+              '') AS INTEGER) AS TEXT) AS BIGINT)) AS "_sqlanon_epoch",
+      COALESCE((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh"
+            = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m"
+              WHERE "_sqlanon_m"."target" = 'analytics.orders_by_status_year')),
+          /* PostgreSQL has no error(): the cast of the message fails with it */
+        CAST(CAST(CAST(('sqlanon: refresh refused: no ledger row issued a nonce to '
+              || 'this refresh of analytics.orders_by_status_year')
+            || COALESCE(CAST((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l"
+                  WHERE "_sqlanon_l"."refresh"
+                  = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m"
+                    WHERE "_sqlanon_m"."target" = 'analytics.orders_by_status_year')) AS TEXT),
+              '') AS INTEGER) AS TEXT) AS TEXT)) AS "_sqlanon_nonce"
+    FROM (SELECT 1 AS "_sqlanon_one") AS "_sqlanon_one"
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k0"
+      ON "_sqlanon_k0"."name" = 'noise'
+      AND "_sqlanon_k0"."version" = 1
   ) AS "_sqlanon_k"
   WHERE NOT (("_sqlanon_ng" <= 6))
 ), "_sqlanon_ranked" AS (
   SELECT
     "_sqlanon_o".*,
     ROW_NUMBER() OVER (PARTITION BY "_sqlanon_o"."_sqlanon_unit" ORDER BY "_sqlanon_o"."_sqlanon_h") AS "_sqlanon_rank",
-    SUM("_sqlanon_o"."_sqlanon_rows") OVER (PARTITION BY "_sqlanon_o"."_sqlanon_unit" ORDER BY "_sqlanon_o"."_sqlanon_h" ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS "_sqlanon_cum"
+    SUM("_sqlanon_o"."_sqlanon_rows")
+        OVER (PARTITION BY "_sqlanon_o"."_sqlanon_unit" ORDER BY "_sqlanon_o"."_sqlanon_h" ROWS BETWEEN UNBOUNDED
+          PRECEDING AND CURRENT ROW) AS "_sqlanon_cum"
   FROM "_sqlanon_over" AS "_sqlanon_o"
 ), "_sqlanon_allowed" AS (
-  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_rows", "_sqlanon_s2", "_sqlanon_n2", "_sqlanon_s3", "_sqlanon_n3", "_sqlanon_rows" AS "_sqlanon_a"
+  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_rows", "_sqlanon_s2", "_sqlanon_n2", "_sqlanon_s3",
+      "_sqlanon_n3", "_sqlanon_rows" AS "_sqlanon_a"
   FROM "_sqlanon_counted" AS "_sqlanon_p"
   WHERE ("_sqlanon_ng" <= 6)
   UNION ALL
-  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_rows", "_sqlanon_s2", "_sqlanon_n2", "_sqlanon_s3", "_sqlanon_n3", "_sqlanon_rows" AS "_sqlanon_a"
+  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_rows", "_sqlanon_s2", "_sqlanon_n2", "_sqlanon_s3",
+      "_sqlanon_n3", "_sqlanon_rows" AS "_sqlanon_a"
   FROM "_sqlanon_ranked" AS "_sqlanon_p"
   WHERE "_sqlanon_rank" <= 6
 ), "_sqlanon_limited" AS (
@@ -153,9 +213,11 @@ WITH "_sqlanon_rows" AS (
     "_sqlanon_g0" AS "_sqlanon_g0",
     "_sqlanon_g1" AS "_sqlanon_g1",
     "_sqlanon_a" AS "_sqlanon_rows",
-    LEAST(GREATEST("_sqlanon_s2", LEAST("_sqlanon_n2", "_sqlanon_a") * 0), LEAST("_sqlanon_n2", "_sqlanon_a") * 1000) AS "_sqlanon_s2",
+    LEAST(GREATEST("_sqlanon_s2", LEAST("_sqlanon_n2", "_sqlanon_a") * 0), LEAST("_sqlanon_n2", "_sqlanon_a")
+        * 1000) AS "_sqlanon_s2",
     LEAST("_sqlanon_n2", "_sqlanon_a") AS "_sqlanon_n2",
-    LEAST(GREATEST("_sqlanon_s3", LEAST("_sqlanon_n3", "_sqlanon_a") * (-1000)), LEAST("_sqlanon_n3", "_sqlanon_a") * 1000) AS "_sqlanon_s3",
+    LEAST(GREATEST("_sqlanon_s3", LEAST("_sqlanon_n3", "_sqlanon_a") * (-1000)), LEAST("_sqlanon_n3", "_sqlanon_a")
+        * 1000) AS "_sqlanon_s3",
     LEAST("_sqlanon_n3", "_sqlanon_a") AS "_sqlanon_n3"
   FROM "_sqlanon_allowed" AS "_sqlanon_p"
   WHERE "_sqlanon_a" > 0
@@ -181,16 +243,46 @@ WITH "_sqlanon_rows" AS (
     CAST("_sqlanon_g"."_sqlanon_s2" AS BIGINT) AS "_sqlanon_t_revenue_sum",
     CAST("_sqlanon_g"."_sqlanon_s3" AS BIGINT) AS "_sqlanon_t_average_order_sum",
     CAST("_sqlanon_g"."_sqlanon_n3" AS BIGINT) AS "_sqlanon_t_average_order_rows",
-    '1:2|6:retail|16:orders_by_status|31:analytics.orders_by_status_year|32:e59f3e9733dceffb75a6d01ce44ec19f|' || COALESCE(CAST(CHAR_LENGTH("_sqlanon_k"."_sqlanon_nonce") AS TEXT) || ':' || "_sqlanon_k"."_sqlanon_nonce", '-') || '|' || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_k"."_sqlanon_epoch" AS TEXT)) AS TEXT) || ':' || CAST("_sqlanon_k"."_sqlanon_epoch" AS TEXT), '-') || '|' || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_g"."_sqlanon_g0" AS TEXT)) AS TEXT) || ':' || CAST("_sqlanon_g"."_sqlanon_g0" AS TEXT), '-') || '|' || COALESCE(CAST(CHAR_LENGTH(rtrim(rtrim(to_char("_sqlanon_g"."_sqlanon_g1", 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.')) AS TEXT) || ':' || rtrim(rtrim(to_char("_sqlanon_g"."_sqlanon_g1", 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.'), '-') AS "_sqlanon_m",
+    '1:2|6:retail|16:orders_by_status|31:analytics.orders_by_status_year|32:e59f3e9733dceffb75a6d01ce44ec19f|'
+        || COALESCE(CAST(CHAR_LENGTH("_sqlanon_k"."_sqlanon_nonce") AS TEXT) || ':'
+          || "_sqlanon_k"."_sqlanon_nonce", '-') || '|'
+        || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_k"."_sqlanon_epoch" AS TEXT)) AS TEXT) || ':'
+          || CAST("_sqlanon_k"."_sqlanon_epoch" AS TEXT), '-') || '|'
+        || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_g"."_sqlanon_g0" AS TEXT)) AS TEXT) || ':'
+          || CAST("_sqlanon_g"."_sqlanon_g0" AS TEXT), '-') || '|'
+        || COALESCE(CAST(CHAR_LENGTH(rtrim(rtrim(to_char("_sqlanon_g"."_sqlanon_g1", 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                  '0'), '.')) AS TEXT) || ':'
+          || rtrim(rtrim(to_char("_sqlanon_g"."_sqlanon_g1", 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.'),
+          '-') AS "_sqlanon_m",
     "_sqlanon_k"."k0_inner" AS "k0_inner",
     "_sqlanon_k"."k0_outer" AS "k0_outer"
   FROM "_sqlanon_per_group" AS "_sqlanon_g"
   CROSS JOIN (
     SELECT
-      COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'noise' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''noise'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'noise' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_inner",
-      COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'noise' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''noise'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'noise' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_outer",
-      COALESCE(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT), CAST(CAST(CAST('sqlanon: set the epoch of this refresh (docs/dp.md)' || COALESCE(CAST(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT) AS TEXT), '') AS INTEGER) AS TEXT) AS BIGINT)) AS "_sqlanon_epoch",
-      COALESCE((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh" = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m" WHERE "_sqlanon_m"."target" = 'analytics.orders_by_status_year')), CAST(CAST(CAST('sqlanon: refresh refused: no ledger row issued a nonce to this refresh of analytics.orders_by_status_year' || COALESCE(CAST((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh" = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m" WHERE "_sqlanon_m"."target" = 'analytics.orders_by_status_year')) AS TEXT), '') AS INTEGER) AS TEXT) AS TEXT)) AS "_sqlanon_nonce"
+      COALESCE("_sqlanon_k0"."inner_pad", /* PostgreSQL has no error(): the cast of the message fails with it */
+        CAST(CAST(CAST(('sqlanon: key ''noise'' version 1 is missing from ' || 'privacy.sqlanon_keys')
+            || COALESCE(CAST("_sqlanon_k0"."inner_pad" AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_inner",
+      "_sqlanon_k0"."outer_pad" AS "k0_outer",
+      COALESCE(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT),
+          /* PostgreSQL has no error(): the cast of the message fails with it */
+        CAST(CAST(CAST('sqlanon: set the epoch of this refresh (docs/dp.md)'
+            || COALESCE(CAST(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT) AS TEXT),
+              '') AS INTEGER) AS TEXT) AS BIGINT)) AS "_sqlanon_epoch",
+      COALESCE((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh"
+            = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m"
+              WHERE "_sqlanon_m"."target" = 'analytics.orders_by_status_year')),
+          /* PostgreSQL has no error(): the cast of the message fails with it */
+        CAST(CAST(CAST(('sqlanon: refresh refused: no ledger row issued a nonce to '
+              || 'this refresh of analytics.orders_by_status_year')
+            || COALESCE(CAST((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l"
+                  WHERE "_sqlanon_l"."refresh"
+                  = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m"
+                    WHERE "_sqlanon_m"."target" = 'analytics.orders_by_status_year')) AS TEXT),
+              '') AS INTEGER) AS TEXT) AS TEXT)) AS "_sqlanon_nonce"
+    FROM (SELECT 1 AS "_sqlanon_one") AS "_sqlanon_one"
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k0"
+      ON "_sqlanon_k0"."name" = 'noise'
+      AND "_sqlanon_k0"."version" = 1
   ) AS "_sqlanon_k"
 ), "_sqlanon_keyed" AS (
   SELECT
@@ -198,15 +290,30 @@ WITH "_sqlanon_rows" AS (
     "_sqlanon_h"."_sqlanon_g1" AS "_sqlanon_g1",
     "_sqlanon_h"."_sqlanon_epoch" AS "_sqlanon_epoch",
     "_sqlanon_h"."_sqlanon_t_units" AS "_sqlanon_t_units",
-    encode(sha256("_sqlanon_h"."k0_outer" || sha256("_sqlanon_h"."k0_inner" || convert_to('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|5:units'), 'UTF8'))), 'hex') AS "_sqlanon_h_units",
+    encode(sha256("_sqlanon_h"."k0_outer"
+          || sha256("_sqlanon_h"."k0_inner"
+            || convert_to('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|5:units'), 'UTF8'))),
+        'hex') AS "_sqlanon_h_units",
     "_sqlanon_h"."_sqlanon_t_orders_rows" AS "_sqlanon_t_orders_rows",
-    encode(sha256("_sqlanon_h"."k0_outer" || sha256("_sqlanon_h"."k0_inner" || convert_to('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|11:orders.rows'), 'UTF8'))), 'hex') AS "_sqlanon_h_orders_rows",
+    encode(sha256("_sqlanon_h"."k0_outer"
+          || sha256("_sqlanon_h"."k0_inner"
+            || convert_to('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|11:orders.rows'), 'UTF8'))),
+        'hex') AS "_sqlanon_h_orders_rows",
     "_sqlanon_h"."_sqlanon_t_revenue_sum" AS "_sqlanon_t_revenue_sum",
-    encode(sha256("_sqlanon_h"."k0_outer" || sha256("_sqlanon_h"."k0_inner" || convert_to('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|11:revenue.sum'), 'UTF8'))), 'hex') AS "_sqlanon_h_revenue_sum",
+    encode(sha256("_sqlanon_h"."k0_outer"
+          || sha256("_sqlanon_h"."k0_inner"
+            || convert_to('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|11:revenue.sum'), 'UTF8'))),
+        'hex') AS "_sqlanon_h_revenue_sum",
     "_sqlanon_h"."_sqlanon_t_average_order_sum" AS "_sqlanon_t_average_order_sum",
-    encode(sha256("_sqlanon_h"."k0_outer" || sha256("_sqlanon_h"."k0_inner" || convert_to('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|17:average_order.sum'), 'UTF8'))), 'hex') AS "_sqlanon_h_average_order_sum",
+    encode(sha256("_sqlanon_h"."k0_outer"
+          || sha256("_sqlanon_h"."k0_inner"
+            || convert_to('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|17:average_order.sum'), 'UTF8'))),
+        'hex') AS "_sqlanon_h_average_order_sum",
     "_sqlanon_h"."_sqlanon_t_average_order_rows" AS "_sqlanon_t_average_order_rows",
-    encode(sha256("_sqlanon_h"."k0_outer" || sha256("_sqlanon_h"."k0_inner" || convert_to('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|18:average_order.rows'), 'UTF8'))), 'hex') AS "_sqlanon_h_average_order_rows"
+    encode(sha256("_sqlanon_h"."k0_outer"
+          || sha256("_sqlanon_h"."k0_inner"
+            || convert_to('noise|' || ("_sqlanon_h"."_sqlanon_m" || '|18:average_order.rows'), 'UTF8'))),
+        'hex') AS "_sqlanon_h_average_order_rows"
   FROM "_sqlanon_hashed" AS "_sqlanon_h"
 ), "_sqlanon_noised" AS (
   SELECT
@@ -214,15 +321,61 @@ WITH "_sqlanon_rows" AS (
     "_sqlanon_y"."_sqlanon_g1" AS "_sqlanon_g1",
     "_sqlanon_y"."_sqlanon_epoch" AS "_sqlanon_epoch",
     "_sqlanon_y"."_sqlanon_t_units" AS "_sqlanon_t_units",
-    CAST(FLOOR(LN((CAST(CAST(CAST('x' || lpad(substr("_sqlanon_y"."_sqlanon_h_units", 1, 13), 16, '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496) / (-0.041666666666666664)) - FLOOR(LN((CAST(CAST(CAST('x' || lpad(substr("_sqlanon_y"."_sqlanon_h_units", 14, 13), 16, '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496) / (-0.041666666666666664)) AS BIGINT) AS "_sqlanon_z_units",
+    CAST(FLOOR(LN((CAST(CAST(CAST('x'
+                    || lpad(substr("_sqlanon_y"."_sqlanon_h_units", 1, 13), 16,
+                      '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496
+            /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.041666666666666664 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST(CAST('x'
+                    || lpad(substr("_sqlanon_y"."_sqlanon_h_units", 14, 13), 16,
+                      '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496
+            /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.041666666666666664 /* ln p = -epsilon / sensitivity */)) AS BIGINT) AS "_sqlanon_z_units",
     "_sqlanon_y"."_sqlanon_t_orders_rows" AS "_sqlanon_t_orders_rows",
-    CAST(FLOOR(LN((CAST(CAST(CAST('x' || lpad(substr("_sqlanon_y"."_sqlanon_h_orders_rows", 1, 13), 16, '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496) / (-0.020833333333333332)) - FLOOR(LN((CAST(CAST(CAST('x' || lpad(substr("_sqlanon_y"."_sqlanon_h_orders_rows", 14, 13), 16, '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496) / (-0.020833333333333332)) AS BIGINT) AS "_sqlanon_z_orders_rows",
+    CAST(FLOOR(LN((CAST(CAST(CAST('x'
+                    || lpad(substr("_sqlanon_y"."_sqlanon_h_orders_rows", 1, 13), 16,
+                      '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496
+            /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.020833333333333332 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST(CAST('x'
+                    || lpad(substr("_sqlanon_y"."_sqlanon_h_orders_rows", 14, 13), 16,
+                      '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496
+            /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.020833333333333332 /* ln p = -epsilon / sensitivity */)) AS BIGINT) AS "_sqlanon_z_orders_rows",
     "_sqlanon_y"."_sqlanon_t_revenue_sum" AS "_sqlanon_t_revenue_sum",
-    CAST(FLOOR(LN((CAST(CAST(CAST('x' || lpad(substr("_sqlanon_y"."_sqlanon_h_revenue_sum", 1, 13), 16, '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496) / (-0.000020833333333333333)) - FLOOR(LN((CAST(CAST(CAST('x' || lpad(substr("_sqlanon_y"."_sqlanon_h_revenue_sum", 14, 13), 16, '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496) / (-0.000020833333333333333)) AS BIGINT) AS "_sqlanon_z_revenue_sum",
+    CAST(FLOOR(LN((CAST(CAST(CAST('x'
+                    || lpad(substr("_sqlanon_y"."_sqlanon_h_revenue_sum", 1, 13), 16,
+                      '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496
+            /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.000020833333333333333 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST(CAST('x'
+                    || lpad(substr("_sqlanon_y"."_sqlanon_h_revenue_sum", 14, 13), 16,
+                      '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496
+            /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.000020833333333333333 /* ln p = -epsilon / sensitivity */)) AS BIGINT) AS "_sqlanon_z_revenue_sum",
     "_sqlanon_y"."_sqlanon_t_average_order_sum" AS "_sqlanon_t_average_order_sum",
-    CAST(FLOOR(LN((CAST(CAST(CAST('x' || lpad(substr("_sqlanon_y"."_sqlanon_h_average_order_sum", 1, 13), 16, '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496) / (-0.000010416666666666666)) - FLOOR(LN((CAST(CAST(CAST('x' || lpad(substr("_sqlanon_y"."_sqlanon_h_average_order_sum", 14, 13), 16, '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496) / (-0.000010416666666666666)) AS BIGINT) AS "_sqlanon_z_average_order_sum",
+    CAST(FLOOR(LN((CAST(CAST(CAST('x'
+                    || lpad(substr("_sqlanon_y"."_sqlanon_h_average_order_sum", 1, 13), 16,
+                      '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496
+            /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.000010416666666666666 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST(CAST('x'
+                    || lpad(substr("_sqlanon_y"."_sqlanon_h_average_order_sum", 14, 13), 16,
+                      '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496
+            /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.000010416666666666666
+            /* ln p = -epsilon / sensitivity */)) AS BIGINT) AS "_sqlanon_z_average_order_sum",
     "_sqlanon_y"."_sqlanon_t_average_order_rows" AS "_sqlanon_t_average_order_rows",
-    CAST(FLOOR(LN((CAST(CAST(CAST('x' || lpad(substr("_sqlanon_y"."_sqlanon_h_average_order_rows", 1, 13), 16, '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496) / (-0.010416666666666666)) - FLOOR(LN((CAST(CAST(CAST('x' || lpad(substr("_sqlanon_y"."_sqlanon_h_average_order_rows", 14, 13), 16, '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496) / (-0.010416666666666666)) AS BIGINT) AS "_sqlanon_z_average_order_rows"
+    CAST(FLOOR(LN((CAST(CAST(CAST('x'
+                    || lpad(substr("_sqlanon_y"."_sqlanon_h_average_order_rows", 1, 13), 16,
+                      '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496
+            /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.010416666666666666 /* ln p = -epsilon / sensitivity */))
+        - FLOOR(LN((CAST(CAST(CAST('x'
+                    || lpad(substr("_sqlanon_y"."_sqlanon_h_average_order_rows", 14, 13), 16,
+                      '0') AS BIT(64)) AS BIGINT) AS DOUBLE PRECISION) + 0.5) / 4503599627370496
+            /* 2^52: 13 hex digits as a uniform in (0, 1) */)
+          / (-0.010416666666666666 /* ln p = -epsilon / sensitivity */)) AS BIGINT) AS "_sqlanon_z_average_order_rows"
   FROM "_sqlanon_keyed" AS "_sqlanon_y"
 )
 SELECT
@@ -239,19 +392,57 @@ SELECT
   ("_sqlanon_n"."_sqlanon_t_orders_rows" + "_sqlanon_n"."_sqlanon_z_orders_rows") + 144 AS "orders_ci_high",
   CAST(0.25 AS DOUBLE PRECISION) AS "orders_epsilon",
   CAST(0 AS DOUBLE PRECISION) AS "orders_delta",
-  CAST("_sqlanon_n"."_sqlanon_t_revenue_sum" + "_sqlanon_n"."_sqlanon_z_revenue_sum" AS DOUBLE PRECISION) * 0.5 AS "revenue",
-  GREATEST(CAST(("_sqlanon_n"."_sqlanon_t_revenue_sum" + "_sqlanon_n"."_sqlanon_z_revenue_sum") - 143795 AS DOUBLE PRECISION) * 0.5, 0) AS "revenue_ci_low",
-  CAST(("_sqlanon_n"."_sqlanon_t_revenue_sum" + "_sqlanon_n"."_sqlanon_z_revenue_sum") + 143795 AS DOUBLE PRECISION) * 0.5 AS "revenue_ci_high",
+  CAST("_sqlanon_n"."_sqlanon_t_revenue_sum" + "_sqlanon_n"."_sqlanon_z_revenue_sum" AS DOUBLE PRECISION)
+      * 0.5 AS "revenue",
+  GREATEST(CAST(("_sqlanon_n"."_sqlanon_t_revenue_sum" + "_sqlanon_n"."_sqlanon_z_revenue_sum")
+        - 143795 AS DOUBLE PRECISION) * 0.5, 0) AS "revenue_ci_low",
+  CAST(("_sqlanon_n"."_sqlanon_t_revenue_sum" + "_sqlanon_n"."_sqlanon_z_revenue_sum") + 143795 AS DOUBLE PRECISION)
+      * 0.5 AS "revenue_ci_high",
   CAST(0.25 AS DOUBLE PRECISION) AS "revenue_epsilon",
   CAST(0 AS DOUBLE PRECISION) AS "revenue_delta",
-  LEAST(GREATEST(((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) / CAST(GREATEST("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows", 1) AS DOUBLE PRECISION)) + 250, 0), 500) AS "average_order",
+  LEAST(GREATEST(((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum"
+              + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25)
+          / CAST(GREATEST("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows",
+              1) AS DOUBLE PRECISION)) + 250, 0), 500) AS "average_order",
   CASE
-    WHEN (("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") - 354) < 1 THEN 0
-    ELSE LEAST(GREATEST(LEAST(((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) - (354132 * 0.25)) / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") - 354 AS DOUBLE PRECISION), ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) - (354132 * 0.25)) / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") + 354 AS DOUBLE PRECISION), ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) + (354132 * 0.25)) / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") - 354 AS DOUBLE PRECISION), ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) + (354132 * 0.25)) / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") + 354 AS DOUBLE PRECISION)) + 250, 0), 500)
+    WHEN (("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") - 354) < 1
+        THEN 0
+    ELSE LEAST(GREATEST(LEAST(((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) - (354132 * 0.25))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows")
+              - 354 AS DOUBLE PRECISION),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) - (354132 * 0.25))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows")
+              + 354 AS DOUBLE PRECISION),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) + (354132 * 0.25))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows")
+              - 354 AS DOUBLE PRECISION),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) + (354132 * 0.25))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows")
+              + 354 AS DOUBLE PRECISION)) + 250, 0), 500)
   END AS "average_order_ci_low",
   CASE
-    WHEN (("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") - 354) < 1 THEN 500
-    ELSE LEAST(GREATEST(GREATEST(((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) - (354132 * 0.25)) / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") - 354 AS DOUBLE PRECISION), ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) - (354132 * 0.25)) / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") + 354 AS DOUBLE PRECISION), ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) + (354132 * 0.25)) / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") - 354 AS DOUBLE PRECISION), ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum" + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) + (354132 * 0.25)) / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") + 354 AS DOUBLE PRECISION)) + 250, 0), 500)
+    WHEN (("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows") - 354) < 1
+        THEN 500
+    ELSE LEAST(GREATEST(GREATEST(((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) - (354132 * 0.25))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows")
+              - 354 AS DOUBLE PRECISION),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) - (354132 * 0.25))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows")
+              + 354 AS DOUBLE PRECISION),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) + (354132 * 0.25))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows")
+              - 354 AS DOUBLE PRECISION),
+            ((CAST("_sqlanon_n"."_sqlanon_t_average_order_sum"
+                  + "_sqlanon_n"."_sqlanon_z_average_order_sum" AS DOUBLE PRECISION) * 0.25) + (354132 * 0.25))
+            / CAST(("_sqlanon_n"."_sqlanon_t_average_order_rows" + "_sqlanon_n"."_sqlanon_z_average_order_rows")
+              + 354 AS DOUBLE PRECISION)) + 250, 0), 500)
   END AS "average_order_ci_high",
   CAST(0.25 AS DOUBLE PRECISION) AS "average_order_epsilon",
   CAST(0 AS DOUBLE PRECISION) AS "average_order_delta"

@@ -6,30 +6,72 @@
 CREATE SCHEMA IF NOT EXISTS "anon";
 
 CREATE OR REPLACE VIEW "anon"."orders" WITH (security_barrier = true) AS
-WITH "_sqlanon_rows" AS MATERIALIZED (
+WITH "_sqlanon_input" AS (
   SELECT
-    SUBSTRING(encode(sha256("_sqlanon_k"."k1_outer" || sha256("_sqlanon_k"."k1_inner" || convert_to('pseudonym|' || CAST("_sqlanon_src"."order_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "order_id",
-    SUBSTRING(encode(sha256("_sqlanon_k"."k0_outer" || sha256("_sqlanon_k"."k0_inner" || convert_to('pseudonym|' || CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "customer_id",
-    date_trunc('day', "_sqlanon_src"."ordered_at") AS "ordered_at",
-    "_sqlanon_src"."amount" AS "amount",
-    SUBSTRING(CAST("_sqlanon_src"."ship_zip" AS TEXT) FROM 1 FOR 3) AS "ship_zip",
-    CASE
-      WHEN CAST("_sqlanon_src"."card_number" AS TEXT) IS NULL THEN NULL
-      ELSE CASE
-        WHEN CHAR_LENGTH(CAST("_sqlanon_src"."card_number" AS TEXT)) <= 4 THEN REPEAT('*', CHAR_LENGTH(CAST("_sqlanon_src"."card_number" AS TEXT)))
-        ELSE REPEAT('*', CHAR_LENGTH(CAST("_sqlanon_src"."card_number" AS TEXT)) - 4) || SUBSTRING(CAST("_sqlanon_src"."card_number" AS TEXT) FROM CHAR_LENGTH(CAST("_sqlanon_src"."card_number" AS TEXT)) - 3 FOR 4)
-      END
-    END AS "card_number",
-    "_sqlanon_src"."status" AS "status"
+    "_sqlanon_src"."order_id",
+    "_sqlanon_src"."customer_id",
+    "_sqlanon_src"."ordered_at",
+    "_sqlanon_src"."amount",
+    "_sqlanon_src"."ship_zip",
+    "_sqlanon_src"."card_number",
+    "_sqlanon_src"."status",
+    "_sqlanon_k"."k0_inner",
+    "_sqlanon_k"."k0_outer",
+    "_sqlanon_k"."k1_inner",
+    "_sqlanon_k"."k1_outer"
   FROM "raw"."orders" AS "_sqlanon_src"
   CROSS JOIN (
     SELECT
-      COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_inner",
-      COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_outer",
-      COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''order'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k1_inner",
-      COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''order'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'order' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k1_outer"
+      COALESCE("_sqlanon_k0"."inner_pad", /* PostgreSQL has no error(): the cast of the message fails with it */
+        CAST(CAST(CAST(('sqlanon: key ''customer'' version 1 is missing from ' || 'privacy.sqlanon_keys')
+            || COALESCE(CAST("_sqlanon_k0"."inner_pad" AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_inner",
+      "_sqlanon_k0"."outer_pad" AS "k0_outer",
+      COALESCE("_sqlanon_k1"."inner_pad", /* PostgreSQL has no error(): the cast of the message fails with it */
+        CAST(CAST(CAST(('sqlanon: key ''order'' version 1 is missing from ' || 'privacy.sqlanon_keys')
+            || COALESCE(CAST("_sqlanon_k1"."inner_pad" AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k1_inner",
+      "_sqlanon_k1"."outer_pad" AS "k1_outer"
+    FROM (SELECT 1 AS "_sqlanon_one") AS "_sqlanon_one"
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k0"
+      ON "_sqlanon_k0"."name" = 'customer'
+      AND "_sqlanon_k0"."version" = 1
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k1"
+      ON "_sqlanon_k1"."name" = 'order'
+      AND "_sqlanon_k1"."version" = 1
   ) AS "_sqlanon_k"
   WHERE "_sqlanon_src"."ordered_at" >= (CAST(CURRENT_TIMESTAMP AT TIME ZONE 'UTC' AS DATE) - 3650)
+), "_sqlanon_step1" AS (
+  SELECT
+    *,
+    CAST("card_number" AS TEXT) AS "card_number_text"
+  FROM "_sqlanon_input"
+), "_sqlanon_rows" AS MATERIALIZED (
+  SELECT
+    -- pseudonymize(key='order', length=16)
+    SUBSTRING(encode(sha256("k1_outer"
+            || sha256("k1_inner" || convert_to('pseudonym|' || CAST("order_id" AS TEXT), 'UTF8'))), 'hex') FROM 1
+        FOR 16) AS "order_id",
+    -- pseudonymize(key='customer', length=16)
+    SUBSTRING(encode(sha256("k0_outer"
+            || sha256("k0_inner" || convert_to('pseudonym|' || CAST("customer_id" AS TEXT), 'UTF8'))), 'hex') FROM 1
+        FOR 16) AS "customer_id",
+    -- truncate_date(to='day')
+    date_trunc('day', "ordered_at") AS "ordered_at",
+    -- keep()
+    "amount" AS "amount",
+    -- prefix(length=3)
+    SUBSTRING(CAST("ship_zip" AS TEXT) FROM 1 FOR 3) AS "ship_zip",
+    -- mask(keep_first=0, keep_last=4, char='*')
+    CASE
+      WHEN "card_number_text" IS NULL THEN NULL
+      ELSE CASE
+        WHEN CHAR_LENGTH("card_number_text") <= 4 THEN REPEAT('*', CHAR_LENGTH("card_number_text"))
+        ELSE REPEAT('*', CHAR_LENGTH("card_number_text") - 4)
+            || SUBSTRING("card_number_text" FROM CHAR_LENGTH("card_number_text") - 3 FOR 4)
+      END
+    END AS "card_number",
+    -- keep()
+    "status" AS "status"
+  FROM "_sqlanon_step1"
 )
 SELECT
   "order_id",

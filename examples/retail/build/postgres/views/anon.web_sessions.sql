@@ -6,27 +6,69 @@
 CREATE SCHEMA IF NOT EXISTS "anon";
 
 CREATE OR REPLACE VIEW "anon"."web_sessions" WITH (security_barrier = true) AS
-WITH "_sqlanon_rows" AS MATERIALIZED (
+WITH "_sqlanon_input" AS (
   SELECT
-    SUBSTRING(encode(sha256("_sqlanon_k"."k2_outer" || sha256("_sqlanon_k"."k2_inner" || convert_to('pseudonym|' || CAST("_sqlanon_src"."session_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "session_id",
-    SUBSTRING(encode(sha256("_sqlanon_k"."k0_outer" || sha256("_sqlanon_k"."k0_inner" || convert_to('pseudonym|' || CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex') FROM 1 FOR 16) AS "customer_id",
-    date_trunc('hour', "_sqlanon_src"."started_at" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS "started_at",
-    CASE
-      WHEN "_sqlanon_src"."ip_address" IS NULL THEN NULL
-      ELSE '0.0.0.0'
-    END AS "ip_address",
-    "_sqlanon_src"."pages" AS "pages"
+    "_sqlanon_src"."session_id",
+    "_sqlanon_src"."customer_id",
+    "_sqlanon_src"."started_at",
+    "_sqlanon_src"."ip_address",
+    "_sqlanon_src"."pages",
+    "_sqlanon_k"."k0_inner",
+    "_sqlanon_k"."k0_outer",
+    "_sqlanon_k"."k1_inner",
+    "_sqlanon_k"."k1_outer",
+    "_sqlanon_k"."k2_inner",
+    "_sqlanon_k"."k2_outer"
   FROM "raw"."web_sessions" AS "_sqlanon_src"
   CROSS JOIN (
     SELECT
-      COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_inner",
-      COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''customer'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'customer' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_outer",
-      COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'sampling' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''sampling'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'sampling' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k1_inner",
-      COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'sampling' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''sampling'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'sampling' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k1_outer",
-      COALESCE((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''session'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "inner_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k2_inner",
-      COALESCE((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1), CAST(CAST(CAST('sqlanon: key ''session'' version 1 is missing from privacy.sqlanon_keys' || COALESCE(CAST((SELECT "outer_pad" FROM "privacy"."sqlanon_keys" WHERE "name" = 'session' AND "version" = 1) AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k2_outer"
+      COALESCE("_sqlanon_k0"."inner_pad", /* PostgreSQL has no error(): the cast of the message fails with it */
+        CAST(CAST(CAST(('sqlanon: key ''customer'' version 1 is missing from ' || 'privacy.sqlanon_keys')
+            || COALESCE(CAST("_sqlanon_k0"."inner_pad" AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_inner",
+      "_sqlanon_k0"."outer_pad" AS "k0_outer",
+      COALESCE("_sqlanon_k1"."inner_pad", /* PostgreSQL has no error(): the cast of the message fails with it */
+        CAST(CAST(CAST(('sqlanon: key ''sampling'' version 1 is missing from ' || 'privacy.sqlanon_keys')
+            || COALESCE(CAST("_sqlanon_k1"."inner_pad" AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k1_inner",
+      "_sqlanon_k1"."outer_pad" AS "k1_outer",
+      COALESCE("_sqlanon_k2"."inner_pad", /* PostgreSQL has no error(): the cast of the message fails with it */
+        CAST(CAST(CAST(('sqlanon: key ''session'' version 1 is missing from ' || 'privacy.sqlanon_keys')
+            || COALESCE(CAST("_sqlanon_k2"."inner_pad" AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k2_inner",
+      "_sqlanon_k2"."outer_pad" AS "k2_outer"
+    FROM (SELECT 1 AS "_sqlanon_one") AS "_sqlanon_one"
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k0"
+      ON "_sqlanon_k0"."name" = 'customer'
+      AND "_sqlanon_k0"."version" = 1
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k1"
+      ON "_sqlanon_k1"."name" = 'sampling'
+      AND "_sqlanon_k1"."version" = 1
+    LEFT JOIN "privacy"."sqlanon_keys" AS "_sqlanon_k2"
+      ON "_sqlanon_k2"."name" = 'session'
+      AND "_sqlanon_k2"."version" = 1
   ) AS "_sqlanon_k"
-  WHERE substr(encode(sha256("_sqlanon_k"."k1_outer" || sha256("_sqlanon_k"."k1_inner" || convert_to('sample|' || CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex'), 1, 13) COLLATE "C" < '4000000000000'
+  WHERE substr(encode(sha256("_sqlanon_k"."k1_outer"
+            || sha256("_sqlanon_k"."k1_inner"
+              || convert_to('sample|' || CAST("_sqlanon_src"."customer_id" AS TEXT), 'UTF8'))), 'hex'), 1, 13)
+      COLLATE "C" < '4000000000000'
+), "_sqlanon_rows" AS MATERIALIZED (
+  SELECT
+    -- pseudonymize(key='session', length=16)
+    SUBSTRING(encode(sha256("k2_outer"
+            || sha256("k2_inner" || convert_to('pseudonym|' || CAST("session_id" AS TEXT), 'UTF8'))), 'hex') FROM 1
+        FOR 16) AS "session_id",
+    -- pseudonymize(key='customer', length=16)
+    SUBSTRING(encode(sha256("k0_outer"
+            || sha256("k0_inner" || convert_to('pseudonym|' || CAST("customer_id" AS TEXT), 'UTF8'))), 'hex') FROM 1
+        FOR 16) AS "customer_id",
+    -- truncate_date(to='hour')
+    date_trunc('hour', "started_at" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS "started_at",
+    -- constant(value='0.0.0.0', keep_null=true)
+    CASE
+      WHEN "ip_address" IS NULL THEN NULL
+      ELSE '0.0.0.0'
+    END AS "ip_address",
+    -- keep()
+    "pages" AS "pages"
+  FROM "_sqlanon_input"
 )
 SELECT
   "session_id",

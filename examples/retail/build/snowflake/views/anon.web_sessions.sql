@@ -6,26 +6,69 @@
 CREATE SCHEMA IF NOT EXISTS "ANON";
 
 CREATE OR REPLACE SECURE VIEW "ANON"."WEB_SESSIONS" AS
+WITH "_SQLANON_INPUT" AS (
+  SELECT
+    "_SQLANON_SRC"."SESSION_ID",
+    "_SQLANON_SRC"."CUSTOMER_ID",
+    "_SQLANON_SRC"."STARTED_AT",
+    "_SQLANON_SRC"."IP_ADDRESS",
+    "_SQLANON_SRC"."PAGES",
+    "_SQLANON_K"."K0_INNER",
+    "_SQLANON_K"."K0_OUTER",
+    "_SQLANON_K"."K1_INNER",
+    "_SQLANON_K"."K1_OUTER",
+    "_SQLANON_K"."K2_INNER",
+    "_SQLANON_K"."K2_OUTER"
+  FROM "RAW"."WEB_SESSIONS" AS "_SQLANON_SRC"
+  CROSS JOIN (
+    SELECT
+      COALESCE("_SQLANON_K0"."INNER_PAD", /* no ERROR function: the cast of the message fails with it */
+        TO_BINARY(TO_VARCHAR(CAST(('sqlanon: key \'customer\' version 1 is missing from ' || 'privacy.sqlanon_keys')
+                || COALESCE(TO_VARCHAR("_SQLANON_K0"."INNER_PAD"), '') AS NUMBER(38, 0))), 'HEX')) AS "K0_INNER",
+      "_SQLANON_K0"."OUTER_PAD" AS "K0_OUTER",
+      COALESCE("_SQLANON_K1"."INNER_PAD", /* no ERROR function: the cast of the message fails with it */
+        TO_BINARY(TO_VARCHAR(CAST(('sqlanon: key \'sampling\' version 1 is missing from ' || 'privacy.sqlanon_keys')
+                || COALESCE(TO_VARCHAR("_SQLANON_K1"."INNER_PAD"), '') AS NUMBER(38, 0))), 'HEX')) AS "K1_INNER",
+      "_SQLANON_K1"."OUTER_PAD" AS "K1_OUTER",
+      COALESCE("_SQLANON_K2"."INNER_PAD", /* no ERROR function: the cast of the message fails with it */
+        TO_BINARY(TO_VARCHAR(CAST(('sqlanon: key \'session\' version 1 is missing from ' || 'privacy.sqlanon_keys')
+                || COALESCE(TO_VARCHAR("_SQLANON_K2"."INNER_PAD"), '') AS NUMBER(38, 0))), 'HEX')) AS "K2_INNER",
+      "_SQLANON_K2"."OUTER_PAD" AS "K2_OUTER"
+    FROM (SELECT 1 AS "_SQLANON_ONE") AS "_SQLANON_ONE"
+    LEFT JOIN "PRIVACY"."SQLANON_KEYS" AS "_SQLANON_K0"
+      ON "_SQLANON_K0"."NAME" = 'customer'
+      AND "_SQLANON_K0"."VERSION" = 1
+    LEFT JOIN "PRIVACY"."SQLANON_KEYS" AS "_SQLANON_K1"
+      ON "_SQLANON_K1"."NAME" = 'sampling'
+      AND "_SQLANON_K1"."VERSION" = 1
+    LEFT JOIN "PRIVACY"."SQLANON_KEYS" AS "_SQLANON_K2"
+      ON "_SQLANON_K2"."NAME" = 'session'
+      AND "_SQLANON_K2"."VERSION" = 1
+  ) AS "_SQLANON_K"
+  WHERE SUBSTR(SHA2("_SQLANON_K"."K1_OUTER"
+          || SHA2_BINARY("_SQLANON_K"."K1_INNER"
+            || TO_BINARY('sample|' || TO_VARCHAR("_SQLANON_SRC"."CUSTOMER_ID"), 'UTF-8'), 256), 256), 1, 13)
+      < '4000000000000'
+)
 SELECT
-  SUBSTR(SHA2("_SQLANON_K"."K2_OUTER" || SHA2_BINARY("_SQLANON_K"."K2_INNER" || TO_BINARY('pseudonym|' || TO_VARCHAR("_SQLANON_SRC"."SESSION_ID"), 'UTF-8'), 256), 256), 1, 16) AS "SESSION_ID",
-  SUBSTR(SHA2("_SQLANON_K"."K0_OUTER" || SHA2_BINARY("_SQLANON_K"."K0_INNER" || TO_BINARY('pseudonym|' || TO_VARCHAR("_SQLANON_SRC"."CUSTOMER_ID"), 'UTF-8'), 256), 256), 1, 16) AS "CUSTOMER_ID",
-  CONVERT_TIMEZONE('UTC', DATE_TRUNC('HOUR', CONVERT_TIMEZONE('UTC', "_SQLANON_SRC"."STARTED_AT"))) AS "STARTED_AT",
+  -- pseudonymize(key='session', length=16)
+  SUBSTR(SHA2("K2_OUTER"
+        || SHA2_BINARY("K2_INNER" || TO_BINARY('pseudonym|' || TO_VARCHAR("SESSION_ID"), 'UTF-8'), 256), 256), 1,
+      16) AS "SESSION_ID",
+  -- pseudonymize(key='customer', length=16)
+  SUBSTR(SHA2("K0_OUTER"
+        || SHA2_BINARY("K0_INNER" || TO_BINARY('pseudonym|' || TO_VARCHAR("CUSTOMER_ID"), 'UTF-8'), 256), 256), 1,
+      16) AS "CUSTOMER_ID",
+  -- truncate_date(to='hour')
+  CONVERT_TIMEZONE('UTC', DATE_TRUNC('HOUR', CONVERT_TIMEZONE('UTC', "STARTED_AT"))) AS "STARTED_AT",
+  -- constant(value='0.0.0.0', keep_null=true)
   CASE
-    WHEN "_SQLANON_SRC"."IP_ADDRESS" IS NULL THEN NULL
+    WHEN "IP_ADDRESS" IS NULL THEN NULL
     ELSE '0.0.0.0'
   END AS "IP_ADDRESS",
-  "_SQLANON_SRC"."PAGES" AS "PAGES"
-FROM "RAW"."WEB_SESSIONS" AS "_SQLANON_SRC"
-CROSS JOIN (
-  SELECT
-    COALESCE((SELECT "INNER_PAD" FROM "PRIVACY"."SQLANON_KEYS" WHERE "NAME" = 'customer' AND "VERSION" = 1), TO_BINARY(TO_VARCHAR(CAST('sqlanon: key \'customer\' version 1 is missing from privacy.sqlanon_keys' || COALESCE(TO_VARCHAR((SELECT "INNER_PAD" FROM "PRIVACY"."SQLANON_KEYS" WHERE "NAME" = 'customer' AND "VERSION" = 1)), '') AS NUMBER(38, 0))), 'HEX')) AS "K0_INNER",
-    COALESCE((SELECT "OUTER_PAD" FROM "PRIVACY"."SQLANON_KEYS" WHERE "NAME" = 'customer' AND "VERSION" = 1), TO_BINARY(TO_VARCHAR(CAST('sqlanon: key \'customer\' version 1 is missing from privacy.sqlanon_keys' || COALESCE(TO_VARCHAR((SELECT "OUTER_PAD" FROM "PRIVACY"."SQLANON_KEYS" WHERE "NAME" = 'customer' AND "VERSION" = 1)), '') AS NUMBER(38, 0))), 'HEX')) AS "K0_OUTER",
-    COALESCE((SELECT "INNER_PAD" FROM "PRIVACY"."SQLANON_KEYS" WHERE "NAME" = 'sampling' AND "VERSION" = 1), TO_BINARY(TO_VARCHAR(CAST('sqlanon: key \'sampling\' version 1 is missing from privacy.sqlanon_keys' || COALESCE(TO_VARCHAR((SELECT "INNER_PAD" FROM "PRIVACY"."SQLANON_KEYS" WHERE "NAME" = 'sampling' AND "VERSION" = 1)), '') AS NUMBER(38, 0))), 'HEX')) AS "K1_INNER",
-    COALESCE((SELECT "OUTER_PAD" FROM "PRIVACY"."SQLANON_KEYS" WHERE "NAME" = 'sampling' AND "VERSION" = 1), TO_BINARY(TO_VARCHAR(CAST('sqlanon: key \'sampling\' version 1 is missing from privacy.sqlanon_keys' || COALESCE(TO_VARCHAR((SELECT "OUTER_PAD" FROM "PRIVACY"."SQLANON_KEYS" WHERE "NAME" = 'sampling' AND "VERSION" = 1)), '') AS NUMBER(38, 0))), 'HEX')) AS "K1_OUTER",
-    COALESCE((SELECT "INNER_PAD" FROM "PRIVACY"."SQLANON_KEYS" WHERE "NAME" = 'session' AND "VERSION" = 1), TO_BINARY(TO_VARCHAR(CAST('sqlanon: key \'session\' version 1 is missing from privacy.sqlanon_keys' || COALESCE(TO_VARCHAR((SELECT "INNER_PAD" FROM "PRIVACY"."SQLANON_KEYS" WHERE "NAME" = 'session' AND "VERSION" = 1)), '') AS NUMBER(38, 0))), 'HEX')) AS "K2_INNER",
-    COALESCE((SELECT "OUTER_PAD" FROM "PRIVACY"."SQLANON_KEYS" WHERE "NAME" = 'session' AND "VERSION" = 1), TO_BINARY(TO_VARCHAR(CAST('sqlanon: key \'session\' version 1 is missing from privacy.sqlanon_keys' || COALESCE(TO_VARCHAR((SELECT "OUTER_PAD" FROM "PRIVACY"."SQLANON_KEYS" WHERE "NAME" = 'session' AND "VERSION" = 1)), '') AS NUMBER(38, 0))), 'HEX')) AS "K2_OUTER"
-) AS "_SQLANON_K"
-WHERE SUBSTR(SHA2("_SQLANON_K"."K1_OUTER" || SHA2_BINARY("_SQLANON_K"."K1_INNER" || TO_BINARY('sample|' || TO_VARCHAR("_SQLANON_SRC"."CUSTOMER_ID"), 'UTF-8'), 256), 256), 1, 13) < '4000000000000';
+  -- keep()
+  "PAGES" AS "PAGES"
+FROM "_SQLANON_INPUT";
 
 GRANT USAGE ON SCHEMA "ANON" TO ROLE "ANALYST";
 

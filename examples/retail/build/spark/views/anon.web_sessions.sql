@@ -9,23 +9,66 @@
 CREATE SCHEMA IF NOT EXISTS `anon`;
 
 CREATE OR REPLACE VIEW `anon`.`web_sessions` AS
+WITH `_sqlanon_input` AS (
+  SELECT
+    `_sqlanon_src`.`session_id`,
+    `_sqlanon_src`.`customer_id`,
+    `_sqlanon_src`.`started_at`,
+    `_sqlanon_src`.`ip_address`,
+    `_sqlanon_src`.`pages`,
+    `_sqlanon_k`.`k0_inner`,
+    `_sqlanon_k`.`k0_outer`,
+    `_sqlanon_k`.`k1_inner`,
+    `_sqlanon_k`.`k1_outer`,
+    `_sqlanon_k`.`k2_inner`,
+    `_sqlanon_k`.`k2_outer`
+  FROM `raw`.`web_sessions` AS `_sqlanon_src`
+  CROSS JOIN (
+    SELECT
+      CASE WHEN `_sqlanon_k0`.`inner_pad` IS NULL
+          THEN raise_error('sqlanon: key \'customer\' version 1 is missing from ' || 'privacy.sqlanon_keys')
+          ELSE `_sqlanon_k0`.`inner_pad` END AS `k0_inner`,
+      `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
+      CASE WHEN `_sqlanon_k1`.`inner_pad` IS NULL
+          THEN raise_error('sqlanon: key \'sampling\' version 1 is missing from ' || 'privacy.sqlanon_keys')
+          ELSE `_sqlanon_k1`.`inner_pad` END AS `k1_inner`,
+      `_sqlanon_k1`.`outer_pad` AS `k1_outer`,
+      CASE WHEN `_sqlanon_k2`.`inner_pad` IS NULL
+          THEN raise_error('sqlanon: key \'session\' version 1 is missing from ' || 'privacy.sqlanon_keys')
+          ELSE `_sqlanon_k2`.`inner_pad` END AS `k2_inner`,
+      `_sqlanon_k2`.`outer_pad` AS `k2_outer`
+    FROM (SELECT 1 AS `_sqlanon_one`) AS `_sqlanon_one`
+    LEFT JOIN `privacy`.`sqlanon_keys` AS `_sqlanon_k0`
+      ON `_sqlanon_k0`.`name` = 'customer'
+      AND `_sqlanon_k0`.`version` = 1
+    LEFT JOIN `privacy`.`sqlanon_keys` AS `_sqlanon_k1`
+      ON `_sqlanon_k1`.`name` = 'sampling'
+      AND `_sqlanon_k1`.`version` = 1
+    LEFT JOIN `privacy`.`sqlanon_keys` AS `_sqlanon_k2`
+      ON `_sqlanon_k2`.`name` = 'session'
+      AND `_sqlanon_k2`.`version` = 1
+  ) AS `_sqlanon_k`
+  WHERE substring(sha2(`_sqlanon_k`.`k1_outer`
+          || unhex(sha2(`_sqlanon_k`.`k1_inner`
+              || encode('sample|' || CAST(`_sqlanon_src`.`customer_id` AS STRING), 'UTF-8'), 256)), 256), 1, 13)
+      < '4000000000000'
+)
 SELECT
-  substring(sha2(`_sqlanon_k`.`k2_outer` || unhex(sha2(`_sqlanon_k`.`k2_inner` || encode('pseudonym|' || CAST(`_sqlanon_src`.`session_id` AS STRING), 'UTF-8'), 256)), 256), 1, 16) AS `session_id`,
-  substring(sha2(`_sqlanon_k`.`k0_outer` || unhex(sha2(`_sqlanon_k`.`k0_inner` || encode('pseudonym|' || CAST(`_sqlanon_src`.`customer_id` AS STRING), 'UTF-8'), 256)), 256), 1, 16) AS `customer_id`,
-  timestamp_micros(unix_micros(`_sqlanon_src`.`started_at`) - pmod(unix_micros(`_sqlanon_src`.`started_at`), 3600000000)) AS `started_at`,
+  -- pseudonymize(key='session', length=16)
+  substring(sha2(`k2_outer`
+        || unhex(sha2(`k2_inner` || encode('pseudonym|' || CAST(`session_id` AS STRING), 'UTF-8'), 256)), 256), 1,
+      16) AS `session_id`,
+  -- pseudonymize(key='customer', length=16)
+  substring(sha2(`k0_outer`
+        || unhex(sha2(`k0_inner` || encode('pseudonym|' || CAST(`customer_id` AS STRING), 'UTF-8'), 256)), 256), 1,
+      16) AS `customer_id`,
+  -- truncate_date(to='hour')
+  timestamp_micros(unix_micros(`started_at`) - pmod(unix_micros(`started_at`), 3600000000)) AS `started_at`,
+  -- constant(value='0.0.0.0', keep_null=true)
   CASE
-    WHEN `_sqlanon_src`.`ip_address` IS NULL THEN NULL
+    WHEN `ip_address` IS NULL THEN NULL
     ELSE '0.0.0.0'
   END AS `ip_address`,
-  `_sqlanon_src`.`pages` AS `pages`
-FROM `raw`.`web_sessions` AS `_sqlanon_src`
-CROSS JOIN (
-  SELECT
-    CASE WHEN (SELECT `inner_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'customer' AND `version` = 1) IS NULL THEN raise_error('sqlanon: key \'customer\' version 1 is missing from privacy.sqlanon_keys') ELSE (SELECT `inner_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'customer' AND `version` = 1) END AS `k0_inner`,
-    CASE WHEN (SELECT `outer_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'customer' AND `version` = 1) IS NULL THEN raise_error('sqlanon: key \'customer\' version 1 is missing from privacy.sqlanon_keys') ELSE (SELECT `outer_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'customer' AND `version` = 1) END AS `k0_outer`,
-    CASE WHEN (SELECT `inner_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'sampling' AND `version` = 1) IS NULL THEN raise_error('sqlanon: key \'sampling\' version 1 is missing from privacy.sqlanon_keys') ELSE (SELECT `inner_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'sampling' AND `version` = 1) END AS `k1_inner`,
-    CASE WHEN (SELECT `outer_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'sampling' AND `version` = 1) IS NULL THEN raise_error('sqlanon: key \'sampling\' version 1 is missing from privacy.sqlanon_keys') ELSE (SELECT `outer_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'sampling' AND `version` = 1) END AS `k1_outer`,
-    CASE WHEN (SELECT `inner_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'session' AND `version` = 1) IS NULL THEN raise_error('sqlanon: key \'session\' version 1 is missing from privacy.sqlanon_keys') ELSE (SELECT `inner_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'session' AND `version` = 1) END AS `k2_inner`,
-    CASE WHEN (SELECT `outer_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'session' AND `version` = 1) IS NULL THEN raise_error('sqlanon: key \'session\' version 1 is missing from privacy.sqlanon_keys') ELSE (SELECT `outer_pad` FROM `privacy`.`sqlanon_keys` WHERE `name` = 'session' AND `version` = 1) END AS `k2_outer`
-) AS `_sqlanon_k`
-WHERE substring(sha2(`_sqlanon_k`.`k1_outer` || unhex(sha2(`_sqlanon_k`.`k1_inner` || encode('sample|' || CAST(`_sqlanon_src`.`customer_id` AS STRING), 'UTF-8'), 256)), 256), 1, 13) < '4000000000000';
+  -- keep()
+  `pages` AS `pages`
+FROM `_sqlanon_input`;
