@@ -145,8 +145,8 @@ def install_retail(engine, customers: int, seed: int):  # type: ignore[no-untype
 
     d = dialect.get(engine.dialect)
     plan = build_plan(load_policies([str(REPO / "examples/retail/policy.yml")]))
+    fresh_retail_schemas(engine)
     if engine.dialect == "postgres":
-        fresh_retail_schemas(engine)
         engine.execute(
             "DO $$ BEGIN CREATE ROLE analyst; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
         )
@@ -212,7 +212,8 @@ RETAIL_SCHEMAS = ("raw", "anon", "analytics", "privacy")
 
 
 def fresh_retail_schemas(engine) -> None:  # type: ignore[no-untyped-def]
-    """The PostgreSQL server is shared by the tests of a worker: a test that loads the retail
-    example drops what another one left in its schemas first."""
+    """Live engines are shared by the tests of a worker: a test that loads the retail example
+    drops what another one left in its schemas first."""
+    ident = dialect.get(engine.dialect).ident
     for schema in RETAIL_SCHEMAS:
-        engine.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        engine.execute(f"DROP SCHEMA IF EXISTS {ident(schema).text} CASCADE")

@@ -113,8 +113,9 @@ def release_query(
         nonce = ledger_nonce(r, d) if noise else d.string("")
     # the epoch and nonce are computed once, beside the key
     extra = ((epoch, "_sqlanon_epoch"), (nonce, "_sqlanon_nonce"))
-    key_query, pads = key_row([r.key], r.key_table, d, extra=extra)
-    ctx = LowerContext(d, pads)
+    key_query, pad_names = key_row([r.key], r.key_table, d, extra=extra)
+    keys = qualifier(d, KEYS_ALIAS)
+    ctx = LowerContext(d, {k: (keys(i), keys(o)) for k, (i, o) in pad_names.items()})
     src = qualifier(d, SOURCE_ALIAS)
     groups = [d.ident(f"_sqlanon_g{i}") for i in range(len(r.group_by))]
 

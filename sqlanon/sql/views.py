@@ -28,12 +28,11 @@ def key_row(
     d: Dialect,
     names: Names | None = None,
     extra: tuple[tuple[Sql, str], ...] = (),
-) -> tuple[list[Sql], dict[KeyRef, tuple[Sql, Sql]]]:
+) -> tuple[list[Sql], dict[KeyRef, tuple[str, str]]]:
     """The one-row key subquery (none without keys): each key's pads, read at query time and
     required to exist — both pads of a key come from one row, so the inner pad's check covers
-    the pair — plus `extra` (value, name) columns; and per key, how the query refers to its
-    pads (`_sqlanon_k.name`). `names` keeps the pads' column names apart from the query's
-    other columns."""
+    the pair — plus `extra` (value, name) columns; and per key, the names of its (inner,
+    outer) pad columns. `names` keeps those apart from the query's other columns."""
     if not keys:
         return [], {}
     assert key_table is not None
@@ -42,7 +41,7 @@ def key_row(
     aliases, key_names, versions = [], [], []
     columns: list[Sql] = []
     column_names: list[Sql] = []
-    key_pads: dict[KeyRef, tuple[Sql, Sql]] = {}
+    key_pads: dict[KeyRef, tuple[str, str]] = {}
     for i, key in enumerate(keys):
         alias = f"_sqlanon_k{i}"
         aliases.append(d.ident(alias))
@@ -57,7 +56,7 @@ def key_row(
             name = names.take(f"k{i}_{half}") if names else f"k{i}_{half}"
             columns.append(d.prim("require", pad, missing) if half == "inner" else pad)
             column_names.append(d.ident(name))
-            pads.append(d.qualified((KEYS_ALIAS, name)))
+            pads.append(name)
         key_pads[key] = (pads[0], pads[1])
     for value, name in extra:
         columns.append(value)
@@ -75,9 +74,9 @@ def view_query(view: ViewPlan, d: Dialect) -> Sql:
     names = Names([*sources, *(col.output for col in columns)])
     key_query, key_pads = key_row(view.keys, view.key_table, d, names)
     inputs = [d.qualified((SOURCE_ALIAS, s)) for s in sources]
-    inputs += [pad for pair in key_pads.values() for pad in pair]
+    inputs += [d.qualified((KEYS_ALIAS, pad)) for pair in key_pads.values() for pad in pair]
     # the column expressions read the input CTE's columns by name; shared values go to steps
-    local_pads = {key: (_bare(d, a), _bare(d, b)) for key, (a, b) in key_pads.items()}
+    local_pads = {key: (d.ident(a), d.ident(b)) for key, (a, b) in key_pads.items()}
     shared = Shared(d, names)
     ctx = LowerContext(d, local_pads, shared)
     exprs: list[Sql] = []
@@ -86,7 +85,8 @@ def view_query(view: ViewPlan, d: Dialect) -> Sql:
         exprs.append(commented(column_comment(col), expr))
 
     # the filters run on the source row itself, before any column is computed
-    filter_ctx = LowerContext(d, key_pads)
+    keys = qualifier(d, KEYS_ALIAS)
+    filter_ctx = LowerContext(d, {k: (keys(i), keys(o)) for k, (i, o) in key_pads.items()})
     filters: list[Sql] = []
     if view.retention:
         column = d.qualified((SOURCE_ALIAS, view.retention.column))
@@ -121,11 +121,6 @@ def view_query(view: ViewPlan, d: Dialect) -> Sql:
         k,
         steps=tuple(len(step) for step in shared.steps),
     )
-
-
-def _bare(d: Dialect, qualified: Sql) -> Sql:
-    """`alias.name` → `name`: the key pads as the input CTE's columns."""
-    return Sql(qualified.text.split(".", 1)[1])
 
 
 def column_comment(col: ColumnStep) -> str:

@@ -146,6 +146,12 @@ class ZetaSQLEngine:
                 if n in self.tables:
                     self.tables[n].rows = rows
             self._snapshot = None
+        elif kind == "ResolvedDropStmt" and str(resolved.object_type).upper() == "SCHEMA":
+            # schemas have no bookkeeping of their own: dropping one drops what it holds
+            prefix = ".".join(resolved.name_path) + "."
+            for objects in (self.tables, self.views):
+                for name in [n for n in objects if n.startswith(prefix)]:
+                    del objects[name]
         elif kind != "ResolvedCreateSchemaStmt":  # schemas need no bookkeeping here
             raise NotImplementedError(f"the ZetaSQL runner does not carry out {kind}")
 
