@@ -165,8 +165,17 @@ def test_apply_names_a_misspelled_column_and_warns_of_an_undeclared_type(cli, wo
     )
     result = cli("apply", str(policy), "--db", db)
     assert result.exit_code == 2
-    assert "table t: raw.t.phon: the policy reads it" in result.output
+    # located at the policy line that reads the column, with that line and a caret under it
+    assert "t.yml:10:7: error: table t: raw.t.phon: the policy reads it" in result.output
+    assert "          phon: keep\n          ^" in result.output
     assert "BIGINT read as text by pseudonymize: declare `type: integer`" in result.output
+    assert "nothing was changed" in result.output
+
+    # deploy checks the same before running the reviewed folder
+    assert cli("compile", str(policy), "--out", str(workdir / "build")).exit_code == 0
+    result = cli("deploy", str(workdir / "build"), "--db", db, "--policy", str(policy))
+    assert result.exit_code == 2
+    assert "t.yml:10:7: error: table t: raw.t.phon: the policy reads it" in result.output
     assert "nothing was changed" in result.output
 
 

@@ -18,7 +18,7 @@ from sqlanon.warehouse.deploy import DeployError, deploy, verify
 pytestmark = pytest.mark.xdist_group("deploy")
 
 REPO = Path(__file__).resolve().parents[1]
-ENGINES = ["duckdb", "postgres", "spark"]
+ENGINES = ["duckdb", "postgres", "snowflake", "spark"]
 
 
 def _workspace(tmp_path: Path) -> Path:

@@ -16,7 +16,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
-import duckdb
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -62,6 +61,10 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_CHECK = 1
 EXIT_USAGE = 2
+DB_HELP = (
+    "A DuckDB file, or a URL: postgresql://…, snowflake://user@account/db/schema, "
+    "spark://local, sc://host:port (docs/warehouses.md)."
+)
 
 
 class Format(str, Enum):
@@ -108,29 +111,22 @@ def _no_gc() -> Iterator[None]:
 
 
 def _open_database(db: str, create: bool = False):  # type: ignore[no-untyped-def]
-    """A DuckDB file (or :memory:), or a PostgreSQL server given as a postgresql:// URL. Only
-    commands that write (`create`) may make a new DuckDB file: a read-only command given a
-    mistyped path would otherwise measure an empty database and report everything missing."""
-    if db.startswith(("postgresql://", "postgres://")):
-        from sqlanon.warehouse.postgres import PostgresEngine
+    """The engine --db names (sqlanon/warehouse/connect.py); only commands that write may
+    create a DuckDB file."""
+    from sqlanon.warehouse.connect import ConnectError, connect
 
-        return PostgresEngine(db)
-    from sqlanon.warehouse.duckdb import DuckDBEngine
-
-    if not create and db != ":memory:" and not Path(db).exists():
-        raise _fail(f"no database at {db} (a DuckDB file or a postgresql:// URL)")
-    return DuckDBEngine(db)
+    try:
+        return connect(db, create=create)
+    except ConnectError as exc:
+        raise _fail(str(exc)) from None
+    except _database_errors() as exc:
+        raise _fail(_database_error(exc)) from None
 
 
 def _database_errors() -> tuple[type[Exception], ...]:
-    errors: list[type[Exception]] = [duckdb.Error]
-    try:
-        import psycopg
+    from sqlanon.warehouse.connect import database_errors
 
-        errors.append(psycopg.Error)
-    except ImportError:
-        pass
-    return tuple(errors)
+    return database_errors()
 
 
 def _database_error(exc: Exception) -> str:
@@ -301,7 +297,7 @@ def compile(
 @app.command()
 def deploy(
     build_dir: Annotated[Path, typer.Argument(help="A folder `sqlanon compile` wrote.")],
-    db: Annotated[str, typer.Option("--db", help="A DuckDB file or a postgresql:// URL.")],
+    db: Annotated[str, typer.Option("--db", help=DB_HELP)],
     prune: Annotated[
         bool,
         typer.Option("--prune", help="Drop views earlier deploys created that the folder lacks."),
@@ -321,12 +317,13 @@ def deploy(
     from sqlanon.warehouse.deploy import DeployError, verify
     from sqlanon.warehouse.deploy import deploy as run_deploy
 
+    plan = None
     try:
         expected = None
         if policy:
             folder_dialect = _manifest_dialect(build_dir)
-            built = api.build(api.plan(policy), folder_dialect)
-            expected = {a.path: a.content for a in built}
+            plan = api.plan(api.load(policy))
+            expected = {a.path: a.content for a in api.build(plan, folder_dialect)}
         folder = verify(build_dir, expected)
     except PolicyError as exc:
         err.print(exc.render(), markup=False)
@@ -335,6 +332,8 @@ def deploy(
         raise _fail(str(exc), EXIT_CHECK) from None
     engine = _open_database(db, create=True)
     try:
+        if plan is not None and policy:  # the sources the reviewed views read are there
+            _check_sources(plan, engine, policy)
         result = run_deploy(folder, engine, prune=prune)
     except DeployError as exc:
         raise _fail(str(exc), EXIT_CHECK) from None
@@ -355,7 +354,7 @@ def _manifest_dialect(build_dir: Path) -> str:
 @app.command()
 def apply(
     paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
-    db: Annotated[str, typer.Option("--db", help="DuckDB database file, or :memory:.")],
+    db: Annotated[str, typer.Option("--db", help=DB_HELP)],
     csv: Annotated[
         list[str] | None,
         typer.Option("--csv", help="Load a source first: schema.table=path/to/file.csv"),
@@ -384,15 +383,13 @@ def apply(
         refresh,
         report,
     )
-    from sqlanon.warehouse.duckdb import DuckDBEngine
 
     plan = _plan(paths)
-    d = dialect.get("duckdb")
+    engine = _open_database(db, create=True)
+    d = dialect.get(engine.dialect)
     try:
-        engine = DuckDBEngine(db)
-    except duckdb.Error as exc:
-        raise _fail(_database_error(exc)) from None
-    try:
+        if csv and engine.dialect != "duckdb":
+            raise _fail("--csv loads into DuckDB only; load other warehouses with their tools")
         for spec in csv or []:
             relation, sep, path = spec.partition("=")
             parts = tuple(relation.split("."))
@@ -402,7 +399,7 @@ def apply(
             engine.execute(
                 d.statement("load_csv", d.relation(parts), engine.placeholder()).text, (path,)
             )
-        _check_sources(plan, engine)
+        _check_sources(plan, engine, paths)
         create(plan, d, engine)
         reports = report(plan, d, engine)
         released = refresh(plan, d, engine, epoch, allow_overspend) if epoch is not None else []
@@ -417,7 +414,7 @@ def apply(
             markup=False,
         )
         raise typer.Exit(EXIT_CHECK) from None
-    except duckdb.Error as exc:
+    except _database_errors() as exc:
         raise _fail(_database_error(exc)) from None
     finally:
         engine.close()
@@ -435,12 +432,12 @@ def apply(
         raise typer.Exit(EXIT_CHECK)
 
 
-def _check_sources(plan, engine) -> None:  # type: ignore[no-untyped-def]
+def _check_sources(plan, engine, paths: list[str]) -> None:  # type: ignore[no-untyped-def]
     """Before anything is created: the live sources against the policy (what `drift` checks).
     A column the policy reads that is missing or of a type its transform cannot take stops
-    the command, named; a value read as engine text where a `type:` should be declared is a
-    warning."""
-    from sqlanon.measure.drift import ERROR, check
+    the command, located at the policy line that reads it; a value read as engine text where
+    a `type:` should be declared is a warning."""
+    from sqlanon.measure.drift import ERROR, check, located
 
     findings = check(plan, engine)
     for f in findings:
@@ -448,11 +445,8 @@ def _check_sources(plan, engine) -> None:  # type: ignore[no-untyped-def]
             err.print(f"warning: {f.object}, {f.relation}.{f.column}: {f.detail}", markup=False)
     errors = [f for f in findings if f.severity == ERROR]
     if errors:
-        lines = "\n".join(
-            f"  {f.object}: {f.relation}" + (f".{f.column}" if f.column else "") + f": {f.detail}"
-            for f in errors
-        )
-        raise _fail(f"the sources do not match the policy; nothing was changed:\n{lines}")
+        err.print(PolicyError(located(errors, api.load(paths))).render(), markup=False)
+        raise _fail("the sources do not match the policy; nothing was changed")
 
 
 @app.command()
@@ -512,9 +506,7 @@ def keys_ddl(
 
 @keys_app.command("load")
 def keys_load(
-    db: Annotated[
-        str, typer.Option("--db", help="A DuckDB database file, or a postgresql:// URL.")
-    ],
+    db: Annotated[str, typer.Option("--db", help=DB_HELP)],
     name: Annotated[str, typer.Option("--name", help="Key name, as the policy uses it.")],
     version: Annotated[int, typer.Option("--version", min=1)] = 1,
     table: Annotated[
@@ -577,7 +569,7 @@ def keys_load(
 @keys_app.command("status")
 def keys_status(
     paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
-    db: Annotated[str, typer.Option("--db", help="A DuckDB file or a postgresql:// URL.")],
+    db: Annotated[str, typer.Option("--db", help=DB_HELP)],
 ) -> None:
     """Which keys the policies read, and whether each is loaded in the database (never their
     values); exit 1 when one is missing."""
@@ -615,7 +607,7 @@ def budget(
     paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
     db: Annotated[
         str | None,
-        typer.Option("--db", help="Also read the ledger: a DuckDB file or a postgresql:// URL."),
+        typer.Option("--db", help="Also read the ledger: " + DB_HELP),
     ] = None,
 ) -> None:
     """Print what each refresh of the releases spends against the budget and, with --db,
@@ -686,7 +678,7 @@ def budget(
 @app.command()
 def risk(
     paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
-    db: Annotated[str, typer.Option("--db", help="A DuckDB file or a postgresql:// URL.")],
+    db: Annotated[str, typer.Option("--db", help=DB_HELP)],
     format: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
     population: Annotated[
         bool,
@@ -751,7 +743,7 @@ def _missing_view_hint(exc: Exception) -> str:
 @app.command()
 def utility(
     paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
-    db: Annotated[str, typer.Option("--db", help="A DuckDB file or a postgresql:// URL.")],
+    db: Annotated[str, typer.Option("--db", help=DB_HELP)],
     epoch: Annotated[
         int | None, typer.Option("--epoch", min=0, help="Release epoch (default: the latest).")
     ] = None,
@@ -804,7 +796,7 @@ def utility(
 @app.command()
 def tune(
     paths: Annotated[list[str], typer.Argument(help="The policy file (and any it needs).")],
-    db: Annotated[str, typer.Option("--db", help="A DuckDB file or a postgresql:// URL.")],
+    db: Annotated[str, typer.Option("--db", help=DB_HELP)],
     table: Annotated[
         str | None, typer.Option("--table", help="The table to tune (default: the only one).")
     ] = None,
@@ -886,7 +878,7 @@ def tune(
 @app.command()
 def drift(
     paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
-    db: Annotated[str, typer.Option("--db", help="A DuckDB file or a postgresql:// URL.")],
+    db: Annotated[str, typer.Option("--db", help=DB_HELP)],
     format: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
 ) -> None:
     """Compare the live source catalog with the policy: new columns are reported (they stay

@@ -11,6 +11,8 @@ from typing import Any
 
 from sqlanon.plan.model import ColumnStep, Plan
 from sqlanon.plan.types import LOGICAL_FAMILY, engine_family
+from sqlanon.policy.diagnostics import Diagnostic
+from sqlanon.policy.model import PolicySpec
 from sqlanon.transforms import REGISTRY
 
 ERROR, WARNING = "error", "warning"
@@ -148,3 +150,28 @@ def _type_problem(step: ColumnStep | str, engine_type: str) -> str | None:
             f"{step.transform} takes {', '.join(sorted(accepts))}; the column is now {engine_type}"
         )
     return None
+
+
+def located(findings: list[Finding], policies: list[PolicySpec]) -> list[Diagnostic]:
+    """Each finding as a policy diagnostic at the line that reads the column (the table's or
+    release's own line when no column entry does), for commands that stop on them."""
+    parts: dict[str, Any] = {}
+    for p in policies:
+        for t in p.tables:
+            parts.setdefault(f"table {t.id}", t)
+        for r in p.releases:
+            parts.setdefault(f"release {r.id}", r)
+    out = []
+    for f in findings:
+        part = parts.get(f.object)
+        loc = None
+        if part is not None:
+            loc = part.loc
+            entries = part.columns if hasattr(part, "columns") else part.group_by
+            for spec in entries:
+                if f.column is not None and spec.source.lower() == f.column.lower():
+                    loc = spec.loc
+                    break
+        column = f".{f.column}" if f.column else ""
+        out.append(Diagnostic(loc, f"{f.object}: {f.relation}{column}: {f.detail}"))
+    return out

@@ -338,7 +338,9 @@ def measure_release(r: ReleasePlan, d: Dialect, engine: Any, epoch: int | None) 
     """Noisy cells of one epoch against the plain GROUP BY of the source (no bounds, clamps or
     noise): the error an analyst sees, bias of the contribution bounds included."""
     target = d.relation(r.target)
-    if epoch is None:
+    if not live_types(engine, r.target):
+        epoch = None  # the release table is not there yet: no refresh has run
+    elif epoch is None:
         epoch_row = _one(engine, d.statement("max_epoch", target).text)
         epoch = None if epoch_row[0] is None else int(epoch_row[0])
     noisy: dict[tuple[Any, ...], dict[str, Any]] = {}  # group values → the row by column

@@ -210,7 +210,10 @@ class _Builder:
             mapped[parts] = self.refs.add("{{ " + call + " }}")
         # lowers with source() placeholders in place of the source and key relations
         self.sourced = _SourceDialect(d, mapped)
-        self.epoch = self.refs.add("{{ sqlanon_epoch() }}")
+        # typed as the SQL output's release table types it: dbt creates the table from the
+        # model's SELECT, where a bare literal would be INTEGER (and `apply`'s BIGINT table
+        # would then differ from dbt's)
+        self.epoch = d.prim("cast", self.refs.add("{{ sqlanon_epoch() }}"), to="integer")
         self.previous_release: ReleasePlan | None = None
 
     def view(self, v: ViewPlan) -> tuple[Artifact, dict[str, Any]]:

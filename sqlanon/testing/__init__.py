@@ -65,9 +65,9 @@ def _spark() -> Iterator[Any]:
     _need("pyspark")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         raise EngineUnavailable("no Java runtime (java on PATH or JAVA_HOME) for Spark")
-    from sqlanon.warehouse.spark import SparkEngine
+    from sqlanon.testing.spark import LocalSparkEngine
 
-    yield from _closing(SparkEngine())
+    yield from _closing(LocalSparkEngine())
 
 
 @contextmanager

@@ -13,34 +13,26 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from sqlanon.sql.shapes import Sql
-from sqlanon.warehouse.common import SessionSettings
+from sqlanon.warehouse.snowflake import SnowflakeEngine
 
 DIALECT = "snowflake"
 DATABASE = "SQLANON"
+NOP = ["^GRANT "]  # statements fakesnow answers with success without running them
 
 
-class FakesnowEngine(SessionSettings):
-    dialect = DIALECT
+class FakesnowEngine(SnowflakeEngine):
+    """The product's SnowflakeEngine on a fakesnow connection."""
 
     def __init__(self) -> None:
-        import fakesnow
-        import snowflake.connector
+        from fakesnow.instance import FakeSnow
 
-        self._patch = fakesnow.patch()
-        self._patch.__enter__()
-        self.conn = snowflake.connector.connect(database=DATABASE, schema="PUBLIC")
-        self._duck = self.conn._duck_conn  # type: ignore[attr-defined]  # fakesnow's DuckDB
-
-    def placeholder(self) -> Sql:
-        return Sql("%s")  # the connector's pyformat parameters
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        if sql.lstrip().upper().startswith("GRANT "):
-            # fakesnow has no roles or GRANT; the statement was parsed as Snowflake SQL by
-            # sqlanon's own checks, which is all that can be confirmed here
-            return
-        self.query(sql, params, fetch=False)
+        # an emulated account of its own, connected to without patching the connector (tests
+        # of `snowflake://` URLs patch it while this engine is open). fakesnow has no roles:
+        # GRANT succeeds without effect (the statement was parsed as Snowflake SQL by
+        # sqlanon's own checks, all that can be confirmed here).
+        self._account = FakeSnow(nop_regexes=NOP)
+        super().__init__(self._account.connect(DATABASE, "PUBLIC"))
+        self._duck = self.conn._duck_conn  # fakesnow's DuckDB
 
     def query(
         self, sql: str, params: Sequence[Any] = (), fetch: bool = True
@@ -52,9 +44,7 @@ class FakesnowEngine(SessionSettings):
             # fakesnow's transpiler logs each Snowflake feature DuckDB lacks (SECURE, ...)
             sqlglot_log.setLevel(logging.ERROR)
             try:
-                cur = self.conn.cursor()
-                cur.execute(sql, tuple(params) if params else None)
-                return list(cur.fetchall()) if fetch else []  # type: ignore[arg-type]
+                return super().query(sql, params, fetch)
             finally:
                 sqlglot_log.setLevel(level)
 
@@ -80,4 +70,4 @@ class FakesnowEngine(SessionSettings):
 
     def close(self) -> None:
         self.conn.close()
-        self._patch.__exit__(None, None, None)
+        self._account.duck_conn.close()

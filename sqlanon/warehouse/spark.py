@@ -1,15 +1,12 @@
-"""Spark SQL on a local SparkSession (pyspark, `local[2]`, small memory, no UI), for tests.
+"""Spark SQL through a SparkSession (pyspark; the `spark` extra): a local session
+(`spark://local`), a Spark Connect server (`sc://host:port`), or a session the caller made.
 
-One session per process: starting the JVM takes seconds. Each engine object works in a
-warehouse folder of its own and drops what it created when closed, so tests sharing the
-session do not see each other's tables.
-"""
+Release refreshes delete an epoch's rows before writing them, so release tables must support
+DELETE (Delta Lake, Iceberg); Spark's built-in parquet tables do not (docs/deploy.md)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,37 +14,35 @@ from sqlanon.sql.shapes import Sql
 from sqlanon.warehouse.common import SessionSettings
 
 DIALECT = "spark"
-_SESSION: Any = None
-_WAREHOUSE: str | None = None
 
 
-def _session() -> Any:
-    global _SESSION, _WAREHOUSE
-    if _SESSION is None:
-        from pyspark.sql import SparkSession
+def local_session(master: str = "local[*]", **conf: str) -> Any:
+    """A local SparkSession with the settings the generated SQL relies on: UTC session time
+    (only for reading; no result depends on it) and ANSI mode (errors, not NULLs, on bad
+    casts: the SQL's own checks expect them)."""
+    from pyspark.sql import SparkSession
 
-        _WAREHOUSE = tempfile.mkdtemp(prefix="sqlanon-spark-")
-        _SESSION = (
-            SparkSession.builder.master("local[2]")
-            .appName("sqlanon")
-            .config("spark.ui.enabled", "false")
-            .config("spark.driver.memory", "1g")
-            .config("spark.sql.shuffle.partitions", "2")
-            .config("spark.sql.warehouse.dir", _WAREHOUSE)
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.ansi.enabled", "true")
-            .getOrCreate()
-        )
-        _SESSION.sparkContext.setLogLevel("OFF")
-    return _SESSION
+    builder = SparkSession.builder.master(master).appName("sqlanon")
+    settings = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "true", **conf}
+    for name, value in settings.items():
+        builder = builder.config(name, value)
+    return builder.getOrCreate()
+
+
+def connect_session(url: str) -> Any:
+    """A session on a Spark Connect server (`sc://host:port`)."""
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.builder.remote(url).getOrCreate()
+    session.conf.set("spark.sql.ansi.enabled", "true")
+    return session
 
 
 class SparkEngine(SessionSettings):
     dialect = DIALECT
 
-    def __init__(self) -> None:
-        self.spark = _session()
-        self._before = self._schemas()
+    def __init__(self, session: Any = None) -> None:
+        self.spark = session if session is not None else local_session()
 
     def set_time_zone(self, tz: str) -> None:
         # `SET TIME ZONE 'x'` is Spark SQL, but sqlglot reads it as an opaque command
@@ -63,9 +58,6 @@ class SparkEngine(SessionSettings):
         return Sql("?")  # positional parameters (Spark 3.5+)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        if sql.lstrip().upper().startswith("DELETE FROM"):
-            self._delete(sql, params)
-            return
         self.spark.sql(sql, args=list(params) if params else None).collect()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -88,21 +80,6 @@ class SparkEngine(SessionSettings):
             for r in frame.collect()
         ]
 
-    def _delete(self, sql: str, params: Sequence[Any]) -> None:
-        """Spark's built-in (parquet) tables have no DELETE; Delta and Iceberg tables do. The
-        runner carries it out by rewriting the table without the matching rows."""
-        import sqlglot
-
-        tree = sqlglot.parse_one(sql, read="spark")
-        table = tree.this.sql(dialect="spark")
-        where = tree.args["where"].this.sql(dialect="spark")
-        kept = self.spark.sql(
-            f"SELECT * FROM {table} WHERE NOT coalesce({where}, FALSE)",
-            args=list(params) if params else None,
-        )
-        rows, schema = kept.collect(), kept.schema
-        self.spark.createDataFrame(rows, schema).write.insertInto(table, overwrite=True)
-
     def columns(self, relation: tuple[str, ...]) -> list[tuple[str, str]]:
         from sqlanon.sql import dialect
 
@@ -117,16 +94,8 @@ class SparkEngine(SessionSettings):
         frame = self.spark.createDataFrame([list(r) for r in rows], schema)
         frame.write.insertInto(name)
 
-    def _schemas(self) -> set[str]:
-        return {r[0] for r in self.spark.sql("SHOW SCHEMAS").collect()}
-
     def close(self) -> None:
-        """Drop the schemas this engine created (the session outlives it)."""
-        from sqlanon.sql import dialect
-
-        d = dialect.get(DIALECT)
-        for schema in sorted(self._schemas() - self._before):
-            self.spark.sql(f"DROP SCHEMA IF EXISTS {d.ident(schema).text} CASCADE").collect()
+        """The session belongs to the process (or to whoever made it): it stays up."""
 
 
 def _to_python(v: Any, instant: bool) -> Any:
@@ -140,12 +109,3 @@ def _to_python(v: Any, instant: bool) -> Any:
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-
-
-def stop() -> None:
-    global _SESSION
-    if _SESSION is not None:
-        _SESSION.stop()
-        _SESSION = None
-        if _WAREHOUSE:
-            shutil.rmtree(_WAREHOUSE, ignore_errors=True)
