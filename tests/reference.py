@@ -94,6 +94,14 @@ def bucket(x: Any, type_: str, **p: Any) -> Any:
     if type_ == "float" and math.isinf(value):
         return None
     origin = lo if lo is not None else Decimal(0)
+    if type_ == "float" and lo is not None and hi is not None and (hi - lo) / width <= 1000:
+        # a bounded range: x is compared with each edge as a float (0.6 is in [0.6, 0.7))
+        es, e = [], lo
+        while e < hi:
+            es.append(e)
+            e += width
+        i = max(j for j, edge in enumerate(es) if value >= float(edge))
+        return es[i]
     if type_ == "float":  # in float arithmetic, as written
         f_origin, f_width = float(origin), float(width)
         return float(math.floor((value - f_origin) / f_width)) * f_width + f_origin

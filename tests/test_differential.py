@@ -83,6 +83,11 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("bucket", {"width": 0.25, "min": -1.5, "max": 1.5}, "decimal"),
     ("bucket", {"width": 10}, "float"),
     ("bucket", {"edges": [0, 10, 100], "output": "label"}, "float"),
+    # ladders searched by halves (more than LADDER_STEPS edges) and the one-MOD uniform form
+    ("bucket", {"edges": [i * i - 400 for i in range(40)]}, "integer"),
+    ("bucket", {"edges": [i * i - 400 for i in range(40)], "output": "label"}, "decimal"),
+    ("bucket", {"width": 0.1, "min": -5, "max": 5}, "float"),
+    ("bucket", {"width": 3, "min": -600, "max": 600}, "integer"),
     ("truncate_date", {"to": "day"}, "timestamp"),
     ("truncate_date", {"to": "hour"}, "timestamptz"),
     ("truncate_date", {"to": "week"}, "date"),

@@ -39,9 +39,13 @@ class Bucket(Transform):
     )
     types_doc = (
         "Numeric input (integer, decimal, float; default integer). `output: lower` "
-        "gives an integer when the input and every bound are integers, else a "
-        "decimal; `output: label` gives text. Use integer or decimal widths: a "
-        "binary float width such as 0.1 cannot be represented exactly."
+        "gives an integer when the input and every bound are integers, a float for float "
+        "input, else a decimal; `output: label` gives text. Integers and decimals are "
+        "bucketed exactly. A float is compared with each edge (as a float) when the edges "
+        "are listed or `min` and `max` bound at most 1,000 buckets — with `width: 0.1`, "
+        "0.6 is in [0.6, 0.7) — and otherwise bucketed as floor((x − min) / width) in float "
+        "arithmetic, where 0.6 / 0.1 < 6 puts it in [0.5, 0.6): bound float ranges, or use "
+        "a decimal column."
     )
     example = "income: {transform: bucket, width: 10000, min: 0, max: 200000}"
     privacy_class = QUASI

@@ -107,12 +107,8 @@ WITH `_sqlanon_input` AS (
     CASE
       WHEN `income` IS NULL THEN NULL
       WHEN `income` >= 150000 THEN 150000
-      WHEN `income` >= 125000 THEN 125000
-      WHEN `income` >= 100000 THEN 100000
-      WHEN `income` >= 75000 THEN 75000
-      WHEN `income` >= 50000 THEN 50000
-      WHEN `income` >= 25000 THEN 25000
-      ELSE 0
+      WHEN `income` < 0 THEN 0
+      ELSE `income` - MOD(`income` - 0, 25000)
     END AS `income`,
     -- truncate_date(to='month') of signup_date
     DATE_TRUNC(`signup_date`, MONTH) AS `signup_month`,
