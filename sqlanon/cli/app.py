@@ -911,6 +911,31 @@ def drift(
 
 
 @app.command()
+def monitor(
+    paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
+    db: Annotated[str, typer.Option("--db", help=DB_HELP)],
+    format: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+) -> None:
+    """Measure what risk, utility and drift measure, append the figures to a history table in
+    the warehouse and compare with the previous run: exit 1 when k or l fell, t or a risk
+    rose, new sample uniques appeared, a declared utility check stopped holding or the
+    sources' schema changed (docs/monitor.md). For a scheduled job; reads raw data."""
+    from sqlanon.measure.monitor import history_table, run
+    from sqlanon.measure.monitor import steps as monitor_steps
+    from sqlanon.report.monitor import render, to_json
+
+    plan = _plan(paths)
+    show = format is Format.table and err.is_terminal
+    result = _measure_in(db, monitor_steps(plan), show, lambda e, d, step: run(plan, d, e, step))
+    if format is Format.json:
+        sys.stdout.write(to_json(result))
+    else:
+        render(out, result, ".".join(history_table(plan)))
+    if not result.ok:
+        raise typer.Exit(EXIT_CHECK)
+
+
+@app.command()
 def diff(
     paths: Annotated[
         list[str], typer.Argument(help="OLD NEW policy files, or with --git the policy files.")

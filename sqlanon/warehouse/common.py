@@ -28,3 +28,17 @@ class SessionSettings:
 
     def set_epoch(self, epoch: int) -> None:
         self._set("set_epoch", epoch)
+
+
+def append_only_table(
+    d: Any, table: tuple[str, ...], columns: Sequence[tuple[str, str]]
+) -> list[str]:
+    """The statements creating an append-only record if it is missing — its schema, then the
+    table keyed by its first column — for the deploy audit and the monitor history."""
+    out = []
+    if len(table) > 1:
+        out.append(d.statement("create_schema", d.relation(table[:-1])).text)
+    names = [d.ident(n) for n, _ in columns]
+    kinds = tuple(t for _, t in columns)
+    out.append(d.statement("create_ledger", d.relation(table), names, column_types=kinds).text)
+    return out

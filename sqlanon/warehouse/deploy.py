@@ -37,6 +37,7 @@ from sqlanon.output.files import MANIFEST
 from sqlanon.sql import dialect as dialects
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.releases import ledger_lock_id
+from sqlanon.warehouse.common import append_only_table
 
 AUDIT_NAME = "sqlanon_deploys"
 # the audit table's columns; JSON documents are text, so every engine stores them alike
@@ -211,7 +212,7 @@ def _deploy(  # type: ignore[no-untyped-def]
     d = folder.dialect
     txn = d.features.transactional_ddl
     relation = d.relation(table)
-    for s in _schema_and_table(d, table):
+    for s in append_only_table(d, table, AUDIT_COLUMNS):
         engine.execute(s)  # idempotent; outside the transaction where DDL is not transactional
     if txn:
         engine.execute(d.statement("begin").text)
@@ -220,7 +221,9 @@ def _deploy(  # type: ignore[no-untyped-def]
         if txn and d.features.lock_table:  # concurrent deploys: one at a time
             engine.execute(d.statement("set_lock_timeout", d.number(lock_timeout_ms)).text)
             engine.execute(d.statement("lock_ledger", d.number(ledger_lock_id(table))).text)
-        previous = engine.query(d.statement("latest_deploy", relation).text)
+        key = d.ident("deploy")
+        columns = [key, d.ident("views"), d.ident("stale")]
+        previous = engine.query(d.statement("latest_row", relation, key, columns).text)
         number = 1 + (previous[0][0] if previous and previous[0][0] is not None else 0)
         owned: set[str] = set()
         if previous and previous[0][1] is not None:
@@ -265,16 +268,6 @@ def _deploy(  # type: ignore[no-untyped-def]
         if replaceable and any(r in text for r in _REPLACE_REFUSED):
             raise _Replace(current) from None
         raise DeployError(f"{current}: {' '.join(text.split())[:600]}; {undone}") from None
-
-
-def _schema_and_table(d: Dialect, table: tuple[str, ...]) -> list[str]:
-    out = []
-    if len(table) > 1:
-        out.append(d.statement("create_schema", d.relation(table[:-1])).text)
-    names = [d.ident(n) for n, _ in AUDIT_COLUMNS]
-    kinds = tuple(t for _, t in AUDIT_COLUMNS)
-    out.append(d.statement("create_ledger", d.relation(table), names, column_types=kinds).text)
-    return out
 
 
 def _audit_row(  # type: ignore[no-untyped-def]
