@@ -71,11 +71,19 @@ def test_a_scheduled_monitor_names_what_got_worse(cli, tmp_path: Path) -> None: 
 
 
 def test_what_counts_as_worse() -> None:
-    before = {"v: k": 5, "v: t of s": 0.2, "v: rows": 100, "v: check": 1, "s": ["a"]}
+    before = {
+        "v: k": 5,
+        "v: t of s": 0.2,
+        "v: t of s2": 0.1,
+        "v: rows": 100,
+        "v: check": 1,
+        "s": ["a"],
+    }
     now = [
         Figure("v: k", 6, "down"),  # better
         Figure("v: t of s", 0.3, "up"),  # worse
         Figure("v: rows", 50, None),  # stored, never flagged
+        Figure("v: t of s2", 0.1 + 1e-15, "up"),  # float noise, not a change
         Figure("v: check", 0, "check"),  # stopped holding
         Figure("s", ["a", "b", "error: c"], "schema"),  # new findings
     ]

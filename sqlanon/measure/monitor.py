@@ -125,7 +125,9 @@ def compare(current: list[Figure], previous: dict[str, Any] | None) -> list[str]
                 new = [x for x in new if x.startswith(f"{drift.ERROR}: ")]
             changes += [f"schema changed: {x}" for x in new]
         elif f.worse in (LOWER, HIGHER) and before is not None and f.value is not None:
-            worse = f.value < before if f.worse == LOWER else f.value > before
+            # beyond float noise: an engine may sum a t or a risk in another order next run
+            slack = 1e-9 * max(1.0, abs(before))
+            worse = f.value < before - slack if f.worse == LOWER else f.value > before + slack
             if worse:
                 word = "fell" if f.worse == LOWER else "rose"
                 changes.append(f"{f.name} {word} from {_text(before)} to {_text(f.value)}")
