@@ -27,6 +27,11 @@ class Finding:
     column: str | None
     detail: str
 
+    @property
+    def where(self) -> str:
+        """`table p: raw.p.email`: the policy object and what it reads, as messages name it."""
+        return f"{self.object}: {self.relation}" + (f".{self.column}" if self.column else "")
+
 
 def check(plan: Plan, engine: Any) -> list[Finding]:
     findings: list[Finding] = []
@@ -172,6 +177,5 @@ def located(findings: list[Finding], policies: list[PolicySpec]) -> list[Diagnos
                 if f.column is not None and spec.source.lower() == f.column.lower():
                     loc = spec.loc
                     break
-        column = f".{f.column}" if f.column else ""
-        out.append(Diagnostic(loc, f"{f.object}: {f.relation}{column}: {f.detail}"))
+        out.append(Diagnostic(loc, f"{f.where}: {f.detail}"))
     return out

@@ -99,11 +99,7 @@ def figures(
             out.append(Figure(f"{rel.release}: {c.check}", int(c.ok), CHECK))
     findings = drift.check(plan, engine)
     schema = sorted(
-        f"{f.severity}: {f.object}: {f.relation}"
-        + (f".{f.column}" if f.column else "")
-        + f": {f.kind}"
-        for f in findings
-        if f.kind != "undeclared_type"
+        f"{f.severity}: {f.where}: {f.kind}" for f in findings if f.kind != "undeclared_type"
     )
     out.append(Figure("sources: schema findings", schema, SCHEMA))
     return out

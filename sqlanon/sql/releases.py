@@ -114,8 +114,9 @@ def release_query(
     # the epoch and nonce are computed once, beside the key
     extra = ((epoch, "_sqlanon_epoch"), (nonce, "_sqlanon_nonce"))
     key_query, pad_names = key_row([r.key], r.key_table, d, extra=extra)
-    keys = qualifier(d, KEYS_ALIAS)
-    ctx = LowerContext(d, {k: (keys(i), keys(o)) for k, (i, o) in pad_names.items()})
+    pads = pad_names[r.key]  # (inner, outer) columns of the key row, carried to the hash step
+    kcol = qualifier(d, KEYS_ALIAS)
+    ctx = LowerContext(d, {r.key: (kcol(pads[0]), kcol(pads[1]))})
     src = qualifier(d, SOURCE_ALIAS)
     groups = [d.ident(f"_sqlanon_g{i}") for i in range(len(r.group_by))]
 
@@ -232,7 +233,6 @@ def release_query(
     # to the component (the key's pads carried along for the next step)
     g_alias = "_sqlanon_g"
     gcol = qualifier(d, g_alias)
-    kcol = qualifier(d, KEYS_ALIAS)
     group_texts = [
         d.prim("canonical_text", gcol(f"_sqlanon_g{i}"), type=g.output_type or "text")
         for i, g in enumerate(r.group_by)
@@ -258,14 +258,14 @@ def release_query(
     )
     hashed_items.append(message)
     hashed_names.append(d.ident("_sqlanon_m"))
-    for half in ("inner", "outer"):
-        hashed_items.append(kcol(f"k0_{half}"))
-        hashed_names.append(d.ident(f"k0_{half}"))
+    for pad in pads:
+        hashed_items.append(kcol(pad))
+        hashed_names.append(d.ident(pad))
 
     # keyed: per component, HMAC(noise key, "noise|" + message + component)
     h_alias = "_sqlanon_h"
     hcol = qualifier(d, h_alias)
-    keyed_ctx = LowerContext(d, {r.key: (hcol("k0_inner"), hcol("k0_outer"))})
+    keyed_ctx = LowerContext(d, {r.key: (hcol(pads[0]), hcol(pads[1]))})
     keyed_items, keyed_names = _carried(d, hcol, hcol("_sqlanon_epoch"), groups)
     for cid, _, _ in components:
         slug = _slug(cid)
