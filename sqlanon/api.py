@@ -17,6 +17,7 @@ from typing import Literal
 
 from sqlanon.output import dbt, emit
 from sqlanon.output import write as output_write
+from sqlanon.output.cache import LowerCache
 from sqlanon.output.files import Artifact
 from sqlanon.output.write import CheckReport
 from sqlanon.plan.build import build_plan
@@ -70,10 +71,17 @@ def get_dialect(name: str | Dialect) -> Dialect:
     return dialects.get(found)
 
 
-def build(plan: Plan, dialect: str | Dialect = "duckdb", format: Format = "sql") -> list[Artifact]:
-    """The output files (SQL files and manifest, or a dbt project) as bytes, in memory."""
+def build(
+    plan: Plan,
+    dialect: str | Dialect = "duckdb",
+    format: Format = "sql",
+    cache: LowerCache | None = None,
+) -> list[Artifact]:
+    """The output files (SQL files and manifest, or a dbt project) as bytes, in memory; with
+    `cache` (LowerCache.default(): what `sqlanon compile` uses), objects an earlier compile
+    lowered are reused — the same bytes, sqlanon/output/cache.py."""
     d = get_dialect(dialect)
-    return dbt.build(plan, d) if format == "dbt" else emit.build(plan, d)
+    return dbt.build(plan, d) if format == "dbt" else emit.build(plan, d, cache)
 
 
 def write(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,9 @@ from sqlanon.sql import dialect
 from sqlanon.warehouse.duckdb import DuckDBEngine
 
 REPO = Path(__file__).resolve().parent.parent
+# compiles in tests (and the commands they run) cache lowered files in a folder of their own,
+# never in the user's ~/.cache (sqlanon/output/cache.py)
+os.environ.setdefault("SQLANON_CACHE_DIR", tempfile.mkdtemp(prefix="sqlanon-cache-"))
 
 
 def engine_unavailable(name: str, reason: str) -> None:

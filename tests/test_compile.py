@@ -113,10 +113,13 @@ def test_a_change_to_one_table_touches_only_its_files(workdir, cli):
             "ship_zip: {transform: prefix, length: 3}", "ship_zip: {transform: prefix, length: 2}"
         )
     )
+    inode = (workdir / "out" / "views" / "anon.customers.sql").stat().st_ino
     assert cli("compile", RETAIL, "--out", "out").exit_code == 0
     after = _snapshot(workdir / "out")
     changed = {k for k in before if before[k] != after[k]}
     assert changed == {"views/anon.orders.sql", "manifest.json"}
+    # an unchanged file is linked into the new folder, not written again
+    assert (workdir / "out" / "views" / "anon.customers.sql").stat().st_ino == inode
 
 
 def test_files_sqlanon_did_not_generate_are_kept(workdir, cli):
@@ -243,3 +246,76 @@ def test_concurrent_compiles_take_turns_and_leave_no_lock_file(workdir):
         assert p.returncode == 0, err
     assert sorted(p.name for p in workdir.iterdir()) == ["examples", "out", "policies"]
     assert (workdir / "out/manifest.json").exists()
+
+
+def test_an_incremental_compile_lowers_only_what_changed_and_writes_the_same_bytes(
+    tmp_path, monkeypatch
+):
+    """The lowering cache (sqlanon/output/cache.py): after a one-table edit only that table is
+    lowered again, and every byte equals a fresh compile's; a change to sqlanon itself (its
+    digest) misses every entry; a cache that cannot be written is no error."""
+    from sqlanon.output import cache as cache_module
+    from sqlanon.output.cache import LowerCache
+    from sqlanon.plan.build import build_plan
+    from sqlanon.policy.load import load_policy
+    from sqlanon.sql import dialect
+
+    def policy(width: int) -> Path:
+        tables = "\n".join(
+            f"  t{i}:\n    source: raw.t{i}\n    target: anon.t{i}\n    columns:\n"
+            f"      a: {{transform: mask_email}}\n"
+            f"      b: {{transform: bucket, width: {width if i == 3 else i + 1}}}"
+            for i in range(12)
+        )
+        release = (
+            "releases:\n  r:\n    source: raw.t0\n    target: out.r\n    privacy_unit: a\n"
+            "    epsilon: 1\n    group_by: {b: keep}\n    groups: {public: [1, 2]}\n"
+            "    measures: {n: {agg: count_units}}\n"
+            "budget: {epsilon: 1, delta: 0.00001}\n"
+        )
+        path = tmp_path / "p.yml"
+        path.write_text(f"sqlanon: 1\nname: p\nkeys: {{table: k.k}}\ntables:\n{tables}\n{release}")
+        return path
+
+    def bytes_of(artifacts):  # type: ignore[no-untyped-def]
+        return sorted((a.path, a.content) for a in artifacts)
+
+    for name in ("duckdb", "bigquery"):
+        d = dialect.get(name)
+        store = LowerCache(tmp_path / f"cache-{name}")
+        first = emit.build(build_plan([load_policy(policy(4))]), d, store)
+        assert store.hits == 0
+        edited = build_plan([load_policy(policy(7))])
+        again = LowerCache(tmp_path / f"cache-{name}")
+        incremental = emit.build(edited, d, again)
+        assert again.hits == 12  # 11 unchanged views and the release
+        assert bytes_of(incremental) == bytes_of(emit.build(edited, d))
+        assert bytes_of(incremental) != bytes_of(first)
+
+    # sqlanon changed (a template, a transform): nothing is reused
+    monkeypatch.setattr(cache_module, "tool_digest", lambda: "another version")
+    other = LowerCache(tmp_path / "cache-duckdb")
+    emit.build(build_plan([load_policy(policy(7))]), dialect.get("duckdb"), other)
+    assert other.hits == 0
+    assert [p.name for p in (tmp_path / "cache-duckdb" / "lowered").iterdir()] == [
+        "another version"[:32]
+    ]
+
+    # a cache folder that cannot be created only costs time
+    (tmp_path / "file").write_text("")
+    broken = LowerCache(tmp_path / "file")
+    plan = build_plan([load_policy(policy(7))])
+    assert bytes_of(emit.build(plan, dialect.get("duckdb"), broken)) == bytes_of(
+        emit.build(plan, dialect.get("duckdb"))
+    )
+
+
+def test_compile_uses_the_cache_unless_turned_off(workdir, cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("SQLANON_CACHE_DIR", str(tmp_path / "c"))
+    assert cli("compile", RETAIL, "--out", "one").exit_code == 0
+    assert any((tmp_path / "c" / "lowered").rglob("*"))
+    assert cli("compile", RETAIL, "--out", "two").exit_code == 0
+    assert _snapshot(Path("one")) == _snapshot(Path("two"))
+    monkeypatch.setenv("SQLANON_CACHE_DIR", "off")
+    assert cli("compile", RETAIL, "--out", "three").exit_code == 0
+    assert _snapshot(Path("one")) == _snapshot(Path("three"))

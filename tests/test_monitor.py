@@ -95,3 +95,30 @@ def test_what_counts_as_worse() -> None:
     ]
     # the first run flags only what is already wrong: a failing check, a drift error
     assert compare(now, None) == ["v: check: no longer holds", "schema changed: error: c"]
+
+
+def test_monitor_on_postgresql_by_url(cli, live, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The same job against a PostgreSQL server given by URL: history in the warehouse, a new
+    unique person named."""
+    engine = live.get("postgres")
+    info = engine.conn.info
+    url = f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
+    policy = tmp_path / "mon.yml"
+    policy.write_text(POLICY.replace("raw.p", "mon_raw.p").replace("anon.p", "mon_anon.p"))
+    engine.execute("DROP VIEW IF EXISTS mon_anon.p")
+    engine.execute("DROP TABLE IF EXISTS mon_raw.p")
+    engine.execute("DROP TABLE IF EXISTS privacy.sqlanon_monitor")
+    engine.execute("CREATE SCHEMA IF NOT EXISTS mon_raw")
+    engine.execute(
+        "CREATE TABLE mon_raw.p AS SELECT 20 + i % 20 AS age, CASE WHEN i % 2 = 0 "
+        "THEN '12345' ELSE '12399' END AS zip, i AS visits FROM generate_series(0, 39) AS i"
+    )
+    assert cli("apply", str(policy), "--db", url).exit_code == 0
+    first = cli("monitor", str(policy), "--db", url)
+    assert first.exit_code == 0, first.output
+    engine.execute("INSERT INTO mon_raw.p VALUES (85, '99999', 1)")
+    second = cli("monitor", str(policy), "--db", url)
+    assert second.exit_code == 1, second.output
+    assert "changed: mon_anon.p: k fell from 20 to 1" in second.output
+    runs = engine.query("SELECT run FROM privacy.sqlanon_monitor ORDER BY run")
+    assert [r[0] for r in runs] == [1, 2]

@@ -23,11 +23,13 @@ from rich.table import Table
 from sqlanon import __version__, api
 from sqlanon.output import emit
 from sqlanon.output import write as output_write
+from sqlanon.output.cache import LowerCache
 from sqlanon.output.files import MANIFEST
 from sqlanon.plan.model import Plan
 from sqlanon.policy.diagnostics import PolicyError
 from sqlanon.policy.files import expand, is_fragment
 from sqlanon.policy.load import load_policies
+from sqlanon.report import numbers
 from sqlanon.review.explain import (
     budget_lines,
     column_rows,
@@ -262,11 +264,12 @@ def compile(
     plan = _plan(paths)
     targets = _dialects(dialect_name)
     failed = False
+    cache = LowerCache.default()  # incremental: only objects whose plan changed are lowered
     for d in targets:
         folder = out_dir / d.name if dialect_name.lower() == "all" else out_dir
         try:
             with _no_gc():
-                artifacts = api.build(plan, d, format.value)
+                artifacts = api.build(plan, d, format.value, cache)
         except dialect.DialectError as exc:
             raise _fail(str(exc)) from None
         if check:
@@ -788,7 +791,7 @@ def utility(
     if failed:
         if format is Format.table:
             for c in failed:
-                measured = "not measurable" if c.measured is None else f"{c.measured:.4g}"
+                measured = "not measurable" if c.measured is None else numbers.figure(c.measured)
                 err.print(f"utility check failed: {c.check} (measured {measured})", markup=False)
         raise typer.Exit(EXIT_CHECK)
 

@@ -16,6 +16,7 @@ from sqlanon.plan.build import build_plan
 from sqlanon.plan.model import Plan, ViewPlan
 from sqlanon.policy.diagnostics import display_path
 from sqlanon.policy.load import load_policies
+from sqlanon.report import numbers
 from sqlanon.sql import dialect
 from sqlanon.sql.views import view_query
 from sqlanon.warehouse.apply import (
@@ -69,7 +70,13 @@ def print_release_reports(console: Console, reports: list[ReleaseReport]) -> Non
     for col in ("release", "epoch", "groups released", "epsilon", "delta"):
         t.add_column(col, justify="left" if col == "release" else "right", no_wrap=True)
     for r in reports:
-        t.add_row(r.target, str(r.epoch), str(r.groups), f"{r.epsilon:g}", f"{r.delta:g}")
+        t.add_row(
+            r.target,
+            str(r.epoch),
+            numbers.count(r.groups),
+            numbers.parameter(r.epsilon),
+            numbers.parameter(r.delta),
+        )
     console.print(t)
 
 
@@ -81,7 +88,7 @@ def run(console: Console, customers: int = 2000, rows: int = 2, database: str = 
     console.rule("[bold]sqlanon demo[/] — embedded DuckDB")
     console.print(
         "Loaded generated retail data: "
-        + ", ".join(f"raw.{t.name} ({len(t.rows):,} rows)" for t in tables)
+        + ", ".join(f"raw.{t.name} ({numbers.count(len(t.rows))} rows)" for t in tables)
     )
 
     policy_path = resources.retail_policy()
@@ -137,7 +144,8 @@ def run(console: Console, customers: int = 2000, rows: int = 2, database: str = 
             ).text
         )[0]
         console.print(
-            f"Pseudonyms join: {matched:,} of {total:,} anonymized orders match an anonymized "
+            f"Pseudonyms join: {numbers.count(matched)} of {numbers.count(total)} anonymized "
+            "orders match an anonymized "
             "customer" + (" (the rest belong to suppressed customers)." if matched < total else ".")
         )
     console.print(
@@ -194,7 +202,7 @@ def _short(value: object) -> str:
     if isinstance(value, dt.datetime) and value.time() == dt.time(0):
         return value.date().isoformat()
     if isinstance(value, (float, Decimal)):
-        return f"{float(value):,.1f}" if abs(float(value)) < 1000 else f"{float(value):,.0f}"
+        return numbers.amount(value)
     return _show(value)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from sqlanon import __version__
 from sqlanon.measure import drift, risk, utility
 from sqlanon.plan.model import Plan
+from sqlanon.report import numbers
 from sqlanon.sql.dialect import Dialect
 from sqlanon.warehouse.common import append_only_table
 
@@ -131,7 +132,7 @@ def compare(current: list[Figure], previous: dict[str, Any] | None) -> list[str]
 
 
 def _text(x: Any) -> str:
-    return f"{x:.4g}" if isinstance(x, float) else str(x)
+    return numbers.figure(x) if isinstance(x, float) else str(x)
 
 
 def run(plan: Plan, d: Dialect, engine: Any, step: Callable[[str], None] | None = None) -> Run:

@@ -15,8 +15,10 @@ import multiprocessing
 import os
 import sys
 import textwrap
+from dataclasses import replace
 
 from sqlanon import __version__
+from sqlanon.output.cache import LowerCache
 from sqlanon.output.files import MANIFEST, MARKER, Artifact, comment_value, object_file
 from sqlanon.output.manifest import manifest
 from sqlanon.plan.model import Plan, ReleasePlan, ViewPlan
@@ -146,9 +148,14 @@ def ledger_artifact(table: tuple[str, ...], dialect: Dialect) -> Artifact:
     )
 
 
-def build(plan: Plan, dialect: Dialect) -> list[Artifact]:
-    artifacts = _view_artifacts(plan, dialect)
-    artifacts += [release_artifact(r, dialect) for r in plan.releases]
+def build(plan: Plan, dialect: Dialect, cache: LowerCache | None = None) -> list[Artifact]:
+    """Every output file; with `cache`, views and releases lowered by an earlier compile (the
+    same plan digest, dialect and tool: sqlanon/output/cache.py) are reused, not lowered."""
+    if cache is None:
+        artifacts = _view_artifacts(plan, dialect)
+        artifacts += [release_artifact(r, dialect) for r in plan.releases]
+    else:
+        artifacts = _cached_artifacts(plan, dialect, cache)
     artifacts += [key_table_artifact(t, dialect) for t in plan.key_tables]
     artifacts += [ledger_artifact(t, dialect) for t in plan.ledgers]
     paths = [a.path for a in artifacts]
@@ -157,3 +164,28 @@ def build(plan: Plan, dialect: Dialect) -> list[Artifact]:
     artifacts.sort(key=lambda a: a.path)
     artifacts.append(Artifact(MANIFEST, manifest(plan, dialect, artifacts)))
     return artifacts
+
+
+def _cached_artifacts(plan: Plan, dialect: Dialect, cache: LowerCache) -> list[Artifact]:
+    found: list[Artifact] = []
+    views: list[ViewPlan] = []
+    releases: list[ReleasePlan] = []
+    keys: dict[str, str] = {}
+    objects: tuple[ViewPlan | ReleasePlan, ...] = (*plan.views, *plan.releases)
+    for obj in objects:
+        view = isinstance(obj, ViewPlan)
+        path = object_file("views" if view else "releases", obj.target)
+        keys[path] = cache.key(dialect.name, "view" if view else "release", obj.digest)
+        content = cache.get(keys[path])
+        if content is not None:
+            found.append(Artifact(path, content))
+        elif isinstance(obj, ViewPlan):
+            views.append(obj)
+        else:
+            releases.append(obj)
+    # the views to lower, in several processes when many (a fresh compile)
+    lowered = _view_artifacts(replace(plan, views=tuple(views)), dialect) if views else []
+    lowered += [release_artifact(r, dialect) for r in releases]
+    for a in lowered:
+        cache.put(keys[a.path], a.content)
+    return found + lowered

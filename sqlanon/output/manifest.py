@@ -11,6 +11,7 @@ from sqlanon import __version__
 from sqlanon.output.files import Artifact, object_file
 from sqlanon.plan.model import ColumnStep, Plan, ReleasePlan, ViewPlan, to_jsonable
 from sqlanon.sql.dialect import Dialect
+from sqlanon.sql.lookups import lookup_tables
 from sqlanon.transforms import known_types
 
 
@@ -46,6 +47,7 @@ def manifest(plan: Plan, dialect: Dialect, artifacts: list[Artifact]) -> bytes:
                 "t_closeness": to_jsonable(v.t_closeness),
                 "columns": _column_lines(v),
                 "dropped": [c.output for c in v.columns if not c.emitted],
+                "lookup_tables": [".".join(t) for _, t in lookup_tables(v)],
             }
         )
     doc = {

@@ -14,6 +14,7 @@ from typing import Any
 from sqlanon import __version__
 from sqlanon.plan.model import ColumnStep, Plan, ReleasePlan, ViewPlan
 from sqlanon.review.explain import format_params
+from sqlanon.sql.lookups import lookup_tables
 from sqlanon.transforms import known_types
 
 PRODUCER = f"https://pypi.org/project/sqlanon/{__version__}"
@@ -55,6 +56,7 @@ def _event(
     target: tuple[str, ...],
     steps: list[tuple[str, ColumnStep]],
     dropped: list[str],
+    lookups: tuple[tuple[str, ...], ...] = (),
 ) -> dict[str, Any]:
     fields = {
         out: {
@@ -87,7 +89,8 @@ def _event(
                 ),
             },
         },
-        "inputs": [_dataset(namespace, source, {})],
+        # the lookup tables a view joins are inputs too (sqlanon/sql/lookups.py)
+        "inputs": [_dataset(namespace, r, {}) for r in (source, *lookups)],
         "outputs": [
             _dataset(
                 namespace,
@@ -114,7 +117,9 @@ def events(plan: Plan, namespace: str) -> list[dict[str, Any]]:
 def _view_event(v: ViewPlan, namespace: str, digest: str) -> dict[str, Any]:
     steps = [(c.output, c) for c in v.emitted_columns]
     dropped = [c.output for c in v.columns if not c.emitted]
-    return _event(namespace, f"{v.policy}.{v.name}", digest, v.source, v.target, steps, dropped)
+    lookups = tuple(table for _, table in lookup_tables(v))
+    job = f"{v.policy}.{v.name}"
+    return _event(namespace, job, digest, v.source, v.target, steps, dropped, lookups)
 
 
 def _release_event(r: ReleasePlan, namespace: str, digest: str) -> dict[str, Any]:

@@ -148,10 +148,13 @@ def write(out: Path, artifacts: list[Artifact]) -> CheckReport:
             return report
         staging = out.parent / f"{_STAGING_PREFIX}{out.name}-{os.getpid()}"
         staging.mkdir()
+        changed = set(report.stale) | set(report.missing)
         try:
             for a in artifacts:
                 target = staging / a.path
                 target.parent.mkdir(parents=True, exist_ok=True)
+                if a.path not in changed and _linked(out / a.path, target):
+                    continue  # the same bytes, already on disk: a one-table edit writes one file
                 with target.open("wb") as fh:
                     fh.write(a.content)
                     fh.flush()
@@ -178,6 +181,17 @@ def write(out: Path, artifacts: list[Artifact]) -> CheckReport:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         return report
+
+
+def _linked(existing: Path, target: Path) -> bool:
+    """A hard link to a file whose bytes are already what is wanted (check() compared them):
+    sqlanon never writes into the output folder in place, so the old folder's copy is never
+    modified after the exchange, only removed. False where links are not possible."""
+    try:
+        os.link(existing, target, follow_symlinks=False)
+    except (OSError, NotImplementedError):
+        return False
+    return True
 
 
 def _fsync_dir(path: Path) -> None:

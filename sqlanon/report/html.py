@@ -12,6 +12,7 @@ import jinja2
 from sqlanon import __version__, resources
 from sqlanon.measure.risk import ViewRisk
 from sqlanon.measure.utility import ReleaseUtility, ViewUtility
+from sqlanon.report import numbers
 from sqlanon.report.risk import band_rows
 from sqlanon.report.utility import column_cells, num, pct
 
@@ -85,10 +86,10 @@ def render(
     for risk in risks:
         specs.append(_class_size_spec(risk))
         rows = [
-            ("records", f"{risk.rows:,}"),
-            ("equivalence classes", f"{risk.classes:,}"),
+            ("records", numbers.count(risk.rows)),
+            ("equivalence classes", numbers.count(risk.classes)),
             ("k (smallest class)", "view empty" if risk.k is None else str(risk.k)),
-            ("sample uniques", f"{risk.sample_uniques:,}"),
+            ("sample uniques", numbers.count(risk.sample_uniques)),
         ]
         for name, a in (("prosecutor", risk.prosecutor), ("journalist", risk.journalist)):
             if a is not None:
@@ -186,7 +187,7 @@ def render(
 def _check(c: Any) -> dict[str, Any]:
     return {
         "check": c.check,
-        "limit": f"{c.limit:g}",
+        "limit": numbers.parameter(c.limit),
         "measured": "not measurable" if c.measured is None else num(c.measured),
         "ok": c.ok,
     }

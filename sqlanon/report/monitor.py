@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sqlanon.measure.monitor import Run
+from sqlanon.report import numbers
 
 
 def render(console: Console, result: Run, table: str) -> None:
@@ -30,7 +31,7 @@ def render(console: Console, result: Run, table: str) -> None:
 
 def _cell(x: Any) -> str:
     if isinstance(x, float):
-        return f"{x:.4g}"
+        return numbers.figure(x)
     if isinstance(x, list):
         return "; ".join(x) or "none"
     return "—" if x is None else str(x)

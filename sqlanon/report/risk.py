@@ -10,6 +10,7 @@ from rich.table import Table
 
 from sqlanon.measure.risk import ViewRisk
 from sqlanon.plan.model import to_jsonable
+from sqlanon.report import numbers
 from sqlanon.report.utility import pct
 
 # Class-size bands for the terminal; JSON carries every size.
@@ -46,17 +47,19 @@ def print_risks(console: Console, risks: list[ViewRisk]) -> None:
         )
         t.add_column("measure")
         t.add_column("value", justify="right")
-        t.add_row("records", f"{r.rows:,}")
+        t.add_row("records", numbers.count(r.rows))
         if r.population_rows is not None:
             t.add_row(
-                "population (source before sampling and suppression)", f"{r.population_rows:,}"
+                "population (source before sampling and suppression)",
+                numbers.count(r.population_rows),
             )
-        t.add_row("equivalence classes", f"{r.classes:,}")
+        t.add_row("equivalence classes", numbers.count(r.classes))
         t.add_row("k (smallest class)", "view empty" if r.k is None else str(r.k))
         t.add_row(
-            f"records in classes smaller than {r.threshold_k}", f"{r.records_below_threshold:,}"
+            f"records in classes smaller than {r.threshold_k}",
+            numbers.count(r.records_below_threshold),
         )
-        t.add_row("sample uniques (classes of one)", f"{r.sample_uniques:,}")
+        t.add_row("sample uniques (classes of one)", numbers.count(r.sample_uniques))
         for name, a in (("prosecutor", r.prosecutor), ("journalist", r.journalist)):
             if a is not None:
                 t.add_row(f"{name} risk: highest / average", f"{pct(a.highest)} / {pct(a.average)}")
@@ -71,7 +74,7 @@ def print_risks(console: Console, risks: list[ViewRisk]) -> None:
         for col in ("size", "classes", "records"):
             sizes.add_column(col, justify="right")
         for band, classes, records in band_rows(r):
-            sizes.add_row(band, f"{classes:,}", f"{records:,}")
+            sizes.add_row(band, numbers.count(classes), numbers.count(records))
         console.print(sizes)
 
         if r.sensitive:
@@ -83,8 +86,8 @@ def print_risks(console: Console, risks: list[ViewRisk]) -> None:
                     x.column,
                     str(x.distinct_values),
                     str(x.l_distinct),
-                    f"{x.l_entropy:.3f}",
-                    f"{x.t:.4f}",
+                    numbers.fixed(x.l_entropy, 3),
+                    numbers.fixed(x.t, 4),
                     x.distance,
                 )
             console.print(s)
@@ -92,7 +95,11 @@ def print_risks(console: Console, risks: list[ViewRisk]) -> None:
             measured = (
                 "—"
                 if q.measured is None
-                else (f"{q.measured:.4f}" if isinstance(q.measured, float) else str(q.measured))
+                else (
+                    numbers.fixed(q.measured, 4)
+                    if isinstance(q.measured, float)
+                    else str(q.measured)
+                )
             )
             verdict = "[green]ok[/]" if q.ok else "[red]NOT MET[/]"
             console.print(

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from sqlanon.measure.tune import Goal, Node, TuneResult
 from sqlanon.plan.model import to_jsonable
+from sqlanon.report import numbers
 
 
 def _node_json(result: TuneResult, node: Node) -> dict[str, object]:
@@ -60,7 +61,10 @@ def print_result(
     patched: str | None,
     written: bool,
 ) -> None:
-    wanted = [f"k={goal.k}", f"suppression ≤ {float(goal.max_suppression) * 100:g} %"]
+    wanted = [
+        f"k={goal.k}",
+        f"suppression ≤ {numbers.parameter(float(goal.max_suppression) * 100)} %",
+    ]
     if goal.l is not None:
         wanted.append(f"l={goal.l} for {goal.sensitive}")
     if goal.t is not None:
@@ -85,11 +89,11 @@ def print_result(
         mark = "[bold green]chosen[/]" if n == result.best else ""
         t.add_row(
             *(str(lvl) for lvl in n.levels),
-            f"{n.suppressed:,} ({n.suppressed_share * 100:.2f} %)",
-            f"{n.classes:,}",
+            f"{numbers.count(n.suppressed)} ({numbers.share(n.suppressed_share)})",
+            numbers.count(n.classes),
             "—" if n.k is None else str(n.k),
             "—" if n.l is None else str(n.l),
-            f"{n.precision_loss:.3f}",
+            numbers.fixed(n.precision_loss, 3),
             mark,
         )
     console.print(t)

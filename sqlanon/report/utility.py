@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sqlanon.measure.utility import CheckResult, ColumnUtility, ReleaseUtility, Stats, ViewUtility
+from sqlanon.report import numbers
 
 
 def to_json(views: list[ViewUtility], releases: list[ReleaseUtility]) -> str:
@@ -30,19 +31,13 @@ def to_json(views: list[ViewUtility], releases: list[ReleaseUtility]) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-def num(x: float | None, digits: int = 4) -> str:
-    if x is None:
-        return "—"
-    return f"{x:,.0f}" if abs(x) >= 10**digits else f"{x:.{digits}g}"
-
-
-def pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.2f} %"
+num = numbers.figure
+pct = numbers.share
 
 
 def column_cells(c: ColumnUtility) -> list[str]:
     def share(s: Stats) -> str:
-        return "—" if not s.rows else f"{100 * s.nulls / s.rows:.1f}"
+        return numbers.MISSING if not s.rows else numbers.fixed(100 * s.nulls / s.rows, 1)
 
     def pair(a: float | None, b: float | None) -> str:
         return f"{num(a)}→{num(b)}" if c.numeric else ""
@@ -64,13 +59,15 @@ def _order_cell(c: ColumnUtility) -> str:
     if c.rank_correlation is None and c.order_violations is None:
         return ""
     text = num(c.rank_correlation, 3)
-    return text + (f" ({c.order_violations:,} out of order)" if c.order_violations else "")
+    return text + (
+        f" ({numbers.count(c.order_violations)} out of order)" if c.order_violations else ""
+    )
 
 
 def print_checks(console: Console, checks: tuple[CheckResult, ...]) -> None:
     for c in checks:
         verdict = "[green]ok[/]" if c.ok else "[red]FAILED[/]"
-        measured = "not measurable" if c.measured is None else f"{c.measured:.4g}"
+        measured = "not measurable" if c.measured is None else numbers.figure(c.measured)
         console.print(f"  • check {c.check}: measured {measured} {verdict}")
 
 
@@ -79,8 +76,9 @@ def print_utility(
 ) -> None:
     for v in views:
         console.print(
-            f"[bold]{v.view}[/]: {v.source_rows:,} source rows, {v.kept_rows:,} after "
-            f"retention and sampling, {v.released_rows:,} released "
+            f"[bold]{v.view}[/]: {numbers.count(v.source_rows)} source rows, "
+            f"{numbers.count(v.kept_rows)} after "
+            f"retention and sampling, {numbers.count(v.released_rows)} released "
             f"({pct(v.suppressed_share)} suppressed)"
         )
         t = Table(show_edge=False)

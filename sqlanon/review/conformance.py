@@ -89,7 +89,7 @@ def load_cases(folder: Path | None = None) -> list[Case]:
                     path.name,
                     i,
                     doc["transform"],
-                    c.get("params") or {},
+                    padded(c.get("params") or {}, c.get("pad", 0)),
                     c.get("type"),
                     c.get("session_time_zone"),
                     vectors,
@@ -98,6 +98,20 @@ def load_cases(folder: Path | None = None) -> list[Case]:
                 )
             )
     return cases
+
+
+def padded(params: dict[str, Any], pad: int) -> dict[str, Any]:
+    """`pad: N` adds N filler values to a case's inline hierarchy, each generalizing to
+    `~pad` at every level: the same vectors then run through a larger hierarchy's lowering
+    (a join to the pairs written in the view, or to a lookup table: sqlanon/sql/lookups.py)."""
+    if not pad:
+        return params
+    hierarchy = dict(params["hierarchy"])
+    first = next(iter(hierarchy.values()))
+    depth = len(first) if isinstance(first, list) else 1
+    for i in range(pad):
+        hierarchy[f"~pad-{i}"] = ["~pad"] * depth
+    return {**params, "hierarchy": hierarchy}
 
 
 def canonical_value(v: Any) -> str | None:

@@ -14,6 +14,7 @@ from sqlanon.plan.model import (
     ViewPlan,
     to_jsonable,
 )
+from sqlanon.report import numbers
 from sqlanon.transforms import known_types
 
 CLASS_LABELS = {
@@ -100,10 +101,7 @@ def _utility_rules(checks: tuple[UtilityCheck, ...]) -> list[str]:
     return [f"utility check: {u.describe()} (`sqlanon utility` measures it)" for u in checks]
 
 
-def number(x: object) -> str:
-    """A compile-time constant as a reviewer reads it: exact when short, else 4 digits."""
-    f = float(x)  # type: ignore[arg-type]
-    return str(int(f)) if f == int(f) and abs(f) < 1e15 else f"{f:.4g}"
+number = numbers.constant
 
 
 def _scale(c: NoiseComponent) -> str:

@@ -62,6 +62,9 @@ class Features:
     transactional_ddl: bool = False  # CREATE/DROP inside a transaction roll back with it
     lock_table: bool = False  # refreshes sharing a ledger serialize on a lock
     view_fence: bool = False  # views fence filtered rows from the planner (MATERIALIZED)
+    # a filled lookup table is analyzed (statements: analyze_table): without statistics the
+    # planner hashes the source instead of the lookup, 3.6× slower (benchmarks/hierarchy.py)
+    analyze_lookups: bool = False
     fold_case: str | None = None  # "upper": unquoted names are stored upper-cased
     relation_path: str | None = None  # "one_identifier": `project.dataset.table` quoted whole
     identifier_forbids: tuple[str, ...] = ()  # characters a name may not hold

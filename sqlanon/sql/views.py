@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlanon.plan.model import ColumnStep, KeyRef, ViewPlan
 from sqlanon.sql.dialect import Dialect
+from sqlanon.sql.lookups import ViewLookups, lookup_table_statements, lookup_tables
 from sqlanon.sql.shapes import Sql
 from sqlanon.sql.shared import Names, Shared
 from sqlanon.transforms import REGISTRY, LowerContext
@@ -65,10 +66,13 @@ def key_row(
     return [Sql(query.text)], key_pads  # atomic: the templates put it inside parentheses
 
 
-def view_query(view: ViewPlan, d: Dialect) -> Sql:
+def view_query(view: ViewPlan, d: Dialect, lookup_tables: bool = False) -> Sql:
     """The SELECT that computes the anonymized rows of a view (dialects/base:
-    anonymized_select): the source columns it reads, the values its columns share, each
-    output column under a comment naming its transform, k-anonymity's classes."""
+    anonymized_select): the lookup relations it joins, the source columns it reads, the
+    values its columns share, each output column under a comment naming its transform,
+    k-anonymity's classes. With `lookup_tables` it joins the lookup tables the view's file
+    deploys (sqlanon/sql/lookups.py); without, every lookup is written into the query, which
+    then runs on a warehouse where nothing was deployed (tune, the demo's preview, dbt)."""
     columns = view.emitted_columns
     sources = list(dict.fromkeys(col.sources[0] for col in columns))
     names = Names([*sources, *(col.output for col in columns)])
@@ -78,7 +82,8 @@ def view_query(view: ViewPlan, d: Dialect) -> Sql:
     # the column expressions read the input CTE's columns by name; shared values go to steps
     local_pads = {key: (d.ident(a), d.ident(b)) for key, (a, b) in key_pads.items()}
     shared = Shared(d, names)
-    ctx = LowerContext(d, local_pads, shared)
+    lookups = ViewLookups(d, view, names, SOURCE_ALIAS, lookup_tables)
+    ctx = LowerContext(d, local_pads, shared, lookups)
     exprs: list[Sql] = []
     for col in columns:
         expr = REGISTRY[col.transform].lower(ctx, d.ident(col.sources[0]), col)
@@ -119,8 +124,19 @@ def view_query(view: ViewPlan, d: Dialect) -> Sql:
         [d.ident(col.output) for col in columns],
         qi,
         k,
+        [commented(_pairs_comment(j.step), j.inline) for j in lookups.joins if j.inline],
+        [j.relation for j in lookups.joins if j.inline],
+        [j.relation for j in lookups.joins],
+        [j.alias for j in lookups.joins],
+        [j.on for j in lookups.joins],
+        [j.target for j in lookups.joins],
+        [j.name for j in lookups.joins],
         steps=tuple(len(step) for step in shared.steps),
     )
+
+
+def _pairs_comment(col: ColumnStep) -> str:
+    return f"{len(col.lookup or ())} {col.transform} pairs of {col.output}: {column_comment(col)}"
 
 
 def column_comment(col: ColumnStep) -> str:
@@ -159,7 +175,10 @@ def view_statements(view: ViewPlan, d: Dialect) -> list[Statement]:
     fresh warehouse once the key relation exists (docs/deploy.md)."""
     target = d.relation(view.target)
     out = schema_statements(view.target, d)
-    out.append(Statement(d.statement("create_view", target, view_query(view, d)).text))
+    for col, table in lookup_tables(view):
+        out += [Statement(s) for s in lookup_table_statements(table, col, d)]
+    query = view_query(view, d, lookup_tables=True)
+    out.append(Statement(d.statement("create_view", target, query).text))
     return out + grant_statements(view.target, view.grants, d, "view")
 
 

@@ -16,7 +16,9 @@ from typing import Any
 from sqlanon.warehouse.snowflake import SnowflakeEngine
 
 DIALECT = "snowflake"
-DATABASE = "SQLANON"
+# not SQLANON: fakesnow (DuckDB) cannot tell a database from a schema of the same name,
+# and deploy's audit table may live in a schema called sqlanon
+DATABASE = "WAREHOUSE"
 NOP = ["^GRANT "]  # statements fakesnow answers with success without running them
 
 

@@ -4,10 +4,11 @@ lowers to primitives. One module per transform; docs/transforms.md is generated 
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sqlanon.plan.model import OTHER, ColumnStep, InputFile, KeyRef
 from sqlanon.plan.types import ALL_TYPES
@@ -263,6 +264,16 @@ class ColumnContext:
         self.chk.error(loc, f"column '{self.column}': {message}", expected, hint)
 
 
+class LookupJoins(Protocol):
+    """Where a view joins lookup relations (sqlanon/sql/lookups.py): a large value →
+    replacement table is data the engine joins, not a CASE of thousands of literals."""
+
+    def join(self, step: ColumnStep, key: Callable[[Sql], Sql]) -> Sql:
+        """The replacement of each row's value: `key(source column)` is matched against the
+        step's lookup pairs; NULL where no pair matches."""
+        ...
+
+
 @dataclass
 class LowerContext:
     """What lowering gives a transform: the dialect, the padded keys of each key, and (in a
@@ -271,6 +282,8 @@ class LowerContext:
     dialect: Dialect
     key_pads: dict[KeyRef, tuple[Sql, Sql]]
     shared: Shared | None = None
+    # (in a view) joins a value → replacement relation to the source rows; None elsewhere
+    lookups: LookupJoins | None = None
 
     def let(self, value: Sql, name: str) -> Sql:
         """`value`, named `name` (a hint: made unique) and computed once where the query has
@@ -315,6 +328,11 @@ class Transform:
 
     def lookup(self, p: dict[str, Any], ctx: ColumnContext) -> tuple[tuple[str, str], ...] | None:
         return None
+
+    def lookup_table(self, step: ColumnStep) -> bool:
+        """Whether a view's file deploys this step's lookup pairs as a table beside the view
+        (too many to inline in the view's SQL, sqlanon/sql/lookups.py)."""
+        return False
 
     def output_type(self, input_type: str, p: dict[str, Any]) -> str | None:
         return input_type

@@ -40,6 +40,7 @@ from sqlanon.sql.releases import ledger_lock_id
 from sqlanon.warehouse.common import append_only_table
 
 AUDIT_NAME = "sqlanon_deploys"
+DEFAULT_SCHEMA = "privacy"  # without a key relation (measure/monitor.py: the same)
 # the audit table's columns; JSON documents are text, so every engine stores them alike
 AUDIT_COLUMNS = (
     ("deploy", "integer"),  # 1, 2, … in deploy order
@@ -55,6 +56,9 @@ AUDIT_COLUMNS = (
     ("views", "text"),  # the views this deploy created or replaced
     ("pruned", "text"),  # views dropped because the folder no longer has them
     ("stale", "text"),  # views earlier deploys created that this folder lacks, kept
+    # the lookup tables sqlanon owns after this deploy (sqlanon/sql/lookups.py): those the
+    # folder's views fill and, without prune, those earlier deploys left
+    ("lookup_tables", "text"),
 )
 LOCK_TIMEOUT_MS = 5000
 _REPLACE_REFUSED = (  # PostgreSQL's CREATE OR REPLACE VIEW refusing a changed column list
@@ -91,6 +95,7 @@ class DeployResult:
     recorded: list[str] = field(default_factory=list)  # release files recorded, not run
     pruned: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # earlier views not in this folder, kept
+    lookup_tables: list[str] = field(default_factory=list)  # owned after this deploy
 
 
 def verify(build_dir: Path, expected: dict[str, bytes] | None = None) -> Folder:
@@ -157,11 +162,11 @@ def statements(text: str, d: Dialect) -> list[str]:
 
 
 def audit_table(folder: Folder) -> tuple[str, ...]:
-    """Beside the key relation (the privacy schema), else in a schema of its own."""
+    """Beside the key relation, else privacy.<name>: where `monitor` keeps its history."""
     for o in folder.manifest["objects"]:
         if o.get("key_table"):
             return (*tuple(o["key_table"])[:-1], AUDIT_NAME)
-    return ("sqlanon", AUDIT_NAME)
+    return (DEFAULT_SCHEMA, AUDIT_NAME)
 
 
 def git_commit(path: Path) -> str | None:
@@ -222,14 +227,17 @@ def _deploy(  # type: ignore[no-untyped-def]
             engine.execute(d.statement("set_lock_timeout", d.number(lock_timeout_ms)).text)
             engine.execute(d.statement("lock_ledger", d.number(ledger_lock_id(table))).text)
         key = d.ident("deploy")
-        columns = [key, d.ident("views"), d.ident("stale")]
+        columns = [key, d.ident("views"), d.ident("stale"), d.ident("lookup_tables")]
         previous = engine.query(d.statement("latest_row", relation, key, columns).text)
         number = 1 + (previous[0][0] if previous and previous[0][0] is not None else 0)
         owned: set[str] = set()
+        owned_lookups: set[str] = set()
         if previous and previous[0][1] is not None:
             owned = set(json.loads(previous[0][1])) | set(json.loads(previous[0][2]))
+            owned_lookups = set(json.loads(previous[0][3] or "[]"))
         result = DeployResult(number, table)
         views = {o["file"]: ".".join(o["target"]) for o in folder.objects("view")}
+        lookups = {t for o in folder.objects("view") for t in o.get("lookup_tables", [])}
         for name in folder.manifest["run_order"]:
             if name.startswith("releases/"):
                 result.recorded.append(name)
@@ -242,13 +250,18 @@ def _deploy(  # type: ignore[no-untyped-def]
                 engine.execute(s)
             result.ran.append(name)
         gone = sorted(owned - set(views.values()))
-        for target in gone if prune else ():
+        unused = sorted(owned_lookups - lookups)  # after the views that join them
+        for target, drop in [(t, "drop_view") for t in gone] + [(t, "drop_table") for t in unused]:
+            if not prune:
+                break
             current = f"pruning {target}"
-            engine.execute(d.statement("drop_view", d.relation(tuple(target.split(".")))).text)
+            engine.execute(d.statement(drop, d.relation(tuple(target.split(".")))).text)
         if prune:
-            result.pruned = gone
+            result.pruned = gone + unused
+            result.lookup_tables = sorted(lookups)
         else:
             result.stale = gone
+            result.lookup_tables = sorted(lookups | owned_lookups)
         current = "the audit row"
         row = _audit_row(folder, engine, result, sorted(views.values()))
         names = [d.ident(n) for n, _ in AUDIT_COLUMNS]
@@ -303,4 +316,5 @@ def _audit_row(  # type: ignore[no-untyped-def]
         json.dumps(views),
         json.dumps(result.pruned),
         json.dumps(result.stale),
+        json.dumps(result.lookup_tables),
     )

@@ -7,7 +7,156 @@
 CREATE SCHEMA IF NOT EXISTS "anon";
 
 CREATE OR REPLACE VIEW "anon"."adult" AS
-WITH "_sqlanon_input" AS (
+WITH "_sqlanon_pairs1" AS (
+  -- 100 generalize pairs of age: generalize(hierarchy='hierarchies/age.csv', level=2, unknown='*')
+  SELECT * FROM (VALUES
+    ('1', '0-9'),
+    ('2', '0-9'),
+    ('3', '0-9'),
+    ('4', '0-9'),
+    ('5', '0-9'),
+    ('6', '0-9'),
+    ('7', '0-9'),
+    ('8', '0-9'),
+    ('9', '0-9'),
+    ('10', '0-9'),
+    ('11', '10-19'),
+    ('12', '10-19'),
+    ('13', '10-19'),
+    ('14', '10-19'),
+    ('15', '10-19'),
+    ('16', '10-19'),
+    ('17', '10-19'),
+    ('18', '10-19'),
+    ('19', '10-19'),
+    ('20', '10-19'),
+    ('21', '20-29'),
+    ('22', '20-29'),
+    ('23', '20-29'),
+    ('24', '20-29'),
+    ('25', '20-29'),
+    ('26', '20-29'),
+    ('27', '20-29'),
+    ('28', '20-29'),
+    ('29', '20-29'),
+    ('30', '20-29'),
+    ('31', '30-39'),
+    ('32', '30-39'),
+    ('33', '30-39'),
+    ('34', '30-39'),
+    ('35', '30-39'),
+    ('36', '30-39'),
+    ('37', '30-39'),
+    ('38', '30-39'),
+    ('39', '30-39'),
+    ('40', '30-39'),
+    ('41', '40-49'),
+    ('42', '40-49'),
+    ('43', '40-49'),
+    ('44', '40-49'),
+    ('45', '40-49'),
+    ('46', '40-49'),
+    ('47', '40-49'),
+    ('48', '40-49'),
+    ('49', '40-49'),
+    ('50', '40-49'),
+    ('51', '50-59'),
+    ('52', '50-59'),
+    ('53', '50-59'),
+    ('54', '50-59'),
+    ('55', '50-59'),
+    ('56', '50-59'),
+    ('57', '50-59'),
+    ('58', '50-59'),
+    ('59', '50-59'),
+    ('60', '50-59'),
+    ('61', '60-69'),
+    ('62', '60-69'),
+    ('63', '60-69'),
+    ('64', '60-69'),
+    ('65', '60-69'),
+    ('66', '60-69'),
+    ('67', '60-69'),
+    ('68', '60-69'),
+    ('69', '60-69'),
+    ('70', '60-69'),
+    ('71', '70-79'),
+    ('72', '70-79'),
+    ('73', '70-79'),
+    ('74', '70-79'),
+    ('75', '70-79'),
+    ('76', '70-79'),
+    ('77', '70-79'),
+    ('78', '70-79'),
+    ('79', '70-79'),
+    ('80', '70-79'),
+    ('81', '80-89'),
+    ('82', '80-89'),
+    ('83', '80-89'),
+    ('84', '80-89'),
+    ('85', '80-89'),
+    ('86', '80-89'),
+    ('87', '80-89'),
+    ('88', '80-89'),
+    ('89', '80-89'),
+    ('90', '80-89'),
+    ('91', '90-99'),
+    ('92', '90-99'),
+    ('93', '90-99'),
+    ('94', '90-99'),
+    ('95', '90-99'),
+    ('96', '90-99'),
+    ('97', '90-99'),
+    ('98', '90-99'),
+    ('99', '90-99'),
+    ('100', '90-99')
+  ) AS "_sqlanon_pairs" ("value", "target")
+), "_sqlanon_pairs2" AS (
+  -- 41 generalize pairs of native-country: generalize(hierarchy='hierarchies/native-country.csv', lev...
+  SELECT * FROM (VALUES
+    ('United-States', 'North America'),
+    ('Cambodia', 'Asia'),
+    ('England', 'Europe'),
+    ('Puerto-Rico', 'North America'),
+    ('Canada', 'North America'),
+    ('Germany', 'Europe'),
+    ('Outlying-US(Guam-USVI-etc)', 'North America'),
+    ('India', 'Asia'),
+    ('Japan', 'Asia'),
+    ('Greece', 'Europe'),
+    ('South', 'Africa'),
+    ('China', 'Asia'),
+    ('Cuba', 'North America'),
+    ('Iran', 'Asia'),
+    ('Honduras', 'North America'),
+    ('Philippines', 'Asia'),
+    ('Italy', 'Europe'),
+    ('Poland', 'Europe'),
+    ('Jamaica', 'North America'),
+    ('Vietnam', 'Asia'),
+    ('Mexico', 'North America'),
+    ('Portugal', 'Europe'),
+    ('Ireland', 'Europe'),
+    ('France', 'Europe'),
+    ('Dominican-Republic', 'North America'),
+    ('Laos', 'Asia'),
+    ('Ecuador', 'South America'),
+    ('Taiwan', 'Asia'),
+    ('Haiti', 'North America'),
+    ('Columbia', 'South America'),
+    ('Hungary', 'Europe'),
+    ('Guatemala', 'North America'),
+    ('Nicaragua', 'South America'),
+    ('Scotland', 'Europe'),
+    ('Thailand', 'Asia'),
+    ('Yugoslavia', 'Europe'),
+    ('El-Salvador', 'North America'),
+    ('Trinadad&Tobago', 'South America'),
+    ('Peru', 'South America'),
+    ('Hong', 'Asia'),
+    ('Holand-Netherlands', 'Europe')
+  ) AS "_sqlanon_pairs" ("value", "target")
+), "_sqlanon_input" AS (
   SELECT
     "_sqlanon_src"."age",
     "_sqlanon_src"."sex",
@@ -17,31 +166,25 @@ WITH "_sqlanon_input" AS (
     "_sqlanon_src"."education",
     "_sqlanon_src"."workclass",
     "_sqlanon_src"."occupation",
-    "_sqlanon_src"."salary-class"
+    "_sqlanon_src"."salary-class",
+    "_sqlanon_lookup1"."target" AS "age_lookup",
+    "_sqlanon_lookup2"."target" AS "native-country_lookup"
   FROM "raw"."adult" AS "_sqlanon_src"
+  LEFT JOIN "_sqlanon_pairs1" AS "_sqlanon_lookup1"
+    ON ("_sqlanon_lookup1"."value" = CAST("_sqlanon_src"."age" AS VARCHAR))
+  LEFT JOIN "_sqlanon_pairs2" AS "_sqlanon_lookup2"
+    ON ("_sqlanon_lookup2"."value" = CAST("_sqlanon_src"."native-country" AS VARCHAR))
 ), "_sqlanon_step1" AS (
   SELECT
     *,
-    CAST("age" AS VARCHAR) AS "age_text",
-    CAST("marital-status" AS VARCHAR) AS "marital-status_text",
-    CAST("native-country" AS VARCHAR) AS "native-country_text"
+    CAST("marital-status" AS VARCHAR) AS "marital-status_text"
   FROM "_sqlanon_input"
 ), "_sqlanon_rows" AS (
   SELECT
     -- generalize(hierarchy='hierarchies/age.csv', level=2, unknown='*')
     CASE
       WHEN "age" IS NULL THEN NULL
-      WHEN "age_text" IN ('1', '2', '3', '4', '5', '6', '7', '8', '9', '10') THEN '0-9'
-      WHEN "age_text" IN ('11', '12', '13', '14', '15', '16', '17', '18', '19', '20') THEN '10-19'
-      WHEN "age_text" IN ('21', '22', '23', '24', '25', '26', '27', '28', '29', '30') THEN '20-29'
-      WHEN "age_text" IN ('31', '32', '33', '34', '35', '36', '37', '38', '39', '40') THEN '30-39'
-      WHEN "age_text" IN ('41', '42', '43', '44', '45', '46', '47', '48', '49', '50') THEN '40-49'
-      WHEN "age_text" IN ('51', '52', '53', '54', '55', '56', '57', '58', '59', '60') THEN '50-59'
-      WHEN "age_text" IN ('61', '62', '63', '64', '65', '66', '67', '68', '69', '70') THEN '60-69'
-      WHEN "age_text" IN ('71', '72', '73', '74', '75', '76', '77', '78', '79', '80') THEN '70-79'
-      WHEN "age_text" IN ('81', '82', '83', '84', '85', '86', '87', '88', '89', '90') THEN '80-89'
-      WHEN "age_text" IN ('91', '92', '93', '94', '95', '96', '97', '98', '99', '100') THEN '90-99'
-      ELSE '*'
+      ELSE COALESCE("age_lookup", '*')
     END AS "age",
     -- keep()
     "sex" AS "sex",
@@ -58,18 +201,7 @@ WITH "_sqlanon_input" AS (
     -- generalize(hierarchy='hierarchies/native-country.csv', level=1, unknown='*')
     CASE
       WHEN "native-country" IS NULL THEN NULL
-      WHEN "native-country_text"
-          IN ('United-States', 'Puerto-Rico', 'Canada', 'Outlying-US(Guam-USVI-etc)', 'Cuba', 'Honduras', 'Jamaica',
-            'Mexico', 'Dominican-Republic', 'Haiti', 'Guatemala', 'El-Salvador') THEN 'North America'
-      WHEN "native-country_text"
-          IN ('Cambodia', 'India', 'Japan', 'China', 'Iran', 'Philippines', 'Vietnam', 'Laos', 'Taiwan', 'Thailand',
-            'Hong') THEN 'Asia'
-      WHEN "native-country_text"
-          IN ('England', 'Germany', 'Greece', 'Italy', 'Poland', 'Portugal', 'Ireland', 'France', 'Hungary', 'Scotland',
-            'Yugoslavia', 'Holand-Netherlands') THEN 'Europe'
-      WHEN "native-country_text" IN ('South') THEN 'Africa'
-      WHEN "native-country_text" IN ('Ecuador', 'Columbia', 'Nicaragua', 'Trinadad&Tobago', 'Peru') THEN 'South America'
-      ELSE '*'
+      ELSE COALESCE("native-country_lookup", '*')
     END AS "native-country",
     -- keep()
     "education" AS "education",

@@ -6,7 +6,156 @@
 CREATE SCHEMA IF NOT EXISTS "ANON";
 
 CREATE OR REPLACE SECURE VIEW "ANON"."ADULT" AS
-WITH "_SQLANON_INPUT" AS (
+WITH "_SQLANON_PAIRS1" AS (
+  -- 100 generalize pairs of age: generalize(hierarchy='hierarchies/age.csv', level=2, unknown='*')
+  SELECT * FROM (VALUES
+    ('1', '0-9'),
+    ('2', '0-9'),
+    ('3', '0-9'),
+    ('4', '0-9'),
+    ('5', '0-9'),
+    ('6', '0-9'),
+    ('7', '0-9'),
+    ('8', '0-9'),
+    ('9', '0-9'),
+    ('10', '0-9'),
+    ('11', '10-19'),
+    ('12', '10-19'),
+    ('13', '10-19'),
+    ('14', '10-19'),
+    ('15', '10-19'),
+    ('16', '10-19'),
+    ('17', '10-19'),
+    ('18', '10-19'),
+    ('19', '10-19'),
+    ('20', '10-19'),
+    ('21', '20-29'),
+    ('22', '20-29'),
+    ('23', '20-29'),
+    ('24', '20-29'),
+    ('25', '20-29'),
+    ('26', '20-29'),
+    ('27', '20-29'),
+    ('28', '20-29'),
+    ('29', '20-29'),
+    ('30', '20-29'),
+    ('31', '30-39'),
+    ('32', '30-39'),
+    ('33', '30-39'),
+    ('34', '30-39'),
+    ('35', '30-39'),
+    ('36', '30-39'),
+    ('37', '30-39'),
+    ('38', '30-39'),
+    ('39', '30-39'),
+    ('40', '30-39'),
+    ('41', '40-49'),
+    ('42', '40-49'),
+    ('43', '40-49'),
+    ('44', '40-49'),
+    ('45', '40-49'),
+    ('46', '40-49'),
+    ('47', '40-49'),
+    ('48', '40-49'),
+    ('49', '40-49'),
+    ('50', '40-49'),
+    ('51', '50-59'),
+    ('52', '50-59'),
+    ('53', '50-59'),
+    ('54', '50-59'),
+    ('55', '50-59'),
+    ('56', '50-59'),
+    ('57', '50-59'),
+    ('58', '50-59'),
+    ('59', '50-59'),
+    ('60', '50-59'),
+    ('61', '60-69'),
+    ('62', '60-69'),
+    ('63', '60-69'),
+    ('64', '60-69'),
+    ('65', '60-69'),
+    ('66', '60-69'),
+    ('67', '60-69'),
+    ('68', '60-69'),
+    ('69', '60-69'),
+    ('70', '60-69'),
+    ('71', '70-79'),
+    ('72', '70-79'),
+    ('73', '70-79'),
+    ('74', '70-79'),
+    ('75', '70-79'),
+    ('76', '70-79'),
+    ('77', '70-79'),
+    ('78', '70-79'),
+    ('79', '70-79'),
+    ('80', '70-79'),
+    ('81', '80-89'),
+    ('82', '80-89'),
+    ('83', '80-89'),
+    ('84', '80-89'),
+    ('85', '80-89'),
+    ('86', '80-89'),
+    ('87', '80-89'),
+    ('88', '80-89'),
+    ('89', '80-89'),
+    ('90', '80-89'),
+    ('91', '90-99'),
+    ('92', '90-99'),
+    ('93', '90-99'),
+    ('94', '90-99'),
+    ('95', '90-99'),
+    ('96', '90-99'),
+    ('97', '90-99'),
+    ('98', '90-99'),
+    ('99', '90-99'),
+    ('100', '90-99')
+  ) AS "_SQLANON_PAIRS" ("VALUE", "TARGET")
+), "_SQLANON_PAIRS2" AS (
+  -- 41 generalize pairs of native-country: generalize(hierarchy='hierarchies/native-country.csv', lev...
+  SELECT * FROM (VALUES
+    ('United-States', 'North America'),
+    ('Cambodia', 'Asia'),
+    ('England', 'Europe'),
+    ('Puerto-Rico', 'North America'),
+    ('Canada', 'North America'),
+    ('Germany', 'Europe'),
+    ('Outlying-US(Guam-USVI-etc)', 'North America'),
+    ('India', 'Asia'),
+    ('Japan', 'Asia'),
+    ('Greece', 'Europe'),
+    ('South', 'Africa'),
+    ('China', 'Asia'),
+    ('Cuba', 'North America'),
+    ('Iran', 'Asia'),
+    ('Honduras', 'North America'),
+    ('Philippines', 'Asia'),
+    ('Italy', 'Europe'),
+    ('Poland', 'Europe'),
+    ('Jamaica', 'North America'),
+    ('Vietnam', 'Asia'),
+    ('Mexico', 'North America'),
+    ('Portugal', 'Europe'),
+    ('Ireland', 'Europe'),
+    ('France', 'Europe'),
+    ('Dominican-Republic', 'North America'),
+    ('Laos', 'Asia'),
+    ('Ecuador', 'South America'),
+    ('Taiwan', 'Asia'),
+    ('Haiti', 'North America'),
+    ('Columbia', 'South America'),
+    ('Hungary', 'Europe'),
+    ('Guatemala', 'North America'),
+    ('Nicaragua', 'South America'),
+    ('Scotland', 'Europe'),
+    ('Thailand', 'Asia'),
+    ('Yugoslavia', 'Europe'),
+    ('El-Salvador', 'North America'),
+    ('Trinadad&Tobago', 'South America'),
+    ('Peru', 'South America'),
+    ('Hong', 'Asia'),
+    ('Holand-Netherlands', 'Europe')
+  ) AS "_SQLANON_PAIRS" ("VALUE", "TARGET")
+), "_SQLANON_INPUT" AS (
   SELECT
     "_SQLANON_SRC"."AGE",
     "_SQLANON_SRC"."SEX",
@@ -16,31 +165,25 @@ WITH "_SQLANON_INPUT" AS (
     "_SQLANON_SRC"."EDUCATION",
     "_SQLANON_SRC"."WORKCLASS",
     "_SQLANON_SRC"."OCCUPATION",
-    "_SQLANON_SRC"."salary-class"
+    "_SQLANON_SRC"."salary-class",
+    "_SQLANON_LOOKUP1"."TARGET" AS "AGE_LOOKUP",
+    "_SQLANON_LOOKUP2"."TARGET" AS "native-country_lookup"
   FROM "RAW"."ADULT" AS "_SQLANON_SRC"
+  LEFT JOIN "_SQLANON_PAIRS1" AS "_SQLANON_LOOKUP1"
+    ON ("_SQLANON_LOOKUP1"."VALUE" = TO_VARCHAR("_SQLANON_SRC"."AGE"))
+  LEFT JOIN "_SQLANON_PAIRS2" AS "_SQLANON_LOOKUP2"
+    ON ("_SQLANON_LOOKUP2"."VALUE" = TO_VARCHAR("_SQLANON_SRC"."native-country"))
 ), "_SQLANON_STEP1" AS (
   SELECT
     *,
-    TO_VARCHAR("AGE") AS "AGE_TEXT",
-    TO_VARCHAR("marital-status") AS "marital-status_text",
-    TO_VARCHAR("native-country") AS "native-country_text"
+    TO_VARCHAR("marital-status") AS "marital-status_text"
   FROM "_SQLANON_INPUT"
 ), "_SQLANON_ROWS" AS (
   SELECT
     -- generalize(hierarchy='hierarchies/age.csv', level=2, unknown='*')
     CASE
       WHEN "AGE" IS NULL THEN NULL
-      WHEN "AGE_TEXT" IN ('1', '2', '3', '4', '5', '6', '7', '8', '9', '10') THEN '0-9'
-      WHEN "AGE_TEXT" IN ('11', '12', '13', '14', '15', '16', '17', '18', '19', '20') THEN '10-19'
-      WHEN "AGE_TEXT" IN ('21', '22', '23', '24', '25', '26', '27', '28', '29', '30') THEN '20-29'
-      WHEN "AGE_TEXT" IN ('31', '32', '33', '34', '35', '36', '37', '38', '39', '40') THEN '30-39'
-      WHEN "AGE_TEXT" IN ('41', '42', '43', '44', '45', '46', '47', '48', '49', '50') THEN '40-49'
-      WHEN "AGE_TEXT" IN ('51', '52', '53', '54', '55', '56', '57', '58', '59', '60') THEN '50-59'
-      WHEN "AGE_TEXT" IN ('61', '62', '63', '64', '65', '66', '67', '68', '69', '70') THEN '60-69'
-      WHEN "AGE_TEXT" IN ('71', '72', '73', '74', '75', '76', '77', '78', '79', '80') THEN '70-79'
-      WHEN "AGE_TEXT" IN ('81', '82', '83', '84', '85', '86', '87', '88', '89', '90') THEN '80-89'
-      WHEN "AGE_TEXT" IN ('91', '92', '93', '94', '95', '96', '97', '98', '99', '100') THEN '90-99'
-      ELSE '*'
+      ELSE COALESCE("AGE_LOOKUP", '*')
     END AS "AGE",
     -- keep()
     "SEX" AS "SEX",
@@ -57,18 +200,7 @@ WITH "_SQLANON_INPUT" AS (
     -- generalize(hierarchy='hierarchies/native-country.csv', level=1, unknown='*')
     CASE
       WHEN "native-country" IS NULL THEN NULL
-      WHEN "native-country_text"
-          IN ('United-States', 'Puerto-Rico', 'Canada', 'Outlying-US(Guam-USVI-etc)', 'Cuba', 'Honduras', 'Jamaica',
-            'Mexico', 'Dominican-Republic', 'Haiti', 'Guatemala', 'El-Salvador') THEN 'North America'
-      WHEN "native-country_text"
-          IN ('Cambodia', 'India', 'Japan', 'China', 'Iran', 'Philippines', 'Vietnam', 'Laos', 'Taiwan', 'Thailand',
-            'Hong') THEN 'Asia'
-      WHEN "native-country_text"
-          IN ('England', 'Germany', 'Greece', 'Italy', 'Poland', 'Portugal', 'Ireland', 'France', 'Hungary', 'Scotland',
-            'Yugoslavia', 'Holand-Netherlands') THEN 'Europe'
-      WHEN "native-country_text" IN ('South') THEN 'Africa'
-      WHEN "native-country_text" IN ('Ecuador', 'Columbia', 'Nicaragua', 'Trinadad&Tobago', 'Peru') THEN 'South America'
-      ELSE '*'
+      ELSE COALESCE("native-country_lookup", '*')
     END AS "native-country",
     -- keep()
     "EDUCATION" AS "EDUCATION",

@@ -1,0 +1,120 @@
+"""Incremental compile: the lowered file of each view and release, cached by what decides it.
+
+A view's file is a pure function of its plan (whose digest its header carries), the dialect and
+sqlanon itself; so after a one-table edit only that table needs lowering again. An entry's key
+is the digest of (the tool, the dialect, the object's kind and plan digest); the tool's digest
+covers every file of the package and of dialects/ and the versions of sqlglot and jinja2, so
+any change to sqlanon — a template, a transform — misses the cache rather than reusing SQL it
+would no longer write. tests/test_compile.py checks an incremental compile byte for byte
+against a fresh one.
+
+Where: `$SQLANON_CACHE_DIR`, else `$XDG_CACHE_HOME/sqlanon`, else `~/.cache/sqlanon`;
+`SQLANON_CACHE_DIR=off` turns it off. Entries of other tool versions are removed when a
+compile opens the cache, and entries unused for CACHE_DAYS days, so it stays about the size of
+the outputs compiled lately. A cache that cannot be read or written is skipped silently: it
+only ever saves time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from functools import cache
+from pathlib import Path
+
+from sqlanon import resources
+
+ENV = "SQLANON_CACHE_DIR"
+CACHE_DAYS = 30
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+@cache
+def tool_digest() -> str:
+    """The digest of sqlanon's own code, templates and dialect settings, and of the libraries
+    that shape its output."""
+    import jinja2
+    import sqlglot
+
+    versions = f"sqlglot {getattr(sqlglot, '__version__', '')} jinja2 {jinja2.__version__}"
+    h = hashlib.sha256(versions.encode())
+    for root in (_PACKAGE, resources.dialects_dir()):
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and _counts(p)):
+            h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+# what can shape a compiled file: code, templates, dialect settings (not the report's scripts)
+_SHAPING = {".py", ".j2", ".yml", ".yaml", ".sql", ".json"}
+
+
+def _counts(path: Path) -> bool:
+    return path.suffix in _SHAPING and "__pycache__" not in path.parts
+
+
+def default_dir() -> Path | None:
+    configured = os.environ.get(ENV)
+    if configured == "off":
+        return None
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sqlanon"
+
+
+class LowerCache:
+    """Lowered files by key; see the module docstring."""
+
+    def __init__(self, root: Path) -> None:
+        self.base = root / "lowered"
+        self.root = self.base / tool_digest()[:32]
+        self.hits = 0
+        self._pruned = False
+
+    @classmethod
+    def default(cls) -> LowerCache | None:
+        root = default_dir()
+        return None if root is None else cls(root)
+
+    def key(self, dialect: str, kind: str, plan_digest: str) -> str:
+        return hashlib.sha256(f"{dialect}\0{kind}\0{plan_digest}".encode()).hexdigest()
+
+    def get(self, key: str) -> bytes | None:
+        path = self.root / key[:2] / key
+        try:
+            content = path.read_bytes()
+            os.utime(path)  # recently used: kept by the pruning below
+        except OSError:
+            return None
+        self.hits += 1
+        return content
+
+    def put(self, key: str, content: bytes) -> None:
+        folder = self.root / key[:2]
+        try:
+            self._prune()
+            folder.mkdir(parents=True, exist_ok=True)
+            # written whole, then renamed: a reader never sees half an entry
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(content)
+            os.replace(tmp, folder / key)
+        except OSError:
+            pass
+
+    def _prune(self) -> None:
+        """Once per compile: other tool versions' entries, and entries unused for long."""
+        if self._pruned:
+            return
+        self._pruned = True
+        if self.base.is_dir():
+            for other in self.base.iterdir():
+                if other != self.root:
+                    shutil.rmtree(other, ignore_errors=True)
+        cutoff = time.time() - CACHE_DAYS * 86400
+        for path in self.root.glob("*/*") if self.root.is_dir() else ():
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
