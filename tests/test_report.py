@@ -52,6 +52,10 @@ def test_html_report_renders_in_headless_chromium(cli, tmp_path):
     html = report.read_text(encoding="utf-8")
     assert "http://" not in html.split("<script>")[0] and "<script src" not in html
     assert "raw</b> data" in html  # the warning that the report holds raw aggregates
+    # issue 15: what each release promises, the distances explained, no "nan" cells
+    assert "ε = 1, δ = 1e-06 per refresh; privacy unit customer_id" in html
+    assert "Kolmogorov–Smirnov (KS" in html and "before k-anonymity's suppression" in html
+    assert ">nan<" not in html
 
     browser = _browser()
     try:

@@ -156,3 +156,25 @@ def test_bucketing_keeps_order_as_spearman_says(shop, report):
     assert c["rank_correlation"] == pytest.approx(stats.spearmanr(raw, bucket).statistic)
     assert c["order_violations"] == 0
     assert _column(report, "anon.customers", "country")["rank_correlation"] is None
+
+
+def test_chart_bins_follow_the_released_buckets_and_round_numbers():
+    """Issue 15: a bucketed column is drawn on its own buckets (a raw value in the bucket it
+    was released as), other numbers on round-width bins, dates in calendar order."""
+    import datetime as dt
+
+    from sqlanon.measure.utility import _bins, _date_bins
+
+    # raw 3..57 released as 10-wide buckets 0, 10, ..., 50
+    rows = sorted(
+        [(float(v), 1, 0) for v in range(3, 58, 6)] + [(float(b), 0, 2) for b in range(0, 60, 10)]
+    )
+    hist = _bins(rows, 10, 12)
+    assert [label for label, _, _ in hist] == ["0", "10", "20", "30", "40", "50"]
+    assert [a for _, a, _ in hist] == [0.2, 0.1, 0.2, 0.2, 0.1, 0.2]  # 3 9 | 15 | 21 27 | …
+    # many released values: round-width bins, labels a reader can read
+    rows = [(-449.966 + i * 7.31, 1, 1) for i in range(200)]
+    labels = [label for label, _, _ in _bins(rows, 200, 200)]
+    assert labels[:3] == ["-500", "-400", "-300"] and len(labels) <= 21
+    days = [(dt.date(2019, 1, 1) + dt.timedelta(days=9 * i), 1, 1) for i in range(300)]
+    assert [label for label, _, _ in _date_bins(days, 300, 300)][:2] == ["2019", "2020"]

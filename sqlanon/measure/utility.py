@@ -4,6 +4,9 @@ cells against the plain aggregate; and the policy's declared checks, which gate 
 
 from __future__ import annotations
 
+import bisect
+import datetime as dt
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -109,6 +112,11 @@ class ReleaseUtility:
     released_groups: int
     measures: tuple[MeasureError, ...]
     checks: tuple[CheckResult, ...]
+    # what the release promises, beside its measured error (the report shows both)
+    epsilon: float = 0.0
+    delta: float = 0.0
+    privacy_unit: str = ""
+    bounds: str = ""
 
 
 def measure(
@@ -261,18 +269,67 @@ def _distance(
             gap = max(gap, abs(ca - cb))
         return gap, _bins(rows, na, nb)
     tv = sum(abs(a / na - b / nb) for _, a, b in rows) / 2
+    dates = [v for v, _, _ in rows if v is not None]
+    if len(rows) > HISTOGRAM_TOP + 1 and dates and all(isinstance(v, dt.date) for v in dates):
+        return tv, _date_bins(rows, na, nb)
     return tv, _top(rows, na, nb)
 
 
 def _bins(rows: list[tuple[Any, int, int]], na: int, nb: int) -> Histogram:
-    lo, hi = float(rows[0][0]), float(rows[-1][0])
-    width = (hi - lo) / HISTOGRAM_BINS or 1.0
-    counts = [[0, 0] for _ in range(HISTOGRAM_BINS)]
-    for v, a, b in rows:
-        i = min(int((float(v) - lo) / width), HISTOGRAM_BINS - 1)
+    """Both sides on the same bins. Where the released side has few distinct values (a bucket
+    or an age: its lower bounds), those values are the bins, so a raw value falls in the bucket
+    it was released as and the bars read like the view; otherwise equal bins of a round width
+    (1, 2 or 5 × a power of ten) starting at a multiple of it, so labels read 450, not
+    -449.966. NULLs are not drawn (the NULL share is in the table)."""
+    present = [(float(v), a, b) for v, a, b in rows if v is not None]
+    if not present:
+        return ()
+    released = sorted({v for v, _, b in present if b})
+    if 1 < len(released) <= 2 * HISTOGRAM_BINS:
+        edges = released
+    else:
+        lo, hi = min(v for v, _, _ in present), max(v for v, _, _ in present)
+        width = _round_width((hi - lo) / HISTOGRAM_BINS)
+        start = math.floor(lo / width) * width
+        edges = [start + i * width for i in range(int((hi - start) // width) + 1)]
+    counts = [[0, 0] for _ in edges]
+    for v, a, b in present:
+        i = max(bisect.bisect_right(edges, v) - 1, 0)
         counts[i][0] += a
         counts[i][1] += b
-    return tuple((f"{lo + i * width:.6g}", a / na, b / nb) for i, (a, b) in enumerate(counts))
+    return tuple((_label(e), a / na, b / nb) for e, (a, b) in zip(edges, counts, strict=True))
+
+
+def _round_width(raw: float) -> float:
+    if raw <= 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
+def _label(x: float) -> str:
+    return str(int(x)) if x == int(x) and abs(x) < 1e15 else f"{x:.6g}"
+
+
+def _date_bins(rows: list[tuple[Any, int, int]], na: int, nb: int) -> Histogram:
+    """Dates in calendar order, per decade, year, month or day as their span asks (not the 15
+    most frequent days and a large "(other)")."""
+    present = [(v, a, b) for v, a, b in rows if v is not None]
+    span = (max(v for v, _, _ in present) - min(v for v, _, _ in present)).days
+
+    def label(v: dt.date) -> str:
+        if span > 40 * 366:
+            return f"{v.year // 10 * 10}s"
+        if span > 3 * 366:
+            return str(v.year)
+        return f"{v.year}-{v.month:02d}" if span > 62 else v.isoformat()[:10]
+
+    counts: dict[str, list[int]] = {}
+    for v, a, b in sorted(present, key=lambda r: r[0]):
+        pair = counts.setdefault(label(v), [0, 0])
+        pair[0] += a
+        pair[1] += b
+    return tuple((key, a / na, b / nb) for key, (a, b) in counts.items())
 
 
 def _top(rows: list[tuple[Any, int, int]], na: int, nb: int) -> Histogram:
@@ -379,7 +436,23 @@ def measure_release(r: ReleasePlan, d: Dialect, engine: Any, epoch: int | None) 
         )
     by_measure = {e.measure: e for e in errors}
     checks = tuple(_verdict(u, by_measure[u.refs[0]].median_relative_error) for u in r.utility)
-    return ReleaseUtility(".".join(r.target), epoch, len(truth), len(noisy), tuple(errors), checks)
+    bounds = (
+        f"at most {r.max_groups_per_unit} group(s) and "
+        f"{r.max_rows_per_unit_per_group} row(s) per group per unit"
+        + (f", {r.max_rows_per_unit} row(s) in all" if r.max_rows_per_unit else "")
+    )
+    return ReleaseUtility(
+        ".".join(r.target),
+        epoch,
+        len(truth),
+        len(noisy),
+        tuple(errors),
+        checks,
+        float(r.epsilon),
+        float(r.delta),
+        r.privacy_unit,
+        bounds,
+    )
 
 
 def _release_truth(

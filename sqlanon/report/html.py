@@ -147,6 +147,8 @@ def render(
             "epoch_text": "no epoch refreshed yet" if r.epoch is None else f"epoch {r.epoch}",
             "released_groups": r.released_groups,
             "true_groups": r.true_groups,
+            "promise": f"ε = {numbers.parameter(r.epsilon)}, δ = {numbers.parameter(r.delta)} "
+            f"per refresh; privacy unit {r.privacy_unit}; {r.bounds}",
             "measures": [
                 {
                     "measure": m.measure,

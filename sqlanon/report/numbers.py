@@ -16,7 +16,7 @@ def count(n: int | None) -> str:
 def figure(x: float | Decimal | None, digits: int = 4) -> str:
     """A measured value: `digits` significant digits, whole and grouped once it has more
     integer digits than that (a distance 0.1432, a mean 41.38, a sum 1,234,567)."""
-    if x is None:
+    if x is None or x != x:  # NaN: a correlation of a constant column, say
         return MISSING
     x = float(x)
     return f"{x:,.0f}" if abs(x) >= 10**digits else f"{x:.{digits}g}"

@@ -32,7 +32,7 @@ def _binaries() -> Path:
     raise ServerUnavailable("pg_ctl and initdb not found on PATH or in /usr/lib/postgresql/*/bin")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -60,7 +60,7 @@ def private_server() -> Iterator[str]:
     if as_root:
         for p in (root, sock):
             os.chown(p, pw.pw_uid, pw.pw_gid)
-    port = _free_port()
+    port = free_port()
 
     def run(*cmd: str) -> None:
         result = subprocess.run([*prefix, *cmd], capture_output=True, text=True)

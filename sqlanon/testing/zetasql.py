@@ -23,6 +23,7 @@ from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
 from sqlanon.sql.shapes import Sql
+from sqlanon.warehouse.bigquery import named_parameters
 
 DIALECT = "bigquery"
 _EPOCH = dt.date(1970, 1, 1)
@@ -355,24 +356,10 @@ class ZetaSQLEngine:
     # -- values -----------------------------------------------------------------------------------
 
     def _name_parameters(self, sql: str, params: Sequence[Any]) -> tuple[str, dict[str, Any]]:
-        """`?` placeholders become @p0, @p1, ... (found as tokens, never inside literals);
-        session parameters (set_epoch) are passed along to every statement."""
-        if not params:
-            return sql, dict(self.session_parameters)
-        tokens = sqlglot.Dialect.get_or_raise(DIALECT).tokenize(sql)
-        spots = [t for t in tokens if t.token_type == TokenType.PLACEHOLDER]
-        if len(spots) != len(params):
-            raise ValueError(f"{len(params)} parameters for {len(spots)} placeholders")
-        out, last = [], 0
-        for i, tok in enumerate(spots):
-            out.append(sql[last : tok.start])
-            out.append(f"@p{i}")
-            last = tok.end + 1
-        out.append(sql[last:])
-        return "".join(out), {
-            **self.session_parameters,
-            **{f"p{i}": v for i, v in enumerate(params)},
-        }
+        """`?` placeholders become @p0, @p1, … as the product's BigQuery connection names
+        them; session parameters (set_epoch) are passed along to every statement."""
+        text, named = named_parameters(sql, params)
+        return text, {**self.session_parameters, **named}
 
     def _type_of(self, v: Any) -> Any:
         from zetasql.types import Type
@@ -419,7 +406,7 @@ class ZetaSQLEngine:
 
 
 def _timestamp_message(value: dt.datetime) -> Any:
-    from google.protobuf.timestamp_pb2 import Timestamp  # type: ignore[import-untyped]
+    from google.protobuf.timestamp_pb2 import Timestamp
 
     message = Timestamp()
     message.FromDatetime(value.astimezone(dt.timezone.utc).replace(tzinfo=None))

@@ -8,6 +8,8 @@ it, and a read-only command never creates a database.
     snowflake://user@account/database/schema?warehouse=WH&role=R
                                                    Snowflake (snowflake-connector-python); the
                                                    password from SNOWFLAKE_PASSWORD, never the URL
+    bigquery://project?location=EU                 BigQuery (google-cloud-bigquery); credentials
+                                                   from Application Default Credentials
     spark://local                                  a local Spark session (pyspark)
     sc://host:15002                                a Spark Connect server (pyspark[connect])
 """
@@ -26,9 +28,13 @@ EXTRAS = {
     "postgresql": ("PostgreSQL", "postgres"),
     "postgres": ("PostgreSQL", "postgres"),
     "snowflake": ("Snowflake", "snowflake"),
+    "bigquery": ("BigQuery", "bigquery"),
     "spark": ("Spark", "spark"),
     "sc": ("Spark Connect", "spark"),
 }
+# the client settings a bigquery:// URL may carry as query parameters (endpoint: an emulator's
+# address, used with anonymous credentials)
+BIGQUERY_SETTINGS = ("location", "endpoint")
 # the connector settings a snowflake:// URL may carry as query parameters
 SNOWFLAKE_SETTINGS = ("warehouse", "role", "authenticator", "private_key_file", "host", "port")
 
@@ -51,6 +57,10 @@ def connect(url: str, create: bool = False) -> Engine:
             from sqlanon.warehouse.snowflake import SnowflakeEngine
 
             return SnowflakeEngine(**snowflake_args(url))
+        if scheme == "bigquery":
+            from sqlanon.warehouse.bigquery import BigQueryEngine
+
+            return BigQueryEngine(bigquery_client(url))
         if scheme in ("spark", "sc"):
             from sqlanon.warehouse.spark import SparkEngine, connect_session, local_session
 
@@ -111,6 +121,33 @@ def snowflake_args(url: str) -> dict[str, Any]:
     return args
 
 
+def bigquery_client(url: str) -> Any:
+    """bigquery://project?location=…: a client of that project. Credentials are Application
+    Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud's login, a service's own);
+    `endpoint=http://host:port` points the client at an emulator, with anonymous
+    credentials. Nothing secret is read from the URL."""
+    parts = urlsplit(url)
+    if parts.username or parts.password or parts.path.strip("/") or not parts.hostname:
+        raise ConnectError(f"--db {url!r}: expected bigquery://project[?location=…]")
+    settings = dict(parse_qsl(parts.query, keep_blank_values=False))
+    unknown = sorted(set(settings) - set(BIGQUERY_SETTINGS))
+    if unknown:
+        raise ConnectError(
+            f"--db bigquery://…?{unknown[0]}=: not a setting sqlanon passes on; "
+            f"expected one of {', '.join(BIGQUERY_SETTINGS)}"
+        )
+    from google.cloud import bigquery
+
+    args: dict[str, Any] = {"project": parts.hostname, "location": settings.get("location")}
+    if "endpoint" in settings:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        args["client_options"] = ClientOptions(api_endpoint=settings["endpoint"])
+        args["credentials"] = AnonymousCredentials()  # type: ignore[no-untyped-call]
+    return bigquery.Client(**args)
+
+
 def database_errors() -> tuple[type[Exception], ...]:
     """The error classes of the drivers loaded in this process (a driver not loaded cannot
     have raised): what a command reports as a database error instead of a traceback."""
@@ -125,6 +162,10 @@ def database_errors() -> tuple[type[Exception], ...]:
         from snowflake.connector.errors import Error as SnowflakeError
 
         errors.append(SnowflakeError)
+    if "google.cloud.bigquery" in sys.modules:
+        from google.api_core.exceptions import GoogleAPIError
+
+        errors.append(GoogleAPIError)
     if "pyspark" in sys.modules:
         from pyspark.errors import PySparkException
 

@@ -1,0 +1,136 @@
+"""`sqlanon validate`, `explain` and `compile`: from policy files to a plan and its SQL."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sqlanon import api
+from sqlanon.cli.base import (
+    DIALECT_HELP,
+    EXIT_CHECK,
+    EXIT_USAGE,
+    ExplainFormat,
+    OutputFormat,
+    err,
+    fail,
+    load_plan,
+    no_gc,
+    out,
+    target_dialects,
+)
+from sqlanon.output import write as output_write
+from sqlanon.output.cache import LowerCache
+from sqlanon.policy.diagnostics import PolicyError
+from sqlanon.policy.files import expand, is_fragment
+from sqlanon.policy.load import load_policies
+from sqlanon.review.explain import (
+    plan_json,
+)
+from sqlanon.sql import dialect
+
+
+def validate(
+    paths: Annotated[
+        list[str], typer.Argument(help="Policy or fragment files, or folders of them.")
+    ],
+) -> None:
+    """Check policies and fragments; report every error with file:line:column."""
+    try:
+        policies = len(load_policies(paths, check_fragments=True))
+    except PolicyError as exc:
+        err.print(exc.render(), markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    fragments = sum(is_fragment(path) for path, _ in expand(paths))
+    out.print(
+        f"ok: {policies} polic{'y' if policies == 1 else 'ies'}, {fragments} "
+        f"fragment{'' if fragments == 1 else 's'}"
+    )
+
+
+def explain(
+    paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
+    format: Annotated[
+        ExplainFormat,
+        typer.Option(
+            "--format",
+            help="table, json, markdown (auditor data sheet) or openlineage (lineage events).",
+        ),
+    ] = ExplainFormat.table,
+    namespace: Annotated[
+        str, typer.Option("--namespace", help="OpenLineage dataset namespace (the warehouse).")
+    ] = "warehouse",
+) -> None:
+    """Show the plan: what every column becomes, its privacy class, and each table's rules."""
+    from sqlanon.report.explain import print_plan
+
+    plan = load_plan(paths)
+    if format is ExplainFormat.json:
+        sys.stdout.write(plan_json(plan))
+        return
+    if format is ExplainFormat.openlineage:
+        from sqlanon.output.openlineage import to_json
+
+        sys.stdout.write(to_json(plan, namespace))
+        return
+    if format is ExplainFormat.markdown:
+        from sqlanon.review.datasheet import render
+
+        sys.stdout.write(render(plan))
+        return
+    print_plan(out, plan)
+
+
+def compile(
+    paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
+    dialect_name: Annotated[
+        str, typer.Option("--dialect", "-d", help=DIALECT_HELP + " all: one folder each.")
+    ] = "duckdb",
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("build"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if the output is not up to date.")
+    ] = False,
+    format: Annotated[
+        OutputFormat,
+        typer.Option("--format", help="sql (files and a manifest) or dbt (a dbt project)."),
+    ] = OutputFormat.sql,
+) -> None:
+    """Compile policies into SQL files and a manifest, or a dbt project (atomically), or
+    check them."""
+    plan = load_plan(paths)
+    targets = target_dialects(dialect_name)
+    failed = False
+    cache = LowerCache.default()  # incremental: only objects whose plan changed are lowered
+    for d in targets:
+        folder = out_dir / d.name if dialect_name.lower() == "all" else out_dir
+        try:
+            with no_gc():
+                artifacts = api.build(plan, d, format.value, cache)
+        except dialect.DialectError as exc:
+            raise fail(str(exc)) from None
+        if check:
+            report = output_write.check(folder, artifacts)
+            if report.ok:
+                out.print(f"up to date: {folder} ({len(artifacts)} files)")
+                continue
+            failed = True
+            for label, paths_ in (
+                ("stale", report.stale),
+                ("missing", report.missing),
+                ("extra", report.extra),
+            ):
+                for p in paths_:
+                    err.print(f"{label}: {folder / p}", markup=False)
+        else:
+            try:
+                report = output_write.write(folder, artifacts)
+            except OSError as exc:
+                raise fail(str(exc)) from None
+            changed = len(report.stale) + len(report.missing) + len(report.extra)
+            out.print(f"wrote {folder}: {len(artifacts)} files, {changed} changed")
+    if failed:
+        err.print("output is stale: run `sqlanon compile` without --check", markup=False)
+        raise typer.Exit(EXIT_CHECK)

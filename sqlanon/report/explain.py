@@ -1,0 +1,54 @@
+"""`sqlanon explain` in the terminal: per view its columns and rules, per release its
+measures and noise, then the budget."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from sqlanon.plan.model import Plan
+from sqlanon.review.explain import (
+    budget_lines,
+    column_rows,
+    release_rows,
+    release_rules,
+    view_rules,
+)
+
+
+def print_plan(out: Console, plan: Plan) -> None:
+    for view in plan.views:
+        t = Table(
+            title=f"{'.'.join(view.source)} → {'.'.join(view.target)}  "
+            f"[dim]({view.policy_file}, table {view.name})[/]",
+            title_justify="left",
+            show_lines=False,
+        )
+        for col in ("column", "source", "transform", "parameters", "class", "type"):
+            t.add_column(col, overflow="fold", no_wrap=col in ("transform", "class"))
+        for row in column_rows(view):
+            t.add_row(
+                *(row[c] for c in ("column", "source", "transform", "parameters", "class", "type"))
+            )
+        out.print(t)
+        for rule in view_rules(view):
+            out.print(f"  • {rule}", markup=False)
+        out.print()
+    columns = ("measure", "aggregate", "epsilon", "sensitivity", "noise scale", "95 % interval")
+    for r in plan.releases:
+        t = Table(
+            title=f"{'.'.join(r.source)} → {'.'.join(r.target)}  "
+            f"[dim]({r.policy_file}, release {r.name}; by "
+            f"{', '.join(c.output for c in r.group_by) or 'nothing'})[/]",
+            title_justify="left",
+        )
+        for col in columns:
+            t.add_column(col, overflow="fold", no_wrap=col in ("measure", "epsilon"))
+        for row in release_rows(r):
+            t.add_row(*(row[c] for c in columns))
+        out.print(t)
+        for rule in release_rules(r):
+            out.print(f"  • {rule}", markup=False)
+        out.print()
+    for line in budget_lines(plan):
+        out.print(line, markup=False)
