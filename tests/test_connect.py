@@ -52,30 +52,36 @@ def test_unknown_schemes_missing_drivers_and_missing_files_are_one_line(
     assert (tmp_path / "new.duckdb").exists()
 
 
+def deploy_and_measure(cli, url: str, dialect: str, build: Path, customers: int, measures) -> None:  # type: ignore[no-untyped-def]
+    """What a user does with a warehouse URL: load the retail data, compile, load every key,
+    check them, deploy the folder, check drift and measure — each command by --db URL."""
+    engine = connect(url)
+    load(engine, generate(customers, seed=3))
+    engine.close()
+    assert cli("compile", POLICY, "--dialect", dialect, "--out", str(build)).exit_code == 0
+    for key in ("customer", "order", "sampling", "session", "noise"):
+        got = cli("keys", "load", "--db", url, "--policy", POLICY, "--name", key, "--generate")
+        assert got.exit_code == 0, got.output
+    got = cli("keys", "status", POLICY, "--db", url)
+    assert got.exit_code == 0, got.output
+    got = cli("deploy", str(build), "--db", url, "--policy", POLICY)
+    assert got.exit_code == 0, got.output
+    assert "deploy 1" in got.output
+    got = cli("drift", POLICY, "--db", url)
+    assert got.exit_code == 0, got.output
+    for command in measures:
+        got = cli(command, POLICY, "--db", url)
+        assert got.exit_code in (0, 1), got.output  # 1: a declared check not met
+        assert "Traceback" not in got.output and "error:" not in got.output, got.output
+
+
 def test_the_cli_deploys_and_measures_snowflake_by_url(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """compile → keys load → deploy → keys status, drift and risk, each by --db URL through
     snowflake-connector-python (fakesnow serves it: one emulated account per patch)."""
     fakesnow = require_module("fakesnow", "the Snowflake emulator")
     build = tmp_path / "build"
     with fakesnow.patch(nop_regexes=NOP):  # no roles in fakesnow: GRANT succeeds, no effect
-        engine = connect(URL)
-        load(engine, generate(300, seed=3))
-        engine.close()
-        assert cli("compile", POLICY, "--dialect", "snowflake", "--out", str(build)).exit_code == 0
-        for key in ("customer", "order", "sampling", "session", "noise"):
-            got = cli("keys", "load", "--db", URL, "--policy", POLICY, "--name", key, "--generate")
-            assert got.exit_code == 0, got.output
-        got = cli("keys", "status", POLICY, "--db", URL)
-        assert got.exit_code == 0, got.output
-        got = cli("deploy", str(build), "--db", URL, "--policy", POLICY)
-        assert got.exit_code == 0, got.output
-        assert "deploy 1" in got.output
-        got = cli("drift", POLICY, "--db", URL)
-        assert got.exit_code == 0, got.output
-        for command in ("risk", "utility"):
-            got = cli(command, POLICY, "--db", URL)
-            assert got.exit_code in (0, 1), got.output  # 1: a declared check not met
-            assert "Traceback" not in got.output and "error:" not in got.output, got.output
+        deploy_and_measure(cli, URL, "snowflake", build, 300, ("risk", "utility"))
         engine = connect(URL)
         try:
             (count,) = engine.query('SELECT COUNT(*) FROM "ANON"."CUSTOMERS"')[0]
@@ -118,23 +124,7 @@ def test_the_cli_deploys_and_measures_bigquery_by_url(cli, monkeypatch, tmp_path
     except testing.EngineUnavailable as exc:
         engine_unavailable("bqemulator", str(exc))
     try:
-        build = tmp_path / "build"
-        engine = connect(url)
-        load(engine, generate(60, seed=3))
-        engine.close()
-        assert cli("compile", POLICY, "--dialect", "bigquery", "--out", str(build)).exit_code == 0
-        for key in ("customer", "order", "sampling", "session", "noise"):
-            got = cli("keys", "load", "--db", url, "--policy", POLICY, "--name", key, "--generate")
-            assert got.exit_code == 0, got.output
-        got = cli("keys", "status", POLICY, "--db", url)
-        assert got.exit_code == 0, got.output
-        got = cli("deploy", str(build), "--db", url, "--policy", POLICY)
-        assert got.exit_code == 0, got.output
-        assert "deploy 1" in got.output
-        got = cli("drift", POLICY, "--db", url)
-        assert got.exit_code == 0, got.output
-        got = cli("risk", POLICY, "--db", url)
-        assert got.exit_code in (0, 1) and "Traceback" not in got.output, got.output
+        deploy_and_measure(cli, url, "bigquery", tmp_path / "build", 60, ("risk",))
         engine = connect(url)
         try:
             (orders,) = engine.query("SELECT COUNT(*) FROM `anon.orders`")[0]
