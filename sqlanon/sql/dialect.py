@@ -65,6 +65,10 @@ class Features:
     # a filled lookup table is analyzed (statements: analyze_table): without statistics the
     # planner hashes the source instead of the lookup, 3.6× slower (benchmarks/hierarchy.py)
     analyze_lookups: bool = False
+    # a refresh turns the engine's JIT off for its transaction (statements: no_jit): PostgreSQL
+    # compiled a release's large expressions for most of a 127 s refresh of 3 M rows (18 s
+    # without; docs/benchmarks.md dp_release)
+    refresh_without_jit: bool = False
     fold_case: str | None = None  # "upper": unquoted names are stored upper-cased
     relation_path: str | None = None  # "one_identifier": `project.dataset.table` quoted whole
     identifier_forbids: tuple[str, ...] = ()  # characters a name may not hold

@@ -522,6 +522,8 @@ def release_statements(
         lock = []
         if features.lock_table:
             lock = [Statement(d.statement("lock_ledger", d.number(ledger_lock_id(r.ledger))).text)]
+        if features.refresh_without_jit:
+            lock.append(Statement(d.statement("no_jit").text))
         if features.transactional_ddl:
             # created under the lock: two first refreshes do not race to create the table; the
             # grants commit with the rows, so a failed grant leaves nothing to retry around

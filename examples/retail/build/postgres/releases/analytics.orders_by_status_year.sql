@@ -8,6 +8,8 @@ BEGIN;
 
 SELECT pg_advisory_xact_lock(-3252382940582692330);
 
+SET LOCAL jit = off;
+
 CREATE SCHEMA IF NOT EXISTS "analytics";
 
 CREATE TABLE IF NOT EXISTS "analytics"."orders_by_status_year" (
