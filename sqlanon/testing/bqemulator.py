@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -51,29 +52,33 @@ def emulator() -> Iterator[str]:
         )
     rest, grpc = free_port(), free_port()
     ports = ["--rest-port", str(rest), "--grpc-port", str(grpc), "--project", PROJECT]
-    proc = subprocess.Popen(
-        [python, "-m", "bqemulator", "start", *ports, "--log-level", "error", "--ephemeral"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    endpoint = f"http://127.0.0.1:{rest}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{endpoint}/bigquery/v2/projects/{PROJECT}/datasets"):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    detail = (
-                        proc.stderr.read().decode(errors="replace")[-800:] if proc.stderr else ""
-                    )
-                    raise EngineUnavailable(f"bqemulator did not start: {detail}") from None
-                time.sleep(0.3)
-        yield f"bigquery://{PROJECT}?endpoint={endpoint}"
-    finally:
-        proc.terminate()
+    # its log goes to a file: a pipe nobody reads would stall it once full, and reading a pipe
+    # of a process still running would block
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [python, "-m", "bqemulator", "start", *ports, "--log-level", "error", "--ephemeral"],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        endpoint = f"http://127.0.0.1:{rest}"
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(
+                        f"{endpoint}/bigquery/v2/projects/{PROJECT}/datasets"
+                    ):
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        detail = log.read().decode(errors="replace")[-800:]
+                        raise EngineUnavailable(f"bqemulator did not start: {detail}") from None
+                    time.sleep(0.3)
+            yield f"bigquery://{PROJECT}?endpoint={endpoint}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
