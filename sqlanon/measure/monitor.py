@@ -22,10 +22,9 @@ from sqlanon.measure import drift, risk, utility
 from sqlanon.plan.model import Plan
 from sqlanon.report import numbers
 from sqlanon.sql.dialect import Dialect
-from sqlanon.warehouse.common import append_only_table
+from sqlanon.warehouse.common import DEFAULT_SCHEMA, append_only_table
 
 HISTORY_NAME = "sqlanon_monitor"
-DEFAULT_SCHEMA = "privacy"
 HISTORY_COLUMNS = (
     ("run", "integer"),  # 1, 2, … in run order
     ("measured_at", "text"),  # UTC, ISO 8601

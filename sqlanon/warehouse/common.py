@@ -30,6 +30,11 @@ class SessionSettings:
         self._set("set_epoch", epoch)
 
 
+# where sqlanon's own tables (the deploy audit, the monitor's history) live when the policy
+# declares no key relation to sit beside
+DEFAULT_SCHEMA = "privacy"
+
+
 def append_only_table(
     d: Any, table: tuple[str, ...], columns: Sequence[tuple[str, str]]
 ) -> list[str]:

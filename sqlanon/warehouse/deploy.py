@@ -37,10 +37,9 @@ from sqlanon.output.files import MANIFEST
 from sqlanon.sql import dialect as dialects
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.releases import ledger_lock_id
-from sqlanon.warehouse.common import append_only_table
+from sqlanon.warehouse.common import DEFAULT_SCHEMA, append_only_table
 
 AUDIT_NAME = "sqlanon_deploys"
-DEFAULT_SCHEMA = "privacy"  # without a key relation (measure/monitor.py: the same)
 # the audit table's columns; JSON documents are text, so every engine stores them alike
 AUDIT_COLUMNS = (
     ("deploy", "integer"),  # 1, 2, … in deploy order
@@ -251,12 +250,11 @@ def _deploy(  # type: ignore[no-untyped-def]
             result.ran.append(name)
         gone = sorted(owned - set(views.values()))
         unused = sorted(owned_lookups - lookups)  # after the views that join them
-        for target, drop in [(t, "drop_view") for t in gone] + [(t, "drop_table") for t in unused]:
-            if not prune:
-                break
-            current = f"pruning {target}"
-            engine.execute(d.statement(drop, d.relation(tuple(target.split(".")))).text)
         if prune:
+            drops = [(t, "drop_view") for t in gone] + [(t, "drop_table") for t in unused]
+            for target, drop in drops:
+                current = f"pruning {target}"
+                engine.execute(d.statement(drop, d.relation(tuple(target.split(".")))).text)
             result.pruned = gone + unused
             result.lookup_tables = sorted(lookups)
         else:
