@@ -63,7 +63,7 @@ def test_output_does_not_depend_on_process_state(workdir):
 def test_committed_example_output_is_current(cli, monkeypatch):
     """examples/*/build is what users would commit: it must match a fresh compile."""
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
-    for example in ("retail", "adult"):
+    for example in ("retail", "adult", "tpch"):
         result = cli(
             "compile",
             f"examples/{example}/policy.yml",

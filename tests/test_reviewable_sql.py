@@ -20,7 +20,7 @@ from sqlanon.sql.views import commented, view_statements
 
 ROOT = Path(__file__).resolve().parent.parent
 DIALECTS = ["duckdb", "postgres", "bigquery", "snowflake", "spark"]
-EXAMPLES = ["retail", "adult"]
+EXAMPLES = ["retail", "adult", "tpch"]
 REPEAT_LIMIT = 40
 
 

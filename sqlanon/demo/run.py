@@ -13,7 +13,7 @@ from rich.table import Table
 from sqlanon import resources
 from sqlanon.demo.retail import generate, load
 from sqlanon.plan.build import build_plan
-from sqlanon.plan.model import Plan, ViewPlan
+from sqlanon.plan.model import Plan, ViewPlan, source_label
 from sqlanon.policy.diagnostics import display_path
 from sqlanon.policy.load import load_policies
 from sqlanon.report import numbers
@@ -116,7 +116,7 @@ def run(console: Console, customers: int = 2000, rows: int = 2, database: str = 
     n = len(shown.emitted_columns)
     for i, row in enumerate(result, start=1):
         t = Table(
-            title=f"{'.'.join(shown.source)} → {'.'.join(shown.target)}, row {i}",
+            title=f"{source_label(shown.source)} → {'.'.join(shown.target)}, row {i}",
             title_justify="left",
         )
         for col in ("column", "transform", "raw", "anonymized"):

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlanon.plan.model import ColumnStep, Plan
+from sqlanon.plan.model import ColumnStep, Expression, Plan, Source, source_label
 from sqlanon.plan.types import LOGICAL_FAMILY, engine_family
 from sqlanon.policy.diagnostics import Diagnostic
 from sqlanon.policy.model import PolicySpec
 from sqlanon.transforms import REGISTRY
+from sqlanon.warehouse.sources import SourceProblem, source_columns
 
 ERROR, WARNING = "error", "warning"
 
@@ -45,9 +46,11 @@ def check(plan: Plan, engine: Any) -> list[Finding]:
     for r in plan.releases:
         release_reads: list[tuple[str, ColumnStep | str | None]] = [(r.privacy_unit, None)]
         release_reads += [(g.sources[0], g) for g in r.group_by]
-        release_reads += [
-            (m.column, "number" if m.input_type != "text" else None) for m in r.measures if m.column
-        ]
+        for m in r.measures:
+            if isinstance(m.column, Expression):  # its columns must be there: + - * says the rest
+                release_reads += [(c, None) for c in m.column.columns]
+            elif m.column:
+                release_reads.append((m.column, "number" if m.input_type != "text" else None))
         findings += _relation(engine, f"release {r.name}", r.source, release_reads, None)
     unique = set(findings)  # a column read twice (a sum and an average of it) is said once
     return sorted(unique, key=lambda f: (f.severity != ERROR, f.object, f.column or "", f.kind))
@@ -56,14 +59,19 @@ def check(plan: Plan, engine: Any) -> list[Finding]:
 def _relation(
     engine: Any,
     obj: str,
-    relation: tuple[str, ...],
+    source: Source,
     reads: list[tuple[str, ColumnStep | str | None]],
     unlisted: str | None,
 ) -> Iterator[Finding]:
     """`reads`: (column, what it must fit — a column step, "number" for a measured column, or
     nothing when only its presence matters)."""
-    name = ".".join(relation)
-    live = {n.lower(): (n, t) for n, t in engine.columns(relation)}
+    name = source_label(source)
+    try:
+        live = {n.lower(): (n, t) for n, t in source_columns(engine, source)}
+    except SourceProblem as gone:  # a query source: what it names is not all there
+        kind = "missing_source" if gone.column is None else "missing_column"
+        yield Finding(ERROR, kind, obj, gone.relation, gone.column, gone.detail)
+        return
     if not live:
         yield Finding(ERROR, "missing_source", obj, name, None, "the source relation is not there")
         return
@@ -88,7 +96,7 @@ def _relation(
                 col,
                 "the policy reads it; the view or refresh would fail",
             )
-        elif fits is not None:
+        elif fits is not None and live[key][1]:  # a query column sqlglot could not type: ""
             problem = _type_problem(fits, live[key][1])
             if problem:
                 yield Finding(ERROR, "type_changed", obj, name, col, problem)

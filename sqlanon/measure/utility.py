@@ -16,6 +16,7 @@ from typing import Any
 from sqlanon.plan.model import DIRECT, ColumnStep, Plan, ReleasePlan, UtilityCheck, ViewPlan
 from sqlanon.plan.types import NUMERIC_TYPES, ORDERED_FAMILIES, engine_family
 from sqlanon.sql.dialect import Dialect
+from sqlanon.sql.query import measure_input, source_sql
 from sqlanon.sql.releases import output_columns
 from sqlanon.sql.shapes import Sql
 from sqlanon.sql.views import SOURCE_ALIAS, qualifier, view_query
@@ -152,7 +153,7 @@ def _float(x: Any) -> float | None:
 
 
 def measure_view(view: ViewPlan, d: Dialect, engine: Any) -> ViewUtility:
-    source = d.statement("select_all", d.relation(view.source))
+    source = d.statement("select_all", source_sql(view.source, d))
     released = d.statement("select_all", d.relation(view.target))
     before = view_query(unsuppressed(view), d)
 
@@ -463,11 +464,13 @@ def _release_truth(
     src = qualifier(d, SOURCE_ALIAS)
     group_exprs = [REGISTRY[g.transform].lower(ctx, src(g.sources[0]), g) for g in r.group_by]
     group_names = [d.ident(g.output) for g in r.group_by]
-    inputs = [src(m.column) if m.column else d.number(1) for m in r.measures]
+    inputs = [
+        measure_input(m.column, d, SOURCE_ALIAS) if m.column else d.number(1) for m in r.measures
+    ]
     aggs = tuple(m.agg for m in r.measures)
     sql = d.statement(
         "utility_release_truth",
-        d.relation(r.source),
+        source_sql(r.source, d),
         group_exprs,
         group_names,
         src(r.privacy_unit),

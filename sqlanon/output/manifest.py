@@ -9,7 +9,15 @@ import json
 
 from sqlanon import __version__
 from sqlanon.output.files import Artifact, object_file
-from sqlanon.plan.model import ColumnStep, Plan, ReleasePlan, ViewPlan, to_jsonable
+from sqlanon.plan.model import (
+    ColumnStep,
+    Plan,
+    ReleasePlan,
+    Source,
+    SourceQuery,
+    ViewPlan,
+    to_jsonable,
+)
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.lookups import lookup_tables
 from sqlanon.transforms import known_types
@@ -30,7 +38,7 @@ def manifest(plan: Plan, dialect: Dialect, artifacts: list[Artifact]) -> bytes:
                 "plan_sha256": v.digest,
                 "policy": v.policy,
                 "policy_table": v.name,
-                "source": list(v.source),
+                "source": source_entry(v.source),
                 "grants": list(v.grants),
                 "key_table": list(v.key_table) if v.key_table and v.keys else None,
                 "keys": [{"name": k.name, "version": k.version} for k in v.keys],
@@ -128,7 +136,7 @@ def _release_entry(r: ReleasePlan, digests: dict[str, str]) -> dict[str, object]
         "plan_sha256": r.digest,
         "policy": r.policy,
         "policy_release": r.name,
-        "source": list(r.source),
+        "source": source_entry(r.source),
         "grants": list(r.grants),
         "privacy_unit": r.privacy_unit,
         "epsilon": to_jsonable(r.epsilon),
@@ -175,3 +183,14 @@ def column_lineage(c: ColumnStep) -> dict[str, object]:
 
 
 # -- comparing and writing ---------------------------------------------------------------------
+
+
+def source_entry(source: Source) -> object:
+    """A relation's parts, or the query (its text in its dialect and what it reads)."""
+    if isinstance(source, SourceQuery):
+        return {
+            "sql": source.sql,
+            "dialect": source.dialect,
+            "reads": [list(r) for r in source.reads],
+        }
+    return list(source)

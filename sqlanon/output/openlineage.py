@@ -12,7 +12,17 @@ import json
 from typing import Any
 
 from sqlanon import __version__
-from sqlanon.plan.model import ColumnStep, Plan, ReleasePlan, ViewPlan
+from sqlanon.plan.model import (
+    ColumnStep,
+    Expression,
+    Plan,
+    ReleasePlan,
+    Source,
+    SourceQuery,
+    ViewPlan,
+    source_reads,
+)
+from sqlanon.plan.query import query_lineage
 from sqlanon.review.explain import format_params
 from sqlanon.sql.lookups import lookup_tables
 from sqlanon.transforms import known_types
@@ -48,11 +58,20 @@ def _dataset(namespace: str, name: tuple[str, ...], facets: dict[str, Any]) -> d
     return {"namespace": namespace, "name": ".".join(name), "facets": facets}
 
 
+def _fields(source: Source, column: str) -> list[tuple[tuple[str, ...], str]]:
+    """The relation fields a source column comes from: itself, or what a query computes it
+    from (sqlanon/plan/query.py)."""
+    if not isinstance(source, SourceQuery):
+        return [(source, column)]
+    lineage = {k.lower(): v for k, v in query_lineage(source.sql, source.dialect).items()}
+    return lineage.get(column.lower(), [])
+
+
 def _event(
     namespace: str,
     job: str,
     policy_digest: str,
-    source: tuple[str, ...],
+    source: Source,
     target: tuple[str, ...],
     steps: list[tuple[str, ColumnStep]],
     dropped: list[str],
@@ -63,11 +82,12 @@ def _event(
             "inputFields": [
                 {
                     "namespace": namespace,
-                    "name": ".".join(source),
-                    "field": src,
+                    "name": ".".join(relation),
+                    "field": field,
                     "transformations": [_transformation(step)],
                 }
                 for src in step.sources
+                for relation, field in _fields(source, src)
             ]
         }
         for out, step in steps
@@ -90,7 +110,7 @@ def _event(
             },
         },
         # the lookup tables a view joins are inputs too (sqlanon/sql/lookups.py)
-        "inputs": [_dataset(namespace, r, {}) for r in (source, *lookups)],
+        "inputs": [_dataset(namespace, r, {}) for r in (*source_reads(source), *lookups)],
         "outputs": [
             _dataset(
                 namespace,
@@ -125,10 +145,13 @@ def _view_event(v: ViewPlan, namespace: str, digest: str) -> dict[str, Any]:
 def _release_event(r: ReleasePlan, namespace: str, digest: str) -> dict[str, Any]:
     steps = [(g.output, g) for g in r.group_by]
     for m in r.measures:
-        source = m.column or r.privacy_unit
+        if isinstance(m.column, Expression):
+            sources = m.column.columns
+        else:
+            sources = (m.column or r.privacy_unit,)
         step = ColumnStep(
             output=m.name,
-            sources=(source,),
+            sources=sources,
             transform=f"dp_{m.agg}",
             params=(),
             input_type=m.input_type,

@@ -31,6 +31,47 @@ class KeyRef:
 
 
 @dataclass(frozen=True)
+class SourceQuery:
+    """A source written as one SELECT in a reference dialect (sqlanon/plan/query.py says
+    what it may contain); lowered to each dialect by sqlglot (sqlanon/sql/query.py)."""
+
+    sql: str
+    dialect: str
+    reads: tuple[tuple[str, ...], ...]  # the relations it names, sorted
+    columns: tuple[str, ...]  # its output columns
+
+    @property
+    def label(self) -> str:
+        return "query over " + ", ".join(".".join(r) for r in self.reads)
+
+
+# what a view or release reads: a relation's name, or a query
+Source = tuple[str, ...] | SourceQuery
+
+
+def source_label(source: Source) -> str:
+    """How messages and documents name a source."""
+    return source.label if isinstance(source, SourceQuery) else ".".join(source)
+
+
+def source_reads(source: Source) -> tuple[tuple[str, ...], ...]:
+    """The relations a source reads (for lineage and the catalog checks)."""
+    return source.reads if isinstance(source, SourceQuery) else (source,)
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A measure's input computed from the source's columns (sqlanon/plan/query.py)."""
+
+    sql: str
+    dialect: str
+    columns: tuple[str, ...]  # the source columns it reads
+
+    def __str__(self) -> str:
+        return self.sql
+
+
+@dataclass(frozen=True)
 class ColumnStep:
     output: str
     sources: tuple[str, ...]
@@ -132,7 +173,7 @@ class ViewPlan:
     name: str  # the table's id in the policy
     policy: str  # policy name
     policy_file: str
-    source: tuple[str, ...]
+    source: Source
     target: tuple[str, ...]
     grants: tuple[str, ...]
     columns: tuple[ColumnStep, ...]
@@ -177,7 +218,7 @@ class NoiseComponent:
 class MeasurePlan:
     name: str
     agg: str  # count_units | count | sum | avg
-    column: str | None
+    column: str | Expression | None
     clamp: tuple[Decimal, Decimal] | None
     input_type: str
     epsilon: Fraction
@@ -210,7 +251,7 @@ class ReleasePlan:
     name: str
     policy: str
     policy_file: str
-    source: tuple[str, ...]
+    source: Source
     target: tuple[str, ...]
     grants: tuple[str, ...]
     privacy_unit: str
@@ -285,8 +326,10 @@ class Plan:
 
     @property
     def sources(self) -> tuple[tuple[str, ...], ...]:
-        """The source relations the views and releases read, in a stable order."""
-        return tuple(sorted({v.source for v in self.views} | {r.source for r in self.releases}))
+        """The source relations the views and releases read (those a query names
+        included), in a stable order."""
+        sources = [v.source for v in self.views] + [r.source for r in self.releases]
+        return tuple(sorted({rel for s in sources for rel in source_reads(s)}))
 
     @property
     def key_tables(self) -> tuple[tuple[str, ...], ...]:

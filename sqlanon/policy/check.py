@@ -94,7 +94,11 @@ class Checker:
             return None
         return node
 
-    def string(self, node: YNode | None, what: str, non_empty: bool = True) -> str | None:
+    def string(
+        self, node: YNode | None, what: str, non_empty: bool = True, multiline: bool = False
+    ) -> str | None:
+        """A string as written; `multiline` allows line breaks and tabs (SQL text), never
+        another control character."""
         if node is None:  # an absent key reads as absent; `required=` reports it
             return None
         s = self.scalar(node, what, "a string")
@@ -104,7 +108,7 @@ class Checker:
         if non_empty and s.text == "":
             self.error(node.loc, f"{what} must not be empty", expected="a non-empty string")
             return None
-        if has_control(s.text):
+        if has_control(s.text.replace("\n", " ") if multiline else s.text):
             self.error(
                 node.loc, f"{what} must not contain control characters", expected="printable text"
             )

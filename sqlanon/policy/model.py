@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlanon.plan.model import InputFile
+from sqlanon.plan.model import Expression, InputFile, Source
 from sqlanon.policy.diagnostics import Location
 
 FORMAT_VERSION = 1
@@ -81,7 +81,7 @@ class UtilityCheckSpec:
 class TableSpec:
     id: str
     loc: Location
-    source: tuple[str, ...]
+    source: Source
     target: tuple[str, ...]
     target_loc: Location
     grants: tuple[str, ...]
@@ -99,9 +99,10 @@ class TableSpec:
 class MeasureSpec:
     name: str
     agg: str  # count_units | count | sum | avg
-    column: str | None
+    column: str | Expression | None
     clamp: tuple[Decimal | int, Decimal | int] | None
     input_type: str
+    loc: Location
 
 
 # What a key is used for: each purpose hashes its own kind of message (docs/keys.md), and a key
@@ -127,7 +128,7 @@ class ReleaseSpec:
 
     id: str
     loc: Location
-    source: tuple[str, ...]
+    source: Source
     target: tuple[str, ...]
     target_loc: Location
     privacy_unit: str

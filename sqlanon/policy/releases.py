@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Literal
 
 from sqlanon.plan import canonical
+from sqlanon.plan.model import Expression
 from sqlanon.plan.types import ALL_TYPES, NUMERIC_TYPES
 from sqlanon.policy.check import Checker, Number, has_control, relation_name
 from sqlanon.policy.columns import read_column
 from sqlanon.policy.diagnostics import did_you_mean, one_of
 from sqlanon.policy.fragments import Loaded
 from sqlanon.policy.model import NOISE, ColumnSpec, KeyUses, MeasureSpec, ReleaseSpec
+from sqlanon.policy.sources import check_reads, read_measure_input, read_source, source_dialect
 from sqlanon.policy.utility import RELEASE_CHECKS, read_checks
 from sqlanon.policy.yamltree import YMap, YNode, YScalar, YSeq, describe
 from sqlanon.transforms import REGISTRY
@@ -59,7 +61,7 @@ def read_release(
     )
     if m is None:
         return None
-    src = relation_name(chk, m.get("source"), f"the source of {what}") if m.get("source") else None
+    src = read_source(chk, m.get("source"), f"the source of {what}") if m.get("source") else None
     tgt = relation_name(chk, m.get("target"), f"the target of {what}") if m.get("target") else None
     unit = chk.string(m.get("privacy_unit"), "privacy_unit") if m.get("privacy_unit") else None
     unit_type = "text"
@@ -95,7 +97,13 @@ def read_release(
     else:
         public = False  # no group columns to type the values by (their error is reported)
     bounds = _bounds(chk, m.get("bounds"))
-    measures = _measures(chk, m.get("measures"), what)
+    measures = _measures(chk, m.get("measures"), what, source_dialect(src))
+    reads = [(unit, m.value_loc("privacy_unit"))] if unit else []
+    reads += [(g.source, g.loc) for g in group_by or ()]
+    for x in measures or ():
+        columns = (x.column,) if isinstance(x.column, str) else x.column.columns if x.column else ()
+        reads += [(c, x.loc) for c in columns]
+    check_reads(chk, src, reads, what)
 
     if group_by is not None and measures is not None:
         _check_output_names(chk, m, what)
@@ -332,7 +340,9 @@ def _bounds(chk: Checker, node: YNode | None) -> tuple[int, int, int | None] | N
     return None if groups is None or rows is None else (groups, rows, t)
 
 
-def _measures(chk: Checker, node: YNode | None, what: str) -> list[MeasureSpec] | None:
+def _measures(
+    chk: Checker, node: YNode | None, what: str, dialect: str
+) -> list[MeasureSpec] | None:
     mm = chk.mapping(node, f"the measures of {what}", open_keys=True) if node else None
     if mm is None:
         return None
@@ -356,7 +366,8 @@ def _measures(chk: Checker, node: YNode | None, what: str) -> list[MeasureSpec] 
         if agg is None:
             ok = False
             continue
-        column = clamp = None
+        column: str | Expression | None = None
+        clamp = None
         input_type = "float"
         if agg in ("sum", "avg"):
             if m.get("column") is None or m.get("clamp") is None:
@@ -367,7 +378,11 @@ def _measures(chk: Checker, node: YNode | None, what: str) -> list[MeasureSpec] 
                 )
                 ok = False
                 continue
-            column = chk.string(m.get("column"), f"the column of measure '{name}'")
+            text = chk.string(m.get("column"), f"the column of measure '{name}'")
+            if text is not None:
+                column = read_measure_input(
+                    chk, text, m.value_loc("column"), dialect, f"measure '{name}'"
+                )
             clamp = _clamp(chk, m.get("clamp"))
             if m.get("type") is not None:
                 input_type = (
@@ -386,7 +401,7 @@ def _measures(chk: Checker, node: YNode | None, what: str) -> list[MeasureSpec] 
                         hint=did_you_mean(agg, ("sum", "avg")),
                     )
                     ok = False
-        out.append(MeasureSpec(name, agg, column, clamp, input_type))
+        out.append(MeasureSpec(name, agg, column, clamp, input_type, mk.loc))
     return out if ok else None
 
 

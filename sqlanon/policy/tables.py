@@ -20,6 +20,7 @@ from sqlanon.policy.model import (
     SensitiveSpec,
     TableSpec,
 )
+from sqlanon.policy.sources import check_reads, read_source
 from sqlanon.policy.utility import TABLE_CHECKS, read_checks
 from sqlanon.policy.yamltree import YMap, YNode, YScalar, YSeq
 from sqlanon.transforms.base import Name
@@ -56,9 +57,7 @@ def read_table(
     )
     if m is None:
         return None
-    source = (
-        relation_name(chk, m.get("source"), f"the source of {what}") if m.get("source") else None
-    )
+    source = read_source(chk, m.get("source"), f"the source of {what}") if m.get("source") else None
     target = (
         relation_name(chk, m.get("target"), f"the target of {what}") if m.get("target") else None
     )
@@ -176,6 +175,10 @@ def read_table(
     ldiv = read_sensitive(chk, m, "l_diversity", "l", what, by_name, emitted, kanon)
     tclose = read_sensitive(chk, m, "t_closeness", "t", what, by_name, emitted, kanon)
     utility = read_checks(chk, m.get("utility"), what, TABLE_CHECKS, emitted)
+    reads = [(c.source, c.loc) for c in columns]
+    reads += [(r.column, r.loc) for r in (retention,) if r]
+    reads += [(s.unit, s.loc) for s in (sample,) if s]
+    check_reads(chk, source, reads, what)
     if source is None or target is None or cm is None:
         return None
     return TableSpec(

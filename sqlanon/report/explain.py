@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from sqlanon.plan.model import Plan
+from sqlanon.plan.model import Plan, source_label
 from sqlanon.review.explain import (
     budget_lines,
     column_rows,
@@ -19,7 +19,7 @@ from sqlanon.review.explain import (
 def print_plan(out: Console, plan: Plan) -> None:
     for view in plan.views:
         t = Table(
-            title=f"{'.'.join(view.source)} → {'.'.join(view.target)}  "
+            title=f"{source_label(view.source)} → {'.'.join(view.target)}  "
             f"[dim]({view.policy_file}, table {view.name})[/]",
             title_justify="left",
             show_lines=False,
@@ -37,7 +37,7 @@ def print_plan(out: Console, plan: Plan) -> None:
     columns = ("measure", "aggregate", "epsilon", "sensitivity", "noise scale", "95 % interval")
     for r in plan.releases:
         t = Table(
-            title=f"{'.'.join(r.source)} → {'.'.join(r.target)}  "
+            title=f"{source_label(r.source)} → {'.'.join(r.target)}  "
             f"[dim]({r.policy_file}, release {r.name}; by "
             f"{', '.join(c.output for c in r.group_by) or 'nothing'})[/]",
             title_justify="left",

@@ -4,7 +4,7 @@ privacy review attaches. Built from the same rows as the terminal `explain`."""
 
 from __future__ import annotations
 
-from sqlanon.plan.model import Plan, ReleasePlan, ViewPlan
+from sqlanon.plan.model import Plan, ReleasePlan, ViewPlan, source_label
 from sqlanon.review.explain import (
     budget_lines,
     column_rows,
@@ -41,7 +41,7 @@ def _view(view: ViewPlan) -> list[str]:
     lines = [
         f"## View `{'.'.join(view.target)}`",
         "",
-        f"From `{'.'.join(view.source)}` ({view.policy_file}, table `{view.name}`). "
+        f"From `{source_label(view.source)}` ({view.policy_file}, table `{view.name}`). "
         f"{len(rows) - len(dropped)} of {len(rows)} listed columns released: "
         f"{len(kept)} kept as is, {len(rows) - len(kept) - len(dropped)} transformed, "
         f"{len(dropped)} dropped; source columns the policy does not list are "
@@ -70,7 +70,7 @@ def _release(r: ReleasePlan) -> list[str]:
     lines = [
         f"## Release `{'.'.join(r.target)}`",
         "",
-        f"From `{'.'.join(r.source)}` ({r.policy_file}, release `{r.name}`): differentially "
+        f"From `{source_label(r.source)}` ({r.policy_file}, release `{r.name}`): differentially "
         f"private, ε = {number(r.epsilon)}, δ = {number(r.delta)} per refresh, protecting each "
         f"`{r.privacy_unit}`; grouped by {groups or 'nothing'}.",
         "",

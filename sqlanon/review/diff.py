@@ -14,7 +14,15 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlanon.plan.model import ColumnStep, Plan, ReleasePlan, ViewPlan
+from sqlanon.plan.model import (
+    ColumnStep,
+    Plan,
+    ReleasePlan,
+    Source,
+    SourceQuery,
+    ViewPlan,
+    source_label,
+)
 from sqlanon.transforms import REGISTRY
 from sqlanon.transforms.truncate_date import UNITS
 
@@ -58,7 +66,8 @@ def compare(old: Plan, new: Plan) -> list[Change]:
                 WEAKENED,
                 k[1],
                 "table added",
-                f"a new view releases {len(v.emitted_columns)} column(s) of {'.'.join(v.source)}",
+                f"a new view releases {len(v.emitted_columns)} column(s) of "
+                f"{source_label(v.source)}",
             )
         )
     for k in sorted(before.keys() & after.keys()):
@@ -104,13 +113,7 @@ def _view(a: ViewPlan, b: ViewPlan) -> Iterator[Change]:
             "the view moves",
             "readers of the old name lose it",
         )
-    if a.source != b.source:
-        yield Change(
-            NEUTRAL,
-            name,
-            f"source {'.'.join(a.source)} → {'.'.join(b.source)}",
-            "reads another relation: review what it holds",
-        )
+    yield from _source(name, a.source, b.source)
     ca = {c.output: c for c in a.emitted_columns}
     cb = {c.output: c for c in b.emitted_columns}
     for col in sorted(ca.keys() - cb.keys()):
@@ -384,9 +387,30 @@ def _param_change(obj: str, transform: str, p: str, x: Any, y: Any) -> Change:
     return Change(NEUTRAL, obj, text, "changes the output, not how much it reveals: review")
 
 
+def _source(obj: str, a: Source, b: Source) -> Iterator[Change]:
+    """Another relation, or an edited query: which rows and columns are read may change."""
+    if a == b:
+        return
+    if isinstance(a, SourceQuery) and isinstance(b, SourceQuery) and a.reads == b.reads:
+        yield Change(
+            NEUTRAL,
+            obj,
+            f"source query over {_s(tuple('.'.join(r) for r in a.reads))} edited",
+            "reads other rows or columns: review the query's diff",
+        )
+        return
+    yield Change(
+        NEUTRAL,
+        obj,
+        f"source {source_label(a)} → {source_label(b)}",
+        "reads another relation: review what it holds",
+    )
+
+
 def _release(a: ReleasePlan, b: ReleasePlan) -> Iterator[Change]:
     obj = f"release {a.name}"
     yield from _loss(obj, a.epsilon, b.epsilon, a.delta, b.delta, "per refresh")
+    yield from _source(obj, a.source, b.source)
     if a.privacy_unit != b.privacy_unit:
         yield Change(
             NEUTRAL,
@@ -416,6 +440,14 @@ def _release(a: ReleasePlan, b: ReleasePlan) -> Iterator[Change]:
             f"measures {_s(tuple(sorted(ma)))} → {_s(tuple(sorted(mb)))}",
             "ε still holds; its split and the noise change",
         )
+    for n in sorted(set(ma) & set(mb)):
+        if ma[n].column != mb[n].column:
+            yield Change(
+                NEUTRAL,
+                obj,
+                f"measure {n} reads {ma[n].column} → {mb[n].column}",
+                "ε still holds; another value is measured",
+            )
     if a.key != b.key:
         yield Change(
             NEUTRAL,

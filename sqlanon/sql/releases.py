@@ -18,6 +18,7 @@ from fractions import Fraction
 from sqlanon.plan.mechanism import on_grid
 from sqlanon.plan.model import ColumnStep, MeasurePlan, NoiseComponent, ReleasePlan, digest_of
 from sqlanon.sql.dialect import Dialect
+from sqlanon.sql.query import measure_input, source_sql
 from sqlanon.sql.shapes import Sql
 from sqlanon.sql.views import (
     KEYS_ALIAS,
@@ -130,7 +131,7 @@ def release_query(
     for i, m in enumerate(r.measures):
         if m.column is not None and m.clamp is not None:
             name = d.ident(f"_sqlanon_x{i}")
-            clamped = _clamped_input(d, src(m.column), m)
+            clamped = _clamped_input(d, measure_input(m.column, d, SOURCE_ALIAS), m)
             if m.center:
                 clamped = d.prim("sub", clamped, _number(d, Fraction(m.center)))
             row_items.append(_steps(d, clamped, m.components[0].granularity))
@@ -315,7 +316,7 @@ def release_query(
         selected = d.prim("true_")
     return d.statement(
         "dp_release_query",
-        d.relation(r.source),
+        source_sql(r.source, d),
         row_items,
         row_names,
         partial_items,

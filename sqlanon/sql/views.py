@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlanon.plan.model import ColumnStep, KeyRef, ViewPlan
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.lookups import ViewLookups, lookup_table_statements, lookup_tables
+from sqlanon.sql.query import source_sql
 from sqlanon.sql.shapes import Sql
 from sqlanon.sql.shared import Names, Shared
 from sqlanon.transforms import REGISTRY, LowerContext
@@ -114,7 +115,7 @@ def view_query(view: ViewPlan, d: Dialect, lookup_tables: bool = False) -> Sql:
     k = d.number(kanon.k if kanon else 0)
     return d.statement(
         "anonymized_select",
-        d.relation(view.source),
+        source_sql(view.source, d),
         inputs,
         key_query,
         filters,

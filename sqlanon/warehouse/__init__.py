@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from sqlanon.plan.model import Source
 from sqlanon.sql.shapes import Sql
 
 ENGINES = ("duckdb", "postgres", "bigquery", "snowflake", "spark")
@@ -27,10 +28,13 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
-def live_types(engine: Any, relation: tuple[str, ...]) -> dict[str, str]:
-    """A relation's columns as the engine types them, by lower-cased name (PostgreSQL folds
-    unquoted names); empty when the engine has no catalog reader or the relation is missing."""
+def live_types(engine: Any, source: Source) -> dict[str, str]:
+    """A source's columns as the engine types them, by lower-cased name (PostgreSQL folds
+    unquoted names); empty when the engine has no catalog reader or the relation is missing
+    (a query's columns whose type sqlglot cannot infer are left out)."""
+    from sqlanon.warehouse.sources import source_columns
+
     try:
-        return {name.lower(): t for name, t in engine.columns(relation)}
+        return {name.lower(): t for name, t in source_columns(engine, source) if t}
     except Exception:  # an engine without a catalog reader: callers fall back to the plan
         return {}

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from sqlanon.plan.model import Plan, ReleasePlan, ViewPlan
+from sqlanon.plan.model import Plan, ReleasePlan, ViewPlan, source_label
 from sqlanon.sql.dialect import Dialect
+from sqlanon.sql.query import source_sql
 from sqlanon.sql.releases import BUDGET_SLACK, REFUSED, ledger_statements, release_statements
 from sqlanon.sql.views import key_table_statements, view_query, view_statements
+from sqlanon.warehouse.sources import source_columns
 
 
 class SourceError(Exception):
@@ -145,11 +147,11 @@ def check_unlisted(view: ViewPlan, engine) -> None:  # type: ignore[no-untyped-d
     if view.unlisted_columns != "error":
         return
     listed = {s for c in view.columns for s in c.sources}
-    live = [name for name, _ in engine.columns(view.source)]
+    live = [name for name, _ in source_columns(engine, view.source)]
     unlisted = [n for n in live if n not in listed]
     if unlisted:
         raise SourceError(
-            f"{'.'.join(view.source)} has columns the policy does not name "
+            f"{source_label(view.source)} has columns the policy does not name "
             f"({', '.join(unlisted)}) and `unlisted_columns: error` is set"
         )
 
@@ -165,7 +167,7 @@ def report(plan: Plan, dialect: Dialect, engine) -> list[ViewReport]:  # type: i
         query = view_query(unsuppressed(view), d)
         r = ViewReport(
             ".".join(view.target),
-            source_rows=count(d.statement("count_relation", d.relation(view.source)).text),
+            source_rows=count(d.statement("count_relation", source_sql(view.source, d)).text),
             kept_rows=count(d.statement("count_rows", query).text),
             view_rows=count(d.statement("count_relation", d.relation(view.target)).text),
         )
