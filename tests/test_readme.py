@@ -35,7 +35,7 @@ ELSEWHERE = {
     "dbt.md": "dbt build needs a profile: tests/test_dbt.py builds the same project",
     "dialects.md": "a sample of the conformance matrix's output",
 }
-COMMANDS = ("sqlanon ", "openssl ", "git ", "SQLANON_KEY=")
+COMMANDS = ("sqlanon ", "openssl ", "git ", "SQLANON_KEY=", "tpchgen-cli ")
 
 
 def docs_commands() -> list[tuple[str, str]]:
