@@ -69,6 +69,10 @@ class Features:
     # compiled a release's large expressions for most of a 127 s refresh of 3 M rows (18 s
     # without; docs/benchmarks.md dp_release)
     refresh_without_jit: bool = False
+    # a refresh computes the epoch's rows with CREATE TEMP TABLE … AS, then inserts them
+    # (statements: epoch_rows, insert_epoch_rows): PostgreSQL runs an INSERT … SELECT without
+    # parallel workers, a CREATE TABLE AS with them (docs/benchmarks.md dp_release)
+    refresh_through_temp_table: bool = False
     fold_case: str | None = None  # "upper": unquoted names are stored upper-cased
     relation_path: str | None = None  # "one_identifier": `project.dataset.table` quoted whole
     identifier_forbids: tuple[str, ...] = ()  # characters a name may not hold

@@ -17,20 +17,12 @@ from sqlanon.plan.query import parse_expression, parse_query, relation_parts
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.shapes import Sql
 
-# sqlglot's name of each dialect sqlanon writes
-SQLGLOT = {
-    "duckdb": "duckdb",
-    "postgres": "postgres",
-    "snowflake": "snowflake",
-    "bigquery": "bigquery",
-    "spark": "spark",
-}
 _PLACEHOLDER = "_sqlanon_relation_{}_"
 
 
 def _generate(tree: exp.Expr, d: Dialect, pretty: bool) -> str:
     return tree.sql(
-        dialect=SQLGLOT[d.name],
+        dialect=d.sqlglot,
         pretty=pretty,
         unsupported_level=ErrorLevel.RAISE,
     )

@@ -155,7 +155,7 @@ def release_query(
         x = inputs[m.name]
         s_name, n_name = d.ident(f"_sqlanon_s{i}"), d.ident(f"_sqlanon_n{i}")
         partial_items += [
-            d.prim("coalesce", [d.prim("sum", x), d.number(0)]),
+            d.prim("coalesce", [d.prim("int_sum", x), d.number(0)]),
             d.prim("least", [d.prim("count", x), rmax]),
         ]
         partial_names += [s_name, n_name]
@@ -199,10 +199,10 @@ def release_query(
     # per group
     aggregates: list[Sql] = list(groups)
     aggregate_names: list[Sql] = list(groups)
-    aggregates += [d.prim("count_star"), d.prim("sum", d.ident("_sqlanon_rows"))]
+    aggregates += [d.prim("count_star"), d.prim("int_sum", d.ident("_sqlanon_rows"))]
     totals = ["_sqlanon_units", "_sqlanon_rows"]
     for i, (s_name, n_name) in sorted(sums.items()):
-        aggregates += [d.prim("sum", s_name), d.prim("sum", n_name)]
+        aggregates += [d.prim("int_sum", s_name), d.prim("int_sum", n_name)]
         totals += [f"_sqlanon_s{i}", f"_sqlanon_n{i}"]
     aggregate_names += [d.ident(t) for t in totals]
 
@@ -346,6 +346,7 @@ def release_query(
         output_names,
         filters,
         selected,
+        d.prim("int_sum", d.ident("_sqlanon_rows")),  # a unit's rows over its groups
     )
 
 
@@ -514,8 +515,16 @@ def release_statements(
     delete = Statement(
         d.statement("delete_where", target, d.prim("eq", d.ident("epoch"), epoch)).text
     )
-    insert = Statement(d.statement("insert_query", target, names, release_query(r, d, epoch)).text)
     features = d.features
+    query = release_query(r, d, epoch)
+    if features.refresh_through_temp_table:
+        inserts = [
+            Statement(d.statement("epoch_rows", query).text),
+            Statement(d.statement("insert_epoch_rows", target, names).text),
+            Statement(d.statement("drop_epoch_rows").text),
+        ]
+    else:
+        inserts = [Statement(d.statement("insert_query", target, names, query).text)]
     grants = grant_statements(r.target, r.grants, d, "table")
     schema = schema_statements(r.target, d)
     if features.transactions:
@@ -528,11 +537,11 @@ def release_statements(
         if features.transactional_ddl:
             # created under the lock: two first refreshes do not race to create the table; the
             # grants commit with the rows, so a failed grant leaves nothing to retry around
-            return [begin, *lock, *schema, create, record, delete, insert, *grants, commit]
-        return [*schema, create, begin, *lock, record, delete, insert, commit, *grants]
+            return [begin, *lock, *schema, create, record, delete, *inserts, *grants, commit]
+        return [*schema, create, begin, *lock, record, delete, *inserts, commit, *grants]
     # no transaction to make the three one: the spend is recorded first, so a refresh that
     # fails after it is counted (conservatively) rather than released uncounted
-    return [*schema, create, record, delete, insert, *grants]
+    return [*schema, create, record, delete, *inserts, *grants]
 
 
 def ledger_lock_id(ledger: tuple[str, ...]) -> int:

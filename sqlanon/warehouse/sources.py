@@ -15,7 +15,7 @@ from sqlglot.schema import MappingSchema
 
 from sqlanon.plan.model import Source, SourceQuery
 from sqlanon.plan.query import parse_query, relation_parts
-from sqlanon.sql.query import SQLGLOT
+from sqlanon.sql import dialect as dialects
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,8 @@ def _query_columns(engine: Any, q: SourceQuery) -> list[tuple[str, str]]:
 
 def _types(engine: Any, tree: exp.Expr, live: dict[tuple[str, ...], dict[str, str]]) -> list[str]:
     """The engine type of each output column; "" where sqlglot cannot tell."""
-    dialect = SQLGLOT.get(getattr(engine, "dialect", ""), "duckdb")
+    name = getattr(engine, "dialect", "duckdb")
+    dialect = dialects.get(name).sqlglot if name in dialects.available() else "duckdb"
     nested: dict[str, Any] = {}
     for rel, cols in live.items():
         level = nested

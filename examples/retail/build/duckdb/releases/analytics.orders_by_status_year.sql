@@ -125,14 +125,10 @@ WITH "_sqlanon_rows" AS (
     SUM("_sqlanon_rows") AS "_sqlanon_nr"
   FROM "_sqlanon_partials"
   GROUP BY "_sqlanon_unit"
-), "_sqlanon_counted" AS (
-  SELECT
-    "_sqlanon_p".*,
-    "_sqlanon_s"."_sqlanon_ng",
-    "_sqlanon_s"."_sqlanon_nr"
-  FROM "_sqlanon_partials" AS "_sqlanon_p"
-  JOIN "_sqlanon_units" AS "_sqlanon_s"
-    ON "_sqlanon_p"."_sqlanon_unit" = "_sqlanon_s"."_sqlanon_unit"
+), "_sqlanon_beyond" AS (
+  SELECT "_sqlanon_unit" AS "_sqlanon_b"
+  FROM "_sqlanon_units"
+  WHERE NOT (("_sqlanon_ng" <= 6))
 ), "_sqlanon_over" AS (
   SELECT
     "_sqlanon_p".*,
@@ -147,7 +143,9 @@ WITH "_sqlanon_rows" AS (
                             '%Y-%m-%dT%H:%M:%S.%f'), '0'), '.')) AS VARCHAR) || ':'
                   || rtrim(rtrim(strftime(CAST("_sqlanon_p"."_sqlanon_g1" AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%f'), '0'),
                     '.'), '-')))))) AS "_sqlanon_h"
-  FROM "_sqlanon_counted" AS "_sqlanon_p"
+  FROM "_sqlanon_partials" AS "_sqlanon_p"
+  JOIN "_sqlanon_beyond" AS "_sqlanon_u"
+    ON "_sqlanon_p"."_sqlanon_unit" = "_sqlanon_u"."_sqlanon_b"
   CROSS JOIN (
     SELECT
       coalesce("_sqlanon_k0"."inner_pad",
@@ -165,7 +163,6 @@ WITH "_sqlanon_rows" AS (
       ON "_sqlanon_k0"."name" = 'noise'
       AND "_sqlanon_k0"."version" = 1
   ) AS "_sqlanon_k"
-  WHERE NOT (("_sqlanon_ng" <= 6))
 ), "_sqlanon_ranked" AS (
   SELECT
     "_sqlanon_o".*,
@@ -177,8 +174,10 @@ WITH "_sqlanon_rows" AS (
 ), "_sqlanon_allowed" AS (
   SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_rows", "_sqlanon_s2", "_sqlanon_n2", "_sqlanon_s3",
       "_sqlanon_n3", "_sqlanon_rows" AS "_sqlanon_a"
-  FROM "_sqlanon_counted" AS "_sqlanon_p"
-  WHERE ("_sqlanon_ng" <= 6)
+  FROM "_sqlanon_partials" AS "_sqlanon_p"
+  LEFT JOIN "_sqlanon_beyond" AS "_sqlanon_u"
+    ON "_sqlanon_p"."_sqlanon_unit" = "_sqlanon_u"."_sqlanon_b"
+  WHERE "_sqlanon_u"."_sqlanon_b" IS NULL
   UNION ALL
   SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_rows", "_sqlanon_s2", "_sqlanon_n2", "_sqlanon_s3",
       "_sqlanon_n3", "_sqlanon_rows" AS "_sqlanon_a"

@@ -88,11 +88,7 @@ DELETE FROM "analytics"."customers_by_country" WHERE "epoch"
       || COALESCE(CAST(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT) AS TEXT),
         '') AS INTEGER) AS TEXT) AS BIGINT));
 
-INSERT INTO "analytics"."customers_by_country"
-    ("epoch", "country", "customers", "customers_ci_low", "customers_ci_high", "customers_epsilon", "customers_delta",
-      "average_income", "average_income_ci_low", "average_income_ci_high", "average_income_epsilon",
-      "average_income_delta")
-SELECT * FROM (
+CREATE TEMPORARY TABLE "_sqlanon_epoch_rows" AS
 WITH "_sqlanon_rows" AS (
   SELECT
     "_sqlanon_src"."customer_id" AS "_sqlanon_unit",
@@ -109,7 +105,7 @@ WITH "_sqlanon_rows" AS (
     "_sqlanon_unit" AS "_sqlanon_unit",
     "_sqlanon_g0" AS "_sqlanon_g0",
     LEAST(COUNT(*), 1) AS "_sqlanon_rows",
-    COALESCE(SUM("_sqlanon_x1"), 0) AS "_sqlanon_s1",
+    COALESCE(CAST(SUM("_sqlanon_x1") AS BIGINT), 0) AS "_sqlanon_s1",
     LEAST(COUNT("_sqlanon_x1"), 1) AS "_sqlanon_n1"
   FROM "_sqlanon_rows"
   GROUP BY "_sqlanon_unit", "_sqlanon_g0"
@@ -117,17 +113,13 @@ WITH "_sqlanon_rows" AS (
   SELECT
     "_sqlanon_unit",
     COUNT(*) AS "_sqlanon_ng",
-    SUM("_sqlanon_rows") AS "_sqlanon_nr"
+    CAST(SUM("_sqlanon_rows") AS BIGINT) AS "_sqlanon_nr"
   FROM "_sqlanon_partials"
   GROUP BY "_sqlanon_unit"
-), "_sqlanon_counted" AS (
-  SELECT
-    "_sqlanon_p".*,
-    "_sqlanon_s"."_sqlanon_ng",
-    "_sqlanon_s"."_sqlanon_nr"
-  FROM "_sqlanon_partials" AS "_sqlanon_p"
-  JOIN "_sqlanon_units" AS "_sqlanon_s"
-    ON "_sqlanon_p"."_sqlanon_unit" = "_sqlanon_s"."_sqlanon_unit"
+), "_sqlanon_beyond" AS (
+  SELECT "_sqlanon_unit" AS "_sqlanon_b"
+  FROM "_sqlanon_units"
+  WHERE NOT (("_sqlanon_ng" <= 1))
 ), "_sqlanon_over" AS (
   SELECT
     "_sqlanon_p".*,
@@ -138,7 +130,9 @@ WITH "_sqlanon_rows" AS (
                   || CAST("_sqlanon_p"."_sqlanon_unit" AS TEXT), '-') || '|'
                 || COALESCE(CAST(CHAR_LENGTH(CAST("_sqlanon_p"."_sqlanon_g0" AS TEXT)) AS TEXT) || ':'
                   || CAST("_sqlanon_p"."_sqlanon_g0" AS TEXT), '-')), 'UTF8'))), 'hex') AS "_sqlanon_h"
-  FROM "_sqlanon_counted" AS "_sqlanon_p"
+  FROM "_sqlanon_partials" AS "_sqlanon_p"
+  JOIN "_sqlanon_beyond" AS "_sqlanon_u"
+    ON "_sqlanon_p"."_sqlanon_unit" = "_sqlanon_u"."_sqlanon_b"
   CROSS JOIN (
     SELECT
       COALESCE("_sqlanon_k0"."inner_pad", /* PostgreSQL has no error(): the cast of the message fails with it */
@@ -166,7 +160,6 @@ WITH "_sqlanon_rows" AS (
       ON "_sqlanon_k0"."name" = 'noise'
       AND "_sqlanon_k0"."version" = 1
   ) AS "_sqlanon_k"
-  WHERE NOT (("_sqlanon_ng" <= 1))
 ), "_sqlanon_ranked" AS (
   SELECT
     "_sqlanon_o".*,
@@ -177,8 +170,10 @@ WITH "_sqlanon_rows" AS (
   FROM "_sqlanon_over" AS "_sqlanon_o"
 ), "_sqlanon_allowed" AS (
   SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_rows", "_sqlanon_s1", "_sqlanon_n1", "_sqlanon_rows" AS "_sqlanon_a"
-  FROM "_sqlanon_counted" AS "_sqlanon_p"
-  WHERE ("_sqlanon_ng" <= 1)
+  FROM "_sqlanon_partials" AS "_sqlanon_p"
+  LEFT JOIN "_sqlanon_beyond" AS "_sqlanon_u"
+    ON "_sqlanon_p"."_sqlanon_unit" = "_sqlanon_u"."_sqlanon_b"
+  WHERE "_sqlanon_u"."_sqlanon_b" IS NULL
   UNION ALL
   SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_rows", "_sqlanon_s1", "_sqlanon_n1", "_sqlanon_rows" AS "_sqlanon_a"
   FROM "_sqlanon_ranked" AS "_sqlanon_p"
@@ -197,9 +192,9 @@ WITH "_sqlanon_rows" AS (
   SELECT
     "_sqlanon_g0" AS "_sqlanon_g0",
     COUNT(*) AS "_sqlanon_units",
-    SUM("_sqlanon_rows") AS "_sqlanon_rows",
-    SUM("_sqlanon_s1") AS "_sqlanon_s1",
-    SUM("_sqlanon_n1") AS "_sqlanon_n1"
+    CAST(SUM("_sqlanon_rows") AS BIGINT) AS "_sqlanon_rows",
+    CAST(SUM("_sqlanon_s1") AS BIGINT) AS "_sqlanon_s1",
+    CAST(SUM("_sqlanon_n1") AS BIGINT) AS "_sqlanon_n1"
   FROM "_sqlanon_limited"
   GROUP BY "_sqlanon_g0"
 ), "_sqlanon_public" AS (
@@ -377,8 +372,17 @@ SELECT
   CAST(0.25 AS DOUBLE PRECISION) AS "average_income_epsilon",
   CAST(0 AS DOUBLE PRECISION) AS "average_income_delta"
 FROM "_sqlanon_noised" AS "_sqlanon_n"
-WHERE TRUE
-) AS "_sqlanon_q";
+WHERE TRUE;
+
+INSERT INTO "analytics"."customers_by_country"
+    ("epoch", "country", "customers", "customers_ci_low", "customers_ci_high", "customers_epsilon", "customers_delta",
+      "average_income", "average_income_ci_low", "average_income_ci_high", "average_income_epsilon",
+      "average_income_delta")
+SELECT "epoch", "country", "customers", "customers_ci_low", "customers_ci_high", "customers_epsilon", "customers_delta",
+    "average_income", "average_income_ci_low", "average_income_ci_high", "average_income_epsilon",
+    "average_income_delta" FROM "_sqlanon_epoch_rows";
+
+DROP TABLE "_sqlanon_epoch_rows";
 
 GRANT USAGE ON SCHEMA "analytics" TO "analyst";
 

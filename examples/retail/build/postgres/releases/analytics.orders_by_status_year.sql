@@ -98,12 +98,7 @@ DELETE FROM "analytics"."orders_by_status_year" WHERE "epoch"
       || COALESCE(CAST(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT) AS TEXT),
         '') AS INTEGER) AS TEXT) AS BIGINT));
 
-INSERT INTO "analytics"."orders_by_status_year"
-    ("epoch", "status", "year", "customers", "customers_ci_low", "customers_ci_high", "customers_epsilon",
-      "customers_delta", "orders", "orders_ci_low", "orders_ci_high", "orders_epsilon", "orders_delta", "revenue",
-      "revenue_ci_low", "revenue_ci_high", "revenue_epsilon", "revenue_delta", "average_order", "average_order_ci_low",
-      "average_order_ci_high", "average_order_epsilon", "average_order_delta")
-SELECT * FROM (
+CREATE TEMPORARY TABLE "_sqlanon_epoch_rows" AS
 WITH "_sqlanon_rows" AS (
   SELECT
     "_sqlanon_src"."customer_id" AS "_sqlanon_unit",
@@ -127,9 +122,9 @@ WITH "_sqlanon_rows" AS (
     "_sqlanon_g0" AS "_sqlanon_g0",
     "_sqlanon_g1" AS "_sqlanon_g1",
     LEAST(COUNT(*), 2) AS "_sqlanon_rows",
-    COALESCE(SUM("_sqlanon_x2"), 0) AS "_sqlanon_s2",
+    COALESCE(CAST(SUM("_sqlanon_x2") AS BIGINT), 0) AS "_sqlanon_s2",
     LEAST(COUNT("_sqlanon_x2"), 2) AS "_sqlanon_n2",
-    COALESCE(SUM("_sqlanon_x3"), 0) AS "_sqlanon_s3",
+    COALESCE(CAST(SUM("_sqlanon_x3") AS BIGINT), 0) AS "_sqlanon_s3",
     LEAST(COUNT("_sqlanon_x3"), 2) AS "_sqlanon_n3"
   FROM "_sqlanon_rows"
   GROUP BY "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1"
@@ -137,17 +132,13 @@ WITH "_sqlanon_rows" AS (
   SELECT
     "_sqlanon_unit",
     COUNT(*) AS "_sqlanon_ng",
-    SUM("_sqlanon_rows") AS "_sqlanon_nr"
+    CAST(SUM("_sqlanon_rows") AS BIGINT) AS "_sqlanon_nr"
   FROM "_sqlanon_partials"
   GROUP BY "_sqlanon_unit"
-), "_sqlanon_counted" AS (
-  SELECT
-    "_sqlanon_p".*,
-    "_sqlanon_s"."_sqlanon_ng",
-    "_sqlanon_s"."_sqlanon_nr"
-  FROM "_sqlanon_partials" AS "_sqlanon_p"
-  JOIN "_sqlanon_units" AS "_sqlanon_s"
-    ON "_sqlanon_p"."_sqlanon_unit" = "_sqlanon_s"."_sqlanon_unit"
+), "_sqlanon_beyond" AS (
+  SELECT "_sqlanon_unit" AS "_sqlanon_b"
+  FROM "_sqlanon_units"
+  WHERE NOT (("_sqlanon_ng" <= 6))
 ), "_sqlanon_over" AS (
   SELECT
     "_sqlanon_p".*,
@@ -162,7 +153,9 @@ WITH "_sqlanon_rows" AS (
                             'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.')) AS TEXT) || ':'
                   || rtrim(rtrim(to_char("_sqlanon_p"."_sqlanon_g1", 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.'), '-')),
               'UTF8'))), 'hex') AS "_sqlanon_h"
-  FROM "_sqlanon_counted" AS "_sqlanon_p"
+  FROM "_sqlanon_partials" AS "_sqlanon_p"
+  JOIN "_sqlanon_beyond" AS "_sqlanon_u"
+    ON "_sqlanon_p"."_sqlanon_unit" = "_sqlanon_u"."_sqlanon_b"
   CROSS JOIN (
     SELECT
       COALESCE("_sqlanon_k0"."inner_pad", /* PostgreSQL has no error(): the cast of the message fails with it */
@@ -190,7 +183,6 @@ WITH "_sqlanon_rows" AS (
       ON "_sqlanon_k0"."name" = 'noise'
       AND "_sqlanon_k0"."version" = 1
   ) AS "_sqlanon_k"
-  WHERE NOT (("_sqlanon_ng" <= 6))
 ), "_sqlanon_ranked" AS (
   SELECT
     "_sqlanon_o".*,
@@ -202,8 +194,10 @@ WITH "_sqlanon_rows" AS (
 ), "_sqlanon_allowed" AS (
   SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_rows", "_sqlanon_s2", "_sqlanon_n2", "_sqlanon_s3",
       "_sqlanon_n3", "_sqlanon_rows" AS "_sqlanon_a"
-  FROM "_sqlanon_counted" AS "_sqlanon_p"
-  WHERE ("_sqlanon_ng" <= 6)
+  FROM "_sqlanon_partials" AS "_sqlanon_p"
+  LEFT JOIN "_sqlanon_beyond" AS "_sqlanon_u"
+    ON "_sqlanon_p"."_sqlanon_unit" = "_sqlanon_u"."_sqlanon_b"
+  WHERE "_sqlanon_u"."_sqlanon_b" IS NULL
   UNION ALL
   SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_rows", "_sqlanon_s2", "_sqlanon_n2", "_sqlanon_s3",
       "_sqlanon_n3", "_sqlanon_rows" AS "_sqlanon_a"
@@ -228,11 +222,11 @@ WITH "_sqlanon_rows" AS (
     "_sqlanon_g0" AS "_sqlanon_g0",
     "_sqlanon_g1" AS "_sqlanon_g1",
     COUNT(*) AS "_sqlanon_units",
-    SUM("_sqlanon_rows") AS "_sqlanon_rows",
-    SUM("_sqlanon_s2") AS "_sqlanon_s2",
-    SUM("_sqlanon_n2") AS "_sqlanon_n2",
-    SUM("_sqlanon_s3") AS "_sqlanon_s3",
-    SUM("_sqlanon_n3") AS "_sqlanon_n3"
+    CAST(SUM("_sqlanon_rows") AS BIGINT) AS "_sqlanon_rows",
+    CAST(SUM("_sqlanon_s2") AS BIGINT) AS "_sqlanon_s2",
+    CAST(SUM("_sqlanon_n2") AS BIGINT) AS "_sqlanon_n2",
+    CAST(SUM("_sqlanon_s3") AS BIGINT) AS "_sqlanon_s3",
+    CAST(SUM("_sqlanon_n3") AS BIGINT) AS "_sqlanon_n3"
   FROM "_sqlanon_limited"
   GROUP BY "_sqlanon_g0", "_sqlanon_g1"
 ), "_sqlanon_hashed" AS (
@@ -449,8 +443,19 @@ SELECT
   CAST(0.25 AS DOUBLE PRECISION) AS "average_order_epsilon",
   CAST(0 AS DOUBLE PRECISION) AS "average_order_delta"
 FROM "_sqlanon_noised" AS "_sqlanon_n"
-WHERE ("_sqlanon_n"."_sqlanon_t_units" + "_sqlanon_n"."_sqlanon_z_units") > 359
-) AS "_sqlanon_q";
+WHERE ("_sqlanon_n"."_sqlanon_t_units" + "_sqlanon_n"."_sqlanon_z_units") > 359;
+
+INSERT INTO "analytics"."orders_by_status_year"
+    ("epoch", "status", "year", "customers", "customers_ci_low", "customers_ci_high", "customers_epsilon",
+      "customers_delta", "orders", "orders_ci_low", "orders_ci_high", "orders_epsilon", "orders_delta", "revenue",
+      "revenue_ci_low", "revenue_ci_high", "revenue_epsilon", "revenue_delta", "average_order", "average_order_ci_low",
+      "average_order_ci_high", "average_order_epsilon", "average_order_delta")
+SELECT "epoch", "status", "year", "customers", "customers_ci_low", "customers_ci_high", "customers_epsilon",
+    "customers_delta", "orders", "orders_ci_low", "orders_ci_high", "orders_epsilon", "orders_delta", "revenue",
+    "revenue_ci_low", "revenue_ci_high", "revenue_epsilon", "revenue_delta", "average_order", "average_order_ci_low",
+    "average_order_ci_high", "average_order_epsilon", "average_order_delta" FROM "_sqlanon_epoch_rows";
+
+DROP TABLE "_sqlanon_epoch_rows";
 
 GRANT USAGE ON SCHEMA "analytics" TO "analyst";
 

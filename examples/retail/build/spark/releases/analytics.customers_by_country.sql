@@ -121,14 +121,10 @@ WITH `_sqlanon_rows` AS (
     SUM(`_sqlanon_rows`) AS `_sqlanon_nr`
   FROM `_sqlanon_partials`
   GROUP BY `_sqlanon_unit`
-), `_sqlanon_counted` AS (
-  SELECT
-    `_sqlanon_p`.*,
-    `_sqlanon_s`.`_sqlanon_ng`,
-    `_sqlanon_s`.`_sqlanon_nr`
-  FROM `_sqlanon_partials` AS `_sqlanon_p`
-  JOIN `_sqlanon_units` AS `_sqlanon_s`
-    ON `_sqlanon_p`.`_sqlanon_unit` = `_sqlanon_s`.`_sqlanon_unit`
+), `_sqlanon_beyond` AS (
+  SELECT `_sqlanon_unit` AS `_sqlanon_b`
+  FROM `_sqlanon_units`
+  WHERE NOT ((`_sqlanon_ng` <= 1))
 ), `_sqlanon_over` AS (
   SELECT
     `_sqlanon_p`.*,
@@ -139,7 +135,9 @@ WITH `_sqlanon_rows` AS (
                   || CAST(`_sqlanon_p`.`_sqlanon_unit` AS STRING), '-') || '|'
                 || COALESCE(CAST(CHAR_LENGTH(CAST(`_sqlanon_p`.`_sqlanon_g0` AS STRING)) AS STRING) || ':'
                   || CAST(`_sqlanon_p`.`_sqlanon_g0` AS STRING), '-')), 'UTF-8'), 256)), 256) AS `_sqlanon_h`
-  FROM `_sqlanon_counted` AS `_sqlanon_p`
+  FROM `_sqlanon_partials` AS `_sqlanon_p`
+  JOIN `_sqlanon_beyond` AS `_sqlanon_u`
+    ON `_sqlanon_p`.`_sqlanon_unit` = `_sqlanon_u`.`_sqlanon_b`
   CROSS JOIN (
     SELECT
       CASE WHEN `_sqlanon_k0`.`inner_pad` IS NULL
@@ -163,7 +161,6 @@ WITH `_sqlanon_rows` AS (
       ON `_sqlanon_k0`.`name` = 'noise'
       AND `_sqlanon_k0`.`version` = 1
   ) AS `_sqlanon_k`
-  WHERE NOT ((`_sqlanon_ng` <= 1))
 ), `_sqlanon_ranked` AS (
   SELECT
     `_sqlanon_o`.*,
@@ -174,8 +171,10 @@ WITH `_sqlanon_rows` AS (
   FROM `_sqlanon_over` AS `_sqlanon_o`
 ), `_sqlanon_allowed` AS (
   SELECT `_sqlanon_unit`, `_sqlanon_g0`, `_sqlanon_rows`, `_sqlanon_s1`, `_sqlanon_n1`, `_sqlanon_rows` AS `_sqlanon_a`
-  FROM `_sqlanon_counted` AS `_sqlanon_p`
-  WHERE (`_sqlanon_ng` <= 1)
+  FROM `_sqlanon_partials` AS `_sqlanon_p`
+  LEFT JOIN `_sqlanon_beyond` AS `_sqlanon_u`
+    ON `_sqlanon_p`.`_sqlanon_unit` = `_sqlanon_u`.`_sqlanon_b`
+  WHERE `_sqlanon_u`.`_sqlanon_b` IS NULL
   UNION ALL
   SELECT `_sqlanon_unit`, `_sqlanon_g0`, `_sqlanon_rows`, `_sqlanon_s1`, `_sqlanon_n1`, `_sqlanon_rows` AS `_sqlanon_a`
   FROM `_sqlanon_ranked` AS `_sqlanon_p`
