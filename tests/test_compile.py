@@ -319,3 +319,32 @@ def test_compile_uses_the_cache_unless_turned_off(workdir, cli, monkeypatch, tmp
     monkeypatch.setenv("SQLANON_CACHE_DIR", "off")
     assert cli("compile", RETAIL, "--out", "three").exit_code == 0
     assert _snapshot(Path("one")) == _snapshot(Path("three"))
+
+
+def test_an_unchanged_policy_is_not_planned_again_and_any_input_edit_is_seen(
+    workdir, monkeypatch, tmp_path
+):
+    """The plan cache (sqlanon/output/cache.py): the same files give the cached plan; an edit
+    to the policy, to a fragment it includes or to a hierarchy it reads plans afresh; an entry
+    others could have written is ignored."""
+    from sqlanon import api
+    from sqlanon.output.cache import PlanCache
+
+    paths = [RETAIL]
+    fresh = api.plan(paths)
+    first = PlanCache(tmp_path / "c")
+    assert first.get(paths) is None
+    first.put(paths, fresh)
+    again = PlanCache(tmp_path / "c")
+    assert again.get(paths) == fresh and again.hit
+    assert oct((tmp_path / "c" / "plans").stat().st_mode & 0o777) == "0o700"
+    for edited in ("policies/pii.yml", "examples/retail/hierarchies/occupation.csv", RETAIL):
+        original = Path(edited).read_text()
+        Path(edited).write_text(original + "\n")
+        assert PlanCache(tmp_path / "c").get(paths) is None, edited
+        Path(edited).write_text(original)
+        assert PlanCache(tmp_path / "c").get(paths) == fresh
+    (entry,) = [p for p in (tmp_path / "c" / "plans").rglob("*") if p.is_file()]
+    entry.chmod(0o666)
+    assert PlanCache(tmp_path / "c").get(paths) is None, "writable by others: ignored"
+    assert PlanCache(tmp_path / "c").get(["examples/adult/policy.yml"]) is None

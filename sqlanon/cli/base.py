@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from sqlanon import api
+from sqlanon.output.cache import PlanCache
 from sqlanon.output.files import MANIFEST
 from sqlanon.plan.model import Plan
 from sqlanon.policy.diagnostics import PolicyError
@@ -130,10 +131,17 @@ def database_error(exc: Exception) -> str:
     return f"database error: {message}"
 
 
-def load_plan(paths: list[str]) -> Plan:
+def load_plan(paths: list[str], cache: PlanCache | None = None) -> Plan:
+    """The plan of the policies, or exit 2 with every policy error. With `cache`, the plan of
+    an unchanged policy set is read back instead (sqlanon/output/cache.py)."""
     try:
         with no_gc():
-            return api.plan(api.load(paths))
+            if cache is not None and (cached := cache.get(paths)) is not None:
+                return cached
+            plan = api.plan(api.load(paths))
+            if cache is not None:
+                cache.put(paths, plan)
+            return plan
     except PolicyError as exc:
         err.print(exc.render(), markup=False)
         raise typer.Exit(EXIT_USAGE) from None

@@ -23,7 +23,7 @@ from sqlanon.cli.base import (
     target_dialects,
 )
 from sqlanon.output import write as output_write
-from sqlanon.output.cache import LowerCache
+from sqlanon.output.cache import LowerCache, PlanCache
 from sqlanon.policy.diagnostics import PolicyError
 from sqlanon.policy.files import expand, is_fragment
 from sqlanon.policy.load import load_policies
@@ -100,10 +100,12 @@ def compile(
 ) -> None:
     """Compile policies into SQL files and a manifest, or a dbt project (atomically), or
     check them."""
-    plan = load_plan(paths)
+    # incremental: an unchanged policy set is not planned again, and only objects whose plan
+    # changed are lowered (sqlanon/output/cache.py)
+    plan = load_plan(paths, PlanCache.default())
     targets = target_dialects(dialect_name)
     failed = False
-    cache = LowerCache.default()  # incremental: only objects whose plan changed are lowered
+    cache = LowerCache.default()
     for d in targets:
         folder = out_dir / d.name if dialect_name.lower() == "all" else out_dir
         try:

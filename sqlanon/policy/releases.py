@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from sqlanon.plan import canonical
-from sqlanon.plan.model import Expression
+from sqlanon.plan.model import Expression, SourceQuery
 from sqlanon.plan.types import ALL_TYPES, NUMERIC_TYPES
 from sqlanon.policy.check import Checker, Number, has_control, relation_name
 from sqlanon.policy.columns import read_column
@@ -98,12 +98,15 @@ def read_release(
         public = False  # no group columns to type the values by (their error is reported)
     bounds = _bounds(chk, m.get("bounds"))
     measures = _measures(chk, m.get("measures"), what, source_dialect(src))
-    reads = [(unit, m.value_loc("privacy_unit"))] if unit else []
-    reads += [(g.source, g.loc) for g in group_by or ()]
-    for x in measures or ():
-        columns = (x.column,) if isinstance(x.column, str) else x.column.columns if x.column else ()
-        reads += [(c, x.loc) for c in columns]
-    check_reads(chk, src, reads, what)
+    if isinstance(src, SourceQuery):
+        reads = [(unit, m.value_loc("privacy_unit"))] if unit else []
+        reads += [(g.source, g.loc) for g in group_by or ()]
+        for x in measures or ():
+            columns = (
+                (x.column,) if isinstance(x.column, str) else x.column.columns if x.column else ()
+            )
+            reads += [(c, x.loc) for c in columns]
+        check_reads(chk, src, reads, what)
 
     if group_by is not None and measures is not None:
         _check_output_names(chk, m, what)

@@ -76,14 +76,12 @@ def read_measure_input(
 
 def check_reads(
     chk: Checker,
-    source: Source | None,
+    source: SourceQuery,
     reads: Iterable[tuple[str, Location]],
     what: str,
 ) -> None:
     """Every column the policy reads from a query source is one of the query's columns:
     known at `validate`, unlike a relation's (checked against the catalog by drift)."""
-    if not isinstance(source, SourceQuery):
-        return
     have = {c.lower() for c in source.columns}
     for column, loc in reads:
         if column.lower() not in have:

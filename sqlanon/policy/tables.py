@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlanon.plan.model import SourceQuery
 from sqlanon.policy.check import Checker, Number, relation_name
 from sqlanon.policy.columns import read_column
 from sqlanon.policy.diagnostics import Location, did_you_mean, one_of
@@ -175,10 +176,11 @@ def read_table(
     ldiv = read_sensitive(chk, m, "l_diversity", "l", what, by_name, emitted, kanon)
     tclose = read_sensitive(chk, m, "t_closeness", "t", what, by_name, emitted, kanon)
     utility = read_checks(chk, m.get("utility"), what, TABLE_CHECKS, emitted)
-    reads = [(c.source, c.loc) for c in columns]
-    reads += [(r.column, r.loc) for r in (retention,) if r]
-    reads += [(s.unit, s.loc) for s in (sample,) if s]
-    check_reads(chk, source, reads, what)
+    if isinstance(source, SourceQuery):  # (locations are costly: only for a query's reads)
+        reads = [(c.source, c.loc) for c in columns]
+        reads += [(r.column, r.loc) for r in (retention,) if r]
+        reads += [(s.unit, s.loc) for s in (sample,) if s]
+        check_reads(chk, source, reads, what)
     if source is None or target is None or cm is None:
         return None
     return TableSpec(
