@@ -143,3 +143,30 @@ def test_a_folder_for_another_dialect_is_refused(tmp_path: Path, live) -> None:
     folder = _compile(policy, "postgres", tmp_path / "build")
     with pytest.raises(DeployError, match=r"compiled for PostgreSQL, but the database is DuckDB"):
         deploy(verify(folder), live.get("duckdb"))
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_an_audit_table_of_an_earlier_sqlanon_gains_its_new_column(
+    tmp_path: Path, live, name: str
+) -> None:
+    """The audit table gained `lookup_tables`: one an earlier sqlanon created is kept and the
+    column added (rows already in it read NULL there, taken as no lookup tables); before, the
+    deploy failed with the engine's own error about the missing column."""
+    from sqlanon.warehouse.common import append_only_table
+    from sqlanon.warehouse.deploy import AUDIT_COLUMNS
+
+    engine = live.get(name)
+    d = dialect.get(name)
+    policy = _workspace(tmp_path)
+    install_retail(engine, 50, seed=5)
+    table = ("privacy", "sqlanon_deploys")
+    engine.execute(f"DROP TABLE IF EXISTS {d.relation(table).text}")
+    older = [c for c in AUDIT_COLUMNS if c[0] != "lookup_tables"]
+    for s in append_only_table(d, table, older):
+        engine.execute(s)
+    first = deploy(verify(_compile(policy, name, tmp_path / "a")), engine)
+    assert first.deploy == 1
+    names = [n.lower() for n, _ in engine.columns(table)]
+    assert "lookup_tables" in names
+    second = deploy(verify(_compile(policy, name, tmp_path / "b")), engine)
+    assert second.deploy == 2

@@ -39,6 +39,8 @@ REFUSED = [
     ("SELECT t.a FROM s.t, s.u", "cross join"),
     ("SELECT t.a FROM s.t FULL JOIN s.u ON t.a = u.a", "FULL JOIN"),
     ("SELECT t.a FROM s.t JOIN s.u USING (a)", "USING"),
+    ("SELECT t.a FROM s.t RIGHT JOIN s.u ON t.a = u.a", "RIGHT JOIN"),
+    ("SELECT t.a FROM s.t NATURAL JOIN s.u", "NATURAL"),
     ("SELECT a + 1 FROM s.t", "AS name"),
     ("SELECT UPPER(a) AS a FROM s.t", "functions"),
     ("SELECT CAST(a AS INT) AS a FROM s.t", "casts"),
@@ -65,11 +67,12 @@ def test_the_subset_reads_what_it_names() -> None:
                   CASE WHEN o.status IN ('F', 'O') THEN 'done' ELSE NULL END AS state,
                   COALESCE(c.region, 'none') AS region
            FROM raw.orders AS o
-           LEFT JOIN shop.raw.customers AS c ON c.id = o.customer_id AND c.active = TRUE
+           LEFT OUTER JOIN shop.raw.customers AS c ON c.id = o.customer_id AND c.active = TRUE
+           INNER JOIN raw.days AS d ON d.day = o.day
            WHERE o.day >= DATE '2024-01-01' AND o.qty BETWEEN 1 AND 9 AND NOT o.test
              AND c.id IS NOT NULL AND o.status <> 'X'"""
     )
-    assert q.reads == (("raw", "orders"), ("shop", "raw", "customers"))
+    assert q.reads == (("raw", "days"), ("raw", "orders"), ("shop", "raw", "customers"))
     assert q.columns == ("id", "seg", "net", "back", "state", "region")
 
 

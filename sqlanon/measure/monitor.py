@@ -22,7 +22,7 @@ from sqlanon.measure import drift, risk, utility
 from sqlanon.plan.model import Plan
 from sqlanon.report import numbers
 from sqlanon.sql.dialect import Dialect
-from sqlanon.warehouse.common import DEFAULT_SCHEMA, append_only_table
+from sqlanon.warehouse.common import DEFAULT_SCHEMA, append_only_table, missing_columns
 
 HISTORY_NAME = "sqlanon_monitor"
 HISTORY_COLUMNS = (
@@ -140,6 +140,8 @@ def run(plan: Plan, d: Dialect, engine: Any, step: Callable[[str], None] | None 
     table = history_table(plan)
     relation = d.relation(table)
     for statement in append_only_table(d, table, HISTORY_COLUMNS):
+        engine.execute(statement)
+    for statement in missing_columns(engine, d, table, HISTORY_COLUMNS):
         engine.execute(statement)
     names = [d.ident(n) for n, _ in HISTORY_COLUMNS]
     key = d.ident("run")

@@ -172,7 +172,7 @@ class PlanCache:
         try:
             entry = self._entry(paths)
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-            for folder in (self.root, self.root.parent, self.root.parent.parent):
+            for folder in (self.root, self.root.parent):  # plans/ and its tool folder only
                 folder.chmod(0o700)
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
             with os.fdopen(fd, "wb") as fh:

@@ -125,7 +125,11 @@ def _check(root: exp.Expr) -> None:
 
 def _check_join(join: exp.Join) -> None:
     side, kind = join.args.get("side") or "", join.args.get("kind") or ""
-    if (side or kind) and (side.upper(), kind.upper()) not in (("LEFT", ""), ("", "INNER")):
+    method = join.args.get("method") or ""
+    if method:  # NATURAL, ASOF, …
+        raise QueryError(f"{str(method).upper()} JOIN is not allowed: inner and left joins are")
+    allowed = (("", ""), ("", "INNER"), ("LEFT", ""), ("LEFT", "OUTER"))
+    if (side.upper(), kind.upper()) not in allowed:
         raise QueryError(
             f"{' '.join(x for x in (side, kind) if x).upper()} JOIN is not allowed: "
             "inner and left joins are"

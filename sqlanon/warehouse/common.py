@@ -47,3 +47,23 @@ def append_only_table(
     kinds = tuple(t for _, t in columns)
     out.append(d.statement("create_ledger", d.relation(table), names, column_types=kinds).text)
     return out
+
+
+def missing_columns(
+    engine: Any, d: Any, table: tuple[str, ...], columns: Sequence[tuple[str, str]]
+) -> list[str]:
+    """ALTER statements adding the columns a record created by an earlier sqlanon lacks (the
+    audit table gained `lookup_tables`): its rows stay, the new column is NULL in them, and
+    the reader of the record treats NULL as empty. Nothing when the engine cannot list the
+    table's columns."""
+    try:
+        live = {name.lower() for name, _ in engine.columns(table)}
+    except Exception:  # no catalog reader: the record is read as it is
+        return []
+    if not live:
+        return []
+    return [
+        d.statement("add_column", d.relation(table), d.ident(name), type=kind).text
+        for name, kind in columns
+        if d.stored_name(name).lower() not in live and name.lower() not in live
+    ]

@@ -37,7 +37,7 @@ from sqlanon.output.files import MANIFEST
 from sqlanon.sql import dialect as dialects
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.releases import ledger_lock_id
-from sqlanon.warehouse.common import DEFAULT_SCHEMA, append_only_table
+from sqlanon.warehouse.common import DEFAULT_SCHEMA, append_only_table, missing_columns
 
 AUDIT_NAME = "sqlanon_deploys"
 # the audit table's columns; JSON documents are text, so every engine stores them alike
@@ -218,6 +218,8 @@ def _deploy(  # type: ignore[no-untyped-def]
     relation = d.relation(table)
     for s in append_only_table(d, table, AUDIT_COLUMNS):
         engine.execute(s)  # idempotent; outside the transaction where DDL is not transactional
+    for s in missing_columns(engine, d, table, AUDIT_COLUMNS):
+        engine.execute(s)  # an audit table an earlier sqlanon created: its rows are kept
     if txn:
         engine.execute(d.statement("begin").text)
     current = "the audit table"
