@@ -308,7 +308,7 @@ def many_sources(tmp_path: Path):  # type: ignore[no-untyped-def]
     return build_plan(load_policies([str(tmp_path / "many.yml")]))
 
 
-@pytest.mark.parametrize("example", ["retail", "many"])
+@pytest.mark.parametrize("example", ["retail", "tpch", "many"])
 @pytest.mark.parametrize("name", dialect.available())
 def test_models_render_to_the_sql_outputs_queries(name: str, example: str, tmp_path: Path) -> None:
     """Every dialect's models, rendered by Jinja with source() and ref() resolved as dbt would
@@ -322,8 +322,8 @@ def test_models_render_to_the_sql_outputs_queries(name: str, example: str, tmp_p
     d = dialect.get(name)
     if example == "many":
         plan = many_sources(tmp_path)
-    else:
-        plan = build_plan(load_policies([str(REPO / "examples/retail/policy.yml")]))
+    else:  # tpch: sources written as SQL read their relations through source() too
+        plan = build_plan(load_policies([str(REPO / f"examples/{example}/policy.yml")]))
     by_ref = {dbt.model_name(o.target): o.target for o in (*plan.views, *plan.releases)}
     by_source = {dbt._source_ref(p): p for p in (*plan.sources, *plan.key_tables)}
     configs: list[dict] = []

@@ -209,7 +209,13 @@ def test_hostile_names_and_literals(engine_name: str, live, tmp_path: Path, resu
     for text in statements:
         parsed = sqlglot.parse(text, read=d.sqlglot)
         assert len(parsed) == 1, text[:200]
-        assert not list(parsed[0].find_all(sqlglot.exp.Drop)), text[:200]
+        drops = [
+            drop
+            for drop in parsed[0].find_all(sqlglot.exp.Drop)
+            # sqlanon's own: a PostgreSQL refresh's temporary table of the epoch's rows
+            if [t.name for t in drop.find_all(sqlglot.exp.Table)] != ["_sqlanon_epoch_rows"]
+        ]
+        assert not drops, text[:200]
 
     if engine_name == "postgres":
         for schema in (SRC[0], DST[0], KEYS[0], RELEASE[0], LEDGER[0], "canary"):
