@@ -194,3 +194,24 @@ def test_an_edited_query_is_a_reviewed_change(tmp_path) -> None:  # type: ignore
         "neutral",
         "source query over [raw.customers, raw.orders] edited",
     )
+
+
+def test_a_duckdb_file_named_like_a_schema_gets_a_hint(tmp_path, cli) -> None:  # type: ignore[no-untyped-def]
+    """Seen with TPC-H: `--db tpch.duckdb --csv tpch.customer=…` is ambiguous to DuckDB (the
+    file is a catalog named `tpch`); the error says so instead of DuckDB's words alone."""
+    (tmp_path / "orders.csv").write_text("id,total,customer_id\n1,2.50,1\n")
+    (tmp_path / "customers.csv").write_text("id,segment\n1,retail\n")
+    path = tmp_path / "policy.yml"
+    path.write_text(POLICY.replace("{customer}", "customer_id"))
+    result = cli(
+        "apply",
+        str(path),
+        "--db",
+        str(tmp_path / "raw.duckdb"),
+        "--csv",
+        f"raw.orders={tmp_path / 'orders.csv'}",
+        "--csv",
+        f"raw.customers={tmp_path / 'customers.csv'}",
+    )
+    assert result.exit_code != 0
+    assert "hint: a DuckDB file is a catalog named after the file" in result.output

@@ -126,9 +126,21 @@ def database_errors_of() -> tuple[type[Exception], ...]:
 
 
 def database_error(exc: Exception) -> str:
-    """The engine's message without its SQL excerpt (which can be long)."""
+    """The engine's message without its SQL excerpt (which can be long), with a hint where
+    the cause is known and not in the message."""
     message = str(exc).split("\n\nLINE ")[0].strip()
-    return f"database error: {message}"
+    hint = next((h for cause, h in _HINTS if cause in message), "")
+    return f"database error: {message}" + (f"\nhint: {hint}" if hint else "")
+
+
+# (text of the engine's message, what the user can do)
+_HINTS = (
+    (
+        "Ambiguous reference to catalog or schema",
+        "a DuckDB file is a catalog named after the file: tpch.duckdb makes a schema `tpch` "
+        "ambiguous; name the file unlike every schema the policy reads",
+    ),
+)
 
 
 def load_plan(paths: list[str], cache: PlanCache | None = None) -> Plan:
