@@ -1,0 +1,163 @@
+"""synthetic: the measurement issue 20's DP synthetic tables are to be judged by, on Adult
+(examples/adult/adult.csv: 9 columns, age in 10-year bins), fitted on a 70 % split and tested
+on the other 30 %, in one run:
+
+- fidelity: total-variation distance between the synthetic table and the rows it was fitted
+  on, over every 1-way and every 2-way marginal (mean and max);
+- usefulness: train on synthetic, test on real — a logistic regression on one-hot features
+  predicting salary-class, fitted on the synthetic rows and scored on the real test rows
+  (accuracy, ROC-AUC), beside the same model fitted on the real training rows (the ceiling).
+
+Contenders at each ε: independent noisy 1-way marginals (the baseline any tree must beat),
+SmartNoise Synth's MST with mbi's two samplers (`round`, its default, links columns the model
+never joined — the issue's caution; `sample` draws from the model), AIM with `--aim` (minutes
+per ε). sqlanon's own generator is issue 20's deliverable: it joins this table when it exists.
+
+    pip install smartnoise-synth==1.0.8 scikit-learn
+    python benchmarks/synthetic.py [--epsilon 0.3 1 3] [--aim] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ADULT = Path(__file__).resolve().parents[1] / "examples/adult/adult.csv"
+TARGET = "salary-class"
+DELTA = 1e-9
+
+
+def adult() -> pd.DataFrame:
+    """Every column categorical: age in 10-year bins, the rest as they are."""
+    df = pd.read_csv(ADULT, sep=";", dtype=str)
+    decade = df["age"].astype(int) // 10 * 10
+    df["age"] = decade.astype(str) + "-" + (decade + 9).astype(str)
+    return df
+
+
+def tvd(a: pd.DataFrame, b: pd.DataFrame, columns: list[str]) -> float:
+    """Total-variation distance of the two tables' marginal over `columns`."""
+    p = a.groupby(columns).size() / len(a)
+    q = b.groupby(columns).size() / len(b)
+    both = p.index.union(q.index)
+    return 0.5 * float(np.abs(p.reindex(both, fill_value=0) - q.reindex(both, fill_value=0)).sum())
+
+
+def fidelity(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, float]:
+    one = [tvd(real, synthetic, [c]) for c in real.columns]
+    two = [tvd(real, synthetic, list(p)) for p in itertools.combinations(real.columns, 2)]
+    return {
+        "tvd1_mean": float(np.mean(one)),
+        "tvd1_max": max(one),
+        "tvd2_mean": float(np.mean(two)),
+        "tvd2_max": max(two),
+    }
+
+
+def usefulness(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, float]:
+    """Logistic regression on one-hot features, fitted on `train`, scored on `test`."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, roc_auc_score
+    from sklearn.preprocessing import OneHotEncoder
+
+    features = [c for c in train.columns if c != TARGET]
+    positive = ">50K"
+    y_train = (train[TARGET] == positive).astype(int)
+    y_test = (test[TARGET] == positive).astype(int)
+    if y_train.nunique() < 2:  # a synthetic table with one class: no model, chance AUC
+        return {"accuracy": float((y_test == y_train.iloc[0]).mean()), "auc": 0.5}
+    encoder = OneHotEncoder(handle_unknown="ignore")
+    model = LogisticRegression(max_iter=2000)
+    model.fit(encoder.fit_transform(train[features]), y_train)
+    x_test = encoder.transform(test[features])
+    return {
+        "accuracy": accuracy_score(y_test, model.predict(x_test)),
+        "auc": roc_auc_score(y_test, model.predict_proba(x_test)[:, 1]),
+    }
+
+
+def independent(train: pd.DataFrame, epsilon: float, rng: np.random.Generator) -> pd.DataFrame:
+    """Each column's histogram with Laplace noise (ε split evenly; one person changes one
+    count of each by 1), negatives clipped, normalized; columns drawn independently. The row
+    count is the training set's (a noisy count would change nothing measured here)."""
+    scale = len(train.columns) / epsilon
+    out = {}
+    for c in train.columns:
+        counts = train[c].value_counts()
+        noisy = np.clip(counts.to_numpy() + rng.laplace(0, scale, len(counts)), 0, None)
+        p = noisy / noisy.sum() if noisy.sum() > 0 else np.full(len(counts), 1 / len(counts))
+        out[c] = rng.choice(counts.index.to_numpy(), size=len(train), p=p)
+    return pd.DataFrame(out)
+
+
+def mst(train: pd.DataFrame, epsilon: float, method: str) -> pd.DataFrame:
+    """SmartNoise Synth's MST, sampled with mbi's `method` (round: its default; sample)."""
+    from snsynth import Synthesizer
+
+    synth = Synthesizer.create("mst", epsilon=epsilon, delta=DELTA)
+    synth.fit(train, categorical_columns=list(train.columns), preprocessor_eps=0.0)
+    data = synth.synthesizer.synthetic_data(rows=len(train), method=method)
+    rows = [tuple(t[1:]) for t in synth.undo_compress_fn(data).df.itertuples()]
+    return pd.DataFrame(synth._transformer.inverse_transform(rows), columns=train.columns)
+
+
+def aim(train: pd.DataFrame, epsilon: float) -> pd.DataFrame:
+    from snsynth import Synthesizer
+
+    synth = Synthesizer.create("aim", epsilon=epsilon, delta=DELTA)
+    synth.fit(train, categorical_columns=list(train.columns), preprocessor_eps=0.0)
+    return pd.DataFrame(synth.sample(len(train)), columns=train.columns)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--epsilon", type=float, nargs="+", default=[0.3, 1.0, 3.0])
+    ap.add_argument("--aim", action="store_true", help="also AIM (minutes per ε)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    from sklearn.model_selection import train_test_split
+
+    df = adult()
+    train, test = train_test_split(df, test_size=0.3, random_state=args.seed)
+    train, test = train.reset_index(drop=True), test.reset_index(drop=True)
+    rng = np.random.default_rng(args.seed)
+    ceiling = usefulness(train, test)
+    print(
+        f"\nAdult: {len(df):,} rows, {len(df.columns)} columns (age in 10-year bins); "
+        f"fitted on {len(train):,}, tested on {len(test):,}; δ = {DELTA:g}"
+    )
+    head = f"{'ε':>5} {'contender':28} {'1-way TVD':>14} {'2-way TVD':>14} {'acc':>6} {'AUC':>6}"
+    print(head + "       s\n" + f"{'':5} {'':28} {'mean / max':>14} {'mean / max':>14}")
+    print(
+        f"{'—':>5} {'real training rows (ceiling)':28} {'0 / 0':>14} {'0 / 0':>14} "
+        f"{ceiling['accuracy']:6.3f} {ceiling['auc']:6.3f} {'':>7}"
+    )
+    for eps in args.epsilon:
+        contenders: list[tuple[str, Callable[[], pd.DataFrame]]] = [
+            ("independent marginals", lambda e=eps: independent(train, e, rng)),
+            ("MST, mbi round (default)", lambda e=eps: mst(train, e, "round")),
+            ("MST, mbi sample", lambda e=eps: mst(train, e, "sample")),
+        ]
+        if args.aim:
+            contenders.append(("AIM", lambda e=eps: aim(train, e)))
+        for name, make in contenders:
+            start = time.perf_counter()
+            synthetic = make()
+            seconds = time.perf_counter() - start
+            f, u = fidelity(train, synthetic), usefulness(synthetic, test)
+            print(
+                f"{eps:5g} {name:28} "
+                f"{f['tvd1_mean']:6.3f} / {f['tvd1_max']:5.3f} "
+                f"{f['tvd2_mean']:6.3f} / {f['tvd2_max']:5.3f} "
+                f"{u['accuracy']:6.3f} {u['auc']:6.3f} {seconds:7.1f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
