@@ -215,3 +215,23 @@ def test_a_duckdb_file_named_like_a_schema_gets_a_hint(tmp_path, cli) -> None:  
     )
     assert result.exit_code != 0
     assert "hint: a DuckDB file is a catalog named after the file" in result.output
+
+
+def test_decimal_arithmetic_some_engine_would_round_is_a_warning(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Measured (docs/sources.md): DECIMAL(38, 9) + DECIMAL(38, 9) is rounded to 8 decimals by
+    Spark, a product of two to 6 by Spark and 9 by BigQuery; DECIMAL(15, 2) products (TPC-H's
+    price × discount) are exact everywhere."""
+    e = DuckDBEngine(str(tmp_path / "d.duckdb"))
+    e.execute("CREATE SCHEMA raw")
+    e.execute("CREATE TABLE raw.m (id INTEGER, wide DECIMAL(38, 9), price DECIMAL(15, 2))")
+    policy = tmp_path / "policy.yml"
+    policy.write_text(
+        "sqlanon: 1\nname: m\ntables:\n  m:\n    source:\n      sql: SELECT t.id, "
+        "t.price * (1 - t.price) AS net, t.wide + t.wide AS twice FROM raw.m AS t\n"
+        "    target: anon.m\n    columns: {id: keep, net: keep, twice: keep}\n"
+    )
+    findings = drift.check(build_plan(load_policies([str(policy)])), e)
+    e.close()
+    (finding,) = findings
+    assert (finding.severity, finding.kind) == ("warning", "decimal_rounding")
+    assert '"t"."wide" + "t"."wide"' in finding.detail and "39 digits" in finding.detail

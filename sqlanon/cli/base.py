@@ -190,8 +190,8 @@ def check_sources(plan, engine, paths: list[str]) -> None:  # type: ignore[no-un
 
     findings = check(plan, engine)
     for f in findings:
-        if f.kind == "undeclared_type":
-            err.print(f"warning: {f.object}, {f.relation}.{f.column}: {f.detail}", markup=False)
+        if f.kind in ("undeclared_type", "decimal_rounding"):
+            err.print(f"warning: {f.where}: {f.detail}", markup=False)
     errors = [f for f in findings if f.severity == ERROR]
     if errors:
         err.print(PolicyError(located(errors, api.load(paths))).render(), markup=False)

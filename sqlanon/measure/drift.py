@@ -14,7 +14,7 @@ from sqlanon.plan.types import LOGICAL_FAMILY, engine_family
 from sqlanon.policy.diagnostics import Diagnostic
 from sqlanon.policy.model import PolicySpec
 from sqlanon.transforms import REGISTRY
-from sqlanon.warehouse.sources import SourceProblem, source_columns
+from sqlanon.warehouse.sources import SourceProblem, decimal_rounding, source_columns
 
 ERROR, WARNING = "error", "warning"
 
@@ -102,6 +102,15 @@ def _relation(
                 yield Finding(ERROR, "type_changed", obj, name, col, problem)
             elif isinstance(fits, ColumnStep) and (hint := _undeclared(fits, live[key][1])):
                 yield Finding(WARNING, "undeclared_type", obj, name, col, hint)
+    for detail in decimal_rounding(engine, source):
+        yield Finding(
+            WARNING,
+            "decimal_rounding",
+            obj,
+            name,
+            None,
+            detail + ": values may differ between engines (docs/sources.md)",
+        )
     if unlisted is None:
         return
     for key, (col, engine_type) in sorted(live.items()):

@@ -40,6 +40,21 @@ def source_columns(engine: Any, source: Source) -> list[tuple[str, str]]:
 
 
 def _query_columns(engine: Any, q: SourceQuery) -> list[tuple[str, str]]:
+    tree, live = _checked(engine, q)
+    typed = _typed(engine, tree, live)
+    if typed is None:  # an engine type sqlglot cannot read: the callers fall back to the plan
+        return [(c, "") for c in q.columns]
+    out = []
+    for column, item in zip(q.columns, typed.expressions, strict=True):
+        t = item.type
+        unknown = t is None or t.is_type(exp.DataType.Type.UNKNOWN)
+        out.append((column, "" if unknown else t.sql(_sqlglot(engine))))
+    return out
+
+
+def _checked(engine: Any, q: SourceQuery) -> tuple[exp.Expr, dict[tuple[str, ...], dict[str, str]]]:
+    """The query's tree with names folded, and the live columns of what it reads; raises
+    SourceProblem for a relation or column that is not there."""
     live: dict[tuple[str, ...], dict[str, str]] = {}
     for rel in q.reads:
         cols = engine.columns(rel)
@@ -66,13 +81,19 @@ def _query_columns(engine: Any, q: SourceQuery) -> list[tuple[str, str]]:
                 )
         elif not any(col.name in cols for cols in live.values()):
             raise SourceProblem(q.label, col.name, "the query reads it; no relation has it")
-    return list(zip(q.columns, _types(engine, tree, live), strict=True))
+    return tree, live
 
 
-def _types(engine: Any, tree: exp.Expr, live: dict[tuple[str, ...], dict[str, str]]) -> list[str]:
-    """The engine type of each output column; "" where sqlglot cannot tell."""
+def _sqlglot(engine: Any) -> str:
     name = getattr(engine, "dialect", "duckdb")
-    dialect = dialects.get(name).sqlglot if name in dialects.available() else "duckdb"
+    return dialects.get(name).sqlglot if name in dialects.available() else "duckdb"
+
+
+def _typed(
+    engine: Any, tree: exp.Expr, live: dict[tuple[str, ...], dict[str, str]]
+) -> exp.Expr | None:
+    """The tree with sqlglot's types, from the catalog's; None where it cannot read them."""
+    dialect = _sqlglot(engine)
     nested: dict[str, Any] = {}
     for rel, cols in live.items():
         level = nested
@@ -81,12 +102,59 @@ def _types(engine: Any, tree: exp.Expr, live: dict[tuple[str, ...], dict[str, st
         level[rel[-1]] = cols
     try:
         schema = MappingSchema(nested, dialect=dialect, normalize=False)
-        typed = annotate_types(qualify(tree.copy(), schema=schema, dialect=dialect), schema=schema)
-    except Exception:  # an engine type sqlglot cannot read: the callers fall back to the plan
-        return ["" for _ in tree.expressions]
-    out = []
-    for s in typed.expressions:
-        t = s.type
-        unknown = t is None or t.is_type(exp.DataType.Type.UNKNOWN)
-        out.append("" if unknown else t.sql(dialect))
-    return out
+        typed: exp.Expr = annotate_types(
+            qualify(tree.copy(), schema=schema, dialect=dialect), schema=schema
+        )
+    except Exception:
+        return None
+    return typed
+
+
+# Decimal arithmetic is exact on every engine only while the exact result fits what each
+# keeps: Spark rounds a result of more than 38 digits (DECIMAL(38, 9) + DECIMAL(38, 9) to 8
+# decimals, a product of two to 6), BigQuery's NUMERIC keeps 9 decimals (docs/sources.md).
+MAX_PRECISION, MAX_SCALE = 38, 9
+
+
+def _digits(t: exp.DataType | None) -> tuple[int, int] | None:
+    """(precision, scale) of an exact number type; None for other or unknown types."""
+    if t is None:
+        return None
+    if t.is_type(*exp.DataType.INTEGER_TYPES):
+        return (19, 0)
+    if t.is_type(exp.DataType.Type.DECIMAL) and len(t.expressions) == 2:
+        try:
+            return int(t.expressions[0].name), int(t.expressions[1].name)
+        except ValueError:
+            return None
+    return None
+
+
+def decimal_rounding(engine: Any, source: Source) -> list[str]:
+    """The arithmetic of a query source whose exact result some engine would round, by the
+    catalog's types: the value could differ between warehouses. Empty for relations, unknown
+    types (an unconstrained NUMERIC) and floats (IEEE arithmetic is the same everywhere)."""
+    if not isinstance(source, SourceQuery):
+        return []
+    tree, live = _checked(engine, source)
+    typed = _typed(engine, tree, live)
+    if typed is None:
+        return []
+    found = []
+    for node in typed.find_all(exp.Mul, exp.Add, exp.Sub):
+        left, right = _digits(node.left.type), _digits(node.right.type)
+        if left is None or right is None or (left[1] == 0 and right[1] == 0):
+            continue  # not two exact numbers, or integers (64-bit on every engine)
+        (p1, s1), (p2, s2) = left, right
+        if isinstance(node, exp.Mul):
+            precision, scale = p1 + p2 + 1, s1 + s2
+        else:
+            scale = max(s1, s2)
+            precision = scale + max(p1 - s1, p2 - s2) + 1
+        if precision > MAX_PRECISION or scale > MAX_SCALE:
+            found.append(
+                f"{node.sql()}: DECIMAL({p1}, {s1}) and DECIMAL({p2}, {s2}) make a result of "
+                f"{precision} digits, {scale} decimals, which Spark (over {MAX_PRECISION} "
+                f"digits) or BigQuery (over {MAX_SCALE} decimals) would round"
+            )
+    return found
