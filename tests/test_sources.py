@@ -235,3 +235,26 @@ def test_decimal_arithmetic_some_engine_would_round_is_a_warning(tmp_path) -> No
     (finding,) = findings
     assert (finding.severity, finding.kind) == ("warning", "decimal_rounding")
     assert '"t"."wide" + "t"."wide"' in finding.detail and "39 digits" in finding.detail
+
+
+def test_a_measure_expression_some_engine_would_round_is_a_warning(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    e = DuckDBEngine(str(tmp_path / "d.duckdb"))
+    e.execute("CREATE SCHEMA raw")
+    e.execute("CREATE TABLE raw.m (id INTEGER, wide DECIMAL(38, 9), price DECIMAL(15, 2))")
+    policy = tmp_path / "policy.yml"
+    policy.write_text(
+        "sqlanon: 1\nname: m\nkeys: {table: privacy.keys}\nbudget: {epsilon: 2}\n"
+        "releases:\n  r:\n    source: raw.m\n    target: out.r\n    privacy_unit: id\n"
+        "    epsilon: 1\n    groups: {public: []}\n    measures:\n"
+        "      net: {agg: sum, column: price * (1 - price), clamp: [0, 10]}\n"
+        "      big: {agg: sum, column: wide * wide, clamp: [0, 10]}\n"
+    )
+    findings = drift.check(build_plan(load_policies([str(policy)])), e)
+    e.close()
+    (finding,) = findings
+    assert (finding.severity, finding.kind, finding.object) == (
+        "warning",
+        "decimal_rounding",
+        "release r",
+    )
+    assert finding.detail.startswith("measure big: ") and "77 digits, 18 decimals" in finding.detail

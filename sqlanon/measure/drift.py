@@ -9,12 +9,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlanon.plan.model import ColumnStep, Expression, Plan, Source, source_label
+from sqlanon.plan.model import (
+    ColumnStep,
+    Expression,
+    Plan,
+    ReleasePlan,
+    Source,
+    source_label,
+)
 from sqlanon.plan.types import LOGICAL_FAMILY, engine_family
 from sqlanon.policy.diagnostics import Diagnostic
 from sqlanon.policy.model import PolicySpec
 from sqlanon.transforms import REGISTRY
-from sqlanon.warehouse.sources import SourceProblem, decimal_rounding, source_columns
+from sqlanon.warehouse.sources import (
+    SourceProblem,
+    decimal_rounding,
+    expression_rounding,
+    source_columns,
+)
 
 ERROR, WARNING = "error", "warning"
 
@@ -52,8 +64,29 @@ def check(plan: Plan, engine: Any) -> list[Finding]:
             elif m.column:
                 release_reads.append((m.column, "number" if m.input_type != "text" else None))
         findings += _relation(engine, f"release {r.name}", r.source, release_reads, None)
+        findings += _measure_rounding(engine, r)
     unique = set(findings)  # a column read twice (a sum and an average of it) is said once
     return sorted(unique, key=lambda f: (f.severity != ERROR, f.object, f.column or "", f.kind))
+
+
+def _measure_rounding(engine: Any, r: ReleasePlan) -> Iterator[Finding]:
+    """A measure expression's decimal arithmetic that some engine would round."""
+    for m in r.measures:
+        if not isinstance(m.column, Expression):
+            continue
+        try:
+            details = expression_rounding(engine, r.source, m.column)
+        except Exception:  # the source itself is reported by _relation
+            continue
+        for detail in details:
+            yield Finding(
+                WARNING,
+                "decimal_rounding",
+                f"release {r.name}",
+                source_label(r.source),
+                None,
+                f"measure {m.name}: {detail}: values may differ between engines (docs/sources.md)",
+            )
 
 
 def _relation(

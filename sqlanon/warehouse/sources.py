@@ -13,8 +13,8 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.schema import MappingSchema
 
-from sqlanon.plan.model import Source, SourceQuery
-from sqlanon.plan.query import parse_query, relation_parts
+from sqlanon.plan.model import Expression, Source, SourceQuery
+from sqlanon.plan.query import parse_expression, parse_query, relation_parts
 from sqlanon.sql import dialect as dialects
 
 
@@ -138,8 +138,25 @@ def decimal_rounding(engine: Any, source: Source) -> list[str]:
         return []
     tree, live = _checked(engine, source)
     typed = _typed(engine, tree, live)
-    if typed is None:
-        return []
+    return [] if typed is None else _rounding(typed)
+
+
+def expression_rounding(engine: Any, source: Source, expression: Expression) -> list[str]:
+    """The same for a measure's expression over the source's columns (their types read from
+    the catalog, or inferred through the source's query)."""
+    columns = {n.lower(): t for n, t in source_columns(engine, source) if t}
+    tree = parse_expression(expression.sql, expression.dialect).copy()
+    for ident in tree.find_all(exp.Identifier):
+        ident.set("this", ident.name.lower())
+        ident.set("quoted", False)
+    for col in tree.find_all(exp.Column):
+        col.set("table", exp.to_identifier("src"))
+    query = exp.select(tree).from_("measured.src")
+    typed = _typed(engine, query, {("measured", "src"): columns})
+    return [] if typed is None else _rounding(typed)
+
+
+def _rounding(typed: exp.Expr) -> list[str]:
     found = []
     for node in typed.find_all(exp.Mul, exp.Add, exp.Sub):
         left, right = _digits(node.left.type), _digits(node.right.type)
