@@ -217,13 +217,19 @@ def test_a_duckdb_file_named_like_a_schema_gets_a_hint(tmp_path, cli) -> None:  
     assert "hint: a DuckDB file is a catalog named after the file" in result.output
 
 
+def _decimals(tmp_path):  # type: ignore[no-untyped-def]
+    """raw.m: a wide decimal (sqlanon's own `decimal` type on DuckDB) and TPC-H's price."""
+    e = DuckDBEngine(str(tmp_path / "d.duckdb"))
+    e.execute("CREATE SCHEMA raw")
+    e.execute("CREATE TABLE raw.m (id INTEGER, wide DECIMAL(38, 9), price DECIMAL(15, 2))")
+    return e
+
+
 def test_decimal_arithmetic_some_engine_would_round_is_a_warning(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Measured (docs/sources.md): DECIMAL(38, 9) + DECIMAL(38, 9) is rounded to 8 decimals by
     Spark, a product of two to 6 by Spark and 9 by BigQuery; DECIMAL(15, 2) products (TPC-H's
     price × discount) are exact everywhere."""
-    e = DuckDBEngine(str(tmp_path / "d.duckdb"))
-    e.execute("CREATE SCHEMA raw")
-    e.execute("CREATE TABLE raw.m (id INTEGER, wide DECIMAL(38, 9), price DECIMAL(15, 2))")
+    e = _decimals(tmp_path)
     policy = tmp_path / "policy.yml"
     policy.write_text(
         "sqlanon: 1\nname: m\ntables:\n  m:\n    source:\n      sql: SELECT t.id, "
@@ -238,9 +244,7 @@ def test_decimal_arithmetic_some_engine_would_round_is_a_warning(tmp_path) -> No
 
 
 def test_a_measure_expression_some_engine_would_round_is_a_warning(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    e = DuckDBEngine(str(tmp_path / "d.duckdb"))
-    e.execute("CREATE SCHEMA raw")
-    e.execute("CREATE TABLE raw.m (id INTEGER, wide DECIMAL(38, 9), price DECIMAL(15, 2))")
+    e = _decimals(tmp_path)
     policy = tmp_path / "policy.yml"
     policy.write_text(
         "sqlanon: 1\nname: m\nkeys: {table: privacy.keys}\nbudget: {epsilon: 2}\n"
