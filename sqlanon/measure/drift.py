@@ -22,10 +22,10 @@ from sqlanon.policy.diagnostics import Diagnostic
 from sqlanon.policy.model import PolicySpec
 from sqlanon.transforms import REGISTRY
 from sqlanon.warehouse.sources import (
+    LiveSource,
     SourceProblem,
-    decimal_rounding,
     expression_rounding,
-    source_columns,
+    live_source,
 )
 
 ERROR, WARNING = "error", "warning"
@@ -54,7 +54,8 @@ def check(plan: Plan, engine: Any) -> list[Finding]:
             reads.append((v.retention.column, None))
         if v.sample:
             reads.append((v.sample.unit, None))
-        findings += _relation(engine, f"table {v.name}", v.source, reads, v.unlisted_columns)
+        seen = _read(engine, v.source)
+        findings += _relation(f"table {v.name}", v.source, seen, reads, v.unlisted_columns)
     for r in plan.releases:
         release_reads: list[tuple[str, ColumnStep | str | None]] = [(r.privacy_unit, None)]
         release_reads += [(g.sources[0], g) for g in r.group_by]
@@ -63,22 +64,28 @@ def check(plan: Plan, engine: Any) -> list[Finding]:
                 release_reads += [(c, None) for c in m.column.columns]
             elif m.column:
                 release_reads.append((m.column, "number" if m.input_type != "text" else None))
-        findings += _relation(engine, f"release {r.name}", r.source, release_reads, None)
-        findings += _measure_rounding(engine, r)
+        seen = _read(engine, r.source)
+        findings += _relation(f"release {r.name}", r.source, seen, release_reads, None)
+        if isinstance(seen, LiveSource):  # (a missing source is reported by _relation)
+            findings += _measure_rounding(engine, r, seen)
     unique = set(findings)  # a column read twice (a sum and an average of it) is said once
     return sorted(unique, key=lambda f: (f.severity != ERROR, f.object, f.column or "", f.kind))
 
 
-def _measure_rounding(engine: Any, r: ReleasePlan) -> Iterator[Finding]:
+def _read(engine: Any, source: Source) -> LiveSource | SourceProblem:
+    """The source as the catalog has it, read once for every check of it."""
+    try:
+        return live_source(engine, source)
+    except SourceProblem as gone:  # a query source: what it names is not all there
+        return gone
+
+
+def _measure_rounding(engine: Any, r: ReleasePlan, seen: LiveSource) -> Iterator[Finding]:
     """A measure expression's decimal arithmetic that some engine would round."""
     for m in r.measures:
         if not isinstance(m.column, Expression):
             continue
-        try:
-            details = expression_rounding(engine, r.source, m.column)
-        except Exception:  # the source itself is reported by _relation
-            continue
-        for detail in details:
+        for detail in expression_rounding(engine, seen.columns, m.column):
             yield Finding(
                 WARNING,
                 "decimal_rounding",
@@ -90,21 +97,20 @@ def _measure_rounding(engine: Any, r: ReleasePlan) -> Iterator[Finding]:
 
 
 def _relation(
-    engine: Any,
     obj: str,
     source: Source,
+    seen: LiveSource | SourceProblem,
     reads: list[tuple[str, ColumnStep | str | None]],
     unlisted: str | None,
 ) -> Iterator[Finding]:
     """`reads`: (column, what it must fit — a column step, "number" for a measured column, or
     nothing when only its presence matters)."""
     name = source_label(source)
-    try:
-        live = {n.lower(): (n, t) for n, t in source_columns(engine, source)}
-    except SourceProblem as gone:  # a query source: what it names is not all there
-        kind = "missing_source" if gone.column is None else "missing_column"
-        yield Finding(ERROR, kind, obj, gone.relation, gone.column, gone.detail)
+    if isinstance(seen, SourceProblem):
+        kind = "missing_source" if seen.column is None else "missing_column"
+        yield Finding(ERROR, kind, obj, seen.relation, seen.column, seen.detail)
         return
+    live = {n.lower(): (n, t) for n, t in seen.columns}
     if not live:
         yield Finding(ERROR, "missing_source", obj, name, None, "the source relation is not there")
         return
@@ -135,7 +141,7 @@ def _relation(
                 yield Finding(ERROR, "type_changed", obj, name, col, problem)
             elif isinstance(fits, ColumnStep) and (hint := _undeclared(fits, live[key][1])):
                 yield Finding(WARNING, "undeclared_type", obj, name, col, hint)
-    for detail in decimal_rounding(engine, source):
+    for detail in seen.rounding:
         yield Finding(
             WARNING,
             "decimal_rounding",

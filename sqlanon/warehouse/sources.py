@@ -30,26 +30,36 @@ class SourceProblem(Exception):
         return f"{self.relation}{'.' + self.column if self.column else ''}: {self.detail}"
 
 
+@dataclass(frozen=True)
+class LiveSource:
+    """A source as the catalog has it, read once."""
+
+    columns: list[tuple[str, str]]  # (name, engine type); [] for a missing relation
+    # a query's arithmetic some engine would round (see `_rounding`)
+    rounding: list[str]
+
+
 def source_columns(engine: Any, source: Source) -> list[tuple[str, str]]:
     """(name, engine type) of the source's columns; [] for a missing relation. A query
     source raises SourceProblem when a relation it names or a column it reads is missing."""
+    return live_source(engine, source).columns
+
+
+def live_source(engine: Any, source: Source) -> LiveSource:
+    """The source's columns and, for a query, its arithmetic some engine would round by the
+    catalog's types; raises SourceProblem as `source_columns` does."""
     if not isinstance(source, SourceQuery):
-        columns: list[tuple[str, str]] = engine.columns(source)
-        return columns
-    return _query_columns(engine, source)
-
-
-def _query_columns(engine: Any, q: SourceQuery) -> list[tuple[str, str]]:
-    tree, live = _checked(engine, q)
+        return LiveSource(engine.columns(source), [])
+    tree, live = _checked(engine, source)
     typed = _typed(engine, tree, live)
     if typed is None:  # an engine type sqlglot cannot read: the callers fall back to the plan
-        return [(c, "") for c in q.columns]
-    out = []
-    for column, item in zip(q.columns, typed.expressions, strict=True):
+        return LiveSource([(c, "") for c in source.columns], [])
+    columns = []
+    for column, item in zip(source.columns, typed.expressions, strict=True):
         t = item.type
         unknown = t is None or t.is_type(exp.DataType.Type.UNKNOWN)
-        out.append((column, "" if unknown else t.sql(_sqlglot(engine))))
-    return out
+        columns.append((column, "" if unknown else t.sql(_sqlglot(engine))))
+    return LiveSource(columns, _rounding(typed))
 
 
 def _checked(engine: Any, q: SourceQuery) -> tuple[exp.Expr, dict[tuple[str, ...], dict[str, str]]]:
@@ -130,21 +140,12 @@ def _digits(t: exp.DataType | None) -> tuple[int, int] | None:
     return None
 
 
-def decimal_rounding(engine: Any, source: Source) -> list[str]:
-    """The arithmetic of a query source whose exact result some engine would round, by the
-    catalog's types: the value could differ between warehouses. Empty for relations, unknown
-    types (an unconstrained NUMERIC) and floats (IEEE arithmetic is the same everywhere)."""
-    if not isinstance(source, SourceQuery):
-        return []
-    tree, live = _checked(engine, source)
-    typed = _typed(engine, tree, live)
-    return [] if typed is None else _rounding(typed)
-
-
-def expression_rounding(engine: Any, source: Source, expression: Expression) -> list[str]:
-    """The same for a measure's expression over the source's columns (their types read from
-    the catalog, or inferred through the source's query)."""
-    columns = {n.lower(): t for n, t in source_columns(engine, source) if t}
+def expression_rounding(
+    engine: Any, source_types: list[tuple[str, str]], expression: Expression
+) -> list[str]:
+    """The arithmetic of a measure's expression some engine would round, by the types of the
+    source's columns (`LiveSource.columns`: the catalog's, or inferred through its query)."""
+    columns = {n.lower(): t for n, t in source_types if t}
     tree = parse_expression(expression.sql, expression.dialect).copy()
     for ident in tree.find_all(exp.Identifier):
         ident.set("this", ident.name.lower())
@@ -157,6 +158,10 @@ def expression_rounding(engine: Any, source: Source, expression: Expression) -> 
 
 
 def _rounding(typed: exp.Expr) -> list[str]:
+    """Each + - * of two exact numbers whose exact result some engine would round, by
+    sqlglot's types: the value could differ between warehouses. Unknown types (an
+    unconstrained NUMERIC) and floats (IEEE arithmetic is the same everywhere) are not
+    judged."""
     found = []
     for node in typed.find_all(exp.Mul, exp.Add, exp.Sub):
         left, right = _digits(node.left.type), _digits(node.right.type)
