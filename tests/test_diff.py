@@ -26,8 +26,8 @@ def _plan(tmp: Path, name: str, text: str):  # type: ignore[no-untyped-def]
     return build_plan(load_policies([str(path)]))
 
 
-def _edited(edits: list[list[str]]) -> str:
-    text = SPEC["base"]
+def _edited(edits: list[list[str]], text: str | None = None) -> str:
+    text = SPEC["base"] if text is None else text
     for old, new in edits:
         assert text.count(old) == 1, f"edit does not match exactly once: {old!r}"
         text = text.replace(old, new)
@@ -40,8 +40,9 @@ def test_there_are_at_least_25_rules():
 
 @pytest.mark.parametrize("case", SPEC["cases"], ids=[c["name"] for c in SPEC["cases"]])
 def test_classification(case, tmp_path):
-    old = _plan(tmp_path, "old.yml", SPEC["base"])
-    new = _plan(tmp_path, "new.yml", _edited(case["edits"]))
+    base = _edited(SPEC[case["base"]], SPEC["base"]) if "base" in case else SPEC["base"]
+    old = _plan(tmp_path, "old.yml", base)
+    new = _plan(tmp_path, "new.yml", _edited(case["edits"], base))
     got = sorted((c.verdict, c.object, c.change) for c in compare(old, new))
     assert got == sorted(tuple(e) for e in case["expect"])
 

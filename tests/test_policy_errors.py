@@ -64,7 +64,7 @@ def test_missing_file_is_an_error_not_a_traceback(workdir, cli):
 def test_valid_examples_validate(cli, workdir):
     result = cli("validate", "policies", "examples/retail/policy.yml", "examples/adult")
     assert result.exit_code == 0, result.output
-    assert "ok: 2 policies, 1 fragment" in result.output
+    assert "ok: 3 policies, 1 fragment" in result.output  # adult: views and synthetic
 
 
 def test_policies_compiled_together_must_not_collide(workdir):

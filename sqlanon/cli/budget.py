@@ -33,7 +33,7 @@ def budget(
     from sqlanon.warehouse.budget import planned, spent
 
     plan = load_plan(paths)
-    if not plan.releases:
+    if not plan.releases and not plan.synthetic:
         out.print("no releases: nothing spends privacy budget", markup=False)
         return
     out.print(planned_table(planned(plan)))

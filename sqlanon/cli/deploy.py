@@ -143,9 +143,11 @@ def apply(
     print_reports(out, reports)
     if released:
         print_release_reports(out, released)
-    elif plan.releases:
+    elif plan.releases or plan.synthetic:
+        kinds = [(len(plan.releases), "release(s)"), (len(plan.synthetic), "synthetic table(s)")]
+        what = " and ".join(f"{n} {kind}" for n, kind in kinds if n)
         out.print(
-            f"{len(plan.releases)} release(s) not refreshed: pass --epoch N to refresh them "
+            f"{what} not refreshed: pass --epoch N to refresh them "
             "(each refresh spends their epsilon; docs/dp.md).",
             markup=False,
         )

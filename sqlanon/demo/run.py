@@ -67,11 +67,11 @@ def print_reports(console: Console, reports: list[ViewReport]) -> None:
 
 def print_release_reports(console: Console, reports: list[ReleaseReport]) -> None:
     t = Table(title="Differentially private releases refreshed", title_justify="left")
-    for col in ("release", "epoch", "groups released", "epsilon", "delta"):
+    for col in ("release", "epoch", "groups or rows", "epsilon", "delta"):
         t.add_column(col, justify="left" if col == "release" else "right", no_wrap=True)
     for r in reports:
         t.add_row(
-            r.target,
+            r.target if r.kind == "release" else f"{r.target} (synthetic)",
             str(r.epoch),
             numbers.count(r.groups),
             numbers.parameter(r.epsilon),

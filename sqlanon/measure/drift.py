@@ -68,6 +68,14 @@ def check(plan: Plan, engine: Any) -> list[Finding]:
         findings += _relation(f"release {r.name}", r.source, seen, release_reads, None)
         if isinstance(seen, LiveSource):  # (a missing source is reported by _relation)
             findings += _measure_rounding(engine, r, seen)
+    for t in plan.synthetic:
+        synthetic_reads: list[tuple[str, ColumnStep | str | None]] = [
+            (a.step.sources[0], a.step) for a in t.attributes
+        ]
+        if t.privacy_unit is not None:
+            synthetic_reads.append((t.privacy_unit, None))
+        seen = _read(engine, t.source)
+        findings += _relation(f"synthetic {t.name}", t.source, seen, synthetic_reads, None)
     unique = set(findings)  # a column read twice (a sum and an average of it) is said once
     return sorted(unique, key=lambda f: (f.severity != ERROR, f.object, f.column or "", f.kind))
 

@@ -21,10 +21,11 @@ from sqlanon import __version__
 from sqlanon.output.cache import LowerCache
 from sqlanon.output.files import MANIFEST, MARKER, Artifact, comment_value, object_file
 from sqlanon.output.manifest import manifest
-from sqlanon.plan.model import Plan, ReleasePlan, ViewPlan
+from sqlanon.plan.model import Plan, ReleasePlan, SyntheticPlan, ViewPlan
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.layout import wrap
 from sqlanon.sql.releases import ledger_statements, release_statements
+from sqlanon.sql.synthetic import synthetic_statements
 from sqlanon.sql.views import Statement, key_table_statements, view_statements
 
 
@@ -136,6 +137,20 @@ def release_artifact(r: ReleasePlan, dialect: Dialect) -> Artifact:
     return Artifact(path, _sql_file(header, release_statements(r, dialect), dialect))
 
 
+def synthetic_artifact(s: SyntheticPlan, dialect: Dialect) -> Artifact:
+    origin = f"{comment_value(s.policy_file)}, synthetic table {comment_value(s.name)}"
+    header = file_header(
+        dialect,
+        f"synthetic table {comment_value(s.target_name)}, refreshed per epoch (docs/synthetic.md)",
+        origin,
+        s.digest,
+    )
+    header.append(f"-- spends epsilon {float(s.epsilon)!r}, delta 0.0 per refresh")
+    header += _grants_note(s.grants, dialect)
+    path = object_file("synthetic", s.target)
+    return Artifact(path, _sql_file(header, synthetic_statements(s, dialect), dialect))
+
+
 def ledger_artifact(table: tuple[str, ...], dialect: Dialect) -> Artifact:
     return _setup_artifact(
         table,
@@ -156,6 +171,7 @@ def build(plan: Plan, dialect: Dialect, cache: LowerCache | None = None) -> list
         artifacts += [release_artifact(r, dialect) for r in plan.releases]
     else:
         artifacts = _cached_artifacts(plan, dialect, cache)
+    artifacts += [synthetic_artifact(s, dialect) for s in plan.synthetic]
     artifacts += [key_table_artifact(t, dialect) for t in plan.key_tables]
     artifacts += [ledger_artifact(t, dialect) for t in plan.ledgers]
     paths = [a.path for a in artifacts]

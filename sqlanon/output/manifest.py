@@ -15,6 +15,7 @@ from sqlanon.plan.model import (
     ReleasePlan,
     Source,
     SourceQuery,
+    SyntheticPlan,
     ViewPlan,
     to_jsonable,
 )
@@ -67,6 +68,10 @@ def manifest(plan: Plan, dialect: Dialect, artifacts: list[Artifact]) -> bytes:
         + [
             _release_entry(r, digests)
             for r in sorted(plan.releases, key=lambda r: object_file("releases", r.target))
+        ]
+        + [
+            _synthetic_entry(t, digests)
+            for t in sorted(plan.synthetic, key=lambda t: object_file("synthetic", t.target))
         ],
         "budgets": [to_jsonable(b) for b in plan.budgets],
         "files": {a.path: digests[a.path] for a in artifacts},
@@ -75,13 +80,14 @@ def manifest(plan: Plan, dialect: Dialect, artifacts: list[Artifact]) -> bytes:
     return (_pretty_json(doc) + "\n").encode("utf-8")
 
 
-RUN_PHASES = ("setup", "views", "releases")
+RUN_PHASES = ("setup", "views", "releases", "synthetic")
 
 
 def run_order(paths: list[str]) -> list[str]:
     """The order to run the SQL files in on a fresh warehouse (docs/deploy.md): setup/ (key
-    relations and ledgers), then views/, then releases/ (each run is a refresh: keys loaded
-    and the epoch set first). Within a phase files are independent; they are listed by name."""
+    relations and ledgers), then views/, then releases/ and synthetic/ (each run is a
+    refresh: keys loaded and the epoch set first). Within a phase files are independent; they
+    are listed by name."""
     phase = {name: i for i, name in enumerate(RUN_PHASES)}
     sql = [p for p in paths if p.split("/", 1)[0] in phase]
     return sorted(sql, key=lambda p: (phase[p.split("/", 1)[0]], p))
@@ -157,6 +163,35 @@ def _release_entry(r: ReleasePlan, digests: dict[str, str]) -> dict[str, object]
         "key": {"name": r.key.name, "version": r.key.version},
         "key_table": list(r.key_table),
         "ledger": list(r.ledger),
+    }
+
+
+def _synthetic_entry(t: SyntheticPlan, digests: dict[str, str]) -> dict[str, object]:
+    path = object_file("synthetic", t.target)
+    names = [a.name for a in t.attributes]
+    return {
+        "kind": "synthetic",
+        "name": t.target_name,
+        "target": list(t.target),
+        "file": path,
+        "file_sha256": digests[path],
+        "plan_sha256": t.digest,
+        "policy": t.policy,
+        "policy_synthetic": t.name,
+        "source": source_entry(t.source),
+        "grants": list(t.grants),
+        "privacy_unit": t.privacy_unit,
+        "max_rows_per_unit": t.max_rows_per_unit,
+        "epsilon": to_jsonable(t.epsilon),
+        "delta": 0.0,
+        "rows": t.rows if t.rows is not None else "noisy",
+        "attributes": _column_lines_of(tuple(a.step for a in t.attributes)),
+        "domains": {a.name: list(a.domain) for a in t.attributes},
+        "structure": [[names[p], names[c]] for p, c in t.edges],
+        "marginal_epsilon": to_jsonable(t.cells.epsilon),
+        "key": {"name": t.key.name, "version": t.key.version},
+        "key_table": list(t.key_table),
+        "ledger": list(t.ledger),
     }
 
 

@@ -131,6 +131,10 @@ def events(plan: Plan, namespace: str) -> list[dict[str, Any]]:
         out.append(_view_event(v, namespace, digests.get(v.policy, "")))
     for r in plan.releases:
         out.append(_release_event(r, namespace, digests.get(r.policy, "")))
+    for t in plan.synthetic:
+        steps = [(a.name, a.step) for a in t.attributes]
+        job = f"{t.policy}.{t.name}"
+        out.append(_event(namespace, job, digests.get(t.policy, ""), t.source, t.target, steps, []))
     return out
 
 

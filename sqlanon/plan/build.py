@@ -24,6 +24,8 @@ from sqlanon.plan.model import (
     Retention,
     Sample,
     Selection,
+    SyntheticAttribute,
+    SyntheticPlan,
     TCloseness,
     UtilityCheck,
     ViewPlan,
@@ -31,7 +33,14 @@ from sqlanon.plan.model import (
     digest_of,
 )
 from sqlanon.policy.diagnostics import Diagnostic, PolicyError
-from sqlanon.policy.model import PolicySpec, ReleaseSpec, TableSpec, UtilityCheckSpec
+from sqlanon.policy.model import (
+    ColumnSpec,
+    PolicySpec,
+    ReleaseSpec,
+    SyntheticSpec,
+    TableSpec,
+    UtilityCheckSpec,
+)
 from sqlanon.transforms import REGISTRY
 
 
@@ -58,6 +67,7 @@ def build_plan(policies: list[PolicySpec]) -> Plan:
         inputs=tuple(inputs[k] for k in sorted(inputs)),
         releases=tuple(_release(p, r) for p in policies for r in p.releases),
         budgets=tuple(_budget(p) for p in policies if p.budget is not None),
+        synthetic=tuple(_synthetic(p, s) for p in policies for s in p.synthetic),
     )
 
 
@@ -165,20 +175,22 @@ def _sum_component(
     return _component("sum", epsilon, Fraction(rows * steps), g, confidence)
 
 
+def _grouping_step(c: ColumnSpec) -> ColumnStep:
+    """A release's group column or a synthetic table's attribute: a quasi-identifier."""
+    return ColumnStep(
+        output=c.name,
+        sources=(c.source,),
+        transform=c.transform,
+        params=c.params,
+        input_type=c.input_type,
+        output_type=c.output_type,
+        privacy_class=QUASI,
+        lookup=c.lookup,
+    )
+
+
 def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:
-    groups = [
-        ColumnStep(
-            output=c.name,
-            sources=(c.source,),
-            transform=c.transform,
-            params=c.params,
-            input_type=c.input_type,
-            output_type=c.output_type,
-            privacy_class=QUASI,
-            lookup=c.lookup,
-        )
-        for c in r.group_by
-    ]
+    groups = [_grouping_step(c) for c in r.group_by]
     epsilon, delta = Fraction(str(r.epsilon)), Fraction(str(r.delta))
     g, rows = contribution_bounds(
         r.max_groups_per_unit, r.max_rows_per_unit_per_group, r.max_rows_per_unit
@@ -252,3 +264,62 @@ def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:
 
 def _utility(specs: tuple[UtilityCheckSpec, ...]) -> tuple[UtilityCheck, ...]:
     return tuple(UtilityCheck(u.kind, u.refs, u.limit) for u in specs)
+
+
+# -- synthetic tables ----------------------------------------------------------------------------
+
+
+def _synthetic(policy: PolicySpec, s: SyntheticSpec) -> SyntheticPlan:
+    """The declared pairs oriented for drawing: each tree of the forest from its attribute
+    listed first, outwards (breadth first), so every attribute is drawn after its parent."""
+    names = [a.name for a in s.attributes]
+    neighbours: dict[int, list[int]] = {i: [] for i in range(len(names))}
+    for a, b in s.structure:
+        i, j = names.index(a), names.index(b)
+        neighbours[i].append(j)
+        neighbours[j].append(i)
+    edges: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    for start in range(len(names)):
+        if start in seen:
+            continue
+        seen.add(start)
+        queue = [start]
+        for i in queue:
+            for j in neighbours[i]:
+                if j not in seen:
+                    seen.add(j)
+                    edges.append((i, j))
+                    queue.append(j)
+    attributes = tuple(
+        SyntheticAttribute(_grouping_step(c), domain)
+        for c, domain in zip(s.attributes, s.domains, strict=True)
+    )
+    touched = {a for e in edges for a in e}
+    marginals = len(edges) + sum(1 for i in range(len(names)) if i not in touched)
+    epsilon = Fraction(str(s.epsilon))
+    share = epsilon / marginals
+    cells = _component("cells", share, Fraction(s.max_rows_per_unit), Fraction(1), CONFIDENCE)
+    assert policy.key_table is not None  # validated: synthetic tables use the noise key
+    plan = SyntheticPlan(
+        name=s.id,
+        policy=policy.name,
+        policy_file=policy.file,
+        source=s.source,
+        target=s.target,
+        grants=s.grants,
+        privacy_unit=s.privacy_unit,
+        unit_type=s.unit_type,
+        max_rows_per_unit=s.max_rows_per_unit,
+        attributes=attributes,
+        edges=tuple(edges),
+        rows=s.rows,
+        epsilon=epsilon,
+        cells=cells,
+        key=KeyRef(s.key, policy.key_versions[s.key]),
+        key_table=policy.key_table,
+        ledger=policy.ledger or (*policy.key_table[:-1], DEFAULT_LEDGER_TABLE),
+        budget=_budget(policy),
+        description=s.description,
+    )
+    return replace(plan, digest=digest_of(plan))

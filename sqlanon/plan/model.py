@@ -301,6 +301,69 @@ def contribution_bounds(groups: int, rows_per_group: int, rows: int | None) -> t
 
 
 @dataclass(frozen=True)
+class SyntheticAttribute:
+    """One column of a synthetic table: the transform that discretizes its source column,
+    and the public domain of the values it may take (canonical texts of the output type,
+    in the policy's order); a row with a value outside the domain is not used."""
+
+    step: ColumnStep
+    domain: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.step.output
+
+
+@dataclass(frozen=True)
+class SyntheticPlan:
+    """A differentially private synthetic table (docs/synthetic.md): noisy marginals of the
+    declared attribute pairs (a forest) and of each attribute in no pair, measured per refresh
+    with the release noise, and rows drawn along the forest from them, all in the warehouse.
+    `edges` are (parent, child) positions into `attributes`, in the order the rows are drawn;
+    the attributes in no edge's child position are drawn first, from their own marginal."""
+
+    name: str
+    policy: str
+    policy_file: str
+    source: Source
+    target: tuple[str, ...]
+    grants: tuple[str, ...]
+    privacy_unit: str | None  # None: the policy declares every source row one unit
+    unit_type: str
+    max_rows_per_unit: int
+    attributes: tuple[SyntheticAttribute, ...]
+    edges: tuple[tuple[int, int], ...]
+    rows: int | None  # None: as many as the noisy count of used source rows
+    epsilon: Fraction
+    cells: NoiseComponent  # each marginal's cells: ε / (number of marginals) each
+    key: KeyRef
+    key_table: tuple[str, ...]
+    ledger: tuple[str, ...]
+    budget: Budget
+    description: str | None = None
+    digest: str = field(default="", compare=False)
+
+    delta = Fraction(0)  # pure epsilon: two-sided geometric noise
+
+    @property
+    def keys(self) -> tuple[KeyRef, ...]:
+        return (self.key,)
+
+    @property
+    def target_name(self) -> str:
+        return ".".join(self.target)
+
+    @property
+    def marginals(self) -> tuple[tuple[int, ...], ...]:
+        """The measured marginals, by attribute positions: each edge (parent, child), then each
+        attribute in no edge alone. Each row of a unit changes each by at most
+        max_rows_per_unit (L1), so the ε is split evenly over them."""
+        touched = {a for e in self.edges for a in e}
+        alone = tuple((i,) for i in range(len(self.attributes)) if i not in touched)
+        return tuple(self.edges) + alone
+
+
+@dataclass(frozen=True)
 class PolicyRef:
     name: str
     file: str
@@ -323,12 +386,14 @@ class Plan:
     inputs: tuple[InputFile, ...]
     releases: tuple[ReleasePlan, ...] = ()
     budgets: tuple[Budget, ...] = ()
+    synthetic: tuple[SyntheticPlan, ...] = ()
 
     @property
     def sources(self) -> tuple[tuple[str, ...], ...]:
         """The source relations the views and releases read (those a query names
         included), in a stable order."""
         sources = [v.source for v in self.views] + [r.source for r in self.releases]
+        sources += [s.source for s in self.synthetic]
         return tuple(sorted({rel for s in sources for rel in source_reads(s)}))
 
     @property
@@ -336,17 +401,20 @@ class Plan:
         """The key relations the views and releases read, in a stable order."""
         found = {v.key_table for v in self.views if v.key_table and v.keys}
         found |= {r.key_table for r in self.releases}
+        found |= {s.key_table for s in self.synthetic}
         return tuple(sorted(found))
 
     @property
     def key_names(self) -> tuple[str, ...]:
         """Every key the views and releases read, by name."""
         names = {k.name for v in self.views for k in v.keys}
-        return tuple(sorted(names | {k.name for r in self.releases for k in r.keys}))
+        names |= {k.name for r in self.releases for k in r.keys}
+        return tuple(sorted(names | {k.name for s in self.synthetic for k in s.keys}))
 
     @property
     def ledgers(self) -> tuple[tuple[str, ...], ...]:
-        return tuple(sorted({r.ledger for r in self.releases}))
+        found = {r.ledger for r in self.releases} | {s.ledger for s in self.synthetic}
+        return tuple(sorted(found))
 
 
 # -- JSON form -------------------------------------------------------------------------------

@@ -20,8 +20,17 @@ from sqlanon.policy.diagnostics import (
 )
 from sqlanon.policy.files import check_format_version, expand, is_fragment, read_tree
 from sqlanon.policy.fragments import Loaded, include_fragments, read_fragment
-from sqlanon.policy.model import KEY_PURPOSES, NOISE, KeyUses, PolicySpec, ReleaseSpec, TableSpec
+from sqlanon.policy.model import (
+    KEY_PURPOSES,
+    NOISE,
+    KeyUses,
+    PolicySpec,
+    ReleaseSpec,
+    SyntheticSpec,
+    TableSpec,
+)
 from sqlanon.policy.releases import read_release
+from sqlanon.policy.synthetic import read_synthetic
 from sqlanon.policy.tables import read_table
 from sqlanon.policy.yamltree import YNode, YScalar
 from sqlanon.transforms.base import Name
@@ -35,6 +44,7 @@ POLICY_KEYS = (
     "defaults",
     "tables",
     "releases",
+    "synthetic",
     "budget",
 )
 
@@ -55,11 +65,12 @@ def load_policy(
     root = chk.mapping(tree, "the policy", POLICY_KEYS, required=("sqlanon", "name"))
     if root is None:
         raise PolicyError(chk.errors)
-    if root.get("tables") is None and root.get("releases") is None:
+    if all(root.get(k) is None for k in ("tables", "releases", "synthetic")):
         chk.error(
             root.loc,
             "the policy has neither 'tables' nor 'releases'",
-            expected="a `tables:` entry (views), a `releases:` entry (DP aggregates), or both",
+            expected="a `tables:` entry (views), a `releases:` entry (DP aggregates), "
+            "a `synthetic:` entry (DP synthetic tables), or several of them",
         )
         raise PolicyError(chk.errors)
     if root.get("fragment") is not None:
@@ -117,6 +128,13 @@ def load_policy(
         r = read_release(chk, rid, rk, rv, path.parent, loaded, used_keys)
         if r is not None:
             releases.append(r)
+    synthetic: list[SyntheticSpec] = []
+    snode = root.get("synthetic")
+    sm = chk.mapping(snode, "synthetic", open_keys=True) if snode is not None else None
+    for sid, (sk, sv) in sm.entries.items() if sm else []:
+        st = read_synthetic(chk, sid, sk, sv, path.parent, loaded, used_keys)
+        if st is not None:
+            synthetic.append(st)
     budget = ledger = None
     bnode = root.get("budget")
     if bnode is not None:
@@ -134,14 +152,15 @@ def load_policy(
                 budget = (eps, delta)
             if b.get("ledger") is not None:
                 ledger = relation_name(chk, b.get("ledger"), "the budget ledger")
-    if rm is not None and rm.entries and bnode is None and rnode is not None:
-        chk.error(
-            rnode.loc,
-            "releases need a privacy budget",
-            expected="`budget: {epsilon: ..., delta: ...}` (per refresh of the releases)",
-        )
-    if budget is not None and releases and bnode is not None:
-        _check_budget(chk, bnode, budget, releases)
+    for node, mapping, what in ((rnode, rm, "releases"), (snode, sm, "synthetic tables")):
+        if mapping is not None and mapping.entries and bnode is None and node is not None:
+            chk.error(
+                node.loc,
+                f"{what} need a privacy budget",
+                expected=f"`budget: {{epsilon: ..., delta: ...}}` (per refresh of the {what})",
+            )
+    if budget is not None and (releases or synthetic) and bnode is not None:
+        _check_budget(chk, bnode, budget, [*releases, *synthetic])
 
     if used_keys and key_table is None:
         where = keys_node.loc if keys_node is not None else root.loc
@@ -178,6 +197,7 @@ def load_policy(
         budget,
         ledger,
         inputs,
+        tuple(synthetic),
     )
 
 
@@ -203,13 +223,17 @@ def _check_key_purposes(chk: Checker, uses: KeyUses) -> None:
 
 
 def _check_budget(
-    chk: Checker, node: YNode, budget: tuple[Any, ...], releases: list[ReleaseSpec]
+    chk: Checker,
+    node: YNode,
+    budget: tuple[Any, ...],
+    releases: list[ReleaseSpec | SyntheticSpec],
 ) -> None:
-    """Each refresh of every release spends its ε and δ: basic composition must fit."""
+    """Each refresh of every release and synthetic table spends its ε and δ (a synthetic
+    table's δ is 0): basic composition must fit."""
     for i, kind in enumerate(("epsilon", "delta")):
-        spent = sum(Decimal(str(getattr(r, kind))) for r in releases)
+        spent = sum(Decimal(str(getattr(r, kind, 0))) for r in releases)
         if spent > Decimal(str(budget[i])):
-            parts = " + ".join(f"{r.id} {getattr(r, kind)}" for r in releases)
+            parts = " + ".join(f"{r.id} {getattr(r, kind, 0)}" for r in releases)
             chk.error(
                 node.loc,
                 f"the releases spend {kind} {parts} = {spent} per refresh, "
@@ -269,6 +293,7 @@ def _collisions(policies: list[PolicySpec]) -> list[Diagnostic]:
         names[p.name] = p
         objects = [(t.target, t.target_loc) for t in p.tables]
         objects += [(r.target, r.target_loc) for r in p.releases]
+        objects += [(s.target, s.target_loc) for s in p.synthetic]
         for target, loc in objects:
             folded = tuple(part.lower() for part in target)
             if folded in targets:

@@ -148,6 +148,28 @@ class ReleaseSpec:
 
 
 @dataclass(frozen=True)
+class SyntheticSpec:
+    """A differentially private synthetic table, refreshed per epoch (docs/synthetic.md)."""
+
+    id: str
+    loc: Location
+    source: Source
+    target: tuple[str, ...]
+    target_loc: Location
+    privacy_unit: str | None  # None: `rows_are_units: true`
+    unit_type: str
+    max_rows_per_unit: int
+    epsilon: Decimal | int
+    attributes: tuple[ColumnSpec, ...]
+    domains: tuple[tuple[str, ...], ...]  # per attribute, canonical texts
+    structure: tuple[tuple[str, str], ...]
+    rows: int | None
+    grants: tuple[str, ...] = ()
+    key: str = "noise"
+    description: str | None = None
+
+
+@dataclass(frozen=True)
 class PolicySpec:
     file: str
     sha256: str
@@ -161,3 +183,4 @@ class PolicySpec:
     budget: tuple[Decimal | int, Decimal | int] | None = None
     ledger: tuple[str, ...] | None = None
     inputs: tuple[InputFile, ...] = field(default=())
+    synthetic: tuple[SyntheticSpec, ...] = ()

@@ -87,7 +87,7 @@ def read_release(
     if m.get("grants") is not None:
         grants = tuple(g for g, _ in chk.string_list(m.get("grants"), f"the grants of {what}"))
 
-    group_by = _group_by(chk, m.get("group_by"), what, base, loaded)
+    group_by = read_groupable_columns(chk, m.get("group_by"), what, base, loaded)
     raw = _groups(chk, m.get("groups"), len(group_by or ()), what)
     public: tuple[tuple[str, ...], ...] | Literal[False] | None
     if raw is None or raw is False:
@@ -197,7 +197,7 @@ def _check_output_names(chk: Checker, m: YMap, what: str) -> None:
                 seen[column.lower()] = f"{label} {name!r}"
 
 
-def _group_by(
+def read_groupable_columns(
     chk: Checker,
     node: YNode | None,
     what: str,

@@ -12,6 +12,8 @@ from sqlanon.review.explain import (
     column_rows,
     release_rows,
     release_rules,
+    synthetic_rows,
+    synthetic_rules,
     view_rules,
 )
 
@@ -48,6 +50,22 @@ def print_plan(out: Console, plan: Plan) -> None:
             t.add_row(*(row[c] for c in columns))
         out.print(t)
         for rule in release_rules(r):
+            out.print(f"  • {rule}", markup=False)
+        out.print()
+    marginal_columns: tuple[str, ...] = ("marginal", "cells", "epsilon", "sensitivity")
+    marginal_columns += ("noise scale", "95 % interval")
+    for syn in plan.synthetic:
+        t = Table(
+            title=f"{source_label(syn.source)} → {syn.target_name}  "
+            f"[dim]({syn.policy_file}, synthetic table {syn.name})[/]",
+            title_justify="left",
+        )
+        for col in marginal_columns:
+            t.add_column(col, overflow="fold", no_wrap=col in ("cells", "epsilon"))
+        for row in synthetic_rows(syn):
+            t.add_row(*(row[c] for c in marginal_columns))
+        out.print(t)
+        for rule in synthetic_rules(syn):
             out.print(f"  • {rule}", markup=False)
         out.print()
     for line in budget_lines(plan):

@@ -20,6 +20,7 @@ from sqlanon.plan.model import (
     ReleasePlan,
     Source,
     SourceQuery,
+    SyntheticPlan,
     ViewPlan,
     source_label,
 )
@@ -92,6 +93,29 @@ def compare(old: Plan, new: Plan) -> list[Change]:
         )
     for k in sorted(rb.keys() & ra.keys()):
         changes += _release(rb[k], ra[k])
+    sb, sa = _by_key(old.synthetic, rkey), _by_key(new.synthetic, rkey)
+    for k in sorted(sb.keys() - sa.keys()):
+        changes.append(
+            Change(
+                STRENGTHENED,
+                f"synthetic {k[1]}",
+                "synthetic table removed",
+                "its epsilon is no longer spent",
+            )
+        )
+    for k in sorted(sa.keys() - sb.keys()):
+        t = sa[k]
+        changes.append(
+            Change(
+                WEAKENED,
+                f"synthetic {k[1]}",
+                "synthetic table added",
+                f"spends ε={_s(t.epsilon)} per refresh on {len(t.attributes)} column(s) of "
+                f"{source_label(t.source)}",
+            )
+        )
+    for k in sorted(sb.keys() & sa.keys()):
+        changes += _synthetic(sb[k], sa[k])
     changes += _budgets(old, new)
     return sorted(changes, key=lambda c: (ORDER[c.verdict], c.object, c.change))
 
@@ -455,6 +479,71 @@ def _release(a: ReleasePlan, b: ReleasePlan) -> Iterator[Change]:
             f"noise key {a.key.name} v{a.key.version} → {b.key.name} v{b.key.version}",
             "fresh noise",
             "re-releasing an epoch with new noise spends its ε again",
+        )
+    yield from _grants(obj, a.grants, b.grants)
+
+
+def _synthetic(a: SyntheticPlan, b: SyntheticPlan) -> Iterator[Change]:
+    """ε decides the guarantee; every other edit keeps it and changes what the rows show."""
+    obj = f"synthetic {a.name}"
+    yield from _loss(obj, a.epsilon, b.epsilon, 0, 0, "per refresh")
+    yield from _source(obj, a.source, b.source)
+    unit_a = (a.privacy_unit or "one row each", a.max_rows_per_unit)
+    unit_b = (b.privacy_unit or "one row each", b.max_rows_per_unit)
+    if unit_a != unit_b:
+        yield Change(
+            NEUTRAL,
+            obj,
+            f"privacy unit {_s(unit_a)} → {_s(unit_b)}",
+            "protects another kind of individual, or bounds it otherwise: review",
+        )
+    names_a = [x.name for x in a.attributes]
+    names_b = [x.name for x in b.attributes]
+    steps_a = {x.name: x for x in a.attributes}
+    for x in b.attributes:
+        if x.name not in steps_a:
+            yield Change(
+                NEUTRAL,
+                obj,
+                f"column {x.name} added",
+                "ε still holds; the rows show one more column",
+            )
+            continue
+        before = steps_a[x.name]
+        if before.step != x.step:
+            for change in _column(f"{obj}.{x.name}", before.step, x.step):
+                yield Change(
+                    NEUTRAL, change.object, change.change, "ε still holds; " + change.reason
+                )
+        if before.domain != x.domain:
+            yield Change(
+                NEUTRAL,
+                f"{obj}.{x.name}",
+                f"domain {len(before.domain)} → {len(x.domain)} value(s)",
+                "ε still holds; the values it may take change",
+            )
+    for name in names_a:
+        if name not in names_b:
+            yield Change(NEUTRAL, obj, f"column {name} removed", "ε still holds")
+    pairs_a = {frozenset((names_a[p], names_a[c])) for p, c in a.edges}
+    pairs_b = {frozenset((names_b[p], names_b[c])) for p, c in b.edges}
+    if pairs_a != pairs_b:
+        shown = [_s(tuple(sorted(" × ".join(sorted(p)) for p in x))) for x in (pairs_a, pairs_b)]
+        yield Change(
+            NEUTRAL,
+            obj,
+            f"structure {shown[0]} → {shown[1]}",
+            "ε still holds; which pairs keep their joint distribution changes",
+        )
+    if a.rows != b.rows:
+        rows = ["noisy" if n is None else str(n) for n in (a.rows, b.rows)]
+        yield Change(NEUTRAL, obj, f"rows {rows[0]} → {rows[1]}", "ε still holds")
+    if a.key != b.key:
+        yield Change(
+            NEUTRAL,
+            obj,
+            f"noise key {a.key.name} v{a.key.version} → {b.key.name} v{b.key.version}",
+            "fresh noise",
         )
     yield from _grants(obj, a.grants, b.grants)
 

@@ -10,6 +10,7 @@ from sqlanon.plan.model import (
     NoiseComponent,
     Plan,
     ReleasePlan,
+    SyntheticPlan,
     UtilityCheck,
     ViewPlan,
     to_jsonable,
@@ -176,11 +177,72 @@ def release_rules(r: ReleasePlan) -> list[str]:
     return rules
 
 
+def synthetic_rows(t: SyntheticPlan) -> list[dict[str, str]]:
+    """One row per measured marginal: what it counts, its cells, ε share and noise."""
+    rows = []
+    for x in t.marginals:
+        names = [t.attributes[a].name for a in x]
+        cells = 1
+        for a in x:
+            cells *= len(t.attributes[a].domain)
+        rows.append(
+            {
+                "marginal": " × ".join(names),
+                "cells": numbers.count(cells),
+                "epsilon": number(t.cells.epsilon),
+                "sensitivity": number(t.cells.sensitivity),
+                "noise scale": _scale(t.cells),
+                "95 % interval": _interval(t.cells),
+            }
+        )
+    return rows
+
+
+def synthetic_rules(t: SyntheticPlan) -> list[str]:
+    names = [a.name for a in t.attributes]
+    unit = (
+        "every source row is one unit (rows_are_units: declared by the policy, not checked)"
+        if t.privacy_unit is None
+        else f"privacy unit {t.privacy_unit}: at most {t.max_rows_per_unit} row(s) per unit, "
+        "the rest left out, chosen by a keyed hash"
+    )
+    children = {c for _, c in t.edges}
+    roots = [n for i, n in enumerate(names) if i not in children]
+    drawn = "; ".join(
+        [f"{', '.join(roots)} from its own counts"]
+        + [f"{names[c]} given {names[p]}" for p, c in t.edges]
+    )
+    rows = "the noisy count of the rows used" if t.rows is None else numbers.count(t.rows)
+    rules = [
+        unit,
+        "a row with a value outside its attribute's public domain is not used: "
+        + "; ".join(f"{a.name} {len(a.domain)} value(s)" for a in t.attributes),
+        f"drawn in this order: {drawn}",
+        f"rows: {rows}; values drawn by SHA-256 uniforms of the refresh's nonce (post-processing"
+        " of the noisy marginals: no privacy cost)",
+        f"spends ε={number(t.epsilon)}, δ=0 per refresh, recorded in {'.'.join(t.ledger)}",
+        f"noise: discrete Laplace from key '{t.key.name}' v{t.key.version} and the refresh's "
+        "nonce: every refresh draws fresh noise and spends again; no RANDOM()",
+    ]
+    if t.grants:
+        rules.append(f"grants: {', '.join(t.grants)}")
+    return rules
+
+
+def _spenders(policy: str, names: tuple[tuple[Any, ...], ...], plan: Plan) -> str:
+    """`2 release(s)`, `1 synthetic table(s)`, or both, of one policy's refreshes."""
+    synthetic = {t.name for t in plan.synthetic if t.policy == policy}
+    n_syn = sum(1 for r in names if r[0] in synthetic)
+    kinds = [(len(names) - n_syn, "release(s)"), (n_syn, "synthetic table(s)")]
+    return " and ".join(f"{n} {kind}" for n, kind in kinds if n) or "0 release(s)"
+
+
 def budget_lines(plan: Plan) -> list[str]:
     from sqlanon.warehouse.budget import planned
 
     return [
-        f"budget of {p.policy}: {len(p.releases)} release(s) spend ε={number(p.epsilon)} of "
+        f"budget of {p.policy}: {_spenders(p.policy, p.releases, plan)} "
+        f"spend ε={number(p.epsilon)} of "
         f"{number(p.budget_epsilon)} and δ={number(p.delta)} of {number(p.budget_delta)} "
         "per refresh"
         for p in planned(plan)

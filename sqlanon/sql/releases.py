@@ -16,7 +16,14 @@ from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 from sqlanon.plan.mechanism import on_grid
-from sqlanon.plan.model import ColumnStep, MeasurePlan, NoiseComponent, ReleasePlan, digest_of
+from sqlanon.plan.model import (
+    ColumnStep,
+    MeasurePlan,
+    NoiseComponent,
+    ReleasePlan,
+    SyntheticPlan,
+    digest_of,
+)
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.query import measure_input, source_sql
 from sqlanon.sql.shapes import Sql
@@ -503,8 +510,22 @@ def release_statements(
     the epoch's rows with a release drawn for that nonce."""
     if epoch is None:
         epoch = epoch_value(d)
+    return refresh_statements(
+        r, d, release_query(r, d, epoch), output_columns(r), epoch, allow_overspend
+    )
+
+
+def refresh_statements(
+    r: ReleasePlan | SyntheticPlan,
+    d: Dialect,
+    query: Sql,
+    cols: list[tuple[str, str]],
+    epoch: Sql,
+    allow_overspend: bool = False,
+) -> list[Statement]:
+    """The statements of one refresh of a release or a synthetic table whose epoch rows
+    `query` computes (sqlanon/sql/synthetic.py)."""
     target = d.relation(r.target)
-    cols = output_columns(r)
     names = [d.ident(n) for n, _ in cols]
     create = Statement(
         d.statement(
@@ -516,7 +537,6 @@ def release_statements(
         d.statement("delete_where", target, d.prim("eq", d.ident("epoch"), epoch)).text
     )
     features = d.features
-    query = release_query(r, d, epoch)
     if features.refresh_through_temp_table:
         inserts = [
             Statement(d.statement("epoch_rows", query).text),
@@ -564,7 +584,7 @@ REFUSED = "sqlanon: refresh refused"
 
 
 def ledger_insert(
-    r: ReleasePlan, d: Dialect, epoch: Sql, allow_overspend: bool = False
+    r: ReleasePlan | SyntheticPlan, d: Dialect, epoch: Sql, allow_overspend: bool = False
 ) -> Statement:
     """The ledger row one refresh of `r` appends: what it spent, and the nonce its noise is
     drawn for (the ledger's next refresh number and the time). The row is refused — the
@@ -636,7 +656,7 @@ def ledger_insert(
     )
 
 
-def ledger_nonce(r: ReleasePlan, d: Dialect) -> Sql:
+def ledger_nonce(r: ReleasePlan | SyntheticPlan, d: Dialect) -> Sql:
     """The nonce the ledger issued to this refresh: its latest row for this release's target,
     written earlier in the same transaction (under the ledger's lock where there is one)."""
     return d.prim(

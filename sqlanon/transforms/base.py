@@ -337,6 +337,11 @@ class Transform:
     def output_type(self, input_type: str, p: dict[str, Any]) -> str | None:
         return input_type
 
+    def domain(self, p: dict[str, Any], output_type: str) -> tuple[str, ...] | None:
+        """Every value the output may take (canonical texts), when the parameters alone fix
+        it (a synthetic table's public domain); None when they do not."""
+        return None
+
     def lower(self, ctx: LowerContext, x: Sql, step: ColumnStep) -> Sql:
         raise NotImplementedError
 

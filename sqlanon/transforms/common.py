@@ -32,6 +32,7 @@ PSEUDONYM_TAG = "pseudonym"
 SAMPLE_TAG = "sample"
 RANK_TAG = "rank"
 NOISE_TAG = "noise"
+DRAW_TAG = "draw"  # a synthetic row's uniforms (sqlanon/sql/synthetic.py)
 
 
 def keyed_hex(ctx: LowerContext, text: Sql, key: KeyRef, purpose: str) -> Sql:

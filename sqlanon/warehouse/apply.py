@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from sqlanon.plan.model import Plan, ReleasePlan, ViewPlan, source_label
+from sqlanon.plan.model import Plan, ReleasePlan, SyntheticPlan, ViewPlan, source_label
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.query import source_sql
 from sqlanon.sql.releases import BUDGET_SLACK, REFUSED, ledger_statements, release_statements
+from sqlanon.sql.synthetic import synthetic_statements
 from sqlanon.sql.views import key_table_statements, view_query, view_statements
 from sqlanon.warehouse.sources import source_columns
 
@@ -192,9 +193,10 @@ def report(plan: Plan, dialect: Dialect, engine) -> list[ViewReport]:  # type: i
 class ReleaseReport:
     target: str
     epoch: int
-    groups: int  # released this epoch
+    groups: int  # released this epoch (a synthetic table's rows)
     epsilon: float
     delta: float
+    kind: str = "release"
 
 
 def refresh(  # type: ignore[no-untyped-def]
@@ -211,7 +213,8 @@ def refresh(  # type: ignore[no-untyped-def]
         check_budget(plan, d, engine, epoch)
     engine.set_epoch(epoch)
     out = []
-    for r in plan.releases:
+    objects: list[ReleasePlan | SyntheticPlan] = [*plan.releases, *plan.synthetic]
+    for r in objects:
         run_release(r, d, engine, allow_overspend)
         out.append(
             ReleaseReport(
@@ -220,6 +223,7 @@ def refresh(  # type: ignore[no-untyped-def]
                 groups=_released_groups(r, d, engine, epoch),
                 epsilon=float(r.epsilon),
                 delta=float(r.delta),
+                kind="synthetic" if isinstance(r, SyntheticPlan) else "release",
             )
         )
     return out
@@ -246,13 +250,20 @@ def check_budget(plan: Plan, d: Dialect, engine, epoch: int) -> None:  # type: i
             )
 
 
-def run_release(r: ReleasePlan, d: Dialect, engine, allow_overspend: bool = False) -> None:  # type: ignore[no-untyped-def]
+def run_release(  # type: ignore[no-untyped-def]
+    r: ReleasePlan | SyntheticPlan, d: Dialect, engine, allow_overspend: bool = False
+) -> None:
     """The release file's statements; a failure rolls its transaction back, leaving the
     epoch's earlier rows and the ledger as they were."""
     begun = committed = False
     begin, commit = d.statement("begin").text, d.statement("commit").text
     try:
-        for s in release_statements(r, d, allow_overspend=allow_overspend):
+        statements = (
+            synthetic_statements(r, d, allow_overspend=allow_overspend)
+            if isinstance(r, SyntheticPlan)
+            else release_statements(r, d, allow_overspend=allow_overspend)
+        )
+        for s in statements:
             engine.execute(s.text)
             begun = begun or s.text == begin
             committed = committed or s.text == commit
@@ -284,6 +295,6 @@ def _refusal(error: str) -> str | None:
     return text.strip()
 
 
-def _released_groups(r: ReleasePlan, d: Dialect, engine, epoch: int) -> int:  # type: ignore[no-untyped-def]
+def _released_groups(r: ReleasePlan | SyntheticPlan, d: Dialect, engine, epoch: int) -> int:  # type: ignore[no-untyped-def]
     where = d.prim("eq", d.ident("epoch"), d.number(epoch))
     return int(engine.query(d.statement("count_where", d.relation(r.target), where).text)[0][0])

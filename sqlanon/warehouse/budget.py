@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from sqlanon.plan.model import Plan
+from sqlanon.plan.model import Plan, ReleasePlan, SyntheticPlan
 from sqlanon.sql.dialect import Dialect
 
 
@@ -47,7 +47,8 @@ class Spent:
 def planned(plan: Plan) -> list[Planned]:
     out = []
     for b in plan.budgets:
-        mine = [r for r in plan.releases if r.policy == b.policy]
+        every: list[ReleasePlan | SyntheticPlan] = [*plan.releases, *plan.synthetic]
+        mine = [r for r in every if r.policy == b.policy]
         out.append(
             Planned(
                 b.policy,

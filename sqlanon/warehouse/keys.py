@@ -129,6 +129,8 @@ def needed(plan: Any) -> list[tuple[tuple[str, ...], str, int, str]]:
             uses.setdefault(key, set()).add("sampling")
     for r in plan.releases:
         uses.setdefault((r.key_table, r.key.name, r.key.version), set()).add("release noise")
+    for t in plan.synthetic:
+        uses.setdefault((t.key_table, t.key.name, t.key.version), set()).add("synthetic noise")
     return sorted((t, n, ver, ", ".join(sorted(u))) for (t, n, ver), u in uses.items())
 
 

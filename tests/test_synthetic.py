@@ -1,0 +1,197 @@
+"""Synthetic tables (docs/synthetic.md): drawn in SQL, the same rows on every engine for one
+nonce, fresh rows for every refresh, charged to the budget, and a privacy unit's rows bounded."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import FIXED_NONCE
+
+from sqlanon.plan.build import build_plan
+from sqlanon.policy.diagnostics import PolicyError
+from sqlanon.policy.load import load_policy
+from sqlanon.review.conformance import canonical_value
+from sqlanon.sql import dialect
+from sqlanon.sql.synthetic import synthetic_query
+from sqlanon.warehouse import ENGINES
+from sqlanon.warehouse.apply import RefreshRefused, create_key_tables, refresh
+from sqlanon.warehouse.duckdb import DuckDBEngine
+from sqlanon.warehouse.keys import store
+
+REPO = Path(__file__).resolve().parent.parent
+POLICY = REPO / "examples/adult/synthetic.yml"
+TARGETS = [e for e in ENGINES if e in dialect.available()]
+COLUMNS = (
+    "sex",
+    "age",
+    "race",
+    "marital-status",
+    "education",
+    "native-country",
+    "workclass",
+    "occupation",
+    "salary-class",
+)
+
+
+def adult(n: int) -> list[tuple[object, ...]]:
+    with (REPO / "examples/adult/adult.csv").open(newline="") as fh:
+        reader = csv.reader(fh, delimiter=";")
+        assert tuple(next(reader)) == COLUMNS
+        rows = [
+            tuple(int(v) if c == "age" else v for v, c in zip(r, COLUMNS, strict=True))
+            for r in reader
+        ]
+    return rows[:n]
+
+
+def policy_text(rows: str = "noisy", epsilon: str = "1", budget: str = "1") -> str:
+    text = POLICY.read_text()
+    text = text.replace("    rows: noisy\n", f"    rows: {rows}\n", 1)
+    text = text.replace("    epsilon: 1\n", f"    epsilon: {epsilon}\n", 1)
+    return text.replace("budget: {epsilon: 1}", f"budget: {{epsilon: {budget}}}", 1)
+
+
+def install(engine, rows: list[tuple[object, ...]], text: str):  # type: ignore[no-untyped-def]
+    d = dialect.get(engine.dialect)
+    for schema in ("raw", "synth", "privacy"):
+        engine.execute(f"DROP SCHEMA IF EXISTS {d.ident(schema).text} CASCADE")
+    engine.execute(d.statement("create_schema", d.relation(("raw",))).text)
+    types = tuple("integer" if c == "age" else "text" for c in COLUMNS)
+    engine.execute(
+        d.statement(
+            "create_table",
+            d.relation(("raw", "adult")),
+            [d.ident(c) for c in COLUMNS],
+            column_types=types,
+        ).text
+    )
+    engine.load_rows(("raw", "adult"), rows)
+    plan = build_plan([load_policy(POLICY, text=text)])
+    create_key_tables(plan, d, engine)
+    (key_table,) = plan.key_tables
+    store(engine, d, key_table, "noise", 1, b"test key noise, 32 bytes long....", replace=True)
+    return plan
+
+
+def drawn(engine, plan, nonce: str = FIXED_NONCE) -> list[tuple[object, ...]]:  # type: ignore[no-untyped-def]
+    d = dialect.get(engine.dialect)
+    (s,) = plan.synthetic
+    query = synthetic_query(s, d, d.number(1), nonce=d.string(nonce))
+    rows = engine.query(d.statement("select_query", query).text)
+    return sorted((tuple(canonical_value(v) for v in r) for r in rows), key=repr)
+
+
+@pytest.fixture(scope="module")
+def every_engine(live):  # type: ignore[no-untyped-def]
+    rows = adult(300)
+    out = {}
+    for name in TARGETS:
+        engine = live.get(name)
+        plan = install(engine, rows, policy_text(rows="noisy"))
+        out[name] = drawn(engine, plan)
+    return out
+
+
+def test_every_engine_draws_the_same_rows(every_engine) -> None:  # type: ignore[no-untyped-def]
+    reference = every_engine["duckdb"]
+    assert 200 < len(reference) < 400  # the noisy count of 300 rows at ε = 1/8 per marginal
+    for name, rows in every_engine.items():
+        assert rows == reference, f"{name} drew other rows than DuckDB"
+
+
+def test_rows_hold_domain_values_of_the_released_types(every_engine) -> None:  # type: ignore[no-untyped-def]
+    plan = build_plan([load_policy(POLICY, text=policy_text())])
+    (s,) = plan.synthetic
+    for row in every_engine["duckdb"]:
+        assert row[0] == "1"  # the epoch
+        for value, attribute in zip(row[1:], s.attributes, strict=True):
+            assert value in attribute.domain
+
+
+@pytest.fixture
+def duck_adult():  # type: ignore[no-untyped-def]
+    engine = DuckDBEngine()
+    yield engine
+    engine.close()
+
+
+def test_each_nonce_draws_fresh_rows_and_a_fixed_count(duck_adult) -> None:  # type: ignore[no-untyped-def]
+    plan = install(duck_adult, adult(2000), policy_text(rows="500"))
+    first, again, other = (drawn(duck_adult, plan, n) for n in ("1@a", "1@a", "2@b"))
+    assert len(first) == len(other) == 500
+    assert first == again  # one nonce, one table
+    assert first != other  # a new refresh is new noise and new draws
+
+
+def test_the_pairs_keep_their_joint_distribution(duck_adult) -> None:  # type: ignore[no-untyped-def]
+    """At a large ε the synthetic rows' salary-class × marital-status shares are the source's
+    (a pair the structure declares), within sampling error."""
+    source = adult(5000)
+    plan = install(duck_adult, source, policy_text(rows="20000", epsilon="100", budget="100"))
+    rows = drawn(duck_adult, plan)
+    names = ("epoch", "age", *COLUMNS[:1], *COLUMNS[2:])
+    got = Counter((r[names.index("salary-class")], r[names.index("marital-status")]) for r in rows)
+    want = Counter((r[8], r[3]) for r in source)
+    for cell, count in want.items():
+        assert abs(got[cell] / len(rows) - count / len(source)) < 0.015, cell
+
+
+def test_a_refresh_is_charged_and_refused_over_the_budget(duck_adult) -> None:  # type: ignore[no-untyped-def]
+    plan = install(duck_adult, adult(500), policy_text(rows="100", epsilon="0.6", budget="1"))
+    (report,) = refresh(plan, dialect.get("duckdb"), duck_adult, epoch=3)
+    assert report.kind == "synthetic" and report.groups == 100 and report.epsilon == 0.6
+    stored = duck_adult.query("SELECT COUNT(*), MIN(epoch) FROM synth.adult")
+    assert stored == [(100, 3)]
+    with pytest.raises(RefreshRefused, match="over its budget"):
+        refresh(plan, dialect.get("duckdb"), duck_adult, epoch=3)
+    assert duck_adult.query("SELECT COUNT(*) FROM synth.adult") == [(100,)]  # left as it was
+
+
+def test_a_unit_adds_at_most_its_bounded_rows(duck_adult) -> None:  # type: ignore[no-untyped-def]
+    """With a privacy unit and max_rows_per_unit 1, a person with 1,000 rows weighs like one:
+    the marginals (at a large ε, noise negligible) count one of them."""
+    text = policy_text(rows="noisy", epsilon="100", budget="100").replace(
+        "    rows_are_units: true  # the extract has one row per person\n",
+        "    privacy_unit: sex\n    unit_type: text\n",
+    )
+    plan = install(duck_adult, adult(400), text)
+    rows = drawn(duck_adult, plan)
+    # two units (Female, Male) of one row each: the noisy count is about 2
+    assert len(rows) < 40
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            (
+                "      - [salary-class, occupation]\n",
+                "      - [salary-class, occupation]\n      - [age, sex]\n",
+            ),
+            "closes a cycle",
+        ),
+        (("      sex: [Female, Male]\n", ""), "has no public domain"),
+        (
+            ("    rows_are_units: true  # the extract has one row per person\n", ""),
+            "needs either `privacy_unit",
+        ),
+        (("      sex: [Female, Male]\n", "      sex: [Female, Male, Male]\n"), "listed twice"),
+        (("      - [salary-class, sex]\n", "      - [salary-class, sexx]\n"), "did you mean"),
+        (("budget: {epsilon: 1}", "budget: {epsilon: 0.5}"), "more than the budget"),
+        (("    structure:\n", "    structure: auto\n    unused:\n"), "not built yet"),
+    ],
+)
+def test_policy_errors_are_located(edit: tuple[str, str], message: str) -> None:
+    text = policy_text()
+    assert edit[0] in text
+    with pytest.raises(PolicyError) as err:
+        load_policy(POLICY, text=text.replace(edit[0], edit[1], 1))
+    text = "\n".join(
+        f"{x.loc.file}:{x.loc.line}: {x.message} {x.hint or ''}" for x in err.value.diagnostics
+    )
+    assert message in text
+    assert "synthetic.yml:" in text
