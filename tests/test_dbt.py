@@ -308,7 +308,7 @@ def many_sources(tmp_path: Path):  # type: ignore[no-untyped-def]
     return build_plan(load_policies([str(tmp_path / "many.yml")]))
 
 
-@pytest.mark.parametrize("example", ["retail", "tpch", "many"])
+@pytest.mark.parametrize("example", ["retail", "tpch", "many", "adult/synthetic"])
 @pytest.mark.parametrize("name", dialect.available())
 def test_models_render_to_the_sql_outputs_queries(name: str, example: str, tmp_path: Path) -> None:
     """Every dialect's models, rendered by Jinja with source() and ref() resolved as dbt would
@@ -317,14 +317,18 @@ def test_models_render_to_the_sql_outputs_queries(name: str, example: str, tmp_p
     import jinja2
 
     from sqlanon.sql.releases import ledger_insert, release_query
+    from sqlanon.sql.synthetic import synthetic_query
     from sqlanon.sql.views import view_query
 
     d = dialect.get(name)
     if example == "many":
         plan = many_sources(tmp_path)
+    elif example == "adult/synthetic":
+        plan = build_plan(load_policies([str(REPO / "examples/adult/synthetic.yml")]))
     else:  # tpch: sources written as SQL read their relations through source() too
         plan = build_plan(load_policies([str(REPO / f"examples/{example}/policy.yml")]))
-    by_ref = {dbt.model_name(o.target): o.target for o in (*plan.views, *plan.releases)}
+    objects = (*plan.views, *plan.releases, *plan.synthetic)
+    by_ref = {dbt.model_name(o.target): o.target for o in objects}
     by_source = {dbt._source_ref(p): p for p in (*plan.sources, *plan.key_tables)}
     configs: list[dict] = []
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
@@ -356,6 +360,12 @@ def test_models_render_to_the_sql_outputs_queries(name: str, example: str, tmp_p
         assert config["materialized"] in ("incremental", "table")
         ledger = env.from_string(config["pre_hook"][0]).render()
         assert ledger == ledger_insert(r, d, epoch).text
+    for t in plan.synthetic:
+        epoch = d.prim("cast", d.number(7), to="integer")
+        assert body(f"models/{dbt.model_name(t.target)}.sql") == synthetic_query(t, d, epoch).text
+        (config,) = configs
+        ledger = env.from_string(config["pre_hook"][0]).render()
+        assert ledger == ledger_insert(t, d, epoch).text
 
 
 def test_what_dbt_writes_is_ignored_and_kept(tmp_path: Path) -> None:

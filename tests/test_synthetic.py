@@ -15,14 +15,14 @@ from sqlanon.policy.diagnostics import PolicyError
 from sqlanon.policy.load import load_policy
 from sqlanon.review.conformance import canonical_value
 from sqlanon.sql import dialect
-from sqlanon.sql.synthetic import synthetic_query
+from sqlanon.sql.synthetic import marginals_query, synthetic_query
 from sqlanon.warehouse import ENGINES
 from sqlanon.warehouse.apply import RefreshRefused, create_key_tables, refresh
 from sqlanon.warehouse.duckdb import DuckDBEngine
 from sqlanon.warehouse.keys import store
 
 REPO = Path(__file__).resolve().parent.parent
-POLICY = REPO / "examples/adult/synthetic.yml"
+POLICY = REPO / "examples/adult/synthetic.yml"  # its domains and pairs
 TARGETS = [e for e in ENGINES if e in dialect.available()]
 COLUMNS = (
     "sex",
@@ -195,3 +195,102 @@ def test_policy_errors_are_located(edit: tuple[str, str], message: str) -> None:
     )
     assert message in text
     assert "synthetic.yml:" in text
+
+
+# -- the noise of the marginals, tested as a claim ------------------------------------------
+
+NEIGHBOUR_POLICY = """
+sqlanon: 1
+name: neighbours
+keys: {table: privacy.keys}
+budget: {epsilon: 2}
+synthetic:
+  s:
+    source: raw.SOURCE
+    target: out.SOURCE
+    privacy_unit: u
+    unit_type: integer
+    epsilon: 2
+    rows: 10
+    attributes:
+      a: {transform: bucket, width: 1, min: 0, max: 9}
+      b: {transform: bucket, width: 1, min: 0, max: 9}
+      c: {transform: bucket, width: 1, min: 0, max: 1}
+    structure: [[a, b]]
+"""
+NONCES = 40
+
+
+def noisy_cells(engine, name: str) -> list[int]:  # type: ignore[no-untyped-def]
+    """The noisy counts of the pair a × b, cell by cell, for NONCES refreshes."""
+    d = dialect.get("duckdb")
+    plan = build_plan([load_policy(REPO / "n.yml", text=NEIGHBOUR_POLICY.replace("SOURCE", name))])
+    (s,) = plan.synthetic
+    create_key_tables(plan, d, engine)
+    store(engine, d, s.key_table, "noise", 1, b"test key noise, 32 bytes long....", replace=True)
+    out: list[int] = []
+    for n in range(NONCES):
+        query = marginals_query(s, d, d.number(1), nonce=d.string(f"{n}@t"))
+        rows = engine.query(d.statement("select_query", query).text)
+        out += [int(r[3]) for r in sorted(rows) if r[0] == 0]  # marginal 0: a × b
+    return out
+
+
+def test_the_marginals_noise_stays_within_its_epsilon_share() -> None:
+    """Two sources, one with an extra unit in every cell of a × b — each cell an independent
+    trial of the one-unit neighbour (its own noise message) — whose noisy counts over many
+    refreshes show a privacy loss (Clopper–Pearson lower bound) within the share of ε the
+    marginal has (ε / 2 here: a × b and c alone), and not far below it."""
+    from test_dp import epsilon_lower_bound
+
+    engine = DuckDBEngine()
+    engine.execute("CREATE SCHEMA raw")
+    base = (
+        "SELECT a * 1000 + b * 10 + k AS u, a, b, k % 2 AS c "
+        "FROM range(10) x(a), range(10) y(b), range(5) z(k)"
+    )
+    engine.execute(f"CREATE TABLE raw.without_one AS {base}")
+    engine.execute(
+        f"CREATE TABLE raw.with_one AS {base} UNION ALL "
+        "SELECT 900000 + a * 10 + b AS u, a, b, 0 AS c FROM range(10) x(a), range(10) y(b)"
+    )
+    xs, ys = noisy_cells(engine, "with_one"), noisy_cells(engine, "without_one")
+    assert len(xs) == len(ys) == 100 * NONCES
+    xs = [x - 5 for x in xs]  # each cell's true count: 6 with the extra unit, 5 without
+    ys = [y - 5 for y in ys]
+    share = 1.0  # ε 2 over two marginals
+    estimate = epsilon_lower_bound(xs, ys, [-1, 0, 1, 2, 3])
+    print(f"synthetic marginal: empirical privacy loss ≥ {estimate:.3f}, ε share {share}")
+    assert estimate <= share, f"privacy loss {estimate:.3f} > ε share {share}"
+    assert estimate > 0.25 * share, "the test must be able to see the privacy loss at all"
+
+
+def test_utility_and_risk_report_the_table_against_its_source(tmp_path, cli) -> None:  # type: ignore[no-untyped-def]
+    """`sqlanon utility` and `sqlanon risk` on a refreshed table: the pairs the structure keeps
+    are close to the source's at a large ε, the others are not constrained; a model trained on
+    the synthetic rows predicts salary-class; the risk shares add up."""
+    import json
+
+    db = str(tmp_path / "s.duckdb")
+    engine = DuckDBEngine(db)
+    text = policy_text(rows="3000", epsilon="100", budget="100")
+    plan = install(engine, adult(3000), text)
+    refresh(plan, dialect.get("duckdb"), engine, epoch=1)
+    engine.close()
+    policy = tmp_path / "synthetic.yml"
+    policy.write_text(text)
+    result = cli("utility", str(policy), "--db", db, "--format", "json", "--target", "salary-class")
+    assert result.exit_code == 0, result.output
+    (u,) = json.loads(result.output)["synthetic"]
+    assert u["epoch"] == 1 and u["rows"] == 3000 and u["source_rows"] == 3000
+    kept = [p["distance"] for p in u["two_way"] if p["kept"]]
+    assert len(kept) == 8 and max(kept) < 0.05
+    assert len(u["two_way"]) == 36 and u["two_way_max"] > max(kept)
+    trained = {m["trained_on"]: m for m in u["models"]}
+    assert trained["synthetic"]["auc"] > 0.75 and trained["real"]["auc"] > 0.75
+    result = cli("risk", str(policy), "--db", db, "--format", "json")
+    assert result.exit_code == 0, result.output
+    (r,) = json.loads(result.output)["synthetic"]
+    assert r["rows"] == 3000
+    assert abs(r["exact"] + r["one_off"] + r["farther"] - 1) < 1e-9
+    assert 0 <= r["exact_unique"] <= r["exact"]

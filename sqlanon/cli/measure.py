@@ -40,19 +40,28 @@ def risk(
     marketer risk) and its sensitive columns' l-diversity and t-closeness, by queries in the
     database; exit 1 when a declared k, l or t is not met (docs/risk.md)."""
     from sqlanon.measure.risk import measure, steps
-    from sqlanon.report.risk import print_risks, to_json
+    from sqlanon.measure.synthetic import measure_synthetic_risk
+    from sqlanon.report.risk import print_risks, print_synthetic_risks, to_json
 
     plan = load_plan(paths)
     show = format is Format.table and err.is_terminal
-    risks = measure_in(
-        db, steps(plan, population), show, lambda e, d, step: measure(plan, d, e, population, step)
-    )
+
+    def work(e, d, step):  # type: ignore[no-untyped-def]
+        views = measure(plan, d, e, population, step)
+        synthetic = []
+        for t in plan.synthetic:
+            step(t.target_name)
+            synthetic.append(measure_synthetic_risk(t, d, e))
+        return views, synthetic
+
+    risks, synthetic = measure_in(db, steps(plan, population) + len(plan.synthetic), show, work)
     if format is Format.json:
-        sys.stdout.write(to_json(risks))
-    elif not risks:
+        sys.stdout.write(to_json(risks, synthetic))
+    elif not risks and not synthetic:
         out.print("no view declares quasi-identifiers: nothing to measure", markup=False)
     else:
         print_risks(out, risks)
+        print_synthetic_risks(out, synthetic)
     if not all(r.ok for r in risks):
         if format is Format.table:
             err.print("a declared requirement (k, l or t) is not met", markup=False)
@@ -70,23 +79,44 @@ def utility(
         Path | None,
         typer.Option("--html", help="Also write a report with charts and the risk summary."),
     ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            help="A synthetic table's column to predict: train a model on the table, test it "
+            "on real rows (needs scikit-learn).",
+        ),
+    ] = None,
 ) -> None:
     """Compare raw and anonymized data in the database: per column NULLs, mean, std,
     quantiles and distribution distance; correlations; suppression; each release's error
-    against the plain aggregate. Exit 1 when a declared utility check fails (docs/utility.md).
+    against the plain aggregate; each synthetic table's one- and two-way marginals against
+    its source. Exit 1 when a declared utility check fails (docs/utility.md).
     Reads raw data: for whoever may."""
     from sqlanon.measure.risk import measure as risk_measure
+    from sqlanon.measure.synthetic import measure_synthetic
     from sqlanon.measure.utility import measure, steps
     from sqlanon.report.utility import print_utility, to_json
 
     plan = load_plan(paths)
     show = format is Format.table and err.is_terminal
+    if target is not None and not any(
+        target in (a.name for a in t.attributes) for t in plan.synthetic
+    ):
+        raise fail(f"--target {target}: no synthetic table has that column")
 
     def work(e, d, step):  # type: ignore[no-untyped-def]
         measured = measure(plan, d, e, epoch, step)
-        return measured, (risk_measure(plan, d, e) if html else [])
+        synthetic = []
+        for t in plan.synthetic:
+            step(t.target_name)
+            names = {a.name for a in t.attributes}
+            synthetic.append(measure_synthetic(t, d, e, epoch, target if target in names else None))
+        return measured, synthetic, (risk_measure(plan, d, e) if html else [])
 
-    (views, releases), risks = measure_in(db, steps(plan), show, work)
+    (views, releases), synthetic, risks = measure_in(
+        db, steps(plan) + len(plan.synthetic), show, work
+    )
     if html is not None:
         from sqlanon.report.html import render
 
@@ -99,9 +129,9 @@ def utility(
         if format is Format.table:
             err.print(f"wrote {html}", markup=False)
     if format is Format.json:
-        sys.stdout.write(to_json(views, releases))
+        sys.stdout.write(to_json(views, releases, synthetic))
     else:
-        print_utility(out, views, releases)
+        print_utility(out, views, releases, synthetic)
     failed = [c for x in (*views, *releases) for c in x.checks if not c.ok]
     if failed:
         if format is Format.table:

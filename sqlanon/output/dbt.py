@@ -21,11 +21,21 @@ from sqlanon import __version__, resources
 from sqlanon.output.emit import file_header
 from sqlanon.output.files import GITIGNORE, MARKER, YAML_MARKER, Artifact, comment_value
 from sqlanon.output.manifest import column_lineage
-from sqlanon.plan.model import ColumnStep, Plan, ReleasePlan, ViewPlan, source_label, to_jsonable
+from sqlanon.plan.model import (
+    ColumnStep,
+    Plan,
+    ReleasePlan,
+    SyntheticPlan,
+    ViewPlan,
+    source_label,
+    to_jsonable,
+)
 from sqlanon.review.explain import format_params
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.releases import ledger_insert, ledger_statements, output_columns, release_query
 from sqlanon.sql.shapes import Sql
+from sqlanon.sql.synthetic import output_columns as synthetic_columns
+from sqlanon.sql.synthetic import synthetic_query
 from sqlanon.sql.views import Statement, grant_statements, key_table_statements, view_query
 
 PROJECT = "sqlanon"
@@ -214,7 +224,7 @@ class _Builder:
         # model's SELECT, where a bare literal would be INTEGER (and `apply`'s BIGINT table
         # would then differ from dbt's)
         self.epoch = d.prim("cast", self.refs.add("{{ sqlanon_epoch() }}"), to="integer")
-        self.previous_release: ReleasePlan | None = None
+        self.previous_release: ReleasePlan | SyntheticPlan | None = None
 
     def view(self, v: ViewPlan) -> tuple[Artifact, dict[str, Any]]:
         d = self.d
@@ -282,9 +292,17 @@ class _Builder:
         content = f"{head}\n\n{self.refs.render(query.text)}\n".encode()
         return Artifact(f"tests/{name}__k_anonymity.sql", content)
 
-    def release(self, r: ReleasePlan) -> tuple[Artifact, dict[str, Any]]:
+    def release(self, r: ReleasePlan | SyntheticPlan) -> tuple[Artifact, dict[str, Any]]:
+        """A release's model, or a synthetic table's (refreshed the same way)."""
         d = self.d
-        query = release_query(r, self.sourced, self.epoch)
+        synthetic = isinstance(r, SyntheticPlan)
+        if isinstance(r, SyntheticPlan):
+            query = synthetic_query(r, self.sourced, self.epoch)
+            cols = synthetic_columns(r)
+        else:
+            query = release_query(r, self.sourced, self.epoch)
+            cols = output_columns(r)
+        kind = "synthetic table" if synthetic else "release"
         # the ledger row first, in the model's transaction: it checks the budget and issues
         # the nonce the model's query draws its noise for (docs/dp.md)
         ledger = ledger_insert(r, d, self.epoch)
@@ -300,9 +318,9 @@ class _Builder:
             config = dict(override)
         config.update(_placement(d, r.target))
         header = self.header(
-            f"release {comment_value('.'.join(r.target))}, refreshed per epoch: dbt build "
+            f"{kind} {comment_value('.'.join(r.target))}, refreshed per epoch: dbt build "
             f"--vars '{EPOCH_VAR}: N' (docs/dp.md)",
-            f"{comment_value(r.policy_file)}, release {comment_value(r.name)}",
+            f"{comment_value(r.policy_file)}, {kind} {comment_value(r.name)}",
             r.digest,
         )
         header.append(
@@ -324,14 +342,18 @@ class _Builder:
         name = model_name(r.target)
         content = _model_file(header, config_text, self.refs.render(query.text))
         columns = []
-        for col, kind in output_columns(r):
+        for col, logical in cols:
             columns.append(
                 {
                     "name": d.stored_name(col),
                     "quote": True,
-                    "description": _release_column_description(r, col, kind),
+                    "description": _synthetic_column_description(r, col)
+                    if isinstance(r, SyntheticPlan)
+                    else _release_column_description(r, col, logical),
                 }
             )
+        if isinstance(r, SyntheticPlan):
+            return Artifact(f"models/{name}.sql", content), _synthetic_entry(r, name, columns)
         entry = {
             "name": name,
             "description": f"Differentially private release of {source_label(r.source)} (policy "
@@ -361,6 +383,41 @@ class _Builder:
         header = file_header(self.d, what, origin, digest)
         header[0] = header[0].replace("`sqlanon compile`", "`sqlanon compile --format dbt`")
         return header
+
+
+def _synthetic_entry(t: SyntheticPlan, name: str, columns: list[Any]) -> dict[str, Any]:
+    names = [a.name for a in t.attributes]
+    return {
+        "name": name,
+        "description": f"Differentially private synthetic table of {source_label(t.source)} "
+        f"(policy {t.policy}, synthetic table {t.name}), one set of rows per epoch; generated "
+        "by sqlanon.",
+        "meta": {
+            "sqlanon": {
+                "kind": "synthetic",
+                "policy": t.policy,
+                "policy_file": t.policy_file,
+                "plan_sha256": t.digest,
+                "source": source_label(t.source),
+                "privacy_unit": t.privacy_unit,
+                "epsilon": to_jsonable(t.epsilon),
+                "delta": 0.0,
+                "grants": list(t.grants),
+                "key": {"name": t.key.name, "version": t.key.version},
+                "ledger": ".".join(t.ledger),
+                "attributes": [column_lineage(a.step) for a in t.attributes],
+                "structure": [[names[p], names[c]] for p, c in t.edges],
+            }
+        },
+        "columns": columns,
+    }
+
+
+def _synthetic_column_description(t: SyntheticPlan, col: str) -> str:
+    if col == "epoch":
+        return "The refresh this row belongs to (dbt var sqlanon_epoch)."
+    a = next(a for a in t.attributes if a.name == col)
+    return f"drawn from noisy marginals (docs/synthetic.md): {_column_description(a.step)}"
 
 
 def _release_column_description(r: ReleasePlan, col: str, kind: str) -> str:
@@ -452,7 +509,8 @@ def build(plan: Plan, d: Dialect) -> list[Artifact]:
         test = b.k_test(v)
         if test is not None:
             artifacts.append(test)
-    for r in plan.releases:
+    refreshed: list[ReleasePlan | SyntheticPlan] = [*plan.releases, *plan.synthetic]
+    for r in refreshed:
         artifact, entry = b.release(r)
         artifacts.append(artifact)
         models.append(entry)

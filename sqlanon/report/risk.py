@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sqlanon.measure.risk import ViewRisk
+from sqlanon.measure.synthetic import SyntheticRisk
 from sqlanon.plan.model import to_jsonable
 from sqlanon.report import numbers
 from sqlanon.report.utility import pct
@@ -17,9 +18,11 @@ from sqlanon.report.utility import pct
 _BANDS = ((1, 1), (2, 2), (3, 4), (5, 9), (10, 19), (20, 49), (50, 99), (100, None))
 
 
-def to_json(risks: list[ViewRisk]) -> str:
+def to_json(risks: list[ViewRisk], synthetic: list[SyntheticRisk] | None = None) -> str:
     views = [{**asdict(r), "ok": r.ok} for r in risks]
-    doc = {"views": views, "ok": all(r.ok for r in risks)}
+    doc: dict[str, object] = {"views": views, "ok": all(r.ok for r in risks)}
+    if synthetic:
+        doc["synthetic"] = [asdict(r) for r in synthetic]
     return json.dumps(doc, indent=2, default=to_jsonable) + "\n"  # decimals, exactly
 
 
@@ -106,3 +109,26 @@ def print_risks(console: Console, risks: list[ViewRisk]) -> None:
                 f"  • {q.label}: required {q.op} {q.required}, measured {measured} {verdict}"
             )
         console.print()
+
+
+def print_synthetic_risks(console: Console, risks: list[SyntheticRisk]) -> None:
+    for r in risks:
+        epoch = "no epoch refreshed yet" if r.epoch is None else f"epoch {r.epoch}"
+        t = Table(
+            title=f"{r.table}  [dim](synthetic, {epoch}; columns: {', '.join(r.columns)})[/]",
+            title_justify="left",
+        )
+        t.add_column("rows of the table", justify="left")
+        t.add_column("share", justify="right")
+        t.add_row("records", numbers.count(r.rows))
+        t.add_row("equal to a source record on every column", numbers.share(r.exact))
+        t.add_row("  … to one no other source record equals", numbers.share(r.exact_unique))
+        t.add_row("one column away from the closest source record", numbers.share(r.one_off))
+        t.add_row("two or more columns away", numbers.share(r.farther))
+        console.print(t)
+        console.print(
+            "  a sanity check, not a privacy proof: the table's guarantee is its ε "
+            "(docs/synthetic.md#risk)",
+            markup=False,
+            style="dim",
+        )

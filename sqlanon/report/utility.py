@@ -8,11 +8,16 @@ from dataclasses import asdict
 from rich.console import Console
 from rich.table import Table
 
+from sqlanon.measure.synthetic import SyntheticUtility
 from sqlanon.measure.utility import CheckResult, ColumnUtility, ReleaseUtility, Stats, ViewUtility
 from sqlanon.report import numbers
 
 
-def to_json(views: list[ViewUtility], releases: list[ReleaseUtility]) -> str:
+def to_json(
+    views: list[ViewUtility],
+    releases: list[ReleaseUtility],
+    synthetic: list[SyntheticUtility] | None = None,
+) -> str:
     out_views = []
     for v in views:
         d = asdict(v)
@@ -28,6 +33,16 @@ def to_json(views: list[ViewUtility], releases: list[ReleaseUtility]) -> str:
         "releases": [asdict(r) for r in releases],
         "ok": all(c.ok for c in checks),
     }
+    if synthetic:
+        doc["synthetic"] = [
+            {
+                **asdict(t),
+                "one_way_mean": t.mean(t.one_way),
+                "two_way_mean": t.mean(t.two_way),
+                "two_way_max": max((p.distance for p in t.two_way), default=None),
+            }
+            for t in synthetic
+        ]
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -72,7 +87,10 @@ def print_checks(console: Console, checks: tuple[CheckResult, ...]) -> None:
 
 
 def print_utility(
-    console: Console, views: list[ViewUtility], releases: list[ReleaseUtility]
+    console: Console,
+    views: list[ViewUtility],
+    releases: list[ReleaseUtility],
+    synthetic: list[SyntheticUtility] | None = None,
 ) -> None:
     for v in views:
         console.print(
@@ -130,3 +148,48 @@ def print_utility(
         console.print(t)
         print_checks(console, r.checks)
         console.print()
+    for syn in synthetic or []:
+        print_synthetic(console, syn)
+
+
+def print_synthetic(console: Console, u: SyntheticUtility) -> None:
+    epoch = "no epoch refreshed yet" if u.epoch is None else f"epoch {u.epoch}"
+    console.print(
+        f"[bold]{u.table}[/] (synthetic, {epoch}, ε {numbers.parameter(u.epsilon)}): "
+        f"{numbers.count(u.rows)} rows against {numbers.count(u.source_rows)} source rows "
+        "with every column in its domain"
+    )
+    kept = tuple(p for p in u.two_way if p.kept)
+    other = tuple(p for p in u.two_way if not p.kept)
+    t = Table(show_edge=False)
+    for col in ("marginals", "count", "mean TVD", "max TVD", "worst"):
+        t.add_column(col, justify="left" if col in ("marginals", "worst") else "right")
+    for label, group in (
+        ("one column", u.one_way),
+        ("pairs kept (structure)", kept),
+        ("other pairs", other),
+    ):
+        worst = max(group, key=lambda p: p.distance, default=None)
+        t.add_row(
+            label,
+            str(len(group)),
+            num(u.mean(group), 3),
+            num(worst.distance if worst else None, 3),
+            " × ".join(worst.columns) if worst else "",
+        )
+    console.print(t)
+    console.print(
+        "  TVD: total-variation distance between the table's and the source's shares "
+        "(0 the same, 1 disjoint); other pairs are independent given the structure's",
+        markup=False,
+        style="dim",
+    )
+    for m in u.models:
+        console.print(
+            f"  model trained on {m.trained_on} rows ({numbers.count(m.train_rows)}): "
+            f"accuracy {num(m.accuracy, 3)}, ROC-AUC {num(m.auc, 3)}",
+            markup=False,
+        )
+    if u.model_note:
+        console.print(f"  {u.model_note}", markup=False, style="dim")
+    console.print()

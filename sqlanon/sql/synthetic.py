@@ -62,11 +62,36 @@ def output_columns(s: SyntheticPlan) -> list[tuple[str, str]]:
     return [("epoch", "integer")] + [(a.name, a.step.output_type or "text") for a in s.attributes]
 
 
-def synthetic_query(s: SyntheticPlan, d: Dialect, epoch: Sql, nonce: Sql | None = None) -> Sql:
+def marginals_query(
+    s: SyntheticPlan, d: Dialect, epoch: Sql, nonce: Sql | None = None, noise: bool = True
+) -> Sql:
+    """The measured marginals as the refresh draws them for `nonce`, one row per cell:
+    (marginal, i, j, noisy count); with noise=False the true counts of the rows used (for
+    tests and utility reports, never for release)."""
+    return synthetic_query(s, d, epoch, nonce, part="marginals", noise=noise)
+
+
+def used_rows_query(s: SyntheticPlan, d: Dialect) -> Sql:
+    """The source rows with every attribute in its domain, each attribute as its domain
+    position: what `sqlanon utility` compares the table with. Every row, a unit's beyond
+    max_rows_per_unit included (the truth, as a release's utility compares with the plain
+    aggregate), and no key is read."""
+    return synthetic_query(s, d, d.number(0), d.string(""), part="used", noise=False)
+
+
+def synthetic_query(
+    s: SyntheticPlan,
+    d: Dialect,
+    epoch: Sql,
+    nonce: Sql | None = None,
+    part: str = "rows",
+    noise: bool = True,
+) -> Sql:
     """The SELECT drawing one epoch's rows for `nonce` (by default the nonce the ledger issued
-    to this refresh, whose row must be written first, in the same transaction)."""
+    to this refresh, whose row must be written first, in the same transaction). `part`
+    stops it early: "marginals" (marginals_query), "used" (used_rows_query)."""
     if nonce is None:
-        nonce = ledger_nonce(s, d)
+        nonce = ledger_nonce(s, d) if noise else d.string("")
     extra = ((epoch, "_sqlanon_epoch"), (nonce, "_sqlanon_nonce"))
     key_query, pad_names = key_row([s.key], s.key_table, d, extra=extra)
     pads = pad_names[s.key]
@@ -158,9 +183,11 @@ def synthetic_query(s: SyntheticPlan, d: Dialect, epoch: Sql, nonce: Sql | None 
         d.prim("floor", d.prim("div", d.prim("ln", _uniform(d, h("_sqlanon_x"), at)), ln_p))
         for at in (1, 14)
     ]
-    noise = d.prim(
+    noisy = d.prim(
         "add", h("_sqlanon_c"), d.prim("cast", d.prim("sub", draws_[0], draws_[1]), to="integer")
     )
+    if not noise:
+        noisy = h("_sqlanon_c")
 
     # draws: each attribute given its parent (the marginal's i side), or a root alone
     parent_of = {child: (m, parent) for m, (parent, child) in enumerate(s.edges)}
@@ -234,7 +261,7 @@ def synthetic_query(s: SyntheticPlan, d: Dialect, epoch: Sql, nonce: Sql | None 
         cell_j,
         hashed_items,
         hashed_names,
-        noise,
+        noisy,
         step_rows,
         [] if s.rows is None else [d.number(s.rows)],
         d.statement("row_ids", d.ident("_sqlanon_wanted")),
@@ -248,7 +275,8 @@ def synthetic_query(s: SyntheticPlan, d: Dialect, epoch: Sql, nonce: Sql | None 
         draw_uniforms,
         outputs,
         output_names,
-        has_unit=s.privacy_unit is not None,
+        has_unit=s.privacy_unit is not None and part != "used",  # utility: every row
+        part=part,
     )
 
 
