@@ -19,6 +19,7 @@ from sqlanon.policy.load import load_policies
 from sqlanon.sql import dialect
 from sqlanon.sql.dialect import DialectError
 from sqlanon.sql.releases import release_statements
+from sqlanon.sql.synthetic import synthetic_statements
 from sqlanon.sql.views import view_statements
 from sqlanon.warehouse.apply import create, create_key_tables, refresh
 from sqlanon.warehouse.keys import store
@@ -49,6 +50,7 @@ DST = ("dst'x", "view -- x")
 KEYS = ('k"; DROP', "keys */ /*")
 RELEASE = ("rel ü", "r名前")
 LEDGER = ("led$$", "ledger'")
+SYNTHETIC = ("syn'; --", 'table"x')
 ROWS = 12
 
 
@@ -145,7 +147,7 @@ def policy(tmp_path: Path, engine: str) -> tuple[Path, list[str]]:
                 "columns": columns,
             }
         },
-        "budget": {"epsilon": 1.0, "ledger": list(LEDGER)},
+        "budget": {"epsilon": 1.5, "ledger": list(LEDGER)},
         "releases": {
             NAMES[9]: {
                 "source": list(SRC),
@@ -157,6 +159,18 @@ def policy(tmp_path: Path, engine: str) -> tuple[Path, list[str]]:
                 "groups": {"public": LITERALS[:8]},
                 "bounds": {"max_groups_per_unit": 1, "max_rows_per_unit_per_group": 1},
                 "measures": {NAMES[10]: {"agg": "count"}},
+            }
+        },
+        "synthetic": {
+            NAMES[11]: {
+                "source": list(SRC),
+                "target": list(SYNTHETIC),
+                "rows_are_units": True,
+                "epsilon": 0.5,
+                "rows": 20,
+                "attributes": {names[0]: "keep", names[1]: "keep"},
+                "domains": {names[0]: LITERALS[:8], names[1]: LITERALS[8:16]},
+                "structure": [[names[0], names[1]]],
             }
         },
     }
@@ -206,6 +220,7 @@ def test_hostile_names_and_literals(engine_name: str, live, tmp_path: Path, resu
     # every statement of the output is one statement of the expected kind
     statements = [s.text for v in plan.views for s in view_statements(v, d)]
     statements += [s.text for r in plan.releases for s in release_statements(r, d)]
+    statements += [s.text for t in plan.synthetic for s in synthetic_statements(t, d)]
     for text in statements:
         parsed = sqlglot.parse(text, read=d.sqlglot)
         assert len(parsed) == 1, text[:200]
@@ -218,7 +233,7 @@ def test_hostile_names_and_literals(engine_name: str, live, tmp_path: Path, resu
         assert not drops, text[:200]
 
     if engine_name == "postgres":
-        for schema in (SRC[0], DST[0], KEYS[0], RELEASE[0], LEDGER[0], "canary"):
+        for schema in (SRC[0], DST[0], KEYS[0], RELEASE[0], LEDGER[0], SYNTHETIC[0], "canary"):
             engine.execute(f"DROP SCHEMA IF EXISTS {d.ident(schema).text} CASCADE")
     load(engine, [Table("victim", [("x", "integer")], [(1,)])], schema="canary")
     load(engine, [Table(SRC[1], [("id", "integer")] + [(n, "text") for n in names],
@@ -250,6 +265,9 @@ def test_hostile_names_and_literals(engine_name: str, live, tmp_path: Path, resu
     (release,) = plan.releases
     stored_release_rows(engine, release)
     released = release_rows(engine, release, epoch=1)
+    drawn = engine.query(d.statement("select_all", d.relation(SYNTHETIC)).text)
+    assert len(drawn) == 20  # epoch, then the two attributes: values of their domains
+    assert all(r[1] in LITERALS[:8] and r[2] in LITERALS[8:16] for r in drawn), drawn[:3]
     assert engine.query(f"SELECT COUNT(*) FROM {d.relation(('canary', 'victim')).text}") == [(1,)]
     assert len(engine.query(d.statement("select_all", d.relation(SRC)).text)) == ROWS
     results[engine_name] = (names, view, sorted(released))

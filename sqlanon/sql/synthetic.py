@@ -124,6 +124,7 @@ def synthetic_query(
         parts: list[Sql] = []
         for pos, v in enumerate(attribute.domain):
             parts += [d.prim("eq", texts[i], d.string(v)), d.number(pos)]
+        parts.append(d.prim("null"))  # outside the domain (NULL too): the row is not used
         index_items.append(d.noted(d.prim("case", parts), f"{attribute.name}: its domain position"))
         index_names.append(attrs[i])
     in_domain = [d.prim("not_null", x) for x in attrs]
@@ -201,33 +202,36 @@ def synthetic_query(
         m = parent_of[a][0] if a in parent_of else own[a] if a in own else starts[a]
         step_rows += [d.number(a), d.number(m), d.number(0 if a in parent_of else 1)]
 
-    # ids: each row to draw and its uniforms' hashes
+    # ids: each row to draw and its message (computed once), hashed per block of columns
     o, g = qualifier(d, "_sqlanon_o"), qualifier(d, "_sqlanon_g")
-    id_items: list[Sql] = [o("_sqlanon_id")]
-    id_names: list[Sql] = [d.ident("_sqlanon_id")]
-    for block in range((n + UNIFORMS_PER_HASH - 1) // UNIFORMS_PER_HASH):
-        message = _message(
-            d,
-            [
-                *head,
-                k("_sqlanon_nonce"),
-                d.prim("canonical_text", k("_sqlanon_epoch"), type="integer"),
-                d.prim("canonical_text", o("_sqlanon_id"), type="integer"),
-                str(block),
-            ],
-        )
-        tagged = d.prim("concat", [d.string(f"{DRAW_TAG}|"), message])
-        id_items.append(d.prim("sha256_hex", d.prim("utf8", tagged)))
-        id_names.append(d.ident(f"_sqlanon_u{block}"))
-    id_items.append(k("_sqlanon_epoch"))
-    id_names.append(d.ident("_sqlanon_epoch"))
-    # uniforms: each attribute's 52 bits of its block's hash, as an integer, computed once
+    message = _message(
+        d,
+        [
+            *head,
+            k("_sqlanon_nonce"),
+            d.prim("canonical_text", k("_sqlanon_epoch"), type="integer"),
+            d.prim("canonical_text", o("_sqlanon_id"), type="integer"),
+        ],
+    )
+    id_items = [o("_sqlanon_id"), message, k("_sqlanon_epoch")]
+    id_names = [d.ident(x) for x in ("_sqlanon_id", "_sqlanon_msg", "_sqlanon_epoch")]
     y = qualifier(d, "_sqlanon_y")
-    uniform_items: list[Sql] = [y("_sqlanon_id"), y("_sqlanon_epoch")]
+    hash_items: list[Sql] = [y("_sqlanon_id"), y("_sqlanon_epoch")]
+    hash_names: list[Sql] = [d.ident("_sqlanon_id"), d.ident("_sqlanon_epoch")]
+    for block in range((n + UNIFORMS_PER_HASH - 1) // UNIFORMS_PER_HASH):
+        tagged = d.prim(
+            "concat",
+            [d.string(f"{DRAW_TAG}|"), y("_sqlanon_msg"), d.string(f"|{len(str(block))}:{block}")],
+        )
+        hash_items.append(d.prim("sha256_hex", d.prim("utf8", tagged)))
+        hash_names.append(d.ident(f"_sqlanon_u{block}"))
+    # uniforms: each attribute's 52 bits of its block's hash, as an integer, computed once
+    z = qualifier(d, "_sqlanon_z")
+    uniform_items: list[Sql] = [z("_sqlanon_id"), z("_sqlanon_epoch")]
     uniform_names: list[Sql] = [d.ident("_sqlanon_id"), d.ident("_sqlanon_epoch")]
     for a in range(n):
         block, at = divmod(a, UNIFORMS_PER_HASH)
-        uniform_items.append(d.prim("hex_int", y(f"_sqlanon_u{block}"), start=1 + 13 * at))
+        uniform_items.append(d.prim("hex_int", z(f"_sqlanon_u{block}"), start=1 + 13 * at))
         uniform_names.append(d.ident(f"_sqlanon_r{a}"))
     draw_uniforms = [g(f"_sqlanon_r{a}") for a in order]
     draw_given = [
@@ -239,7 +243,7 @@ def synthetic_query(
         parts = []
         for pos, v in enumerate(attribute.domain):
             parts += [d.prim("eq", g(f"_sqlanon_a{i}"), d.number(pos)), d.string(v)]
-        value = d.prim("case", parts)
+        value = d.prim("case", [*parts, d.prim("null")])
         out = attribute.step.output_type or "text"
         outputs.append(value if out == "text" else d.prim("cast", value, to=out))
     output_names = [d.ident(name) for name, _ in output_columns(s)]
@@ -267,6 +271,8 @@ def synthetic_query(
         d.statement("row_ids", d.ident("_sqlanon_wanted")),
         id_items,
         id_names,
+        hash_items,
+        hash_names,
         uniform_items,
         uniform_names,
         [attrs[a] for a in order],
