@@ -83,8 +83,8 @@ def utility(
         str | None,
         typer.Option(
             "--target",
-            help="A synthetic table's column to predict: train a model on the table, test it "
-            "on real rows (needs scikit-learn).",
+            help="A column to predict: train a model on each view and synthetic table that "
+            "has it and on the raw data, test on real rows (needs scikit-learn).",
         ),
     ] = None,
 ) -> None:
@@ -95,18 +95,20 @@ def utility(
     Reads raw data: for whoever may."""
     from sqlanon.measure.risk import measure as risk_measure
     from sqlanon.measure.synthetic import measure_synthetic
-    from sqlanon.measure.utility import measure, steps
+    from sqlanon.measure.utility import measure, model_columns, steps
     from sqlanon.report.utility import print_utility, to_json
 
     plan = load_plan(paths)
     show = format is Format.table and err.is_terminal
-    if target is not None and not any(
-        target in (a.name for a in t.attributes) for t in plan.synthetic
+    if (
+        target is not None
+        and not any(target in (a.name for a in t.attributes) for t in plan.synthetic)
+        and not any(target in (c.output for c in model_columns(v)) for v in plan.views)
     ):
-        raise fail(f"--target {target}: no synthetic table has that column")
+        raise fail(f"--target {target}: no view or synthetic table has that column")
 
     def work(e, d, step):  # type: ignore[no-untyped-def]
-        measured = measure(plan, d, e, epoch, step)
+        measured = measure(plan, d, e, epoch, step, target)
         synthetic = []
         for t in plan.synthetic:
             step(t.target_name)

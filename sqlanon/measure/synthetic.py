@@ -4,25 +4,21 @@ table's rows of one epoch and the source rows a refresh would use, and — for a
 named on the command line — a model trained on the synthetic rows and tested on real ones.
 
 The counts per combination of the columns are read (GROUP BY in the engine); the distances
-are computed here. The model is scikit-learn's logistic regression on one-hot features,
-trained on a sample of at most SAMPLE rows of each side (said in the report)."""
+are computed here. The model is sqlanon/measure/models.py's, as for views."""
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
+from sqlanon.measure.models import ModelScore, scores
 from sqlanon.plan.model import SyntheticPlan
 from sqlanon.review.conformance import canonical_value
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.synthetic import used_rows_query
 from sqlanon.warehouse import live_types
-
-SAMPLE = 20_000  # rows of each side the model sees
-TEST_SHARE = 0.3  # of the real rows, held out to test on
 
 
 @dataclass(frozen=True)
@@ -30,17 +26,6 @@ class PairDistance:
     columns: tuple[str, ...]
     distance: float  # total variation
     kept: bool  # a pair the structure declares (its joint distribution measured)
-
-
-@dataclass(frozen=True)
-class ModelScore:
-    target: str
-    positive: str  # the class whose probability is scored
-    trained_on: str  # "synthetic" or "real"
-    accuracy: float
-    auc: float | None
-    train_rows: int
-    test_rows: int
 
 
 @dataclass(frozen=True)
@@ -137,14 +122,6 @@ def _tvd(a: Counter[tuple[int, ...]], b: Counter[tuple[int, ...]], at: tuple[int
     return 0.5 * sum(abs(pa[k] / na - pb[k] / nb) for k in pa.keys() | pb.keys())
 
 
-def _expand(
-    counts: Counter[tuple[int, ...]], rng: random.Random, limit: int
-) -> list[tuple[int, ...]]:
-    rows = [key for key, n in sorted(counts.items()) for _ in range(n)]
-    rng.shuffle(rows)
-    return rows[:limit]
-
-
 def _models(
     t: SyntheticPlan,
     real: Counter[tuple[int, ...]],
@@ -152,62 +129,28 @@ def _models(
     target: str,
 ) -> tuple[tuple[ModelScore, ...], str]:
     """Train on synthetic, test on real; and the ceiling: train on real, test on other real
-    rows. A fixed seed, so the same counts give the same scores."""
+    rows (sqlanon/measure/models.py), each side in the table's values."""
     names = [a.name for a in t.attributes]
     if target not in names:
         raise ValueError(f"--target {target}: not a column of {t.target_name} ({', '.join(names)})")
-    try:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.metrics import accuracy_score, roc_auc_score
-        from sklearn.preprocessing import OneHotEncoder
-    except ImportError:
-        return (), "no model score: scikit-learn is not installed (pip install scikit-learn)"
-    at = names.index(target)
-    rng = random.Random(0)
-    real_rows = _expand(real, rng, SAMPLE)
-    cut = int(len(real_rows) * (1 - TEST_SHARE))
-    train_real, test_real = real_rows[:cut], real_rows[cut:]
-    train_syn = _expand(synthetic, rng, SAMPLE)
-    domain = t.attributes[at].domain
-    # the positive class: the rarer of the real rows' classes (salary >50K, a diagnosis)
-    shares = Counter(r[at] for r in real_rows)
-    positive = min(shares, key=lambda k: (shares[k], k)) if shares else 0
 
-    def xy(rows: list[tuple[int, ...]]) -> tuple[list[list[int]], list[int]]:
-        return [[v for i, v in enumerate(r) if i != at] for r in rows], [
-            int(r[at] == positive) for r in rows
-        ]
+    def texts(counts: Counter[tuple[int, ...]]) -> Counter[tuple[Any, ...]]:
+        out: Counter[tuple[Any, ...]] = Counter()
+        for key, n in counts.items():
+            out[
+                tuple(t.attributes[i].domain[v] if v >= 0 else None for i, v in enumerate(key))
+            ] += n
+        return out
 
-    out = []
-    x_test, y_test = xy(test_real)
-    for label, rows in (("synthetic", train_syn), ("real", train_real)):
-        x, y = xy(rows)
-        if not x or not x_test or len(set(y)) < 2:
-            continue
-        encoder = OneHotEncoder(handle_unknown="ignore")
-        model = LogisticRegression(max_iter=2000)
-        model.fit(encoder.fit_transform(x), y)
-        xt = encoder.transform(x_test)
-        auc = roc_auc_score(y_test, model.predict_proba(xt)[:, 1]) if len(set(y_test)) > 1 else None
-        out.append(
-            ModelScore(
-                target,
-                domain[positive],
-                label,
-                float(accuracy_score(y_test, model.predict(xt))),
-                None if auc is None else float(auc),
-                len(rows),
-                len(test_real),
-            )
-        )
-    note = (
-        f"logistic regression on one-hot columns predicting {target} = {domain[positive]}, "
-        f"trained on at most {SAMPLE:,} rows of each, tested on {len(test_real):,} source rows "
-        f"the real-trained model did not see ({int(TEST_SHARE * 100)} % of a sample of the "
-        "source; its score is the ceiling). The synthetic table was drawn from every source "
-        "row, these included: hold rows out of the source to test on unseen ones"
+    found, note, _ = scores(
+        target, names.index(target), ("synthetic", texts(synthetic)), texts(real)
     )
-    return tuple(out), note
+    if found:
+        note += (
+            ". The synthetic table was drawn from every source row, these included: hold rows "
+            "out of the source to test on unseen ones"
+        )
+    return found, note
 
 
 @dataclass(frozen=True)

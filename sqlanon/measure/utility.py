@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Any
 
+from sqlanon.measure.models import ModelScore, scores
 from sqlanon.plan.model import DIRECT, ColumnStep, Plan, ReleasePlan, UtilityCheck, ViewPlan
 from sqlanon.plan.types import NUMERIC_TYPES, ORDERED_FAMILIES, engine_family
 from sqlanon.sql.dialect import Dialect
@@ -90,6 +91,8 @@ class ViewUtility:
     columns: tuple[ColumnUtility, ...]
     correlations: tuple[Correlation, ...]
     checks: tuple[CheckResult, ...]
+    models: tuple[ModelScore, ...] = ()  # with --target (sqlanon/measure/models.py)
+    model_note: str = ""
 
     @property
     def suppressed_share(self) -> float:
@@ -126,12 +129,13 @@ def measure(
     engine: Any,
     epoch: int | None = None,
     step: Callable[[str], None] | None = None,
+    target: str | None = None,
 ) -> tuple[list[ViewUtility], list[ReleaseUtility]]:
     tick = step or (lambda _: None)
     views = []
     for v in plan.views:
         tick(".".join(v.target))
-        views.append(measure_view(v, d, engine))
+        views.append(measure_view(v, d, engine, target))
     releases = []
     for r in plan.releases:
         tick(".".join(r.target))
@@ -152,7 +156,7 @@ def _float(x: Any) -> float | None:
     return None if x is None else float(x)
 
 
-def measure_view(view: ViewPlan, d: Dialect, engine: Any) -> ViewUtility:
+def measure_view(view: ViewPlan, d: Dialect, engine: Any, target: str | None = None) -> ViewUtility:
     source = d.statement("select_all", source_sql(view.source, d))
     released = d.statement("select_all", d.relation(view.target))
     before = view_query(unsuppressed(view), d)
@@ -208,7 +212,53 @@ def measure_view(view: ViewPlan, d: Dialect, engine: Any) -> ViewUtility:
         checks=(),
     )
     checks = tuple(_view_check(u, result, view, d, engine, source, released) for u in view.utility)
-    return ViewUtility(**{**result.__dict__, "checks": checks})
+    models: tuple[ModelScore, ...] = ()
+    note = ""
+    if target is not None and target in [c.output for c in model_columns(view)]:
+        models, note = _view_models(view, d, engine, target, source, released, before)
+    return ViewUtility(
+        **{**result.__dict__, "checks": checks, "models": models, "model_note": note}
+    )
+
+
+def model_columns(view: ViewPlan) -> list[ColumnStep]:
+    """The columns a model may use: released, and not a direct identifier (a pseudonym or a
+    masked name is one category per person)."""
+    return [c for c in view.emitted_columns if c.privacy_class != DIRECT]
+
+
+def _view_models(
+    view: ViewPlan, d: Dialect, engine: Any, target: str, source: Sql, released: Sql, before: Sql
+) -> tuple[tuple[ModelScore, ...], str]:
+    """Trained on the view's rows and tested on real rows as the view transforms them (before
+    suppression); the ceiling trained and tested on the raw columns."""
+    from collections import Counter
+
+    from sqlanon.review.conformance import canonical_value
+
+    cols = model_columns(view)
+
+    def combos(query: Sql, names: list[str]) -> Counter[tuple[Any, ...]]:
+        out: Counter[tuple[Any, ...]] = Counter()
+        sql = d.statement("utility_combinations", query, [d.ident(n) for n in names]).text
+        for row in engine.query(sql):
+            out[tuple(canonical_value(v) for v in row[:-1])] += int(row[-1])
+        return out
+
+    outputs = [c.output for c in cols]
+    at = outputs.index(target)
+    found, note, _ = scores(
+        target,
+        at,
+        ("view", combos(released, outputs)),
+        combos(before, outputs),
+        combos(source, [c.sources[0] for c in cols]),
+    )
+    if found:
+        note += (
+            "; the view-trained model is tested on the held-out rows as the view transforms them"
+        )
+    return found, note
 
 
 def _order(engine: Any, d: Dialect, view: ViewPlan, c: ColumnStep) -> tuple[float | None, int]:

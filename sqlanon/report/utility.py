@@ -8,6 +8,7 @@ from dataclasses import asdict
 from rich.console import Console
 from rich.table import Table
 
+from sqlanon.measure.models import ModelScore
 from sqlanon.measure.synthetic import SyntheticUtility
 from sqlanon.measure.utility import CheckResult, ColumnUtility, ReleaseUtility, Stats, ViewUtility
 from sqlanon.report import numbers
@@ -120,6 +121,7 @@ def print_utility(
                 f"{num(cor.released, 3)} (Δ {num(cor.delta, 3)})",
                 markup=False,
             )
+        _print_models(console, v.models, v.model_note)
         print_checks(console, v.checks)
         console.print()
     for r in releases:
@@ -184,12 +186,16 @@ def print_synthetic(console: Console, u: SyntheticUtility) -> None:
         markup=False,
         style="dim",
     )
-    for m in u.models:
+    _print_models(console, u.models, u.model_note)
+    console.print()
+
+
+def _print_models(console: Console, models: tuple[ModelScore, ...], note: str) -> None:
+    for m in models:
         console.print(
             f"  model trained on {m.trained_on} rows ({numbers.count(m.train_rows)}): "
             f"accuracy {num(m.accuracy, 3)}, ROC-AUC {num(m.auc, 3)}",
             markup=False,
         )
-    if u.model_note:
-        console.print(f"  {u.model_note}", markup=False, style="dim")
-    console.print()
+    if note:
+        console.print(f"  {note}", markup=False, style="dim")
