@@ -81,9 +81,17 @@ def install(engine, rows: list[tuple[object, ...]], text: str):  # type: ignore[
 def drawn(engine, plan, nonce: str = FIXED_NONCE) -> list[tuple[object, ...]]:  # type: ignore[no-untyped-def]
     d = dialect.get(engine.dialect)
     (s,) = plan.synthetic
+    if d.features.refresh_without_jit:  # as a refresh runs it (SET LOCAL jit = off there)
+        engine.execute("SET jit = off")
     query = synthetic_query(s, d, d.number(1), nonce=d.string(nonce))
     rows = engine.query(d.statement("select_query", query).text)
     return sorted((tuple(canonical_value(v) for v in r) for r in rows), key=repr)
+
+
+# a person's rows bounded by a keyed rank: workclass stands for the unit (7 units), at most 3
+# rows each are used, chosen by the keyed hash of the unit and the row's values
+UNIT_TEXT = ("    rows_are_units: true  # the extract has one row per person\n",
+             "    privacy_unit: workclass\n    max_rows_per_unit: 3\n")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +102,25 @@ def every_engine(live):  # type: ignore[no-untyped-def]
         engine = live.get(name)
         plan = install(engine, rows, policy_text(rows="noisy"))
         out[name] = drawn(engine, plan)
+        bounded = install(engine, rows, policy_text(rows="40").replace(*UNIT_TEXT))
+        d = dialect.get(name)
+        (s,) = bounded.synthetic
+        true = marginals_query(s, d, d.number(1), nonce=d.string(FIXED_NONCE), noise=False)
+        counts = engine.query(d.statement("select_query", true).text)
+        out[name + " bounded"] = sorted(tuple(int(v) for v in r) for r in counts)
     return out
 
 
 def test_every_engine_draws_the_same_rows(every_engine) -> None:  # type: ignore[no-untyped-def]
     reference = every_engine["duckdb"]
     assert 200 < len(reference) < 400  # the noisy count of 300 rows at ε = 1/8 per marginal
-    for name, rows in every_engine.items():
-        assert rows == reference, f"{name} drew other rows than DuckDB"
+    for name in TARGETS:
+        assert every_engine[name] == reference, f"{name} drew other rows than DuckDB"
+        got, want = every_engine[name + " bounded"], every_engine["duckdb bounded"]
+        assert got == want, f"{name} bounded the units' rows otherwise than DuckDB"
+    # the bound: at most 3 rows of each of the 7 units in every marginal
+    for m in {r[0] for r in every_engine["duckdb bounded"]}:
+        assert sum(r[3] for r in every_engine["duckdb bounded"] if r[0] == m) <= 21
 
 
 def test_rows_hold_domain_values_of_the_released_types(every_engine) -> None:  # type: ignore[no-untyped-def]
@@ -289,6 +308,14 @@ def test_utility_and_risk_report_the_table_against_its_source(tmp_path, cli) -> 
     assert len(u["two_way"]) == 36 and u["two_way_max"] > max(kept)
     trained = {m["trained_on"]: m for m in u["models"]}
     assert trained["synthetic"]["auc"] > 0.75 and trained["real"]["auc"] > 0.75
+    html = tmp_path / "report.html"
+    result = cli(
+        "utility", str(policy), "--db", db, "--html", str(html), "--target", "salary-class"
+    )
+    assert result.exit_code == 0, result.output
+    page = html.read_text()
+    assert "Synthetic table: synth.adult" in page and "<td>pairs kept (structure)</td>" in page
+    assert "<td>synthetic</td>" in page  # the model trained on it
     result = cli("risk", str(policy), "--db", db, "--format", "json")
     assert result.exit_code == 0, result.output
     (r,) = json.loads(result.output)["synthetic"]

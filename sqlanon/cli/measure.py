@@ -123,10 +123,14 @@ def utility(
         from sqlanon.report.html import render
 
         title = ", ".join(
-            sorted({v.policy for v in plan.views} | {r.policy for r in plan.releases})
+            sorted(
+                {v.policy for v in plan.views}
+                | {r.policy for r in plan.releases}
+                | {t.policy for t in plan.synthetic}
+            )
         )
         output_write.replace_file(
-            html, render(f"{title}: risk and utility", db, views, releases, risks)
+            html, render(f"{title}: risk and utility", db, views, releases, risks, synthetic)
         )
         if format is Format.table:
             err.print(f"wrote {html}", markup=False)

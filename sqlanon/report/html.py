@@ -11,6 +11,7 @@ import jinja2
 
 from sqlanon import __version__, resources
 from sqlanon.measure.risk import ViewRisk
+from sqlanon.measure.synthetic import SyntheticUtility
 from sqlanon.measure.utility import ReleaseUtility, ViewUtility
 from sqlanon.report import numbers
 from sqlanon.report.risk import band_rows
@@ -63,6 +64,7 @@ def render(
     views: list[ViewUtility],
     releases: list[ReleaseUtility],
     risks: list[ViewRisk],
+    synthetic: list[SyntheticUtility] | None = None,
 ) -> str:
     specs: list[dict[str, Any]] = []
     checks = []
@@ -138,6 +140,8 @@ def render(
                     for c in v.correlations
                 ],
                 "charts": charts,
+                "models": _models(v.models),
+                "model_note": v.model_note,
             }
         )
 
@@ -163,6 +167,39 @@ def render(
         for r in releases
     ]
 
+    synthetic_items = []
+    for u in synthetic or []:
+        kept = tuple(p for p in u.two_way if p.kept)
+        other = tuple(p for p in u.two_way if not p.kept)
+        groups = []
+        for label, group in (
+            ("one column", u.one_way),
+            ("pairs kept (structure)", kept),
+            ("other pairs", other),
+        ):
+            worst = max(group, key=lambda p: p.distance, default=None)
+            groups.append(
+                {
+                    "label": label,
+                    "count": len(group),
+                    "mean": num(u.mean(group), 3),
+                    "max": num(worst.distance if worst else None, 3),
+                    "worst": " × ".join(worst.columns) if worst else "",
+                }
+            )
+        synthetic_items.append(
+            {
+                "table": u.table,
+                "epoch_text": "no epoch refreshed yet" if u.epoch is None else f"epoch {u.epoch}",
+                "promise": f"ε = {numbers.parameter(u.epsilon)} per refresh",
+                "rows": numbers.count(u.rows),
+                "source_rows": numbers.count(u.source_rows),
+                "groups": groups,
+                "models": _models(u.models),
+                "model_note": u.model_note,
+            }
+        )
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(ASSETS)),
         autoescape=True,
@@ -178,12 +215,25 @@ def render(
         risks=risk_items,
         views=view_items,
         releases=release_items,
+        synthetic=synthetic_items,
         # inside <script>: "</" could end the element early, so it is escaped
         specs_json=json.dumps(specs, ensure_ascii=False).replace("</", "<\\/"),
         vega=vega["vega.min.js"],
         vega_lite=vega["vega-lite.min.js"],
         vega_embed=vega["vega-embed.min.js"],
     )
+
+
+def _models(models: tuple[Any, ...]) -> list[dict[str, str]]:
+    return [
+        {
+            "trained_on": m.trained_on,
+            "rows": numbers.count(m.train_rows),
+            "accuracy": num(m.accuracy, 3),
+            "auc": num(m.auc, 3),
+        }
+        for m in models
+    ]
 
 
 def _check(c: Any) -> dict[str, Any]:

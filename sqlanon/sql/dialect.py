@@ -73,6 +73,9 @@ class Features:
     # (statements: epoch_rows, insert_epoch_rows): PostgreSQL runs an INSERT … SELECT without
     # parallel workers, a CREATE TABLE AS with them (docs/benchmarks.md dp_release)
     refresh_through_temp_table: bool = False
+    # a synthetic table's draws are MATERIALIZED steps: inlined, the planner joined all nine
+    # cumulative-weight scans before filtering any (sqlanon/sql/synthetic.py)
+    materialized_steps: bool = False
     fold_case: str | None = None  # "upper": unquoted names are stored upper-cased
     relation_path: str | None = None  # "one_identifier": `project.dataset.table` quoted whole
     identifier_forbids: tuple[str, ...] = ()  # characters a name may not hold

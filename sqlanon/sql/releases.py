@@ -593,8 +593,9 @@ def ledger_insert(
     shows another policy or release writing the same table."""
     b = r.budget
     ledger = ".".join(r.ledger)
+    kind = "synthetic table" if isinstance(r, SyntheticPlan) else "release"
     over = d.message(
-        f"{REFUSED}: release '{r.name}' of policy '{r.policy}' would take this epoch's spend "
+        f"{REFUSED}: {kind} '{r.name}' of policy '{r.policy}' would take this epoch's spend "
         f"over the budget (epsilon {float(b.epsilon)!r}, delta {float(b.delta)!r}); nothing "
         f"was written (see sqlanon budget, or the ledger {ledger})"
     )
