@@ -47,6 +47,22 @@ class SyntheticUtility:
     def mean(self, distances: tuple[PairDistance, ...]) -> float | None:
         return sum(p.distance for p in distances) / len(distances) if distances else None
 
+    def summary(
+        self,
+    ) -> list[tuple[str, tuple[PairDistance, ...], float | None, PairDistance | None]]:
+        """(label, marginals, mean distance, the worst) for single columns, the pairs the
+        structure keeps and the other pairs: what the reports show."""
+        kept = tuple(p for p in self.two_way if p.kept)
+        other = tuple(p for p in self.two_way if not p.kept)
+        return [
+            (label, group, self.mean(group), max(group, key=lambda p: p.distance, default=None))
+            for label, group in (
+                ("one column", self.one_way),
+                ("pairs kept (structure)", kept),
+                ("other pairs", other),
+            )
+        ]
+
 
 def counts(
     t: SyntheticPlan, d: Dialect, engine: Any, epoch: int | None

@@ -124,31 +124,39 @@ def _view_artifacts(plan: Plan, dialect: Dialect) -> list[Artifact]:
 
 
 def release_artifact(r: ReleasePlan, dialect: Dialect) -> Artifact:
-    origin = f"{comment_value(r.policy_file)}, release {comment_value(r.name)}"
-    header = file_header(
-        dialect,
-        f"release {comment_value('.'.join(r.target))}, refreshed per epoch (docs/dp.md)",
-        origin,
-        r.digest,
-    )
-    header.append(f"-- spends epsilon {float(r.epsilon)!r}, delta {float(r.delta)!r} per refresh")
-    header += _grants_note(r.grants, dialect)
-    path = object_file("releases", r.target)
-    return Artifact(path, _sql_file(header, release_statements(r, dialect), dialect))
+    statements = release_statements(r, dialect)
+    return _refreshed_artifact(r, "release", "releases", "docs/dp.md", statements, dialect)
 
 
 def synthetic_artifact(s: SyntheticPlan, dialect: Dialect) -> Artifact:
-    origin = f"{comment_value(s.policy_file)}, synthetic table {comment_value(s.name)}"
+    statements = synthetic_statements(s, dialect)
+    return _refreshed_artifact(
+        s, "synthetic table", "synthetic", "docs/synthetic.md", statements, dialect
+    )
+
+
+def _refreshed_artifact(
+    obj: ReleasePlan | SyntheticPlan,
+    kind: str,
+    folder: str,
+    doc: str,
+    statements: list[Statement],
+    dialect: Dialect,
+) -> Artifact:
+    """A file refreshed per epoch: its header says what it spends and who may read it."""
+    origin = f"{comment_value(obj.policy_file)}, {kind} {comment_value(obj.name)}"
     header = file_header(
         dialect,
-        f"synthetic table {comment_value(s.target_name)}, refreshed per epoch (docs/synthetic.md)",
+        f"{kind} {comment_value(obj.target_name)}, refreshed per epoch ({doc})",
         origin,
-        s.digest,
+        obj.digest,
     )
-    header.append(f"-- spends epsilon {float(s.epsilon)!r}, delta 0.0 per refresh")
-    header += _grants_note(s.grants, dialect)
-    path = object_file("synthetic", s.target)
-    return Artifact(path, _sql_file(header, synthetic_statements(s, dialect), dialect))
+    header.append(
+        f"-- spends epsilon {float(obj.epsilon)!r}, delta {float(obj.delta)!r} per refresh"
+    )
+    header += _grants_note(obj.grants, dialect)
+    path = object_file(folder, obj.target)
+    return Artifact(path, _sql_file(header, statements, dialect))
 
 
 def ledger_artifact(table: tuple[str, ...], dialect: Dialect) -> Artifact:

@@ -38,35 +38,49 @@ def print_plan(out: Console, plan: Plan) -> None:
         out.print()
     columns = ("measure", "aggregate", "epsilon", "sensitivity", "noise scale", "95 % interval")
     for r in plan.releases:
-        t = Table(
-            title=f"{source_label(r.source)} → {'.'.join(r.target)}  "
+        title = (
+            f"{source_label(r.source)} → {'.'.join(r.target)}  "
             f"[dim]({r.policy_file}, release {r.name}; by "
-            f"{', '.join(c.output for c in r.group_by) or 'nothing'})[/]",
-            title_justify="left",
+            f"{', '.join(c.output for c in r.group_by) or 'nothing'})[/]"
         )
-        for col in columns:
-            t.add_column(col, overflow="fold", no_wrap=col in ("measure", "epsilon"))
-        for row in release_rows(r):
-            t.add_row(*(row[c] for c in columns))
-        out.print(t)
-        for rule in release_rules(r):
-            out.print(f"  • {rule}", markup=False)
-        out.print()
-    marginal_columns: tuple[str, ...] = ("marginal", "cells", "epsilon", "sensitivity")
-    marginal_columns += ("noise scale", "95 % interval")
+        _print_noised(
+            out, title, columns, ("measure", "epsilon"), release_rows(r), release_rules(r)
+        )
+    marginal_columns = (
+        "marginal",
+        "cells",
+        "epsilon",
+        "sensitivity",
+        "noise scale",
+        "95 % interval",
+    )
     for syn in plan.synthetic:
-        t = Table(
-            title=f"{source_label(syn.source)} → {syn.target_name}  "
-            f"[dim]({syn.policy_file}, synthetic table {syn.name})[/]",
-            title_justify="left",
+        title = (
+            f"{source_label(syn.source)} → {syn.target_name}  "
+            f"[dim]({syn.policy_file}, synthetic table {syn.name})[/]"
         )
-        for col in marginal_columns:
-            t.add_column(col, overflow="fold", no_wrap=col in ("cells", "epsilon"))
-        for row in synthetic_rows(syn):
-            t.add_row(*(row[c] for c in marginal_columns))
-        out.print(t)
-        for rule in synthetic_rules(syn):
-            out.print(f"  • {rule}", markup=False)
-        out.print()
+        rows, rules = synthetic_rows(syn), synthetic_rules(syn)
+        _print_noised(out, title, marginal_columns, ("cells", "epsilon"), rows, rules)
     for line in budget_lines(plan):
         out.print(line, markup=False)
+
+
+def _print_noised(
+    out: Console,
+    title: str,
+    columns: tuple[str, ...],
+    no_wrap: tuple[str, ...],
+    rows: list[dict[str, str]],
+    rules: list[str],
+) -> None:
+    """A release's measures or a synthetic table's marginals: the noise of each, then the
+    rules that hold for the object."""
+    t = Table(title=title, title_justify="left")
+    for col in columns:
+        t.add_column(col, overflow="fold", no_wrap=col in no_wrap)
+    for row in rows:
+        t.add_row(*(row[c] for c in columns))
+    out.print(t)
+    for rule in rules:
+        out.print(f"  • {rule}", markup=False)
+    out.print()

@@ -169,24 +169,16 @@ def render(
 
     synthetic_items = []
     for u in synthetic or []:
-        kept = tuple(p for p in u.two_way if p.kept)
-        other = tuple(p for p in u.two_way if not p.kept)
-        groups = []
-        for label, group in (
-            ("one column", u.one_way),
-            ("pairs kept (structure)", kept),
-            ("other pairs", other),
-        ):
-            worst = max(group, key=lambda p: p.distance, default=None)
-            groups.append(
-                {
-                    "label": label,
-                    "count": len(group),
-                    "mean": num(u.mean(group), 3),
-                    "max": num(worst.distance if worst else None, 3),
-                    "worst": " × ".join(worst.columns) if worst else "",
-                }
-            )
+        groups = [
+            {
+                "label": label,
+                "count": len(group),
+                "mean": num(mean, 3),
+                "max": num(worst.distance if worst else None, 3),
+                "worst": " × ".join(worst.columns) if worst else "",
+            }
+            for label, group, mean, worst in u.summary()
+        ]
         synthetic_items.append(
             {
                 "table": u.table,

@@ -161,21 +161,14 @@ def print_synthetic(console: Console, u: SyntheticUtility) -> None:
         f"{numbers.count(u.rows)} rows against {numbers.count(u.source_rows)} source rows "
         "with every column in its domain"
     )
-    kept = tuple(p for p in u.two_way if p.kept)
-    other = tuple(p for p in u.two_way if not p.kept)
     t = Table(show_edge=False)
     for col in ("marginals", "count", "mean TVD", "max TVD", "worst"):
         t.add_column(col, justify="left" if col in ("marginals", "worst") else "right")
-    for label, group in (
-        ("one column", u.one_way),
-        ("pairs kept (structure)", kept),
-        ("other pairs", other),
-    ):
-        worst = max(group, key=lambda p: p.distance, default=None)
+    for label, group, mean, worst in u.summary():
         t.add_row(
             label,
             str(len(group)),
-            num(u.mean(group), 3),
+            num(mean, 3),
             num(worst.distance if worst else None, 3),
             " × ".join(worst.columns) if worst else "",
         )
