@@ -140,7 +140,7 @@ def sqlanon_synthetic(
     train: pd.DataFrame,
     epsilon: float,
     seed: int,
-    structure: tuple[tuple[str, str], ...] | None = None,
+    structure: tuple[tuple[str, str], ...] | str | None = None,
 ) -> pd.DataFrame:
     """examples/adult/synthetic.yml at this ε, its compiled SQL run by DuckDB over the training
         rows (ages loaded as each bin's lower bound, which its bucket maps to itself) for one nonce
@@ -160,7 +160,9 @@ def sqlanon_synthetic(
     text = text.replace("    epsilon: 1\n", f"    epsilon: {epsilon}\n", 1)
     text = text.replace("budget: {epsilon: 1}", f"budget: {{epsilon: {epsilon}}}", 1)
     text = text.replace("    rows: noisy\n", f"    rows: {len(train)}\n", 1)
-    if structure is not None:
+    if structure == "auto":  # the tree chosen privately by the SQL (docs/synthetic.md#auto)
+        text = text.partition("    structure:\n")[0] + "    structure: auto\n"
+    elif structure is not None:
         head, _, _ = text.partition("    structure:\n")
         text = head + "    structure:\n" + "".join(f"      - [{a}, {b}]\n" for a, b in structure)
     plan = build_plan([load_policy(SYNTHETIC_POLICY, text=text)])
@@ -191,6 +193,7 @@ def main() -> None:
     ap.add_argument("--epsilon", type=float, nargs="+", default=[0.3, 1.0, 3.0])
     ap.add_argument("--aim", action="store_true", help="also AIM (minutes per ε)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only-sqlanon", action="store_true", help="skip the peers (MST, AIM)")
     args = ap.parse_args()
     from sklearn.model_selection import train_test_split
 
@@ -216,11 +219,17 @@ def main() -> None:
                 "sqlanon, census tree",
                 lambda e=eps: sqlanon_synthetic(train, e, args.seed, CENSUS_TREE),
             ),
+            (
+                "sqlanon, structure: auto",
+                lambda e=eps: sqlanon_synthetic(train, e, args.seed, "auto"),
+            ),
             ("independent marginals", lambda e=eps: independent(train, e, rng)),
             ("MST, mbi round (default)", lambda e=eps: mst(train, e, "round")),
             ("MST, mbi sample", lambda e=eps: mst(train, e, "sample")),
         ]
-        if args.aim:
+        if args.only_sqlanon:
+            contenders = [c for c in contenders if c[0].startswith("sqlanon")]
+        elif args.aim:
             contenders.append(("AIM", lambda e=eps: aim(train, e)))
         for name, make in contenders:
             start = time.perf_counter()

@@ -15,7 +15,12 @@ from sqlanon.policy.diagnostics import PolicyError
 from sqlanon.policy.load import load_policy
 from sqlanon.review.conformance import canonical_value
 from sqlanon.sql import dialect
-from sqlanon.sql.synthetic import marginals_query, synthetic_query
+from sqlanon.sql.synthetic import (
+    marginals_query,
+    setup_statements,
+    synthetic_query,
+    tree_query,
+)
 from sqlanon.warehouse import ENGINES
 from sqlanon.warehouse.apply import RefreshRefused, create_key_tables, refresh
 from sqlanon.warehouse.duckdb import DuckDBEngine
@@ -55,6 +60,11 @@ def policy_text(rows: str = "noisy", epsilon: str = "1", budget: str = "1") -> s
     return text.replace("budget: {epsilon: 1}", f"budget: {{epsilon: {budget}}}", 1)
 
 
+def auto_text(text: str) -> str:
+    """The policy with `structure: auto` for its declared pairs."""
+    return text[: text.index("    structure:\n")] + "    structure: auto\n"
+
+
 def install(engine, rows: list[tuple[object, ...]], text: str):  # type: ignore[no-untyped-def]
     d = dialect.get(engine.dialect)
     for schema in ("raw", "synth", "privacy"):
@@ -83,6 +93,8 @@ def drawn(engine, plan, nonce: str = FIXED_NONCE) -> list[tuple[object, ...]]:  
     (s,) = plan.synthetic
     if d.features.refresh_without_jit:  # as a refresh runs it (SET LOCAL jit = off there)
         engine.execute("SET jit = off")
+    for statement in setup_statements(s, d):
+        engine.execute(statement.text)
     query = synthetic_query(s, d, d.number(1), nonce=d.string(nonce))
     rows = engine.query(d.statement("select_query", query).text)
     return sorted((tuple(canonical_value(v) for v in r) for r in rows), key=repr)
@@ -108,6 +120,13 @@ def every_engine(live):  # type: ignore[no-untyped-def]
         true = marginals_query(s, d, d.number(1), nonce=d.string(FIXED_NONCE), noise=False)
         counts = engine.query(d.statement("select_query", true).text)
         out[name + " bounded"] = sorted(tuple(int(v) for v in r) for r in counts)
+        chosen = install(engine, rows, auto_text(policy_text(rows="40")))
+        out[name + " auto"] = drawn(engine, chosen)
+        (s,) = chosen.synthetic
+        tree = tree_query(s, d, d.number(1), d.string(FIXED_NONCE))
+        out[name + " tree"] = [
+            tuple(int(v) for v in r) for r in engine.query(d.statement("select_query", tree).text)
+        ]
     return out
 
 
@@ -118,6 +137,11 @@ def test_every_engine_draws_the_same_rows(every_engine) -> None:  # type: ignore
         assert every_engine[name] == reference, f"{name} drew other rows than DuckDB"
         got, want = every_engine[name + " bounded"], every_engine["duckdb bounded"]
         assert got == want, f"{name} bounded the units' rows otherwise than DuckDB"
+        got, want = every_engine[name + " tree"], every_engine["duckdb tree"]
+        assert got == want, f"{name} chose another tree than DuckDB (structure: auto)"
+        got, want = every_engine[name + " auto"], every_engine["duckdb auto"]
+        assert got == want, f"{name} drew other rows than DuckDB (structure: auto)"
+    assert len(every_engine["duckdb auto"]) == 40
     # the bound: at most 3 rows of each of the 7 units in every marginal
     for m in {r[0] for r in every_engine["duckdb bounded"]}:
         assert sum(r[3] for r in every_engine["duckdb bounded"] if r[0] == m) <= 21
@@ -202,7 +226,6 @@ def test_a_unit_adds_at_most_its_bounded_rows(duck_adult) -> None:  # type: igno
         (("      sex: [Female, Male]\n", "      sex: [Female, Male, Male]\n"), "listed twice"),
         (("      - [salary-class, sex]\n", "      - [salary-class, sexx]\n"), "did you mean"),
         (("budget: {epsilon: 1}", "budget: {epsilon: 0.5}"), "more than the budget"),
-        (("    structure:\n", "    structure: auto\n    unused:\n"), "not built yet"),
     ],
 )
 def test_policy_errors_are_located(edit: tuple[str, str], message: str) -> None:
@@ -241,13 +264,20 @@ synthetic:
 NONCES = 40
 
 
-def noisy_cells(engine, name: str) -> list[int]:  # type: ignore[no-untyped-def]
-    """The noisy counts of the pair a × b, cell by cell, for NONCES refreshes."""
-    d = dialect.get("duckdb")
-    plan = build_plan([load_policy(REPO / "n.yml", text=NEIGHBOUR_POLICY.replace("SOURCE", name))])
+def keyed_table(engine, text: str):  # type: ignore[no-untyped-def]
+    """The policy's one synthetic table, its key table made and its noise key stored."""
+    d = dialect.get(engine.dialect)
+    plan = build_plan([load_policy(REPO / "n.yml", text=text)])
     (s,) = plan.synthetic
     create_key_tables(plan, d, engine)
     store(engine, d, s.key_table, "noise", 1, b"test key noise, 32 bytes long....", replace=True)
+    return s
+
+
+def noisy_cells(engine, name: str) -> list[int]:  # type: ignore[no-untyped-def]
+    """The noisy counts of the pair a × b, cell by cell, for NONCES refreshes."""
+    d = dialect.get("duckdb")
+    s = keyed_table(engine, NEIGHBOUR_POLICY.replace("SOURCE", name))
     out: list[int] = []
     for n in range(NONCES):
         query = marginals_query(s, d, d.number(1), nonce=d.string(f"{n}@t"))

@@ -17,7 +17,7 @@ from sqlanon.measure.models import ModelScore, scores
 from sqlanon.plan.model import SyntheticPlan
 from sqlanon.review.conformance import canonical_value
 from sqlanon.sql.dialect import Dialect
-from sqlanon.sql.synthetic import used_rows_query
+from sqlanon.sql.synthetic import setup_statements, tree_query, used_rows_query
 from sqlanon.warehouse import live_types
 
 
@@ -25,7 +25,7 @@ from sqlanon.warehouse import live_types
 class PairDistance:
     columns: tuple[str, ...]
     distance: float  # total variation
-    kept: bool  # a pair the structure declares (its joint distribution measured)
+    kept: bool  # a pair the structure declares or (auto) the epoch's refresh chose
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class SyntheticUtility:
     two_way: tuple[PairDistance, ...]
     models: tuple[ModelScore, ...] = ()
     model_note: str = ""
+    chosen: tuple[str, ...] = ()  # auto: the pairs the epoch's refresh chose, as `a × b`
 
     @property
     def checks(self) -> tuple[()]:
@@ -94,12 +95,37 @@ def counts(
     return real, synthetic, epoch
 
 
+def chosen_pairs(t: SyntheticPlan, d: Dialect, engine: Any, epoch: int) -> set[frozenset[int]]:
+    """`structure: auto`: the pairs the refresh of `epoch` chose, recomputed with its nonce
+    (from the ledger) and the noise key: the choice is post-processing of the private
+    mechanism, so showing it costs nothing. Raises if the key or the ledger is not readable."""
+    sql = d.statement("epoch_nonce", d.relation(t.ledger), d.string(t.target_name), d.number(epoch))
+    found = engine.query(sql.text)
+    if not found or found[0][0] is None:
+        raise LookupError(f"no ledger row for epoch {epoch} of {t.target_name}")
+    for statement in setup_statements(t, d):
+        engine.execute(statement.text)
+    tree = tree_query(t, d, d.number(epoch), d.string(str(found[0][0])))
+    (row,) = engine.query(d.statement("select_query", tree).text)
+    n = len(t.attributes)
+    # the row: the step each attribute joined at, then per step k ≥ 1 (marginal, f, q, c)
+    steps = [row[n + 4 * (k - 1) : n + 4 * k] for k in range(1, n)]
+    at = [0] + [int(c) for _, _, _, c in steps]  # the attribute added at each step
+    return {frozenset((at[int(q)], at[k + 1])) for k, (_, _, q, _) in enumerate(steps)}
+
+
 def measure_synthetic(
     t: SyntheticPlan, d: Dialect, engine: Any, epoch: int | None, target: str | None = None
 ) -> SyntheticUtility:
     names = [a.name for a in t.attributes]
     real, synthetic, epoch = counts(t, d, engine, epoch)
     kept = {frozenset((p, c)) for p, c in t.edges}
+    note = ""
+    if t.auto and epoch is not None:
+        try:
+            kept = chosen_pairs(t, d, engine, epoch)
+        except Exception as err:  # the reader may not hold the key: report without it
+            note = f"the pairs epoch {epoch} chose are not known here ({err})"
     one = tuple(
         PairDistance((names[i],), _tvd(real, synthetic, (i,)), True) for i in range(len(names))
     )
@@ -108,9 +134,9 @@ def measure_synthetic(
         for i, j in combinations(range(len(names)), 2)
     )
     models: tuple[ModelScore, ...] = ()
-    note = ""
     if target is not None:
-        models, note = _models(t, real, synthetic, target)
+        models, model_note = _models(t, real, synthetic, target)
+        note = "; ".join(x for x in (note, model_note) if x)
     return SyntheticUtility(
         t.target_name,
         epoch,
@@ -121,6 +147,7 @@ def measure_synthetic(
         two,
         models,
         note,
+        tuple(" × ".join(p.columns) for p in two if p.kept) if t.auto else (),
     )
 
 

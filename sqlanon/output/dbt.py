@@ -35,7 +35,7 @@ from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.releases import ledger_insert, ledger_statements, output_columns, release_query
 from sqlanon.sql.shapes import Sql
 from sqlanon.sql.synthetic import output_columns as synthetic_columns
-from sqlanon.sql.synthetic import synthetic_query
+from sqlanon.sql.synthetic import setup_statements, synthetic_query
 from sqlanon.sql.views import Statement, grant_statements, key_table_statements, view_query
 
 PROJECT = "sqlanon"
@@ -327,10 +327,13 @@ class _Builder:
             f"-- spends epsilon {float(r.epsilon)!r}, delta {float(r.delta)!r} per refresh"
         )
         # the ledger row names the epoch too: its placeholder becomes the macro call
+        setup = (
+            tuple(x.text for x in setup_statements(r, d)) if isinstance(r, SyntheticPlan) else ()
+        )
         config_text = _config_block(
             config,
             [self.refs.render(h.text) for h in hooks],
-            (self.refs.render(ledger.text),),
+            (*setup, self.refs.render(ledger.text)),
         )
         if self.previous_release is not None:
             # releases refresh one after another (dbt runs models in parallel): each checks the
@@ -406,7 +409,7 @@ def _synthetic_entry(t: SyntheticPlan, name: str, columns: list[Any]) -> dict[st
                 "key": {"name": t.key.name, "version": t.key.version},
                 "ledger": ".".join(t.ledger),
                 "attributes": [column_lineage(a.step) for a in t.attributes],
-                "structure": [[names[p], names[c]] for p, c in t.edges],
+                "structure": "auto" if t.auto else [[names[p], names[c]] for p, c in t.edges],
             }
         },
         "columns": columns,

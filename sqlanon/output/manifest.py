@@ -187,8 +187,16 @@ def _synthetic_entry(t: SyntheticPlan, digests: dict[str, str]) -> dict[str, obj
         "rows": t.rows if t.rows is not None else "noisy",
         "attributes": _column_lines_of(tuple(a.step for a in t.attributes)),
         "domains": {a.name: list(a.domain) for a in t.attributes},
-        "structure": [[names[p], names[c]] for p, c in t.edges],
+        "structure": "auto" if t.auto else [[names[p], names[c]] for p, c in t.edges],
         "marginal_epsilon": to_jsonable(t.cells.epsilon),
+        **(
+            {
+                "one_way_epsilon": to_jsonable(t.one_ways.epsilon),
+                "selection_epsilon": to_jsonable(t.selection_epsilon),
+            }
+            if t.one_ways is not None
+            else {}
+        ),
         "key": {"name": t.key.name, "version": t.key.version},
         "key_table": list(t.key_table),
         "ledger": list(t.ledger),

@@ -149,6 +149,10 @@ def _view(policy: PolicySpec, table: TableSpec, errors: list[Diagnostic]) -> Vie
 # -- releases ----------------------------------------------------------------------------------
 
 DEFAULT_LEDGER_TABLE = "sqlanon_ledger"
+# `structure: auto` (docs/synthetic.md#auto): ε's share measuring each attribute alone, and
+# choosing the tree; the rest measures the chosen pairs, whose counts draw the rows
+AUTO_ONE_WAYS = Fraction(1, 10)
+AUTO_SELECTION = Fraction(1, 10)
 
 
 def _component(
@@ -298,8 +302,18 @@ def _synthetic(policy: PolicySpec, s: SyntheticSpec) -> SyntheticPlan:
     touched = {a for e in edges for a in e}
     marginals = len(edges) + sum(1 for i in range(len(names)) if i not in touched)
     epsilon = Fraction(str(s.epsilon))
-    share = epsilon / marginals
-    cells = _component("cells", share, Fraction(s.max_rows_per_unit), Fraction(1), CONFIDENCE)
+    bound = Fraction(s.max_rows_per_unit)
+    one_ways, selection = None, Fraction(0)
+    if s.auto_structure:  # docs/synthetic.md#auto: a tenth alone, a tenth choosing, the rest
+        n = len(names)
+        one_ways = _component(
+            "one_ways", epsilon * AUTO_ONE_WAYS / n, bound, Fraction(1), CONFIDENCE
+        )
+        selection = epsilon * AUTO_SELECTION / (n - 1)
+        share = epsilon * (1 - AUTO_ONE_WAYS - AUTO_SELECTION) / (n - 1)
+    else:
+        share = epsilon / marginals
+    cells = _component("cells", share, bound, Fraction(1), CONFIDENCE)
     assert policy.key_table is not None  # validated: synthetic tables use the noise key
     plan = SyntheticPlan(
         name=s.id,
@@ -321,5 +335,8 @@ def _synthetic(policy: PolicySpec, s: SyntheticSpec) -> SyntheticPlan:
         ledger=policy.ledger or (*policy.key_table[:-1], DEFAULT_LEDGER_TABLE),
         budget=_budget(policy),
         description=s.description,
+        auto=s.auto_structure,
+        one_ways=one_ways,
+        selection_epsilon=selection,
     )
     return replace(plan, digest=digest_of(plan))

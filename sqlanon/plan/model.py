@@ -320,7 +320,14 @@ class SyntheticPlan:
     declared attribute pairs (a forest) and of each attribute in no pair, measured per refresh
     with the release noise, and rows drawn along the forest from them, all in the warehouse.
     `edges` are (parent, child) positions into `attributes`, in the order the rows are drawn;
-    the attributes in no edge's child position are drawn first, from their own marginal."""
+    the attributes in no edge's child position are drawn first, from their own marginal.
+
+    With `auto` (`structure: auto`) there are no declared edges: every refresh measures each
+    attribute alone (`one_ways`), chooses a spanning tree with one exponential mechanism per
+    attribute after the first (`selection_epsilon` each, Prim's order from the first attribute;
+    each pair scored by how far its true counts are from the product of the noisy one-ways),
+    and draws the rows from the chosen pairs' noisy counts (`cells`; every pair is noised, only
+    the chosen ones are read)."""
 
     name: str
     policy: str
@@ -335,12 +342,15 @@ class SyntheticPlan:
     edges: tuple[tuple[int, int], ...]
     rows: int | None  # None: as many as the noisy count of used source rows
     epsilon: Fraction
-    cells: NoiseComponent  # each marginal's cells: ε / (number of marginals) each
+    cells: NoiseComponent  # each pair's (or lone attribute's) cells: its share of ε
     key: KeyRef
     key_table: tuple[str, ...]
     ledger: tuple[str, ...]
     budget: Budget
     description: str | None = None
+    auto: bool = False
+    one_ways: NoiseComponent | None = None  # auto: each attribute alone
+    selection_epsilon: Fraction = Fraction(0)  # auto: each step choosing the tree
     digest: str = field(default="", compare=False)
 
     delta = Fraction(0)  # pure epsilon: two-sided geometric noise
@@ -357,9 +367,14 @@ class SyntheticPlan:
     def marginals(self) -> tuple[tuple[int, ...], ...]:
         """The measured marginals, by attribute positions: each edge (parent, child), then each
         attribute in no edge alone. Each row of a unit changes each by at most
-        max_rows_per_unit (L1), so the ε is split evenly over them."""
+        max_rows_per_unit (L1), so the ε is split evenly over them. With `auto`: each
+        attribute alone (marginal number = attribute position), then every pair (i < j)."""
+        n = len(self.attributes)
+        if self.auto:
+            pairs = tuple((i, j) for i in range(n) for j in range(i + 1, n))
+            return tuple((i,) for i in range(n)) + pairs
         touched = {a for e in self.edges for a in e}
-        alone = tuple((i,) for i in range(len(self.attributes)) if i not in touched)
+        alone = tuple((i,) for i in range(n) if i not in touched)
         return tuple(self.edges) + alone
 
 

@@ -164,6 +164,7 @@ class SyntheticSpec:
     domains: tuple[tuple[str, ...], ...]  # per attribute, canonical texts
     structure: tuple[tuple[str, str], ...]
     rows: int | None
+    auto_structure: bool = False  # `structure: auto`: the tree is chosen privately
     grants: tuple[str, ...] = ()
     key: str = "noise"
     description: str | None = None

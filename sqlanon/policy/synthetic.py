@@ -1,6 +1,7 @@
 """Differentially private synthetic tables (docs/synthetic.md): the attributes (written like a
 release's group_by columns), each attribute's public domain, the model's structure (pairs of
-attributes forming a forest), the number of rows and the privacy unit."""
+attributes forming a forest, or `auto`: a tree chosen privately per refresh), the number of
+rows and the privacy unit."""
 
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ SYNTHETIC_KEYS = (
 )
 MAX_DOMAIN = 1000  # values per attribute: a pair's marginal has at most 10^6 cells
 MAX_ROWS = 100_000_000
+# `structure: auto` measures every pair (its true counts score the candidates): the cells of
+# all pairs together, and the attributes (the SQL chooses the tree in one step per attribute)
+MAX_AUTO_CELLS = 1_000_000
+MAX_AUTO_ATTRIBUTES = 24
 
 
 def read_synthetic(
@@ -84,6 +89,10 @@ def read_synthetic(
         attributes = None
     domains = _domains(chk, m.get("domains"), attributes or [], what)
     structure = _structure(chk, m.get("structure"), attributes or [], what)
+    auto = structure == "auto"
+    pairs = structure if isinstance(structure, tuple) else ()
+    if auto and domains is not None and attributes is not None:
+        ok = _auto(chk, m.get("structure"), domains, what) and ok
     rows = _rows(chk, m.get("rows"))
     if isinstance(src, SourceQuery) and attributes:
         reads = [(unit[0], m.value_loc("privacy_unit"))] if unit and unit[0] else []
@@ -116,7 +125,8 @@ def read_synthetic(
         epsilon=eps,
         attributes=tuple(attributes),
         domains=domains,
-        structure=structure,
+        structure=pairs,
+        auto_structure=auto,
         rows=rows,
         grants=grants,
         key=key,
@@ -243,21 +253,44 @@ def _domains(
     return tuple(out) if ok else None
 
 
+def _auto(
+    chk: Checker, node: YNode | None, domains: tuple[tuple[str, ...], ...], what: str
+) -> bool:
+    """`structure: auto` measures every pair's true counts to score it: bounded in size."""
+    assert node is not None
+    if len(domains) < 2:
+        chk.error(node.loc, f"`structure: auto` needs two attributes or more; {what} has one")
+        return False
+    if len(domains) > MAX_AUTO_ATTRIBUTES:
+        chk.error(
+            node.loc,
+            f"`structure: auto` chooses among the pairs of at most {MAX_AUTO_ATTRIBUTES} "
+            f"attributes; {what} has {len(domains)}",
+            expected="fewer attributes, or a declared list of pairs",
+        )
+        return False
+    sizes = [len(v) for v in domains]
+    cells = sum(a * b for i, a in enumerate(sizes) for b in sizes[i + 1 :])
+    if cells > MAX_AUTO_CELLS:
+        chk.error(
+            node.loc,
+            f"`structure: auto` scores every pair of attributes: {cells:,} cells in all, "
+            f"more than {MAX_AUTO_CELLS:,}",
+            expected="smaller domains, or a declared list of pairs",
+        )
+        return False
+    return True
+
+
 def _structure(
     chk: Checker, node: YNode | None, attributes: list[ColumnSpec], what: str
-) -> tuple[tuple[str, str], ...] | None:
+) -> tuple[tuple[str, str], ...] | str | None:
     """Pairs of attributes whose joint distribution the table keeps; together a forest (no
-    cycle: each attribute is drawn given one other)."""
+    cycle: each attribute is drawn given one other). Or "auto": a tree chosen per refresh."""
     if node is None:
         return None
     if isinstance(node, YScalar) and node.value == "auto":
-        chk.error(
-            node.loc,
-            "`structure: auto` (a privately chosen tree) is not built yet",
-            expected="a list of attribute pairs, such as [[salary, age], [salary, sex]]",
-            hint="pair the column a model will predict with each of the others (docs/synthetic.md)",
-        )
-        return None
+        return "auto"
     seq = chk.seq(node, f"the structure of {what}")
     if seq is None:
         return None

@@ -183,7 +183,8 @@ def render(
             {
                 "table": u.table,
                 "epoch_text": "no epoch refreshed yet" if u.epoch is None else f"epoch {u.epoch}",
-                "promise": f"ε = {numbers.parameter(u.epsilon)} per refresh",
+                "promise": f"ε = {numbers.parameter(u.epsilon)} per refresh"
+                + (f"; pairs this refresh chose: {', '.join(u.chosen)}" if u.chosen else ""),
                 "rows": numbers.count(u.rows),
                 "source_rows": numbers.count(u.source_rows),
                 "groups": groups,

@@ -173,6 +173,8 @@ def print_synthetic(console: Console, u: SyntheticUtility) -> None:
             " × ".join(worst.columns) if worst else "",
         )
     console.print(t)
+    if u.chosen:
+        console.print(f"  pairs this refresh chose (structure: auto): {', '.join(u.chosen)}")
     console.print(
         "  TVD: total-variation distance between the table's and the source's shares "
         "(0 the same, 1 disjoint); other pairs are independent given the structure's",

@@ -97,7 +97,11 @@ def _synthetic(t: SyntheticPlan) -> list[str]:
         f"From `{source_label(t.source)}` ({t.policy_file}, synthetic table `{t.name}`): rows "
         f"drawn from differentially private marginals, ε = {number(t.epsilon)}, δ = 0 per "
         f"refresh, protecting {who}; columns {', '.join(names)}. The pairs kept: "
-        + (", ".join(f"{names[p]} × {names[c]}" for p, c in t.edges) or "none")
+        + (
+            "a tree chosen privately at each refresh (`structure: auto`)"
+            if t.auto
+            else ", ".join(f"{names[p]} × {names[c]}" for p, c in t.edges) or "none"
+        )
         + "; any other two columns are independent given them (docs/synthetic.md).",
         "",
     ]

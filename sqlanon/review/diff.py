@@ -527,8 +527,11 @@ def _synthetic(a: SyntheticPlan, b: SyntheticPlan) -> Iterator[Change]:
             yield Change(NEUTRAL, obj, f"column {name} removed", "ε still holds")
     pairs_a = {frozenset((names_a[p], names_a[c])) for p, c in a.edges}
     pairs_b = {frozenset((names_b[p], names_b[c])) for p, c in b.edges}
-    if pairs_a != pairs_b:
-        shown = [_s(tuple(sorted(" × ".join(sorted(p)) for p in x))) for x in (pairs_a, pairs_b)]
+    if pairs_a != pairs_b or a.auto != b.auto:
+        shown = [
+            "auto" if t.auto else _s(tuple(sorted(" × ".join(sorted(p)) for p in x)))
+            for t, x in ((a, pairs_a), (b, pairs_b))
+        ]
         yield Change(
             NEUTRAL,
             obj,

@@ -185,14 +185,16 @@ def synthetic_rows(t: SyntheticPlan) -> list[dict[str, str]]:
         cells = 1
         for a in x:
             cells *= len(t.attributes[a].domain)
+        noise = t.one_ways if t.one_ways is not None and len(x) == 1 else t.cells
+        label = " × ".join(names) + (" (if chosen)" if t.auto and len(x) == 2 else "")
         rows.append(
             {
-                "marginal": " × ".join(names),
+                "marginal": label,
                 "cells": numbers.count(cells),
-                "epsilon": number(t.cells.epsilon),
-                "sensitivity": number(t.cells.sensitivity),
-                "noise scale": _scale(t.cells),
-                "95 % interval": _interval(t.cells),
+                "epsilon": number(noise.epsilon),
+                "sensitivity": number(noise.sensitivity),
+                "noise scale": _scale(noise),
+                "95 % interval": _interval(noise),
             }
         )
     return rows
@@ -212,6 +214,15 @@ def synthetic_rules(t: SyntheticPlan) -> list[str]:
         [f"{', '.join(roots)} from its own counts"]
         + [f"{names[c]} given {names[p]}" for p, c in t.edges]
     )
+    if t.auto:
+        drawn = (
+            f"{names[0]} from its own counts, then each attribute given its parent in a tree "
+            f"chosen at each refresh: {len(names) - 1} step(s), each adding the pair with one "
+            f"end in the tree whose score (the L1 distance of its true counts from the product "
+            f"of the noisy one-ways, sensitivity {t.max_rows_per_unit}) plus Gumbel noise is "
+            f"largest: an exponential mechanism of ε={number(t.selection_epsilon)} each; "
+            "only the chosen pairs' noisy counts are read"
+        )
     rows = "the noisy count of the rows used" if t.rows is None else numbers.count(t.rows)
     rules = [
         unit,

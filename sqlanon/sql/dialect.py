@@ -76,6 +76,15 @@ class Features:
     # a synthetic table's draws are MATERIALIZED steps: inlined, the planner joined all nine
     # cumulative-weight scans before filtering any (sqlanon/sql/synthetic.py)
     materialized_steps: bool = False
+    # Spark inlines a deterministic CTE at every reference, so a plan holds one copy of it per
+    # reference (the synthetic table's choice and draws ran the driver out of heap planning);
+    # a CTE with a nondeterministic filter (RAND() >= 0, always true) is computed once and
+    # shared. The synthetic refresh wraps its shared steps so (sqlanon/sql/synthetic.py)
+    shared_steps_by_rand: bool = False
+    # a query nested deeper than the analyzer's default fixed-point budget (Spark: 100
+    # iterations) needs a larger one, set first (statements: analyzer_iterations): a synthetic
+    # table with `structure: auto` nests one level per step of its tree and of its draws
+    analyzer_iterations: int = 0
     fold_case: str | None = None  # "upper": unquoted names are stored upper-cased
     relation_path: str | None = None  # "one_identifier": `project.dataset.table` quoted whole
     identifier_forbids: tuple[str, ...] = ()  # characters a name may not hold

@@ -33,6 +33,7 @@ SAMPLE_TAG = "sample"
 RANK_TAG = "rank"
 NOISE_TAG = "noise"
 DRAW_TAG = "draw"  # a synthetic row's uniforms (sqlanon/sql/synthetic.py)
+CHOICE_TAG = "choice"  # the noise choosing a synthetic table's tree (`structure: auto`)
 
 
 def keyed_hex(ctx: LowerContext, text: Sql, key: KeyRef, purpose: str) -> Sql:
