@@ -215,3 +215,50 @@ def test_auto_limits_are_located_errors(text: str, message: str) -> None:
     (found,) = err.value.diagnostics
     assert message in found.message
     assert found.loc.line == text.splitlines().index("    structure: auto") + 1
+
+
+def test_utility_shows_the_chosen_pairs_and_its_checks_gate(tmp_path, cli) -> None:  # type: ignore[no-untyped-def]
+    """A refreshed `structure: auto` table: `sqlanon utility` recomputes the tree the epoch
+    chose (eight pairs spanning the nine columns) and marks those pairs kept; the policy's
+    declared checks pass or fail the command as a view's do."""
+    import json
+
+    from sqlanon.warehouse.apply import refresh
+
+    db = str(tmp_path / "s.duckdb")
+    engine = DuckDBEngine(db)
+    text = auto_text(policy_text(rows="2000", epsilon="100", budget="100"))
+    plan = install(engine, adult(2000), text)
+    refresh(plan, D, engine, epoch=1)
+    engine.close()
+    checks = (
+        "    utility:\n"
+        "      - {check: pair_distance, columns: [age, marital-status], max: 0.5}\n"
+        "      - {check: distance, column: sex, max: 0.5}\n"
+    )
+    policy = tmp_path / "synthetic.yml"
+    policy.write_text(text + checks)
+    result = cli("utility", str(policy), "--db", db, "--format", "json")
+    assert result.exit_code == 0, result.output
+    (u,) = json.loads(result.output)["synthetic"]
+    kept = {tuple(p["columns"]) for p in u["two_way"] if p["kept"]}
+    assert len(kept) == 8 and len(u["chosen"]) == 8
+    names = {n for p in kept for n in p}
+    assert len(names) == 9  # a spanning tree: every column in some chosen pair
+    assert [c["ok"] for c in u["checks"]] == [True, True]
+    policy.write_text(text + checks.replace("max: 0.5}\n", "max: 0}\n"))
+    result = cli("utility", str(policy), "--db", db)
+    assert result.exit_code != 0
+    assert "utility check failed: total-variation distance of age × marital-status" in (
+        result.output + (result.stderr if result.stderr_bytes else "")
+    )
+
+
+def test_a_misspelled_check_column_is_located() -> None:
+    text = auto_text(policy_text()) + (
+        "    utility:\n      - {check: pair_distance, columns: [age, sexx], max: 0.1}\n"
+    )
+    with pytest.raises(PolicyError) as err:
+        load_policy(POLICY, text=text)
+    (found,) = err.value.diagnostics
+    assert "'sexx' is not a column" in found.message and found.hint and "sex" in found.hint

@@ -138,7 +138,7 @@ def utility(
         sys.stdout.write(to_json(views, releases, synthetic))
     else:
         print_utility(out, views, releases, synthetic)
-    failed = [c for x in (*views, *releases) for c in x.checks if not c.ok]
+    failed = [c for x in (*views, *releases, *synthetic) for c in x.checks if not c.ok]
     if failed:
         if format is Format.table:
             for c in failed:

@@ -14,6 +14,7 @@ from itertools import combinations
 from typing import Any
 
 from sqlanon.measure.models import ModelScore, scores
+from sqlanon.measure.utility import CheckResult, verdict
 from sqlanon.plan.model import SyntheticPlan
 from sqlanon.review.conformance import canonical_value
 from sqlanon.sql.dialect import Dialect
@@ -40,10 +41,7 @@ class SyntheticUtility:
     models: tuple[ModelScore, ...] = ()
     model_note: str = ""
     chosen: tuple[str, ...] = ()  # auto: the pairs the epoch's refresh chose, as `a × b`
-
-    @property
-    def checks(self) -> tuple[()]:
-        return ()
+    checks: tuple[CheckResult, ...] = ()  # the policy's declared checks (gating)
 
     def mean(self, distances: tuple[PairDistance, ...]) -> float | None:
         return sum(p.distance for p in distances) / len(distances) if distances else None
@@ -137,6 +135,13 @@ def measure_synthetic(
     if target is not None:
         models, model_note = _models(t, real, synthetic, target)
         note = "; ".join(x for x in (note, model_note) if x)
+    distances = {p.columns: p.distance for p in (*one, *two)}
+    checks = tuple(
+        verdict(
+            u, distances.get(u.refs, distances.get(u.refs[::-1])) if epoch is not None else None
+        )
+        for u in t.utility
+    )
     return SyntheticUtility(
         t.target_name,
         epoch,
@@ -148,6 +153,7 @@ def measure_synthetic(
         models,
         note,
         tuple(" × ".join(p.columns) for p in two if p.kept) if t.auto else (),
+        checks,
     )
 
 

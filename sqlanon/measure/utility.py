@@ -430,10 +430,11 @@ def _view_check(
             steps = {c.output: c for c in view.emitted_columns}
             found = _correlation(engine, d, source, released, steps[u.refs[0]], steps[u.refs[1]])
         measured = found.delta
-    return _verdict(u, measured)
+    return verdict(u, measured)
 
 
-def _verdict(u: UtilityCheck, measured: float | None) -> CheckResult:
+def verdict(u: UtilityCheck, measured: float | None) -> CheckResult:
+    """A declared check against what was measured (None: not measurable, a failure)."""
     limit = float(u.limit)
     ok = measured is not None and measured <= limit + 1e-12
     return CheckResult(u.describe(), limit, measured, ok)
@@ -486,7 +487,7 @@ def measure_release(r: ReleasePlan, d: Dialect, engine: Any, epoch: int | None) 
             )
         )
     by_measure = {e.measure: e for e in errors}
-    checks = tuple(_verdict(u, by_measure[u.refs[0]].median_relative_error) for u in r.utility)
+    checks = tuple(verdict(u, by_measure[u.refs[0]].median_relative_error) for u in r.utility)
     bounds = (
         f"at most {r.max_groups_per_unit} group(s) and "
         f"{r.max_rows_per_unit_per_group} row(s) per group per unit"

@@ -336,6 +336,7 @@ def _synthetic(policy: PolicySpec, s: SyntheticSpec) -> SyntheticPlan:
         budget=_budget(policy),
         description=s.description,
         auto=s.auto_structure,
+        utility=_utility(s.utility),
         one_ways=one_ways,
         selection_epsilon=selection,
     )

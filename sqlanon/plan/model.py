@@ -153,7 +153,8 @@ class TCloseness:
 class UtilityCheck:
     """What an analyst needs to stay true (docs/utility.md): checked by `sqlanon utility`."""
 
-    kind: str  # suppressed | mean_shift | distance | correlation | median_relative_error
+    # suppressed | mean_shift | distance | correlation | median_relative_error | pair_distance
+    kind: str
     refs: tuple[str, ...]  # columns of the view, or measures of the release
     limit: Decimal | int
 
@@ -164,6 +165,7 @@ class UtilityCheck:
             "distance": f"distribution distance of {', '.join(self.refs)}",
             "correlation": f"change of corr({', '.join(self.refs)})",
             "median_relative_error": f"median relative error of {', '.join(self.refs)}",
+            "pair_distance": f"total-variation distance of {' × '.join(self.refs)}",
         }[self.kind]
         return f"{what} ≤ {self.limit}"
 
@@ -349,6 +351,7 @@ class SyntheticPlan:
     budget: Budget
     description: str | None = None
     auto: bool = False
+    utility: tuple[UtilityCheck, ...] = ()  # declared checks, gating `sqlanon utility`
     one_ways: NoiseComponent | None = None  # auto: each attribute alone
     selection_epsilon: Fraction = Fraction(0)  # auto: each step choosing the tree
     digest: str = field(default="", compare=False)

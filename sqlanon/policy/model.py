@@ -165,6 +165,7 @@ class SyntheticSpec:
     structure: tuple[tuple[str, str], ...]
     rows: int | None
     auto_structure: bool = False  # `structure: auto`: the tree is chosen privately
+    utility: tuple[UtilityCheckSpec, ...] = ()
     grants: tuple[str, ...] = ()
     key: str = "noise"
     description: str | None = None

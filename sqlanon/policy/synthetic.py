@@ -16,6 +16,7 @@ from sqlanon.policy.fragments import Loaded
 from sqlanon.policy.model import NOISE, ColumnSpec, KeyUses, SyntheticSpec
 from sqlanon.policy.releases import MAX_EPSILON, read_groupable_columns
 from sqlanon.policy.sources import check_reads, read_source
+from sqlanon.policy.utility import SYNTHETIC_CHECKS, read_checks
 from sqlanon.policy.yamltree import YMap, YNode, YScalar, YSeq
 from sqlanon.transforms import REGISTRY
 from sqlanon.transforms.base import Name
@@ -35,6 +36,7 @@ SYNTHETIC_KEYS = (
     "rows",
     "grants",
     "key",
+    "utility",
 )
 MAX_DOMAIN = 1000  # values per attribute: a pair's marginal has at most 10^6 cells
 MAX_ROWS = 100_000_000
@@ -94,6 +96,8 @@ def read_synthetic(
     if auto and domains is not None and attributes is not None:
         ok = _auto(chk, m.get("structure"), domains, what) and ok
     rows = _rows(chk, m.get("rows"))
+    names = [a.name for a in attributes or ()]
+    utility = read_checks(chk, m.get("utility"), what, SYNTHETIC_CHECKS, names)
     if isinstance(src, SourceQuery) and attributes:
         reads = [(unit[0], m.value_loc("privacy_unit"))] if unit and unit[0] else []
         reads += [(a.source, a.loc) for a in attributes]
@@ -128,6 +132,7 @@ def read_synthetic(
         structure=pairs,
         auto_structure=auto,
         rows=rows,
+        utility=utility,
         grants=grants,
         key=key,
         description=chk.string(m.get("description"), "description", non_empty=False)

@@ -21,6 +21,10 @@ TABLE_CHECKS = {
 RELEASE_CHECKS = {
     "median_relative_error": (("measure",), "max", "the median relative error of a measure"),
 }
+SYNTHETIC_CHECKS = {
+    "distance": (("column",), "max", "the total-variation distance of a column's shares"),
+    "pair_distance": (("columns",), "max", "the total-variation distance of two columns' shares"),
+}
 
 
 def read_checks(
@@ -68,7 +72,7 @@ def _references(
             items = chk.string_list(node, "columns")
             if len(items) != 2:
                 where = node.loc if node is not None else m.loc
-                chk.error(where, "a correlation names two columns", expected="[a, b]")
+                chk.error(where, "the check names two columns", expected="[a, b]")
                 return None
             refs += items
         else:

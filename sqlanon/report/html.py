@@ -72,6 +72,8 @@ def render(
         checks += [{"object": v.view, **_check(c)} for c in v.checks]
     for rel in releases:
         checks += [{"object": rel.release, **_check(c)} for c in rel.checks]
+    for syn in synthetic or []:
+        checks += [{"object": syn.table, **_check(c)} for c in syn.checks]
     for risk in risks:
         for q in risk.requirements:
             checks.append(

@@ -28,7 +28,7 @@ def to_json(
         for c, cor in zip(d["correlations"], v.correlations, strict=True):
             c["delta"] = cor.delta
         out_views.append(d)
-    checks = [c for v in views for c in v.checks] + [c for r in releases for c in r.checks]
+    checks = [c for x in (*views, *releases, *(synthetic or ())) for c in x.checks]
     doc = {
         "views": out_views,
         "releases": [asdict(r) for r in releases],
@@ -182,6 +182,7 @@ def print_synthetic(console: Console, u: SyntheticUtility) -> None:
         style="dim",
     )
     _print_models(console, u.models, u.model_note)
+    print_checks(console, u.checks)
     console.print()
 
 

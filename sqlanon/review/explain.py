@@ -234,6 +234,7 @@ def synthetic_rules(t: SyntheticPlan) -> list[str]:
         f"spends ε={number(t.epsilon)}, δ=0 per refresh, recorded in {'.'.join(t.ledger)}",
         f"noise: discrete Laplace from key '{t.key.name}' v{t.key.version} and the refresh's "
         "nonce: every refresh draws fresh noise and spends again; no RANDOM()",
+        *_utility_rules(t.utility),
     ]
     if t.grants:
         rules.append(f"grants: {', '.join(t.grants)}")
