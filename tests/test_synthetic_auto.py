@@ -15,7 +15,7 @@ from sqlanon.plan.build import build_plan
 from sqlanon.policy.diagnostics import PolicyError
 from sqlanon.policy.load import load_policy
 from sqlanon.sql import dialect
-from sqlanon.sql.synthetic import marginals_query, synthetic_query, tree_query
+from sqlanon.sql.synthetic import marginals_query, synthetic_query, tree_pairs, tree_query
 from sqlanon.warehouse.duckdb import DuckDBEngine
 
 D = dialect.get("duckdb")
@@ -28,10 +28,7 @@ def query(engine, sql) -> list[tuple]:  # type: ignore[no-untyped-def,type-arg]
 def tree_of(engine, s, nonce: str) -> list[frozenset[int]]:  # type: ignore[no-untyped-def]
     """The pairs chosen for `nonce`, in the order they joined the tree."""
     (row,) = query(engine, tree_query(s, D, D.number(1), D.string(nonce)))
-    n = len(s.attributes)
-    steps = [row[n + 4 * (k - 1) : n + 4 * k] for k in range(1, n)]  # (m, f, q, c) per step
-    added = [0] + [int(c) for *_, c in steps]
-    return [frozenset((added[int(q)], added[k + 1])) for k, (_, _, q, _) in enumerate(steps)]
+    return tree_pairs(row, len(s.attributes))
 
 
 def scores(engine, s, nonce: str) -> dict[int, Fraction]:  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from sqlanon.measure.utility import CheckResult, verdict
 from sqlanon.plan.model import SyntheticPlan
 from sqlanon.review.conformance import canonical_value
 from sqlanon.sql.dialect import Dialect
-from sqlanon.sql.synthetic import setup_statements, tree_query, used_rows_query
+from sqlanon.sql.synthetic import setup_statements, tree_pairs, tree_query, used_rows_query
 from sqlanon.warehouse import live_types
 
 
@@ -105,11 +105,7 @@ def chosen_pairs(t: SyntheticPlan, d: Dialect, engine: Any, epoch: int) -> set[f
         engine.execute(statement.text)
     tree = tree_query(t, d, d.number(epoch), d.string(str(found[0][0])))
     (row,) = engine.query(d.statement("select_query", tree).text)
-    n = len(t.attributes)
-    # the row: the step each attribute joined at, then per step k ≥ 1 (marginal, f, q, c)
-    steps = [row[n + 4 * (k - 1) : n + 4 * k] for k in range(1, n)]
-    at = [0] + [int(c) for _, _, _, c in steps]  # the attribute added at each step
-    return {frozenset((at[int(q)], at[k + 1])) for k, (_, _, q, _) in enumerate(steps)}
+    return set(tree_pairs(row, len(t.attributes)))
 
 
 def measure_synthetic(

@@ -15,6 +15,9 @@ Adult's nine columns take 6 s in DuckDB); the noise, which must stay secret, is 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlanon.plan.model import SyntheticPlan, digest_of
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.query import source_sql
@@ -85,6 +88,15 @@ def tree_query(s: SyntheticPlan, d: Dialect, epoch: Sql, nonce: Sql) -> Sql:
     the pair's marginal (_sqlanon_m<k>); and the step at which attribute i joined
     (_sqlanon_at<i>). Post-processing of the private choice: safe to show."""
     return synthetic_query(s, d, epoch, nonce, part="tree")
+
+
+def tree_pairs(row: Sequence[Any], n: int) -> list[frozenset[int]]:
+    """The pairs (attribute positions) of tree_query's row for n attributes, in the order
+    they joined the tree: the row holds the step each attribute joined at, then per step
+    k ≥ 1 its marginal, side, parent step and the attribute it added."""
+    steps = [row[n + 4 * (k - 1) : n + 4 * k] for k in range(1, n)]
+    added = [0] + [int(c) for *_, c in steps]  # the attribute added at each step
+    return [frozenset((added[int(q)], added[k + 1])) for k, (_, _, q, _) in enumerate(steps)]
 
 
 def used_rows_query(s: SyntheticPlan, d: Dialect) -> Sql:
@@ -221,10 +233,10 @@ def synthetic_query(
     starts: dict[int, int] = {}  # a root's first edge: the root is its i side
     for m, (parent, _) in enumerate(s.edges):
         starts.setdefault(parent, m)
-    step_rows: list[Sql] = []  # (attribute, its marginal, 1 for a root drawn alone)
+    step_rows: list[Sql] = []  # (attribute, its marginal, 1 for a root, f = 0: given side i)
     for a in order:
         m = parent_of[a][0] if a in parent_of else own[a] if a in own else starts[a]
-        step_rows += [d.number(a), d.number(m), d.number(0 if a in parent_of else 1)]
+        step_rows += [d.number(a), d.number(m), d.number(0 if a in parent_of else 1), d.number(0)]
 
     # ids: each row to draw and its message (computed once), hashed per block of columns
     o, g = qualifier(d, "_sqlanon_o"), qualifier(d, "_sqlanon_g")
