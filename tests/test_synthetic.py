@@ -20,6 +20,7 @@ from sqlanon.sql.synthetic import (
     setup_statements,
     synthetic_query,
     tree_query,
+    weights_query,
 )
 from sqlanon.warehouse import ENGINES
 from sqlanon.warehouse.apply import RefreshRefused, create_key_tables, refresh
@@ -28,6 +29,7 @@ from sqlanon.warehouse.keys import store
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY = REPO / "examples/adult/synthetic.yml"  # its domains and pairs
+D = dialect.get("duckdb")
 TARGETS = [e for e in ENGINES if e in dialect.available()]
 COLUMNS = (
     "sex",
@@ -51,6 +53,27 @@ def adult(n: int) -> list[tuple[object, ...]]:
             for r in reader
         ]
     return rows[:n]
+
+
+def consistent(noisy: list[tuple[int, ...]]) -> dict[tuple[int, int, int], int]:
+    """docs/synthetic.md#consistency in plain Python: each marginal's noisy counts (rows of
+    marginal, i, j, count) lowered by the least whole shift d >= 0 whose clipped sum is at
+    most the marginal's noisy total, negatives as 0 (all 0 when the total is not positive),
+    found by bisection from the definition rather than by the SQL's formula."""
+    cells: dict[int, list[tuple[tuple[int, int, int], int]]] = {}
+    for m, i, j, c in noisy:
+        cells.setdefault(int(m), []).append(((int(m), int(i), int(j)), int(c)))
+    out = {}
+    for rows in cells.values():
+        counts = [c for _, c in rows]
+        total = sum(counts)
+        lo, hi = 0, max(max(counts), 0)
+        while lo < hi:  # the least d with sum(max(c - d, 0)) <= total
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if sum(max(c - mid, 0) for c in counts) <= total else (mid + 1, hi)
+        for cell, c in rows:
+            out[cell] = max(c - lo, 0) if total > 0 else 0
+    return out
 
 
 def policy_text(rows: str = "noisy", epsilon: str = "1", budget: str = "1") -> str:
@@ -114,6 +137,12 @@ def every_engine(live):  # type: ignore[no-untyped-def]
         engine = live.get(name)
         plan = install(engine, rows, policy_text(rows="noisy"))
         out[name] = drawn(engine, plan)
+        (s,) = plan.synthetic
+        d = dialect.get(name)
+        for part, make in (("noisy", marginals_query), ("weights", weights_query)):
+            sql = make(s, d, d.number(1), d.string(FIXED_NONCE))
+            cells = engine.query(d.statement("select_query", sql).text)
+            out[f"{name} {part}"] = sorted(tuple(int(v) for v in r) for r in cells)
         bounded = install(engine, rows, policy_text(rows="40").replace(*UNIT_TEXT))
         d = dialect.get(name)
         (s,) = bounded.synthetic
@@ -135,6 +164,8 @@ def test_every_engine_draws_the_same_rows(every_engine) -> None:  # type: ignore
     assert 200 < len(reference) < 400  # the noisy count of 300 rows at ε = 1/8 per marginal
     for name in TARGETS:
         assert every_engine[name] == reference, f"{name} drew other rows than DuckDB"
+        got, want = every_engine[name + " weights"], every_engine["duckdb weights"]
+        assert got == want, f"{name} made the marginals consistent otherwise than DuckDB"
         got, want = every_engine[name + " bounded"], every_engine["duckdb bounded"]
         assert got == want, f"{name} bounded the units' rows otherwise than DuckDB"
         got, want = every_engine[name + " tree"], every_engine["duckdb tree"]
@@ -145,6 +176,20 @@ def test_every_engine_draws_the_same_rows(every_engine) -> None:  # type: ignore
     # the bound: at most 3 rows of each of the 7 units in every marginal
     for m in {r[0] for r in every_engine["duckdb bounded"]}:
         assert sum(r[3] for r in every_engine["duckdb bounded"] if r[0] == m) <= 21
+
+
+def test_the_consistency_step_is_the_documented_shift(every_engine) -> None:  # type: ignore[no-untyped-def]
+    """Every engine's weights are the Python reference's, over 300 rows at ε = 1/8 per
+    marginal: sparse marginals, many negative counts, cells shifted to 0."""
+    noisy = every_engine["duckdb noisy"]
+    want = consistent(noisy)
+    got = {(m, i, j): w for m, i, j, w in every_engine["duckdb weights"]}
+    assert got == want
+    shifted = sum(1 for m, i, j, c in noisy if c > 0 and got[(m, i, j)] < c)
+    assert sum(c < 0 for *_, c in noisy) > 20 and shifted > 20  # the step did something
+    for m in {r[0] for r in noisy}:  # each marginal's weights sum to at most its noisy total
+        total = sum(c for mm, *_, c in noisy if mm == m)
+        assert sum(w for (mm, _, _), w in got.items() if mm == m) <= max(total, 0)
 
 
 def test_rows_hold_domain_values_of_the_released_types(every_engine) -> None:  # type: ignore[no-untyped-def]
@@ -238,6 +283,60 @@ def test_policy_errors_are_located(edit: tuple[str, str], message: str) -> None:
     )
     assert message in text
     assert "synthetic.yml:" in text
+
+
+DERIVED_POLICY = """
+sqlanon: 1
+name: derived
+keys: {table: privacy.keys}
+budget: {epsilon: 50}
+synthetic:
+  s:
+    source: raw.people
+    target: out.people
+    rows_are_units: true
+    epsilon: 50
+    rows: 4000
+    attributes:
+      born: {transform: age, as_of: 2026-01-01, width: 20, min: 0, max: 60}
+      job: {transform: generalize, hierarchy: examples/adult/hierarchies/occupation.csv, level: 1}
+      sex: {transform: generalize, hierarchy: {F: [Female], M: [Male]}, level: 0}
+    structure: [[born, job]]
+"""
+
+
+def test_age_and_generalize_fix_their_own_domains(duck_adult) -> None:  # type: ignore[no-untyped-def]
+    """No `domains:` needed: age's buckets and a hierarchy's level (with its `unknown`, what a
+    value missing from it becomes) are the public domains; at level 0 the hierarchy's own
+    values, a value outside them not used."""
+    (s,) = build_plan([load_policy(REPO / "n.yml", text=DERIVED_POLICY)]).synthetic
+    assert [a.domain for a in s.attributes] == [
+        ("0", "20", "40", "60"),
+        ("Technical", "Other", "Nontechnical", "*"),
+        ("F", "M"),
+    ]
+    fine = DERIVED_POLICY.replace("width: 20, min: 0, max: 60", "width: 1, min: 0, max: 1000")
+    with pytest.raises(PolicyError) as err:  # a derived domain is bounded like a listed one
+        load_policy(REPO / "n.yml", text=fine)
+    (problem,) = err.value.diagnostics
+    assert "'born'" in problem.message and "has 1001 values" in problem.message
+    assert problem.loc.line == 14  # the attribute's line
+    duck_adult.execute("CREATE SCHEMA raw")
+    duck_adult.execute("CREATE TABLE raw.people (born DATE, job VARCHAR, sex VARCHAR)")
+    people = (
+        [("1990-06-01", "Sales", "F")] * 300  # 35: bucket 20, Nontechnical
+        + [("1950-01-01", "Astronaut", "M")] * 300  # 76: bucket 60 (max), job unknown
+        + [("2010-01-01", "Tech-support", "X")] * 300  # sex outside its domain: not used
+    )
+    duck_adult.load_rows(("raw", "people"), people)
+    s = keyed_table(duck_adult, DERIVED_POLICY)
+    query = synthetic_query(s, D, D.number(1), nonce=D.string(FIXED_NONCE))
+    rows = Counter(tuple(r[1:]) for r in duck_adult.query(D.statement("select_query", query).text))
+    assert sum(rows.values()) == 4000
+    # the pair kept; sex, in no pair, drawn alone; the rows whose sex is outside its domain
+    # not used (no one of age 16, bucket 0, is drawn)
+    assert {r[:2] for r in rows} == {(20, "Nontechnical"), (60, "*")}, rows
+    assert {r[2] for r in rows} == {"F", "M"}
 
 
 # -- the noise of the marginals, tested as a claim ------------------------------------------
@@ -406,3 +505,40 @@ def test_a_view_is_scored_on_the_same_task(tmp_path, cli) -> None:  # type: igno
     assert trained["view"]["auc"] > 0.8 and trained["real"]["auc"] > 0.8
     result = cli("utility", view_policy, "--db", db, "--target", "nothing-such")
     assert result.exit_code != 0 and "no view or synthetic table has that column" in result.output
+
+
+def test_monitor_follows_a_synthetic_table(tmp_path, cli) -> None:  # type: ignore[no-untyped-def]
+    """`sqlanon monitor` stores each run's distances and exact-match share for the latest
+    epoch without flagging them (every refresh draws new rows), and flags a declared check
+    that stops holding, as a view's."""
+    import json
+
+    db = str(tmp_path / "s.duckdb")
+    engine = DuckDBEngine(db)
+    text = policy_text(rows="1000", epsilon="3", budget="10")
+    plan = install(engine, adult(2000), text)
+    refresh(plan, D, engine, epoch=1)
+    engine.close()
+    check = "    utility:\n      - {check: pair_distance, columns: [salary-class, sex], max: 0.5}\n"
+    policy = tmp_path / "synthetic.yml"
+    policy.write_text(text + check)
+    first = cli("monitor", str(policy), "--db", db, "--format", "json")
+    assert first.exit_code == 0, first.output
+    figures = json.loads(first.output)["figures"]
+    assert figures["synth.adult: epoch"] == 1 and figures["synth.adult: rows"] == 1000
+    assert 0 < figures["synth.adult: mean 2-way distance"] < 0.3
+    assert 0 <= figures["synth.adult: exact matches"] <= 1
+    assert figures["synth.adult: total-variation distance of salary-class × sex ≤ 0.5"] == 1
+
+    engine = DuckDBEngine(db)
+    refresh(plan, D, engine, epoch=2)  # new rows, new distances: stored, not flagged
+    engine.close()
+    second = cli("monitor", str(policy), "--db", db, "--format", "json")
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.output)["figures"]["synth.adult: epoch"] == 2
+
+    policy.write_text(text + check.replace("max: 0.5", "max: 0"))
+    third = cli("monitor", str(policy), "--db", db)
+    assert third.exit_code == 1
+    assert "synth.adult: total-variation distance of salary-class × sex ≤ 0" in third.output
+    assert "no longer holds" in third.output

@@ -9,7 +9,15 @@ from collections import Counter
 from fractions import Fraction
 
 import pytest
-from test_synthetic import POLICY, adult, auto_text, install, keyed_table, policy_text
+from test_synthetic import (
+    POLICY,
+    adult,
+    auto_text,
+    consistent,
+    install,
+    keyed_table,
+    policy_text,
+)
 
 from sqlanon.plan.build import build_plan
 from sqlanon.policy.diagnostics import PolicyError
@@ -33,11 +41,12 @@ def tree_of(engine, s, nonce: str) -> list[frozenset[int]]:  # type: ignore[no-u
 
 def scores(engine, s, nonce: str) -> dict[int, Fraction]:  # type: ignore[no-untyped-def]
     """Each pair's score as the documented rule computes it, in Python: from the refresh's
-    noisy one-ways (read from the warehouse) and the pair's true counts."""
+    noisy one-ways (read from the warehouse, made consistent by the documented shift) and the
+    pair's true counts."""
     noisy = query(engine, marginals_query(s, D, D.number(1), D.string(nonce)))
     true = query(engine, marginals_query(s, D, D.number(1), D.string(nonce), noise=False))
     n = len(s.attributes)
-    alone = {(int(m), int(i)): max(int(c), 0) for m, i, _, c in noisy if m < n}
+    alone = {(m, i): w for (m, i, _), w in consistent(noisy).items() if m < n}
     totals = Counter[int]()
     for (a, _), w in alone.items():
         totals[a] += w

@@ -15,11 +15,13 @@ import getpass
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from statistics import mean
 from typing import Any
 
 from sqlanon import __version__
 from sqlanon.measure import drift, risk, utility
-from sqlanon.plan.model import Plan
+from sqlanon.measure.synthetic import measure_synthetic, measure_synthetic_risk
+from sqlanon.plan.model import Plan, SyntheticPlan
 from sqlanon.report import numbers
 from sqlanon.sql.dialect import Dialect
 from sqlanon.warehouse.common import DEFAULT_SCHEMA, append_only_table, missing_columns
@@ -97,11 +99,35 @@ def figures(
     for rel in releases:
         for c in rel.checks:
             out.append(Figure(f"{rel.release}: {c.check}", int(c.ok), CHECK))
+    for t in plan.synthetic:
+        out += _synthetic_figures(t, d, engine)
+        if step is not None:
+            step(t.target_name)
     findings = drift.check(plan, engine)
     schema = sorted(
         f"{f.severity}: {f.where}: {f.kind}" for f in findings if f.kind != "undeclared_type"
     )
     out.append(Figure("sources: schema findings", schema, SCHEMA))
+    return out
+
+
+def _synthetic_figures(t: SyntheticPlan, d: Dialect, engine: Any) -> list[Figure]:
+    """A synthetic table's latest epoch against its source: its declared checks gate (a check
+    that stops holding is flagged, as a view's or a release's); the distances and the share
+    of rows equal to a source row are stored, never flagged — each refresh draws new rows
+    from new noise, so they move every run, and the table's privacy is its ε, not them."""
+    u = measure_synthetic(t, d, engine, None)
+    name = u.table
+    out = [Figure(f"{name}: epoch", u.epoch, None), Figure(f"{name}: rows", u.rows, None)]
+    if u.epoch is not None:
+        two = [p.distance for p in u.two_way]
+        out += [
+            Figure(f"{name}: mean 1-way distance", mean(p.distance for p in u.one_way), None),
+            Figure(f"{name}: mean 2-way distance", mean(two) if two else None, None),
+            Figure(f"{name}: largest 2-way distance", max(two, default=None), None),
+            Figure(f"{name}: exact matches", measure_synthetic_risk(t, d, engine).exact, None),
+        ]
+    out += [Figure(f"{name}: {c.check}", int(c.ok), CHECK) for c in u.checks]
     return out
 
 
@@ -169,4 +195,4 @@ def run(plan: Plan, d: Dialect, engine: Any, step: Callable[[str], None] | None 
 
 def steps(plan: Plan) -> int:
     """Queries a run makes, for a progress display."""
-    return risk.steps(plan, True) + utility.steps(plan)
+    return risk.steps(plan, True) + utility.steps(plan) + len(plan.synthetic)

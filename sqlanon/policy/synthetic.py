@@ -179,8 +179,8 @@ def _domains(
     chk: Checker, node: YNode | None, attributes: list[ColumnSpec], what: str
 ) -> tuple[tuple[str, ...], ...] | None:
     """Each attribute's public domain as canonical texts: listed under `domains`, or fixed by
-    the transform's parameters (a bucket's min, max and width). Never read from the data:
-    the values present would reveal who is in it."""
+    the transform's parameters (a bucket's or age's min, max and width; a hierarchy). Never
+    read from the data: the values present would reveal who is in it."""
     listed: dict[str, YNode] = {}
     ok = True
     if node is not None:
@@ -201,7 +201,7 @@ def _domains(
     out: list[tuple[str, ...]] = []
     for a in attributes:
         type_ = a.output_type or "text"
-        derived = REGISTRY[a.transform].domain(dict(a.params), type_)
+        derived = REGISTRY[a.transform].domain(dict(a.params), type_, a.lookup)
         vnode = listed.get(a.name)
         if vnode is None:
             if derived is None:
@@ -211,7 +211,18 @@ def _domains(
                     f"'{a.transform}' does not fix one",
                     expected=f"`domains: {{{a.name}: [...]}}`: every value it may take, "
                     "from a codebook or a standard, not from the data",
-                    hint="a bucket with `min`, `max` and `width` fixes its own domain",
+                    hint="a bucket or age with `min`, `max` and `width` (or `edges`), and "
+                    "generalize (its hierarchy), fix their own domains",
+                )
+                ok = False
+                continue
+            if len(derived) > MAX_DOMAIN:
+                chk.error(
+                    a.loc,
+                    f"attribute '{a.name}' of {what} has {len(derived)} values: its "
+                    f"transform '{a.transform}' fixes more than a synthetic table can draw",
+                    expected=f"1 to {MAX_DOMAIN} values",
+                    hint="a coarser level or wider buckets",
                 )
                 ok = False
                 continue

@@ -211,12 +211,13 @@ def synthetic_rules(t: SyntheticPlan) -> list[str]:
     children = {c for _, c in t.edges}
     roots = [n for i, n in enumerate(names) if i not in children]
     drawn = "; ".join(
-        [f"{', '.join(roots)} from its own counts"]
+        [f"{', '.join(roots)} from its pair's totals (its own counts if in no pair)"]
         + [f"{names[c]} given {names[p]}" for p, c in t.edges]
     )
     if t.auto:
         drawn = (
-            f"{names[0]} from its own counts, then each attribute given its parent in a tree "
+            f"{names[0]} from the totals of the first pair chosen, then each attribute given "
+            "its parent in a tree "
             f"chosen at each refresh: {len(names) - 1} step(s), each adding the pair with one "
             f"end in the tree whose score (the L1 distance of its true counts from the product "
             f"of the noisy one-ways, sensitivity {t.max_rows_per_unit}) plus Gumbel noise is "
@@ -229,6 +230,9 @@ def synthetic_rules(t: SyntheticPlan) -> list[str]:
         "a row with a value outside its attribute's public domain is not used: "
         + "; ".join(f"{a.name} {len(a.domain)} value(s)" for a in t.attributes),
         f"drawn in this order: {drawn}",
+        "consistency: each marginal's noisy counts lowered by one shift, the least whole count "
+        "that brings their sum, negatives as 0, back to at most their noisy total (post-"
+        "processing: no privacy cost)",
         f"rows: {rows}; values drawn by SHA-256 uniforms of the refresh's nonce (post-processing"
         " of the noisy marginals: no privacy cost)",
         f"spends ε={number(t.epsilon)}, δ=0 per refresh, recorded in {'.'.join(t.ledger)}",

@@ -82,6 +82,13 @@ def marginals_query(
     return synthetic_query(s, d, epoch, nonce, part="marginals", noise=noise)
 
 
+def weights_query(s: SyntheticPlan, d: Dialect, epoch: Sql, nonce: Sql) -> Sql:
+    """The marginals after the consistency step, one row per cell: (marginal, i, j, weight),
+    each noisy count lowered by its marginal's shift, negatives as 0 (docs/synthetic.md
+    #consistency). Post-processing of the noisy counts: what the draws read."""
+    return synthetic_query(s, d, epoch, nonce, part="weights")
+
+
 def tree_query(s: SyntheticPlan, d: Dialect, epoch: Sql, nonce: Sql) -> Sql:
     """`structure: auto`: the tree the refresh for `nonce` chooses, one row: for each step
     k ≥ 1, the attribute joining it (_sqlanon_c<k>), the step of its parent (_sqlanon_q<k>),
@@ -117,10 +124,10 @@ def synthetic_query(
 ) -> Sql:
     """The SELECT drawing one epoch's rows for `nonce` (by default the nonce the ledger issued
     to this refresh, whose row must be written first, in the same transaction). `part`
-    stops it early: "marginals" (marginals_query), "used" (used_rows_query), "tree"
-    (tree_query), "choices" (auto: each step's candidate pairs, one row per step and pair:
-    step, marginal, score numerator and denominator, key = scaled score + Gumbel noise; for
-    the tests of the mechanism, never released)."""
+    stops it early: "marginals" (marginals_query), "weights" (weights_query), "used"
+    (used_rows_query), "tree" (tree_query), "choices" (auto: each step's candidate pairs, one
+    row per step and pair: step, marginal, score numerator and denominator, key = scaled
+    score + Gumbel noise; for the tests of the mechanism, never released)."""
     if nonce is None:
         nonce = ledger_nonce(s, d) if noise else d.string("")
     extra = ((epoch, "_sqlanon_epoch"), (nonce, "_sqlanon_nonce"))
@@ -277,12 +284,15 @@ def synthetic_query(
     draw_steps = [d.number(a) for a in order]
     if s.auto:  # step k draws the k-th attribute of the chosen tree, given its parent's step
         drawn = [d.ident(f"_sqlanon_v{at}") for at in range(n)]
-        draw_steps = [d.number(0)] + [g(f"_sqlanon_s{at}") for at in range(1, n)]
-        # (s, marginal, root, f): every way a marginal may draw (the root: the first
-        # attribute's own noisy counts; measured at ε/10/n they beat a sparse pair's clipped
-        # row totals at small ε on Adult — 0.3: 2-way TVD 0.125 against 0.187)
-        step_rows = [d.number(0), d.number(0), d.number(1), d.number(0)]
+        # the root (the first attribute) from the row totals of the first pair chosen, which
+        # always holds it as its first side: step -2m for pair m
+        first = d.prim("mul", d.number(-1), g("_sqlanon_s1")) if n > 1 else d.number(0)
+        draw_steps = [first] + [g(f"_sqlanon_s{at}") for at in range(1, n)]
+        # (s, marginal, root, f): every way a marginal may draw
+        step_rows = []
         for m, x in enumerate(s.marginals):
+            if len(x) == 2 and x[0] == 0:
+                step_rows += [d.number(-2 * m), d.number(m), d.number(1), d.number(0)]
             if len(x) == 2:
                 step_rows += [d.number(2 * m), d.number(m), d.number(0), d.number(0)]
                 step_rows += [d.number(2 * m + 1), d.number(m), d.number(0), d.number(1)]

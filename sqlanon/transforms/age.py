@@ -8,13 +8,16 @@ from sqlanon.sql.shapes import Sql
 from sqlanon.transforms.base import (
     ColumnContext,
     DateOrToday,
+    Domain,
     LowerContext,
+    Pairs,
     Param,
     Transform,
     register,
 )
 from sqlanon.transforms.common import (
     BUCKET_PARAMS,
+    bucket_domain,
     bucket_output_type,
     lower_buckets,
     normalize_buckets,
@@ -54,6 +57,11 @@ class Age(Transform):
         if p.get("width") is None and p.get("edges") is None:
             return "integer"
         return bucket_output_type("integer", p)
+
+    def domain(self, p: dict[str, Any], output_type: str, lookup: Pairs = None) -> Domain:
+        """Bucketed with bounds: one age bucket per edge, as for `bucket`; whole years alone
+        fix no domain (a synthetic table lists them)."""
+        return bucket_domain(p, output_type)
 
     def lower(self, ctx: LowerContext, x: Sql, step: ColumnStep) -> Sql:
         d = ctx.dialect

@@ -296,6 +296,11 @@ class LowerContext:
 
 # -- the transform contract -------------------------------------------------------------------
 
+# a column's value → output pairs (a hierarchy at its level), when its transform has them
+Pairs = tuple[tuple[str, str], ...] | None
+# every value a transform's output may take, as canonical texts; None when not fixed
+Domain = tuple[str, ...] | None
+
 
 class Transform:
     name: ClassVar[str]
@@ -337,9 +342,10 @@ class Transform:
     def output_type(self, input_type: str, p: dict[str, Any]) -> str | None:
         return input_type
 
-    def domain(self, p: dict[str, Any], output_type: str) -> tuple[str, ...] | None:
+    def domain(self, p: dict[str, Any], output_type: str, lookup: Pairs = None) -> Domain:
         """Every value the output may take (canonical texts), when the parameters alone fix
-        it (a synthetic table's public domain); None when they do not."""
+        it (a synthetic table's public domain; `lookup` is the column's value → output pairs,
+        for transforms that have them); None when they do not."""
         return None
 
     def lower(self, ctx: LowerContext, x: Sql, step: ColumnStep) -> Sql:

@@ -2,15 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlanon.plan import canonical
 from sqlanon.plan.model import QUASI, ColumnStep
 from sqlanon.plan.types import NUMERIC_TYPES
-from sqlanon.sql.shapes import Sql, number_text
-from sqlanon.transforms.base import ColumnContext, LowerContext, Transform, register
+from sqlanon.sql.shapes import Sql
+from sqlanon.transforms.base import ColumnContext, Domain, LowerContext, Pairs, Transform, register
 from sqlanon.transforms.common import (
     BUCKET_PARAMS,
-    bucket_edges,
-    bucket_label,
+    bucket_domain,
     bucket_output_type,
     lower_buckets,
     normalize_buckets,
@@ -62,15 +60,8 @@ class Bucket(Transform):
     def output_type(self, input_type: str, p: dict[str, Any]) -> str | None:
         return bucket_output_type(input_type, p)
 
-    def domain(self, p: dict[str, Any], output_type: str) -> tuple[str, ...] | None:
-        """Bounded buckets (edges, or min, max and width) have one output per edge: its lower
-        bound, or its label."""
-        edges = bucket_edges(p)
-        if edges is None:
-            return None
-        if p.get("output") == "label":
-            return tuple(bucket_label(edges, i) for i in range(len(edges)))
-        return tuple(canonical.of_text(number_text(e), output_type) for e in edges)
+    def domain(self, p: dict[str, Any], output_type: str, lookup: Pairs = None) -> Domain:
+        return bucket_domain(p, output_type)
 
     def lower(self, ctx: LowerContext, x: Sql, step: ColumnStep) -> Sql:
         return lower_buckets(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from sqlanon.plan import canonical as plan_canonical
 from sqlanon.plan.model import KeyRef
 from sqlanon.sql.shapes import Sql, number_text
 from sqlanon.transforms.base import Choice, ColumnContext, LowerContext, Number, Numbers, Param
@@ -168,6 +169,17 @@ def bucket_edges(p: dict[str, Any]) -> tuple[Any, ...] | None:
 
 def _plain(v: Decimal) -> int | Decimal:
     return int(v) if v == v.to_integral_value() else v
+
+
+def bucket_domain(p: dict[str, Any], output_type: str) -> tuple[str, ...] | None:
+    """Bounded buckets (edges, or min, max and width) have one output per edge: its lower
+    bound, or its label (a synthetic table's public domain, for bucket and age)."""
+    edges = bucket_edges(p)
+    if edges is None:
+        return None
+    if p.get("output") == "label":
+        return tuple(bucket_label(edges, i) for i in range(len(edges)))
+    return tuple(plan_canonical.of_text(number_text(e), output_type) for e in edges)
 
 
 def bucket_output_type(input_type: str, p: dict[str, Any]) -> str:

@@ -9,9 +9,11 @@ from sqlanon.policy.hierarchy import Hierarchy, HierarchyError, parse_rows, read
 from sqlanon.sql.shapes import Sql
 from sqlanon.transforms.base import (
     ColumnContext,
+    Domain,
     HierarchySource,
     Int,
     LowerContext,
+    Pairs,
     Param,
     Text,
     Transform,
@@ -101,6 +103,17 @@ class Generalize(Transform):
 
     def output_type(self, input_type: str, p: dict) -> str | None:
         return "text"
+
+    def domain(self, p: dict[str, Any], output_type: str, lookup: Pairs = None) -> Domain:
+        """The hierarchy fixes it: the values at `level` in the hierarchy's order, and
+        `unknown` (what a value missing from the hierarchy becomes); level 0, the hierarchy's
+        own values (a value missing from it is outside the domain)."""
+        if lookup is None:
+            return None
+        values = dict.fromkeys(target for _, target in lookup)
+        if p["level"] != 0:
+            values[p["unknown"]] = None
+        return tuple(values)
 
     def lookup_table(self, step: ColumnStep) -> bool:
         return step.param("level") != 0 and len(step.lookup or ()) > INLINE_MAX
