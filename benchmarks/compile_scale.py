@@ -147,9 +147,10 @@ def compile_to(
     def run() -> None:
         plan = plans.get([str(path)]) if plans else None
         if plan is None:
-            plan = build_plan([load_policy(path)])
+            spec = load_policy(path)
+            plan = build_plan([spec])
             if plans:
-                plans.put([str(path)], plan)
+                plans.put([str(path)], plan, [spec])
         for name in names:
             artifacts = emit.build(plan, dialect.get(name), store)
             output_write.write(out / name, artifacts)
@@ -184,6 +185,11 @@ def incremental(tables: int, columns: int) -> None:
             path.write_text(edited)
             one_edit = compile_to(path, names, store, out, plans)
             assert store.hits >= 2 * (tables - 1)
+            assert plans.replanned == 1  # the edited table alone was read again
+            edited_plan = build_plan([load_policy(path)])
+            for name in names:  # byte for byte the fresh compile's
+                artifacts = emit.build(edited_plan, dialect.get(name))
+                assert output_write.check(out / name, artifacts).ok
             for label, t in (
                 ("fresh, no cache", fresh),
                 ("fresh, filling the cache", cold),

@@ -51,6 +51,14 @@ KEYS = ('k"; DROP', "keys */ /*")
 RELEASE = ("rel ü", "r名前")
 LEDGER = ("led$$", "ledger'")
 SYNTHETIC = ("syn'; --", 'table"x')
+SYNTHETIC_AUTO = ("syn'; --", "auto */ x")  # structure: auto, its tree chosen in the SQL
+AUTO_DOMAINS = (LITERALS[16:20], LITERALS[20:24], LITERALS[24:28])
+# The ZetaSQL emulator cannot return its analysis of the auto table's refresh among these
+# relation names (a protobuf decode error inside the emulator's WebAssembly service, with
+# plain column names and values too; the same refresh with plain relation names runs there in
+# tests/test_synthetic.py): found 2026-12-02, not yet explained, so BigQuery refreshes the
+# declared table only
+AUTO_ENGINES = ("duckdb", "postgres")
 ROWS = 12
 
 
@@ -147,7 +155,7 @@ def policy(tmp_path: Path, engine: str) -> tuple[Path, list[str]]:
                 "columns": columns,
             }
         },
-        "budget": {"epsilon": 1.5, "ledger": list(LEDGER)},
+        "budget": {"epsilon": 2, "ledger": list(LEDGER)},
         "releases": {
             NAMES[9]: {
                 "source": list(SRC),
@@ -171,7 +179,23 @@ def policy(tmp_path: Path, engine: str) -> tuple[Path, list[str]]:
                 "attributes": {names[0]: "keep", names[1]: "keep"},
                 "domains": {names[0]: LITERALS[:8], names[1]: LITERALS[8:16]},
                 "structure": [[names[0], names[1]]],
-            }
+            },
+            **(
+                {
+                    NAMES[12]: {
+                        "source": list(SRC),
+                        "target": list(SYNTHETIC_AUTO),
+                        "rows_are_units": True,
+                        "epsilon": 0.5,
+                        "rows": 20,
+                        "attributes": {n: "keep" for n in names[2:5]},
+                        "domains": dict(zip(names[2:5], AUTO_DOMAINS, strict=True)),
+                        "structure": "auto",
+                    }
+                }
+                if engine in AUTO_ENGINES
+                else {}
+            ),
         },
     }
     path = tmp_path / "policy.yml"
@@ -268,6 +292,10 @@ def test_hostile_names_and_literals(engine_name: str, live, tmp_path: Path, resu
     drawn = engine.query(d.statement("select_all", d.relation(SYNTHETIC)).text)
     assert len(drawn) == 20  # epoch, then the two attributes: values of their domains
     assert all(r[1] in LITERALS[:8] and r[2] in LITERALS[8:16] for r in drawn), drawn[:3]
+    if engine_name in AUTO_ENGINES:
+        drawn = engine.query(d.statement("select_all", d.relation(SYNTHETIC_AUTO)).text)
+        assert len(drawn) == 20
+        assert all(v in dom for r in drawn for v, dom in zip(r[1:], AUTO_DOMAINS, strict=True))
     assert engine.query(f"SELECT COUNT(*) FROM {d.relation(('canary', 'victim')).text}") == [(1,)]
     assert len(engine.query(d.statement("select_all", d.relation(SRC)).text)) == ROWS
     results[engine_name] = (names, view, sorted(released))

@@ -150,9 +150,10 @@ def load_plan(paths: list[str], cache: PlanCache | None = None) -> Plan:
         with no_gc():
             if cache is not None and (cached := cache.get(paths)) is not None:
                 return cached
-            plan = api.plan(api.load(paths))
+            specs = api.load(paths)
+            plan = api.plan(specs)
             if cache is not None:
-                cache.put(paths, plan)
+                cache.put(paths, plan, specs)
             return plan
     except PolicyError as exc:
         err.print(exc.render(), markup=False)

@@ -27,6 +27,7 @@ from sqlanon.policy.model import (
     PolicySpec,
     ReleaseSpec,
     SyntheticSpec,
+    TableFacts,
     TableSpec,
 )
 from sqlanon.policy.releases import read_release
@@ -50,10 +51,15 @@ POLICY_KEYS = (
 
 
 def load_policy(
-    path: Path | str, display: str | None = None, text: str | None = None
+    path: Path | str,
+    display: str | None = None,
+    text: str | None = None,
+    other_uses: KeyUses | None = None,
 ) -> PolicySpec:
     """Load and validate one policy file (or `text` standing for it: relative paths in it
-    resolve from `path`'s folder), or raise PolicyError with every problem found."""
+    resolve from `path`'s folder), or raise PolicyError with every problem found.
+    `other_uses`: the key uses of tables left out of `text` (an incremental compile reads only
+    the tables that changed, sqlanon/plan/incremental.py), checked with this text's."""
     path = Path(path)
     display = display or display_path(path)
     loaded = Loaded()
@@ -113,13 +119,21 @@ def load_policy(
             )
 
     used_keys = KeyUses()
+    for kname, other in (other_uses or {}).items():
+        used_keys[kname] = list(other)
     tables: list[TableSpec] = []
+    facts: list[TableFacts] = []
     tnode = root.get("tables")
     tm = chk.mapping(tnode, "tables", open_keys=True) if tnode is not None else None
     for tid, (tk, tv) in tm.entries.items() if tm else []:
-        t = read_table(chk, tid, tk, tv, path.parent, loaded, used_keys)
+        uses, read_before = KeyUses(), len(loaded.inputs)
+        t = read_table(chk, tid, tk, tv, path.parent, loaded, uses)
+        for kname, found in uses.items():
+            used_keys.setdefault(kname, []).extend(found)
         if t is not None:
             tables.append(t)
+            pairs = tuple((k, purpose) for k, found in uses.items() for purpose, _ in found)
+            facts.append(TableFacts(pairs, tuple(loaded.inputs[read_before:])))
 
     releases: list[ReleaseSpec] = []
     rnode = root.get("releases")
@@ -198,6 +212,7 @@ def load_policy(
         ledger,
         inputs,
         tuple(synthetic),
+        tuple(facts),
     )
 
 

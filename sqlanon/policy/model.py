@@ -172,6 +172,15 @@ class SyntheticSpec:
 
 
 @dataclass(frozen=True)
+class TableFacts:
+    """What reading one table used beyond its own text: the keys with their purposes, and the
+    files (hierarchies) it read — what an incremental compile must check before reusing it."""
+
+    key_uses: tuple[tuple[str, str], ...]
+    inputs: tuple[InputFile, ...]
+
+
+@dataclass(frozen=True)
 class PolicySpec:
     file: str
     sha256: str
@@ -186,3 +195,4 @@ class PolicySpec:
     ledger: tuple[str, ...] | None = None
     inputs: tuple[InputFile, ...] = field(default=())
     synthetic: tuple[SyntheticSpec, ...] = ()
+    table_facts: tuple[TableFacts, ...] = ()  # one per table, in order

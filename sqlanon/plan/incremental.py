@@ -1,0 +1,233 @@
+"""Incremental planning: after an edit of a few tables, read and plan only those tables.
+
+A plan is the concatenation of each policy file's part (its views, releases, synthetic
+tables, budget and input files), and a view's plan depends only on its table's entry, the
+rest of its policy file (the header: name, keys, defaults, releases, …) and the files the
+entry reads. So a part remembers, per table, the digest of its entry's text (cut from the
+file without parsing it, sqlanon/policy/chunks.py), the keys it uses and the files it read.
+After an edit the file is read again with the unchanged entries' lines blank — the header is
+read whole, every location stays where it was — and the unchanged tables' view plans are
+reused.
+
+Anything less plain returns None and the caller plans afresh: a changed header or fragment,
+a file that cannot be cut, tables only removed or moved, a policy error (so every error is
+reported exactly as a fresh compile reports it), two objects writing one target. The output
+is the fresh compile's, byte for byte (tests/test_compile.py)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sqlanon.plan.build import build_plan
+from sqlanon.plan.model import (
+    Budget,
+    InputFile,
+    Plan,
+    PolicyRef,
+    ReleasePlan,
+    SyntheticPlan,
+    ViewPlan,
+)
+from sqlanon.policy.chunks import Cut, cut_tables
+from sqlanon.policy.diagnostics import Location, PolicyError
+from sqlanon.policy.load import load_policy
+from sqlanon.policy.model import KeyUses, PolicySpec, TableFacts
+
+
+@dataclass(frozen=True)
+class TableRecord:
+    entry_sha256: str  # the digest of the table's entry text
+    facts: TableFacts
+
+
+@dataclass(frozen=True)
+class PlanPart:
+    """One policy file's share of a plan, and what an incremental compile of it needs."""
+
+    path: str  # resolved
+    ref: PolicyRef
+    views: tuple[ViewPlan, ...]
+    releases: tuple[ReleasePlan, ...]
+    synthetic: tuple[SyntheticPlan, ...]
+    budgets: tuple[Budget, ...]
+    inputs: tuple[InputFile, ...]
+    header_sha256: str | None  # None: the file cannot be cut, planned whole each time
+    tables: tuple[TableRecord, ...]
+
+
+def assemble(parts: list[PlanPart]) -> Plan:
+    """The plan build_plan makes of the parts' policies."""
+    inputs: dict[tuple[str, str], InputFile] = {}
+    for part in parts:
+        for i in part.inputs:
+            inputs[(i.role, i.path)] = i
+    return Plan(
+        policies=tuple(p.ref for p in parts),
+        views=tuple(v for p in parts for v in p.views),
+        inputs=tuple(inputs[k] for k in sorted(inputs)),
+        releases=tuple(r for p in parts for r in p.releases),
+        budgets=tuple(b for p in parts for b in p.budgets),
+        synthetic=tuple(s for p in parts for s in p.synthetic),
+    )
+
+
+def parts_of(specs: list[PolicySpec], plan: Plan, texts: list[bytes]) -> list[PlanPart]:
+    """The plan of `specs` cut into one part per policy; `texts` the files' bytes as read."""
+    parts: list[PlanPart] = []
+    v = r = s = b = 0
+    for spec, text in zip(specs, texts, strict=True):
+        nv, nr, ns = len(spec.tables), len(spec.releases), len(spec.synthetic)
+        nb = int(spec.budget is not None)
+        header, tables = _records(spec, text)
+        parts.append(
+            PlanPart(
+                str(Path(spec.file).resolve()),
+                plan.policies[len(parts)],
+                plan.views[v : v + nv],
+                plan.releases[r : r + nr],
+                plan.synthetic[s : s + ns],
+                plan.budgets[b : b + nb],
+                _own_inputs(spec.inputs),
+                header,
+                tables,
+            )
+        )
+        v, r, s, b = v + nv, r + nr, s + ns, b + nb
+    return parts
+
+
+def _records(spec: PolicySpec, text: bytes) -> tuple[str | None, tuple[TableRecord, ...]]:
+    """The header's digest and each table's record, if the text read is the one loaded and
+    cuts into exactly its tables; else (None, ())."""
+    if _sha(text) != spec.sha256 or len(spec.table_facts) != len(spec.tables):
+        return None, ()
+    cut = cut_tables(text.decode("utf-8"))
+    if cut is None or [c.id for c in cut.chunks] != [t.id for t in spec.tables]:
+        return None, ()
+    records = zip(cut.chunks, spec.table_facts, strict=True)
+    return cut.header_sha256, tuple(TableRecord(c.sha256, f) for c, f in records)
+
+
+def _own_inputs(inputs: tuple[InputFile, ...]) -> tuple[InputFile, ...]:
+    return tuple(sorted(set(inputs), key=lambda i: (i.role, i.path)))
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _unchanged(inputs: tuple[InputFile, ...] | list[InputFile]) -> bool:
+    try:
+        return all(_sha(Path(i.path).read_bytes()) == i.sha256 for i in inputs)
+    except OSError:
+        return False
+
+
+def replan(
+    parts: list[PlanPart], files: list[tuple[Path, str]]
+) -> tuple[Plan, list[PlanPart], int] | None:
+    """The plan of the policy `files` (path, display), reusing `parts` of an earlier plan of
+    the same files: (plan, its parts, how many tables were read again), or None when this
+    edit is not one to take incrementally."""
+    if [p.path for p in parts] != [str(path.resolve()) for path, _ in files]:
+        return None
+    out: list[PlanPart] = []
+    read = 0
+    for part, (path, display) in zip(parts, files, strict=True):
+        try:
+            text = path.read_bytes()
+        except OSError:
+            return None
+        if _sha(text) == part.ref.sha256 and _unchanged(
+            [i for i in part.inputs if i.role != "policy"]
+        ):
+            out.append(part)
+            continue
+        found = _replan_part(part, path, display, text)
+        if found is None:
+            return None
+        out.append(found[0])
+        read += found[1]
+    targets = [v.target for p in out for v in p.views] + [r.target for p in out for r in p.releases]
+    targets += [s.target for p in out for s in p.synthetic]
+    folded = [tuple(x.lower() for x in t) for t in targets]
+    if len(set(folded)) != len(folded):
+        return None  # a target written twice: a fresh compile reports where
+    return assemble(out), out, read
+
+
+def _replan_part(
+    part: PlanPart, path: Path, display: str, text: bytes
+) -> tuple[PlanPart, int] | None:
+    if part.header_sha256 is None:
+        return None
+    table_inputs = {i for t in part.tables for i in t.facts.inputs}
+    header_inputs = [i for i in part.inputs if i.role != "policy" and i not in table_inputs]
+    if not _unchanged(header_inputs):
+        return None  # a fragment (or a release's hierarchy) changed: every table may read it
+    try:
+        cut = cut_tables(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
+    if cut is None or cut.header_sha256 != part.header_sha256:
+        return None
+    before = {t.entry_sha256: i for i, t in enumerate(part.tables)}
+    reused: dict[int, int] = {}  # entry number → the earlier table it repeats
+    for j, chunk in enumerate(cut.chunks):
+        i = before.get(chunk.sha256)
+        if i is not None and _unchanged(part.tables[i].facts.inputs):
+            reused[j] = i
+    fresh = [j for j in range(len(cut.chunks)) if j not in reused]
+    if not fresh:
+        return None  # tables only removed or moved: rare, planned afresh
+    spec = _read_some(part, path, display, cut, reused, set(fresh))
+    if spec is None or [t.id for t in spec.tables] != [cut.chunks[j].id for j in fresh]:
+        return None
+    try:
+        plan = build_plan([spec])
+    except PolicyError:
+        return None
+    new_views = dict(zip(fresh, plan.views, strict=True))
+    new_facts = dict(zip(fresh, spec.table_facts, strict=True))
+    views, tables = [], []
+    for j, chunk in enumerate(cut.chunks):
+        if j in reused:
+            views.append(part.views[reused[j]])
+            tables.append(part.tables[reused[j]])
+        else:
+            views.append(new_views[j])
+            tables.append(TableRecord(chunk.sha256, new_facts[j]))
+    sha = _sha(text)
+    inputs = [i for i in spec.inputs if i.role != "policy"]
+    inputs += [i for t in tables for i in t.facts.inputs]
+    inputs.append(InputFile(spec.file, sha, "policy"))
+    (ref,) = plan.policies
+    rebuilt = PlanPart(
+        part.path,
+        replace(ref, sha256=sha),
+        tuple(views),
+        plan.releases,
+        plan.synthetic,
+        plan.budgets,
+        _own_inputs(tuple(inputs)),
+        cut.header_sha256,
+        tuple(tables),
+    )
+    return rebuilt, len(fresh)
+
+
+def _read_some(
+    part: PlanPart, path: Path, display: str, cut: Cut, reused: dict[int, int], keep: set[int]
+) -> PolicySpec | None:
+    """The policy read with only the entries in `keep`, the others' key uses given."""
+    others = KeyUses()
+    for j, i in reused.items():
+        where = Location(display, cut.chunks[j].line, 3)
+        for key, purpose in part.tables[i].facts.key_uses:
+            others.use(key, purpose, where)
+    try:
+        return load_policy(path, display, text=cut.blanked(keep), other_uses=others)
+    except PolicyError:
+        return None
