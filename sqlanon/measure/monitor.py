@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlanon import __version__
 from sqlanon.measure import drift, risk, utility
-from sqlanon.measure.synthetic import measure_synthetic, measure_synthetic_risk
+from sqlanon.measure.synthetic import counts, measure_synthetic, measure_synthetic_risk
 from sqlanon.plan.model import Plan, SyntheticPlan
 from sqlanon.report import numbers
 from sqlanon.sql.dialect import Dialect
@@ -116,16 +116,18 @@ def _synthetic_figures(t: SyntheticPlan, d: Dialect, engine: Any) -> list[Figure
     that stops holding is flagged, as a view's or a release's); the distances and the share
     of rows equal to a source row are stored, never flagged — each refresh draws new rows
     from new noise, so they move every run, and the table's privacy is its ε, not them."""
-    u = measure_synthetic(t, d, engine, None)
+    counted = counts(t, d, engine, None)  # the source and the latest epoch, read once
+    u = measure_synthetic(t, d, engine, None, counted=counted)
     name = u.table
     out = [Figure(f"{name}: epoch", u.epoch, None), Figure(f"{name}: rows", u.rows, None)]
     if u.epoch is not None:
         two = [p.distance for p in u.two_way]
+        matches = measure_synthetic_risk(t, d, engine, counted=counted).exact
         out += [
             Figure(f"{name}: mean 1-way distance", mean(p.distance for p in u.one_way), None),
             Figure(f"{name}: mean 2-way distance", mean(two) if two else None, None),
             Figure(f"{name}: largest 2-way distance", max(two, default=None), None),
-            Figure(f"{name}: exact matches", measure_synthetic_risk(t, d, engine).exact, None),
+            Figure(f"{name}: exact matches", matches, None),
         ]
     out += [Figure(f"{name}: {c.check}", int(c.ok), CHECK) for c in u.checks]
     return out

@@ -108,11 +108,20 @@ def chosen_pairs(t: SyntheticPlan, d: Dialect, engine: Any, epoch: int) -> set[f
     return set(tree_pairs(row, len(t.attributes)))
 
 
+Counted = tuple[Counter[tuple[int, ...]], Counter[tuple[int, ...]], int | None]
+
+
 def measure_synthetic(
-    t: SyntheticPlan, d: Dialect, engine: Any, epoch: int | None, target: str | None = None
+    t: SyntheticPlan,
+    d: Dialect,
+    engine: Any,
+    epoch: int | None,
+    target: str | None = None,
+    counted: Counted | None = None,
 ) -> SyntheticUtility:
+    """`counted`: what counts() returned for this epoch, when the caller has it already."""
     names = [a.name for a in t.attributes]
-    real, synthetic, epoch = counts(t, d, engine, epoch)
+    real, synthetic, epoch = counted or counts(t, d, engine, epoch)
     kept = {frozenset((p, c)) for p, c in t.edges}
     note = ""
     if t.auto and epoch is not None:
@@ -218,12 +227,17 @@ class SyntheticRisk:
 
 
 def measure_synthetic_risk(
-    t: SyntheticPlan, d: Dialect, engine: Any, epoch: int | None = None
+    t: SyntheticPlan,
+    d: Dialect,
+    engine: Any,
+    epoch: int | None = None,
+    counted: Counted | None = None,
 ) -> SyntheticRisk:
     """Distance to the closest source record in columns that differ (0, 1, 2 or more), from
-    the combinations' counts: exact matches by lookup, one column off by the source's
-    combinations with each column in turn left out."""
-    real, synthetic, epoch = counts(t, d, engine, epoch)
+    the combinations' counts (`counted`: counts()'s, when the caller has them): exact matches
+    by lookup, one column off by the source's combinations with each column in turn left
+    out."""
+    real, synthetic, epoch = counted or counts(t, d, engine, epoch)
     width = len(t.attributes)
     dropped = [{k[:i] + k[i + 1 :] for k in real} for i in range(width)]
     total = sum(synthetic.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
@@ -57,18 +58,20 @@ def build_plan(policies: list[PolicySpec]) -> Plan:
             views.append(_view(policy, table, errors))
     if errors:
         raise PolicyError(errors)
-    inputs: dict[tuple[str, str], InputFile] = {}
-    for policy in policies:
-        for i in policy.inputs:
-            inputs[(i.role, i.path)] = i
     return Plan(
         policies=tuple(PolicyRef(p.name, p.file, p.sha256) for p in policies),
         views=tuple(views),
-        inputs=tuple(inputs[k] for k in sorted(inputs)),
+        inputs=merged_inputs(i for p in policies for i in p.inputs),
         releases=tuple(_release(p, r) for p in policies for r in p.releases),
         budgets=tuple(_budget(p) for p in policies if p.budget is not None),
         synthetic=tuple(_synthetic(p, s) for p in policies for s in p.synthetic),
     )
+
+
+def merged_inputs(inputs: Iterable[InputFile]) -> tuple[InputFile, ...]:
+    """The input files, one per role and path (the last read wins), in a stable order."""
+    found = {(i.role, i.path): i for i in inputs}
+    return tuple(found[k] for k in sorted(found))
 
 
 def _view(policy: PolicySpec, table: TableSpec, errors: list[Diagnostic]) -> ViewPlan:

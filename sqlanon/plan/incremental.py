@@ -17,10 +17,11 @@ is the fresh compile's, byte for byte (tests/test_compile.py)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sqlanon.plan.build import build_plan
+from sqlanon.plan.build import build_plan, merged_inputs
 from sqlanon.plan.model import (
     Budget,
     InputFile,
@@ -59,14 +60,10 @@ class PlanPart:
 
 def assemble(parts: list[PlanPart]) -> Plan:
     """The plan build_plan makes of the parts' policies."""
-    inputs: dict[tuple[str, str], InputFile] = {}
-    for part in parts:
-        for i in part.inputs:
-            inputs[(i.role, i.path)] = i
     return Plan(
         policies=tuple(p.ref for p in parts),
         views=tuple(v for p in parts for v in p.views),
-        inputs=tuple(inputs[k] for k in sorted(inputs)),
+        inputs=merged_inputs(i for p in parts for i in p.inputs),
         releases=tuple(r for p in parts for r in p.releases),
         budgets=tuple(b for p in parts for b in p.budgets),
         synthetic=tuple(s for p in parts for s in p.synthetic),
@@ -89,7 +86,7 @@ def parts_of(specs: list[PolicySpec], plan: Plan, texts: list[bytes]) -> list[Pl
                 plan.releases[r : r + nr],
                 plan.synthetic[s : s + ns],
                 plan.budgets[b : b + nb],
-                _own_inputs(spec.inputs),
+                merged_inputs(spec.inputs),
                 header,
                 tables,
             )
@@ -110,19 +107,22 @@ def _records(spec: PolicySpec, text: bytes) -> tuple[str | None, tuple[TableReco
     return cut.header_sha256, tuple(TableRecord(c.sha256, f) for c, f in records)
 
 
-def _own_inputs(inputs: tuple[InputFile, ...]) -> tuple[InputFile, ...]:
-    return tuple(sorted(set(inputs), key=lambda i: (i.role, i.path)))
-
-
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _unchanged(inputs: tuple[InputFile, ...] | list[InputFile]) -> bool:
-    try:
-        return all(_sha(Path(i.path).read_bytes()) == i.sha256 for i in inputs)
-    except OSError:
-        return False
+def _unchanged(inputs: Iterable[InputFile], digests: dict[str, str | None]) -> bool:
+    """Whether every file still has its digest; `digests` holds the files read so far in this
+    compile, so a hierarchy many tables read is read and hashed once."""
+    for i in inputs:
+        if i.path not in digests:
+            try:
+                digests[i.path] = _sha(Path(i.path).read_bytes())
+            except OSError:
+                digests[i.path] = None
+        if digests[i.path] != i.sha256:
+            return False
+    return True
 
 
 def replan(
@@ -135,17 +135,17 @@ def replan(
         return None
     out: list[PlanPart] = []
     read = 0
+    digests: dict[str, str | None] = {}
     for part, (path, display) in zip(parts, files, strict=True):
         try:
             text = path.read_bytes()
         except OSError:
             return None
-        if _sha(text) == part.ref.sha256 and _unchanged(
-            [i for i in part.inputs if i.role != "policy"]
-        ):
+        others = [i for i in part.inputs if i.role != "policy"]
+        if _sha(text) == part.ref.sha256 and _unchanged(others, digests):
             out.append(part)
             continue
-        found = _replan_part(part, path, display, text)
+        found = _replan_part(part, path, display, text, digests)
         if found is None:
             return None
         out.append(found[0])
@@ -159,13 +159,13 @@ def replan(
 
 
 def _replan_part(
-    part: PlanPart, path: Path, display: str, text: bytes
+    part: PlanPart, path: Path, display: str, text: bytes, digests: dict[str, str | None]
 ) -> tuple[PlanPart, int] | None:
     if part.header_sha256 is None:
         return None
     table_inputs = {i for t in part.tables for i in t.facts.inputs}
     header_inputs = [i for i in part.inputs if i.role != "policy" and i not in table_inputs]
-    if not _unchanged(header_inputs):
+    if not _unchanged(header_inputs, digests):
         return None  # a fragment (or a release's hierarchy) changed: every table may read it
     try:
         cut = cut_tables(text.decode("utf-8"))
@@ -177,7 +177,7 @@ def _replan_part(
     reused: dict[int, int] = {}  # entry number → the earlier table it repeats
     for j, chunk in enumerate(cut.chunks):
         i = before.get(chunk.sha256)
-        if i is not None and _unchanged(part.tables[i].facts.inputs):
+        if i is not None and _unchanged(part.tables[i].facts.inputs, digests):
             reused[j] = i
     fresh = [j for j in range(len(cut.chunks)) if j not in reused]
     if not fresh:
@@ -211,7 +211,7 @@ def _replan_part(
         plan.releases,
         plan.synthetic,
         plan.budgets,
-        _own_inputs(tuple(inputs)),
+        merged_inputs(inputs),
         cut.header_sha256,
         tuple(tables),
     )
