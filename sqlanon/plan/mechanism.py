@@ -73,6 +73,15 @@ def on_grid(value: Fraction, g: Fraction) -> int:
     return math.floor(value / g + Fraction(1, 2))
 
 
+def float_steps(x: float, center: float, g: Fraction) -> int:
+    """⌊(x − center)/g + ½⌋ as the release SQL computes it: in IEEE doubles, as every engine
+    does (no subtraction when the center is 0). It can differ from on_grid by one step where
+    a bound or center has no exact double, which is why the plan compares the two at the
+    clamp's ends (sqlanon/sql/releases.py: _steps)."""
+    y = x - center if center else x
+    return math.floor(y / float(g) + 0.5)
+
+
 def granularity(scale: float) -> Fraction:
     """A power of two between scale/2048 and scale/1024."""
     if scale <= 0:

@@ -76,6 +76,10 @@ class Features:
     # a synthetic table's draws are MATERIALIZED steps: inlined, the planner joined all nine
     # cumulative-weight scans before filtering any (sqlanon/sql/synthetic.py)
     materialized_steps: bool = False
+    # a release's rows (read by three of its steps) are a NOT MATERIALIZED CTE: recomputed by
+    # each reader rather than stored, as DuckDB and PostgreSQL store a CTE read more than once
+    # (TPC-H SF1: PostgreSQL 12.6 s stored, 8.7 s inlined; docs/benchmarks.md dp_release)
+    inline_release_rows: bool = False
     # Spark inlines a deterministic CTE at every reference, so a plan holds one copy of it per
     # reference (the synthetic table's choice and draws ran the driver out of heap planning);
     # a CTE with a nondeterministic filter (RAND() >= 0, always true) is computed once and

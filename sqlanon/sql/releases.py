@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 
-from sqlanon.plan.mechanism import on_grid
+from sqlanon.plan.mechanism import float_steps, on_grid
 from sqlanon.plan.model import (
     ColumnStep,
     MeasurePlan,
@@ -138,10 +138,7 @@ def release_query(
     for i, m in enumerate(r.measures):
         if m.column is not None and m.clamp is not None:
             name = d.ident(f"_sqlanon_x{i}")
-            clamped = _clamped_input(d, measure_input(m.column, d, SOURCE_ALIAS), m)
-            if m.center:
-                clamped = d.prim("sub", clamped, _number(d, Fraction(m.center)))
-            row_items.append(_steps(d, clamped, m.components[0].granularity))
+            row_items.append(_input_steps(d, measure_input(m.column, d, SOURCE_ALIAS), m))
             row_names.append(name)
             inputs[m.name] = name
 
@@ -151,6 +148,9 @@ def release_query(
     partial_names: list[Sql] = [d.ident(UNIT), *groups]
     partial_items.append(d.prim("least", [d.prim("count_star"), rmax]))
     partial_names.append(d.ident("_sqlanon_rows"))
+    # the raw rows and counts, which the per-group sums took from every row and give back
+    partial_items.append(d.prim("count_star"))
+    partial_names.append(d.ident("_sqlanon_raw"))
     allowed = d.ident("_sqlanon_a")
     limited_items: list[Sql] = [d.ident(UNIT), *groups, allowed]
     limited_names: list[Sql] = [d.ident(UNIT), *groups, d.ident("_sqlanon_rows")]
@@ -164,8 +164,9 @@ def release_query(
         partial_items += [
             d.prim("coalesce", [d.prim("int_sum", x), d.number(0)]),
             d.prim("least", [d.prim("count", x), rmax]),
+            d.prim("count", x),
         ]
-        partial_names += [s_name, n_name]
+        partial_names += [s_name, n_name, d.ident(f"_sqlanon_r{i}")]
         # the unit's allowed rows of this group bound its partial sum: n × [qlo, qhi] steps
         n = d.prim("least", [n_name, allowed])
         grid = m.components[0].granularity
@@ -203,15 +204,39 @@ def release_query(
             "greatest", [d.number(0), d.prim("least", [rows, d.prim("sub", total, before)])]
         )
 
-    # per group
-    aggregates: list[Sql] = list(groups)
-    aggregate_names: list[Sql] = list(groups)
-    aggregates += [d.prim("count_star"), d.prim("int_sum", d.ident("_sqlanon_rows"))]
+    # heavy units: more rows than the smallest bound, so only they can pass one. The others
+    # keep every row; their sums are the rows' own, taken per group without a partial
+    smallest = min(
+        r.max_rows_per_unit_per_group,
+        r.max_groups_per_unit,
+        *([r.max_rows_per_unit] if r.max_rows_per_unit is not None else []),
+    )
+    heavy = d.prim("gt", d.prim("int_sum", d.ident("_sqlanon_c")), d.number(smallest))
+
+    # per group: four parts added up, each (units, rows, per measure: sum, count) — every
+    # unit's pairs, every row, minus the heavy units' raw partials, plus their bounded ones
+    def summed(x: Sql, sign: int = 1) -> Sql:
+        value = d.prim("coalesce", [d.prim("int_sum", x), d.number(0)])
+        return value if sign > 0 else d.prim("sub", d.number(0), value)
+
+    zero, count_star = d.number(0), d.prim("count_star")
+    parts: list[list[Sql]] = [
+        [count_star, zero],
+        [zero, count_star],
+        [d.prim("sub", zero, count_star), summed(d.ident("_sqlanon_raw"), -1)],
+        [count_star, summed(d.ident("_sqlanon_rows"))],
+    ]
     totals = ["_sqlanon_units", "_sqlanon_rows"]
     for i, (s_name, n_name) in sorted(sums.items()):
-        aggregates += [d.prim("int_sum", s_name), d.prim("int_sum", n_name)]
+        x = inputs[r.measures[i].name]
+        parts[0] += [zero, zero]
+        parts[1] += [summed(x), d.prim("count", x)]
+        parts[2] += [summed(s_name, -1), summed(d.ident(f"_sqlanon_r{i}"), -1)]
+        parts[3] += [summed(s_name), summed(n_name)]
         totals += [f"_sqlanon_s{i}", f"_sqlanon_n{i}"]
-    aggregate_names += [d.ident(t) for t in totals]
+    aggregates: list[Sql] = list(groups)
+    aggregates += [d.prim("int_sum", d.ident(t)) for t in totals]
+    aggregate_names: list[Sql] = list(groups) + [d.ident(t) for t in totals]
 
     # public groups: every listed group appears, empty ones with zero aggregates
     public_rows: list[Sql] = []
@@ -354,6 +379,8 @@ def release_query(
         filters,
         selected,
         d.prim("int_sum", d.ident("_sqlanon_rows")),  # a unit's rows over its groups
+        heavy,
+        *parts,
     )
 
 
@@ -365,26 +392,41 @@ def _carried(
     return items, [*groups, d.ident("_sqlanon_epoch")]
 
 
-def _steps(d: Dialect, x: Sql, grid: Fraction) -> Sql:
-    """x in whole steps of the grid, ⌊x/g + ½⌋ as an integer: g is a power of two, so x/g is
-    exact and every engine rounds the same value the same way (NULL stays NULL)."""
-    half_up = d.prim("add", d.prim("div", x, _number(d, grid)), _number(d, Fraction(1, 2)))
-    return d.prim("cast", d.prim("floor", half_up), to="integer")
+def _input_steps(d: Dialect, x: Sql, m: MeasurePlan) -> Sql:
+    """A measure's input clamped to [lo, hi] (centred for `avg`) in whole steps of its grid,
+    ⌊x/g + ½⌋ as an integer: g is a power of two, so x/g is exact and every engine rounds the
+    same value the same way. NULL (skipped by sums, not counted) when the input is NULL, NaN,
+    or text that is not a number (docs/dp.md#measure-inputs); ±infinity clamps to the bounds.
+    No value can make the refresh fail.
 
-
-def _clamped_input(d: Dialect, x: Sql, m: MeasurePlan) -> Sql:
-    """A measure's input as a float in [lo, hi]; NULL (skipped by sums, not counted) when it
-    is NULL, NaN, or text that is not a number (docs/dp.md#measure-inputs). ±infinity clamps
-    to the bounds. No value can make the refresh fail."""
+    Every step lies in [qlo, qhi], the clamp's ends on the grid — the per-group sums of units
+    within every bound rely on it, never clamping a partial sum. Rounding is monotone, so it
+    is enough that the clamp's ends land there as the engines compute them (in doubles);
+    where a bound or center has no exact double and an end rounds one step out, the steps
+    are clamped to [qlo, qhi] in the SQL too."""
     assert m.clamp is not None
     text = m.input_type == "text"
     value = d.prim("parse_number", x) if text else d.prim("cast", x, to="float")
     lo, hi = _number(d, Fraction(m.clamp[0])), _number(d, Fraction(m.clamp[1]))
     clamped = d.prim("least", [d.prim("greatest", [value, lo]), hi])
+    if m.center:
+        clamped = d.prim("sub", clamped, _number(d, Fraction(m.center)))
+    grid = m.components[0].granularity
+    half_up = d.prim("add", d.prim("div", clamped, _number(d, grid)), _number(d, Fraction(1, 2)))
+    steps = d.prim("cast", d.prim("floor", half_up), to="integer")
+    qlo = on_grid(Fraction(m.clamp[0] - m.center), grid)
+    qhi = on_grid(Fraction(m.clamp[1] - m.center), grid)
+    center = float(m.center)
+    ends = (
+        float_steps(float(m.clamp[0]), center, grid),
+        float_steps(float(m.clamp[1]), center, grid),
+    )
+    if ends[0] < qlo or ends[1] > qhi:
+        steps = d.prim("least", [d.prim("greatest", [steps, d.number(qlo)]), d.number(qhi)])
     skip = [d.prim("is_null", value), d.prim("null")]
     if m.input_type == "float":
         skip += [d.prim("is_nan", value), d.prim("null")]
-    return d.prim("case", [*skip, clamped])
+    return d.prim("case", [*skip, steps])
 
 
 def _components(r: ReleasePlan) -> list[tuple[str, NoiseComponent, str]]:

@@ -78,25 +78,39 @@ INSERT INTO "analytics"."customers_by_country"
       "average_income", "average_income_ci_low", "average_income_ci_high", "average_income_epsilon",
       "average_income_delta")
 SELECT * FROM (
-WITH "_sqlanon_rows" AS (
+WITH "_sqlanon_rows" AS NOT MATERIALIZED (
   SELECT
     "_sqlanon_src"."customer_id" AS "_sqlanon_unit",
     "_sqlanon_src"."country" AS "_sqlanon_g0",
-    CAST(FLOOR(((CASE
+    CASE
       WHEN CAST("_sqlanon_src"."income" AS DOUBLE) IS NULL THEN NULL
       WHEN isnan(CAST("_sqlanon_src"."income" AS DOUBLE)) THEN NULL
-      ELSE LEAST(GREATEST(CAST("_sqlanon_src"."income" AS DOUBLE), 0), 250000)
-    END - 125000) / 64) + 0.5) AS BIGINT) AS "_sqlanon_x1"
+      ELSE CAST(FLOOR(((LEAST(GREATEST(CAST("_sqlanon_src"."income" AS DOUBLE), 0), 250000) - 125000) / 64)
+          + 0.5) AS BIGINT)
+    END AS "_sqlanon_x1"
   FROM "raw"."customers" AS "_sqlanon_src"
   WHERE "_sqlanon_src"."customer_id" IS NOT NULL
+), "_sqlanon_pairs" AS (
+  SELECT "_sqlanon_unit", "_sqlanon_g0", COUNT(*) AS "_sqlanon_c"
+  FROM "_sqlanon_rows"
+  GROUP BY "_sqlanon_unit", "_sqlanon_g0"
+), "_sqlanon_heavy" AS (
+  SELECT "_sqlanon_unit" AS "_sqlanon_hv"
+  FROM "_sqlanon_pairs"
+  GROUP BY "_sqlanon_unit"
+  HAVING SUM("_sqlanon_c") > 1
 ), "_sqlanon_partials" AS (
   SELECT
     "_sqlanon_unit" AS "_sqlanon_unit",
     "_sqlanon_g0" AS "_sqlanon_g0",
     LEAST(COUNT(*), 1) AS "_sqlanon_rows",
+    COUNT(*) AS "_sqlanon_raw",
     COALESCE(SUM("_sqlanon_x1"), 0) AS "_sqlanon_s1",
-    LEAST(COUNT("_sqlanon_x1"), 1) AS "_sqlanon_n1"
+    LEAST(COUNT("_sqlanon_x1"), 1) AS "_sqlanon_n1",
+    COUNT("_sqlanon_x1") AS "_sqlanon_r1"
   FROM "_sqlanon_rows"
+  JOIN "_sqlanon_heavy"
+    ON "_sqlanon_unit" = "_sqlanon_hv"
   GROUP BY "_sqlanon_unit", "_sqlanon_g0"
 ), "_sqlanon_units" AS (
   SELECT
@@ -148,13 +162,15 @@ WITH "_sqlanon_rows" AS (
           PRECEDING AND CURRENT ROW) AS "_sqlanon_cum"
   FROM "_sqlanon_over" AS "_sqlanon_o"
 ), "_sqlanon_allowed" AS (
-  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_rows", "_sqlanon_s1", "_sqlanon_n1", "_sqlanon_rows" AS "_sqlanon_a"
+  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_rows", "_sqlanon_raw", "_sqlanon_s1", "_sqlanon_n1", "_sqlanon_r1",
+      "_sqlanon_rows" AS "_sqlanon_a"
   FROM "_sqlanon_partials" AS "_sqlanon_p"
   LEFT JOIN "_sqlanon_beyond" AS "_sqlanon_u"
     ON "_sqlanon_p"."_sqlanon_unit" = "_sqlanon_u"."_sqlanon_b"
   WHERE "_sqlanon_u"."_sqlanon_b" IS NULL
   UNION ALL
-  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_rows", "_sqlanon_s1", "_sqlanon_n1", "_sqlanon_rows" AS "_sqlanon_a"
+  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_rows", "_sqlanon_raw", "_sqlanon_s1", "_sqlanon_n1", "_sqlanon_r1",
+      "_sqlanon_rows" AS "_sqlanon_a"
   FROM "_sqlanon_ranked" AS "_sqlanon_p"
   WHERE "_sqlanon_rank" <= 1
 ), "_sqlanon_limited" AS (
@@ -170,11 +186,51 @@ WITH "_sqlanon_rows" AS (
 ), "_sqlanon_per_group" AS (
   SELECT
     "_sqlanon_g0" AS "_sqlanon_g0",
-    COUNT(*) AS "_sqlanon_units",
+    SUM("_sqlanon_units") AS "_sqlanon_units",
     SUM("_sqlanon_rows") AS "_sqlanon_rows",
     SUM("_sqlanon_s1") AS "_sqlanon_s1",
     SUM("_sqlanon_n1") AS "_sqlanon_n1"
-  FROM "_sqlanon_limited"
+  FROM (
+    /* each unit once per group it reaches */
+    SELECT
+      "_sqlanon_g0",
+      COUNT(*) AS "_sqlanon_units",
+      0 AS "_sqlanon_rows",
+      0 AS "_sqlanon_s1",
+      0 AS "_sqlanon_n1"
+    FROM "_sqlanon_pairs"
+    GROUP BY "_sqlanon_g0"
+    UNION ALL
+    /* every row */
+    SELECT
+      "_sqlanon_g0",
+      0 AS "_sqlanon_units",
+      COUNT(*) AS "_sqlanon_rows",
+      COALESCE(SUM("_sqlanon_x1"), 0) AS "_sqlanon_s1",
+      COUNT("_sqlanon_x1") AS "_sqlanon_n1"
+    FROM "_sqlanon_rows"
+    GROUP BY "_sqlanon_g0"
+    UNION ALL
+    /* less the heavy units' raw partials */
+    SELECT
+      "_sqlanon_g0",
+      0 - COUNT(*) AS "_sqlanon_units",
+      0 - COALESCE(SUM("_sqlanon_raw"), 0) AS "_sqlanon_rows",
+      0 - COALESCE(SUM("_sqlanon_s1"), 0) AS "_sqlanon_s1",
+      0 - COALESCE(SUM("_sqlanon_r1"), 0) AS "_sqlanon_n1"
+    FROM "_sqlanon_partials"
+    GROUP BY "_sqlanon_g0"
+    UNION ALL
+    /* plus their bounded partials */
+    SELECT
+      "_sqlanon_g0",
+      COUNT(*) AS "_sqlanon_units",
+      COALESCE(SUM("_sqlanon_rows"), 0) AS "_sqlanon_rows",
+      COALESCE(SUM("_sqlanon_s1"), 0) AS "_sqlanon_s1",
+      COALESCE(SUM("_sqlanon_n1"), 0) AS "_sqlanon_n1"
+    FROM "_sqlanon_limited"
+    GROUP BY "_sqlanon_g0"
+  ) AS "_sqlanon_parts"
   GROUP BY "_sqlanon_g0"
 ), "_sqlanon_public" AS (
   SELECT 'US' AS "_sqlanon_v0"

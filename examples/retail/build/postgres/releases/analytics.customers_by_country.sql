@@ -89,25 +89,39 @@ DELETE FROM "analytics"."customers_by_country" WHERE "epoch"
         '') AS INTEGER) AS TEXT) AS BIGINT));
 
 CREATE TEMPORARY TABLE "_sqlanon_epoch_rows" AS
-WITH "_sqlanon_rows" AS (
+WITH "_sqlanon_rows" AS NOT MATERIALIZED (
   SELECT
     "_sqlanon_src"."customer_id" AS "_sqlanon_unit",
     "_sqlanon_src"."country" AS "_sqlanon_g0",
-    CAST(FLOOR(((CASE
+    CASE
       WHEN CAST("_sqlanon_src"."income" AS DOUBLE PRECISION) IS NULL THEN NULL
       WHEN CAST("_sqlanon_src"."income" AS DOUBLE PRECISION) = CAST('NaN' AS DOUBLE PRECISION) THEN NULL
-      ELSE LEAST(GREATEST(CAST("_sqlanon_src"."income" AS DOUBLE PRECISION), 0), 250000)
-    END - 125000) / 64) + 0.5) AS BIGINT) AS "_sqlanon_x1"
+      ELSE CAST(FLOOR(((LEAST(GREATEST(CAST("_sqlanon_src"."income" AS DOUBLE PRECISION), 0), 250000) - 125000) / 64)
+          + 0.5) AS BIGINT)
+    END AS "_sqlanon_x1"
   FROM "raw"."customers" AS "_sqlanon_src"
   WHERE "_sqlanon_src"."customer_id" IS NOT NULL
+), "_sqlanon_pairs" AS (
+  SELECT "_sqlanon_unit", "_sqlanon_g0", COUNT(*) AS "_sqlanon_c"
+  FROM "_sqlanon_rows"
+  GROUP BY "_sqlanon_unit", "_sqlanon_g0"
+), "_sqlanon_heavy" AS (
+  SELECT "_sqlanon_unit" AS "_sqlanon_hv"
+  FROM "_sqlanon_pairs"
+  GROUP BY "_sqlanon_unit"
+  HAVING CAST(SUM("_sqlanon_c") AS BIGINT) > 1
 ), "_sqlanon_partials" AS (
   SELECT
     "_sqlanon_unit" AS "_sqlanon_unit",
     "_sqlanon_g0" AS "_sqlanon_g0",
     LEAST(COUNT(*), 1) AS "_sqlanon_rows",
+    COUNT(*) AS "_sqlanon_raw",
     COALESCE(CAST(SUM("_sqlanon_x1") AS BIGINT), 0) AS "_sqlanon_s1",
-    LEAST(COUNT("_sqlanon_x1"), 1) AS "_sqlanon_n1"
+    LEAST(COUNT("_sqlanon_x1"), 1) AS "_sqlanon_n1",
+    COUNT("_sqlanon_x1") AS "_sqlanon_r1"
   FROM "_sqlanon_rows"
+  JOIN "_sqlanon_heavy"
+    ON "_sqlanon_unit" = "_sqlanon_hv"
   GROUP BY "_sqlanon_unit", "_sqlanon_g0"
 ), "_sqlanon_units" AS (
   SELECT
@@ -169,13 +183,15 @@ WITH "_sqlanon_rows" AS (
           PRECEDING AND CURRENT ROW) AS "_sqlanon_cum"
   FROM "_sqlanon_over" AS "_sqlanon_o"
 ), "_sqlanon_allowed" AS (
-  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_rows", "_sqlanon_s1", "_sqlanon_n1", "_sqlanon_rows" AS "_sqlanon_a"
+  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_rows", "_sqlanon_raw", "_sqlanon_s1", "_sqlanon_n1", "_sqlanon_r1",
+      "_sqlanon_rows" AS "_sqlanon_a"
   FROM "_sqlanon_partials" AS "_sqlanon_p"
   LEFT JOIN "_sqlanon_beyond" AS "_sqlanon_u"
     ON "_sqlanon_p"."_sqlanon_unit" = "_sqlanon_u"."_sqlanon_b"
   WHERE "_sqlanon_u"."_sqlanon_b" IS NULL
   UNION ALL
-  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_rows", "_sqlanon_s1", "_sqlanon_n1", "_sqlanon_rows" AS "_sqlanon_a"
+  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_rows", "_sqlanon_raw", "_sqlanon_s1", "_sqlanon_n1", "_sqlanon_r1",
+      "_sqlanon_rows" AS "_sqlanon_a"
   FROM "_sqlanon_ranked" AS "_sqlanon_p"
   WHERE "_sqlanon_rank" <= 1
 ), "_sqlanon_limited" AS (
@@ -191,11 +207,51 @@ WITH "_sqlanon_rows" AS (
 ), "_sqlanon_per_group" AS (
   SELECT
     "_sqlanon_g0" AS "_sqlanon_g0",
-    COUNT(*) AS "_sqlanon_units",
+    CAST(SUM("_sqlanon_units") AS BIGINT) AS "_sqlanon_units",
     CAST(SUM("_sqlanon_rows") AS BIGINT) AS "_sqlanon_rows",
     CAST(SUM("_sqlanon_s1") AS BIGINT) AS "_sqlanon_s1",
     CAST(SUM("_sqlanon_n1") AS BIGINT) AS "_sqlanon_n1"
-  FROM "_sqlanon_limited"
+  FROM (
+    /* each unit once per group it reaches */
+    SELECT
+      "_sqlanon_g0",
+      COUNT(*) AS "_sqlanon_units",
+      0 AS "_sqlanon_rows",
+      0 AS "_sqlanon_s1",
+      0 AS "_sqlanon_n1"
+    FROM "_sqlanon_pairs"
+    GROUP BY "_sqlanon_g0"
+    UNION ALL
+    /* every row */
+    SELECT
+      "_sqlanon_g0",
+      0 AS "_sqlanon_units",
+      COUNT(*) AS "_sqlanon_rows",
+      COALESCE(CAST(SUM("_sqlanon_x1") AS BIGINT), 0) AS "_sqlanon_s1",
+      COUNT("_sqlanon_x1") AS "_sqlanon_n1"
+    FROM "_sqlanon_rows"
+    GROUP BY "_sqlanon_g0"
+    UNION ALL
+    /* less the heavy units' raw partials */
+    SELECT
+      "_sqlanon_g0",
+      0 - COUNT(*) AS "_sqlanon_units",
+      0 - COALESCE(CAST(SUM("_sqlanon_raw") AS BIGINT), 0) AS "_sqlanon_rows",
+      0 - COALESCE(CAST(SUM("_sqlanon_s1") AS BIGINT), 0) AS "_sqlanon_s1",
+      0 - COALESCE(CAST(SUM("_sqlanon_r1") AS BIGINT), 0) AS "_sqlanon_n1"
+    FROM "_sqlanon_partials"
+    GROUP BY "_sqlanon_g0"
+    UNION ALL
+    /* plus their bounded partials */
+    SELECT
+      "_sqlanon_g0",
+      COUNT(*) AS "_sqlanon_units",
+      COALESCE(CAST(SUM("_sqlanon_rows") AS BIGINT), 0) AS "_sqlanon_rows",
+      COALESCE(CAST(SUM("_sqlanon_s1") AS BIGINT), 0) AS "_sqlanon_s1",
+      COALESCE(CAST(SUM("_sqlanon_n1") AS BIGINT), 0) AS "_sqlanon_n1"
+    FROM "_sqlanon_limited"
+    GROUP BY "_sqlanon_g0"
+  ) AS "_sqlanon_parts"
   GROUP BY "_sqlanon_g0"
 ), "_sqlanon_public" AS (
   SELECT 'US' AS "_sqlanon_v0"

@@ -99,34 +99,50 @@ DELETE FROM "analytics"."orders_by_status_year" WHERE "epoch"
         '') AS INTEGER) AS TEXT) AS BIGINT));
 
 CREATE TEMPORARY TABLE "_sqlanon_epoch_rows" AS
-WITH "_sqlanon_rows" AS (
+WITH "_sqlanon_rows" AS NOT MATERIALIZED (
   SELECT
     "_sqlanon_src"."customer_id" AS "_sqlanon_unit",
     "_sqlanon_src"."status" AS "_sqlanon_g0",
     date_trunc('year', "_sqlanon_src"."ordered_at") AS "_sqlanon_g1",
-    CAST(FLOOR((CASE
+    CASE
       WHEN CAST("_sqlanon_src"."amount" AS DOUBLE PRECISION) IS NULL THEN NULL
       WHEN CAST("_sqlanon_src"."amount" AS DOUBLE PRECISION) = CAST('NaN' AS DOUBLE PRECISION) THEN NULL
-      ELSE LEAST(GREATEST(CAST("_sqlanon_src"."amount" AS DOUBLE PRECISION), 0), 500)
-    END / 0.5) + 0.5) AS BIGINT) AS "_sqlanon_x2",
-    CAST(FLOOR(((CASE
+      ELSE CAST(FLOOR((LEAST(GREATEST(CAST("_sqlanon_src"."amount" AS DOUBLE PRECISION), 0), 500) / 0.5)
+          + 0.5) AS BIGINT)
+    END AS "_sqlanon_x2",
+    CASE
       WHEN CAST("_sqlanon_src"."amount" AS DOUBLE PRECISION) IS NULL THEN NULL
       WHEN CAST("_sqlanon_src"."amount" AS DOUBLE PRECISION) = CAST('NaN' AS DOUBLE PRECISION) THEN NULL
-      ELSE LEAST(GREATEST(CAST("_sqlanon_src"."amount" AS DOUBLE PRECISION), 0), 500)
-    END - 250) / 0.25) + 0.5) AS BIGINT) AS "_sqlanon_x3"
+      ELSE CAST(FLOOR(((LEAST(GREATEST(CAST("_sqlanon_src"."amount" AS DOUBLE PRECISION), 0), 500) - 250) / 0.25)
+          + 0.5) AS BIGINT)
+    END AS "_sqlanon_x3"
   FROM "raw"."orders" AS "_sqlanon_src"
   WHERE "_sqlanon_src"."customer_id" IS NOT NULL
+), "_sqlanon_pairs" AS (
+  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", COUNT(*) AS "_sqlanon_c"
+  FROM "_sqlanon_rows"
+  GROUP BY "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1"
+), "_sqlanon_heavy" AS (
+  SELECT "_sqlanon_unit" AS "_sqlanon_hv"
+  FROM "_sqlanon_pairs"
+  GROUP BY "_sqlanon_unit"
+  HAVING CAST(SUM("_sqlanon_c") AS BIGINT) > 2
 ), "_sqlanon_partials" AS (
   SELECT
     "_sqlanon_unit" AS "_sqlanon_unit",
     "_sqlanon_g0" AS "_sqlanon_g0",
     "_sqlanon_g1" AS "_sqlanon_g1",
     LEAST(COUNT(*), 2) AS "_sqlanon_rows",
+    COUNT(*) AS "_sqlanon_raw",
     COALESCE(CAST(SUM("_sqlanon_x2") AS BIGINT), 0) AS "_sqlanon_s2",
     LEAST(COUNT("_sqlanon_x2"), 2) AS "_sqlanon_n2",
+    COUNT("_sqlanon_x2") AS "_sqlanon_r2",
     COALESCE(CAST(SUM("_sqlanon_x3") AS BIGINT), 0) AS "_sqlanon_s3",
-    LEAST(COUNT("_sqlanon_x3"), 2) AS "_sqlanon_n3"
+    LEAST(COUNT("_sqlanon_x3"), 2) AS "_sqlanon_n3",
+    COUNT("_sqlanon_x3") AS "_sqlanon_r3"
   FROM "_sqlanon_rows"
+  JOIN "_sqlanon_heavy"
+    ON "_sqlanon_unit" = "_sqlanon_hv"
   GROUP BY "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1"
 ), "_sqlanon_units" AS (
   SELECT
@@ -192,15 +208,15 @@ WITH "_sqlanon_rows" AS (
           PRECEDING AND CURRENT ROW) AS "_sqlanon_cum"
   FROM "_sqlanon_over" AS "_sqlanon_o"
 ), "_sqlanon_allowed" AS (
-  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_rows", "_sqlanon_s2", "_sqlanon_n2", "_sqlanon_s3",
-      "_sqlanon_n3", "_sqlanon_rows" AS "_sqlanon_a"
+  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_rows", "_sqlanon_raw", "_sqlanon_s2", "_sqlanon_n2",
+      "_sqlanon_r2", "_sqlanon_s3", "_sqlanon_n3", "_sqlanon_r3", "_sqlanon_rows" AS "_sqlanon_a"
   FROM "_sqlanon_partials" AS "_sqlanon_p"
   LEFT JOIN "_sqlanon_beyond" AS "_sqlanon_u"
     ON "_sqlanon_p"."_sqlanon_unit" = "_sqlanon_u"."_sqlanon_b"
   WHERE "_sqlanon_u"."_sqlanon_b" IS NULL
   UNION ALL
-  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_rows", "_sqlanon_s2", "_sqlanon_n2", "_sqlanon_s3",
-      "_sqlanon_n3", "_sqlanon_rows" AS "_sqlanon_a"
+  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_rows", "_sqlanon_raw", "_sqlanon_s2", "_sqlanon_n2",
+      "_sqlanon_r2", "_sqlanon_s3", "_sqlanon_n3", "_sqlanon_r3", "_sqlanon_rows" AS "_sqlanon_a"
   FROM "_sqlanon_ranked" AS "_sqlanon_p"
   WHERE "_sqlanon_rank" <= 6
 ), "_sqlanon_limited" AS (
@@ -221,13 +237,65 @@ WITH "_sqlanon_rows" AS (
   SELECT
     "_sqlanon_g0" AS "_sqlanon_g0",
     "_sqlanon_g1" AS "_sqlanon_g1",
-    COUNT(*) AS "_sqlanon_units",
+    CAST(SUM("_sqlanon_units") AS BIGINT) AS "_sqlanon_units",
     CAST(SUM("_sqlanon_rows") AS BIGINT) AS "_sqlanon_rows",
     CAST(SUM("_sqlanon_s2") AS BIGINT) AS "_sqlanon_s2",
     CAST(SUM("_sqlanon_n2") AS BIGINT) AS "_sqlanon_n2",
     CAST(SUM("_sqlanon_s3") AS BIGINT) AS "_sqlanon_s3",
     CAST(SUM("_sqlanon_n3") AS BIGINT) AS "_sqlanon_n3"
-  FROM "_sqlanon_limited"
+  FROM (
+    /* each unit once per group it reaches */
+    SELECT
+      "_sqlanon_g0",
+      "_sqlanon_g1",
+      COUNT(*) AS "_sqlanon_units",
+      0 AS "_sqlanon_rows",
+      0 AS "_sqlanon_s2",
+      0 AS "_sqlanon_n2",
+      0 AS "_sqlanon_s3",
+      0 AS "_sqlanon_n3"
+    FROM "_sqlanon_pairs"
+    GROUP BY "_sqlanon_g0", "_sqlanon_g1"
+    UNION ALL
+    /* every row */
+    SELECT
+      "_sqlanon_g0",
+      "_sqlanon_g1",
+      0 AS "_sqlanon_units",
+      COUNT(*) AS "_sqlanon_rows",
+      COALESCE(CAST(SUM("_sqlanon_x2") AS BIGINT), 0) AS "_sqlanon_s2",
+      COUNT("_sqlanon_x2") AS "_sqlanon_n2",
+      COALESCE(CAST(SUM("_sqlanon_x3") AS BIGINT), 0) AS "_sqlanon_s3",
+      COUNT("_sqlanon_x3") AS "_sqlanon_n3"
+    FROM "_sqlanon_rows"
+    GROUP BY "_sqlanon_g0", "_sqlanon_g1"
+    UNION ALL
+    /* less the heavy units' raw partials */
+    SELECT
+      "_sqlanon_g0",
+      "_sqlanon_g1",
+      0 - COUNT(*) AS "_sqlanon_units",
+      0 - COALESCE(CAST(SUM("_sqlanon_raw") AS BIGINT), 0) AS "_sqlanon_rows",
+      0 - COALESCE(CAST(SUM("_sqlanon_s2") AS BIGINT), 0) AS "_sqlanon_s2",
+      0 - COALESCE(CAST(SUM("_sqlanon_r2") AS BIGINT), 0) AS "_sqlanon_n2",
+      0 - COALESCE(CAST(SUM("_sqlanon_s3") AS BIGINT), 0) AS "_sqlanon_s3",
+      0 - COALESCE(CAST(SUM("_sqlanon_r3") AS BIGINT), 0) AS "_sqlanon_n3"
+    FROM "_sqlanon_partials"
+    GROUP BY "_sqlanon_g0", "_sqlanon_g1"
+    UNION ALL
+    /* plus their bounded partials */
+    SELECT
+      "_sqlanon_g0",
+      "_sqlanon_g1",
+      COUNT(*) AS "_sqlanon_units",
+      COALESCE(CAST(SUM("_sqlanon_rows") AS BIGINT), 0) AS "_sqlanon_rows",
+      COALESCE(CAST(SUM("_sqlanon_s2") AS BIGINT), 0) AS "_sqlanon_s2",
+      COALESCE(CAST(SUM("_sqlanon_n2") AS BIGINT), 0) AS "_sqlanon_n2",
+      COALESCE(CAST(SUM("_sqlanon_s3") AS BIGINT), 0) AS "_sqlanon_s3",
+      COALESCE(CAST(SUM("_sqlanon_n3") AS BIGINT), 0) AS "_sqlanon_n3"
+    FROM "_sqlanon_limited"
+    GROUP BY "_sqlanon_g0", "_sqlanon_g1"
+  ) AS "_sqlanon_parts"
   GROUP BY "_sqlanon_g0", "_sqlanon_g1"
 ), "_sqlanon_hashed" AS (
   SELECT

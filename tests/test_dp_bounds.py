@@ -1,0 +1,224 @@
+"""Contribution bounding, differentially: the release's true (noise-free) answers over random
+data — units within every bound, heavy units that still fit, units over each bound, NULL and
+NaN inputs, a NULL group — equal a plain-Python reference of docs/dp.md#what-the-query-does
+that shares no code with the SQL. The SQL sums the rows of units within the smallest bound
+directly and bounds only the others' partials (dialects/base: dp_release_query); this
+reference bounds every unit's partials, as the documentation describes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import random
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from test_dp import NOISE_KEY, duck_source, prepare, release
+
+from sqlanon.sql import dialect
+from sqlanon.sql.releases import output_columns, release_query
+
+POLICY = """
+sqlanon: 1
+name: dp_TARGET
+keys: {table: privacy.sqlanon_keys}
+releases:
+  r:
+    source: raw.SOURCE
+    target: out.TARGET
+    privacy_unit: u
+    unit_type: integer
+    epsilon: 3
+    delta: 1.0e-6
+    group_by: {g: keep}
+    bounds: BOUNDS
+    measures:
+      people: {agg: count_units}
+      rows: {agg: count}
+      total: {agg: sum, column: v, clamp: [-3, 7.5]}
+      mean: {agg: avg, column: v, clamp: [0.1, 0.7]}
+budget: {epsilon: 3, delta: 1.0e-5}
+"""
+GROUPS = ["a", "b", "c", "d", None]
+
+
+def reference(r, data):  # type: ignore[no-untyped-def]
+    """{group: {output: value}} as documented: per unit and group the capped rows, sums of
+    grid steps and capped counts; a unit over a bound keeps its groups in the order of
+    HMAC(noise key, rank|unit|group) while the bounds allow; partial sums clamped to the
+    allowed rows; outputs with no noise."""
+    big_r, big_g, big_m = r.max_rows_per_unit_per_group, r.max_groups_per_unit, None
+    big_m = r.max_rows_per_unit
+    measures = {m.name: m for m in r.measures}
+
+    def steps(m, v):  # type: ignore[no-untyped-def]
+        if v is None or math.isnan(v):
+            return None
+        lo, hi = float(m.clamp[0]), float(m.clamp[1])
+        x = min(max(v, lo), hi)
+        g = m.components[0].granularity
+        q = math.floor(((x - float(m.center)) if m.center else x) / float(g) + 0.5)
+        qlo = math.floor(Fraction(m.clamp[0] - m.center) / g + Fraction(1, 2))
+        qhi = math.floor(Fraction(m.clamp[1] - m.center) / g + Fraction(1, 2))
+        return min(max(q, qlo), qhi), qlo, qhi
+
+    partials: dict = {}
+    for u, g, v in data:
+        p = partials.setdefault(u, {}).setdefault(g, {"rows": 0, "total": [0, 0], "mean": [0, 0]})
+        p["rows"] += 1
+        for name in ("total", "mean"):
+            s = steps(measures[name], v)
+            if s is not None:
+                p[name][0] += s[0]
+                p[name][1] += 1
+
+    def field(text: str | None) -> str:
+        return "-" if text is None else f"{len(text)}:{text}"
+
+    out: dict = {}
+    for u, groups in partials.items():
+        capped = {g: min(p["rows"], big_r) for g, p in groups.items()}
+        fits = len(groups) <= big_g and (big_m is None or sum(capped.values()) <= big_m)
+        if fits:
+            allowed = dict(capped)
+        else:
+            message = {g: f"rank|{field(str(u))}|{field(g)}" for g in groups}
+            order = sorted(
+                groups,
+                key=lambda g: hmac.new(NOISE_KEY, message[g].encode(), hashlib.sha256).hexdigest(),
+            )[:big_g]
+            allowed, before = {}, 0
+            for g in order:
+                a = capped[g] if big_m is None else max(0, min(capped[g], big_m - before))
+                allowed[g] = a
+                before += capped[g]
+        for g, a in allowed.items():
+            if a <= 0:
+                continue
+            o = out.setdefault(g, {"people": 0, "rows": 0, "total": [0, 0], "mean": [0, 0]})
+            o["people"] += 1
+            o["rows"] += a
+            for name in ("total", "mean"):
+                m = measures[name]
+                s, n = groups[g][name]
+                n = min(n, big_r, a)
+                _, qlo, qhi = steps(m, 0.0)  # type: ignore[misc]
+                o[name][0] += min(max(s, n * qlo), n * qhi)
+                o[name][1] += n
+    result = {}
+    for g, o in out.items():
+        total, mean = measures["total"], measures["mean"]
+        s, n = o["mean"]
+        mid = float(mean.center)
+        avg = float(s) * float(mean.components[0].granularity) / max(n, 1) + mid
+        result[g] = {
+            "people": o["people"],
+            "rows": o["rows"],
+            "total": float(o["total"][0]) * float(total.components[0].granularity),
+            "mean": min(max(avg, float(mean.clamp[0])), float(mean.clamp[1])),
+        }
+    return result
+
+
+def dataset(seed: int) -> list[tuple[int, str | None, float | None]]:
+    """Units of 1 to 9 rows over up to 5 groups (one of them NULL), a few NULL and NaN
+    inputs, values well outside both clamps."""
+    rnd = random.Random(seed)
+    rows = []
+    for u in range(rnd.randint(5, 60)):
+        reach = rnd.sample(GROUPS, rnd.randint(1, 3))
+        for _ in range(rnd.choice([1, 1, 1, 2, 2, 3, 5, 9])):
+            v = rnd.choice([None, float("nan"), rnd.uniform(-10, 12), rnd.uniform(0, 1)])
+            rows.append((u, rnd.choice(reach), v))
+    return rows
+
+
+def literal(v: float | None) -> str:
+    if v is None:
+        return "NULL"
+    return "CAST('nan' AS DOUBLE)" if math.isnan(v) else repr(v)
+
+
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        "{max_groups_per_unit: 1, max_rows_per_unit_per_group: 2}",
+        "{max_groups_per_unit: 3, max_rows_per_unit_per_group: 2}",
+        "{max_groups_per_unit: 2, max_rows_per_unit_per_group: 3, max_rows_per_unit: 4}",
+        "{max_groups_per_unit: 4, max_rows_per_unit_per_group: 5, max_rows_per_unit: 3}",
+        "{max_groups_per_unit: 5, max_rows_per_unit_per_group: 9}",
+    ],
+)
+def test_bounded_totals_equal_the_documented_reference(tmp_path: Path, bounds: str) -> None:
+    d = dialect.get("duckdb")
+    text = POLICY.replace("BOUNDS", bounds)  # the mean's clamp: on the grid, or OFF_GRID
+    heavy_seen = 0
+    for seed in range(12):
+        data = dataset(seed)
+        engine = duck_source("src", "SELECT 0 AS u, 'x' AS g, 0.0::DOUBLE AS v LIMIT 0")
+        engine.execute(
+            "INSERT INTO raw.src VALUES "
+            + ", ".join(
+                f"({u}, {'NULL' if g is None else repr(g)}, {literal(v)})" for u, g, v in data
+            )
+        )
+        seeded = text.replace("[0.1, 0.7]", OFF_GRID) if seed % 2 else text
+        r = release(tmp_path, "src", f"b{seed}", seeded.replace("dp_TARGET", f"dp_b{seed}"))
+        prepare(engine, d, r)
+        cols = [c for c, _ in output_columns(r)]
+        query = release_query(r, d, d.number(1), noise=False)
+        got = {
+            row[1]: {k: row[cols.index(k)] for k in ("people", "rows", "total", "mean")}
+            for row in engine.query(d.statement("select_all", query).text)
+        }
+        engine.close()
+        want = reference(r, data)
+        assert set(got) == set(want), seed
+        for g, values in want.items():
+            assert got[g]["people"] == values["people"], (seed, g)
+            assert got[g]["rows"] == values["rows"], (seed, g)
+            assert got[g]["total"] == pytest.approx(values["total"], abs=1e-9), (seed, g)
+            assert got[g]["mean"] == pytest.approx(values["mean"], rel=1e-12), (seed, g)
+        counts: dict = {}
+        for u, _, _ in data:
+            counts[u] = counts.get(u, 0) + 1
+        smallest = min(
+            x
+            for x in (r.max_rows_per_unit_per_group, r.max_groups_per_unit, r.max_rows_per_unit)
+            if x is not None
+        )
+        heavy_seen += sum(1 for c in counts.values() if c > smallest)
+    assert heavy_seen > 20, "the data must hold units bounded by the partials' path"
+
+
+# 0.3 and the center (0.3 + 1.27802734375)/2 have no exact doubles: on the engines the lower
+# end is -1002 steps of 1/2048 (the grid at one group of two rows), not the -1001 the
+# sensitivity counts (found by a search over clamps whose width is an odd number of steps)
+OFF_GRID = "[0.3, 1.27802734375]"
+
+
+def test_a_clamp_end_rounding_off_the_grid_is_kept_on_it(tmp_path: Path) -> None:
+    """Every row's steps lie within the clamp's ends on the grid — what the sensitivity
+    counts — also where the engines' doubles round an end one step out: the SQL then clamps
+    the steps too, and a unit of rows at that end releases exactly the end."""
+    from sqlanon.plan.mechanism import float_steps, on_grid
+
+    d = dialect.get("duckdb")
+    text = POLICY.replace("BOUNDS", "{max_groups_per_unit: 1, max_rows_per_unit_per_group: 2}")
+    r = release(tmp_path, "src", "off", text.replace("[0.1, 0.7]", OFF_GRID))
+    m = next(m for m in r.measures if m.name == "mean")
+    g = m.components[0].granularity
+    qlo = on_grid(Fraction(m.clamp[0] - m.center), g)
+    assert float_steps(float(m.clamp[0]), float(m.center), g) == qlo - 1, "the case it tests"
+    engine = duck_source("src", "SELECT 7 AS u, 'a' AS g, -5.0::DOUBLE AS v")
+    prepare(engine, d, r)
+    cols = [c for c, _ in output_columns(r)]
+    query = release_query(r, d, d.number(1), noise=False)
+    (row,) = engine.query(d.statement("select_all", query).text)
+    engine.close()
+    assert row[cols.index("mean")] == pytest.approx(float(m.center) + float(qlo * g), abs=1e-15)
+    assert reference(r, [(7, "a", -5.0)])["a"]["mean"] == pytest.approx(
+        row[cols.index("mean")], abs=1e-15
+    )
