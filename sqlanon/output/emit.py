@@ -186,7 +186,7 @@ def build(plan: Plan, dialect: Dialect, cache: LowerCache | None = None) -> list
     if len(set(paths)) != len(paths):
         raise AssertionError("two objects map to one file")  # names are checked unique earlier
     artifacts.sort(key=lambda a: a.path)
-    artifacts.append(Artifact(MANIFEST, manifest(plan, dialect, artifacts)))
+    artifacts.append(Artifact(MANIFEST, manifest(plan, dialect, artifacts, cache)))
     return artifacts
 
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 
 from sqlanon import __version__
+from sqlanon.output.cache import LowerCache
 from sqlanon.output.files import Artifact, object_file
 from sqlanon.plan.model import (
     ColumnStep,
@@ -24,7 +25,11 @@ from sqlanon.sql.lookups import lookup_tables
 from sqlanon.transforms import known_types
 
 
-def manifest(plan: Plan, dialect: Dialect, artifacts: list[Artifact]) -> bytes:
+def manifest(
+    plan: Plan, dialect: Dialect, artifacts: list[Artifact], cache: LowerCache | None = None
+) -> bytes:
+    """With `cache`, each view's column lines rendered by an earlier compile are read back
+    (the lineage of 50,000 columns is most of a manifest's cost)."""
     digests = {a.path: hashlib.sha256(a.content).hexdigest() for a in artifacts}
     objects = []
     for v in sorted(plan.views, key=lambda v: object_file("views", v.target)):
@@ -54,7 +59,7 @@ def manifest(plan: Plan, dialect: Dialect, artifacts: list[Artifact]) -> bytes:
                 "k_anonymity": to_jsonable(v.k_anonymity),
                 "l_diversity": to_jsonable(v.l_diversity),
                 "t_closeness": to_jsonable(v.t_closeness),
-                "columns": _column_lines(v),
+                "columns": _column_lines(v, cache),
                 "dropped": [c.output for c in v.columns if not c.emitted],
                 "lookup_tables": [".".join(t) for _, t in lookup_tables(v)],
             }
@@ -104,15 +109,21 @@ class _OneLine(str):
 _LINE_CACHE: dict[str, list[_OneLine]] = {}
 
 
-def _column_lines(view: ViewPlan) -> list[_OneLine]:
-    """Column lineage does not depend on the dialect: render it once per view plan."""
+def _column_lines(view: ViewPlan, cache: LowerCache | None = None) -> list[_OneLine]:
+    """Column lineage does not depend on the dialect: render it once per view plan, and keep
+    it in the lowering cache for the next compile (a line never holds a line break)."""
     lines = _LINE_CACHE.get(view.digest)
-    if lines is None:
-        lines = [
-            _OneLine(json.dumps(column_lineage(c), ensure_ascii=False, separators=(", ", ": ")))
-            for c in view.emitted_columns
-        ]
-        _LINE_CACHE[view.digest] = lines
+    if lines is not None:
+        return lines
+    key = cache.key("", "lineage", view.digest) if cache else ""
+    stored = cache.get(key) if cache else None
+    if stored is not None:
+        lines = [_OneLine(line) for line in stored.decode("utf-8").split("\n") if line]
+    else:
+        lines = _column_lines_of(view.emitted_columns)
+        if cache:
+            cache.put(key, "\n".join(lines).encode("utf-8"))
+    _LINE_CACHE[view.digest] = lines
     return lines
 
 
@@ -211,6 +222,9 @@ def _column_lines_of(steps: tuple[ColumnStep, ...]) -> list[_OneLine]:
 
 
 def column_lineage(c: ColumnStep) -> dict[str, object]:
+    # None where no `type:` is declared and the output follows the source column's own
+    # type (transforms.known_types): read it from the warehouse's catalog
+    input_type, output_type = known_types(c)
     return {
         "name": c.output,
         "sources": list(c.sources),
@@ -218,10 +232,8 @@ def column_lineage(c: ColumnStep) -> dict[str, object]:
         "params": to_jsonable(c.params) if c.params else {},
         "key": None if c.key is None else {"name": c.key.name, "version": c.key.version},
         "privacy_class": c.privacy_class,
-        # None where no `type:` is declared and the output follows the source column's own
-        # type (transforms.known_types): read it from the warehouse's catalog
-        "input_type": known_types(c)[0],
-        "output_type": known_types(c)[1],
+        "input_type": input_type,
+        "output_type": output_type,
     }
 
 

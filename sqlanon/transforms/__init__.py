@@ -28,11 +28,26 @@ def known_types(step: ColumnStep) -> tuple[str | None, str | None]:
     t = REGISTRY.get(step.transform)
     if step.type_declared or t is None:  # not a column transform: a release's measure
         return step.input_type, step.output_type
-    params = dict(step.params)
+    try:
+        fixed = _OUTPUT_FIXED.get((step.transform, step.params))
+    except TypeError:  # a parameter holding a list: not a key, worked out each time
+        return None, step.output_type if _output_fixed(t, step.params) else None
+    if fixed is None:
+        fixed = _OUTPUT_FIXED[(step.transform, step.params)] = _output_fixed(t, step.params)
+    return None, step.output_type if fixed else None
+
+
+# whether a transform's output type is the same for every type it accepts, per parameters:
+# the manifest asks once per column (50,000 times for a large policy, each trying every type)
+_OUTPUT_FIXED: dict[tuple[str, object], bool] = {}
+
+
+def _output_fixed(t: Transform, params: object) -> bool:
+    given = dict(params)  # type: ignore[call-overload]
     outputs = set()
     for accepted in t.accepts:
         try:
-            outputs.add(t.output_type(accepted, params))
+            outputs.add(t.output_type(accepted, given))
         except (KeyError, TypeError, ValueError):
             outputs.add(None)
-    return None, step.output_type if len(outputs) == 1 else None
+    return len(outputs) == 1
