@@ -222,3 +222,52 @@ def test_a_clamp_end_rounding_off_the_grid_is_kept_on_it(tmp_path: Path) -> None
     assert reference(r, [(7, "a", -5.0)])["a"]["mean"] == pytest.approx(
         row[cols.index("mean")], abs=1e-15
     )
+
+
+@pytest.mark.parametrize("name", dialect.available())
+def test_every_engine_keeps_an_off_grid_clamp_end_on_the_grid(
+    name: str, live, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The same edge on every engine: the clamp's two ends, each the one row of a unit
+    within every bound, release exactly the ends on the grid (the engines compute the steps
+    in doubles as float_steps does, and clamp them where the plan found they must)."""
+    from sqlanon.plan.mechanism import on_grid
+    from sqlanon.warehouse.duckdb import DuckDBEngine
+
+    d = dialect.get(name)
+    text = (
+        POLICY.replace("BOUNDS", "{max_groups_per_unit: 1, max_rows_per_unit_per_group: 2}")
+        .replace("[0.1, 0.7]", OFF_GRID)
+        .replace("raw.SOURCE", "dpbounds.src")
+        .replace("privacy.sqlanon_keys", "dpbounds.keys")
+        .replace("out.TARGET", "dpbounds.out")
+    )
+    r = release(tmp_path, "src", "edge", text)
+    engine = DuckDBEngine() if name == "duckdb" else live.get(name)
+    engine.execute(d.statement("create_schema", d.relation(("dpbounds",))).text)
+    engine.execute(
+        d.statement(
+            "create_table",
+            d.relation(("dpbounds", "src")),
+            [d.ident(c) for c in ("u", "g", "v")],
+            column_types=("integer", "text", "float"),
+        ).text
+    )
+    engine.load_rows(("dpbounds", "src"), [(7, "low", -5.0), (8, "high", 99.0)])
+    prepare(engine, d, r)
+    cols = [c for c, _ in output_columns(r)]
+    query = release_query(r, d, d.number(1), noise=False)
+    got = {
+        row[1]: float(row[cols.index("mean")])
+        for row in engine.query(d.statement("select_query", query).text)
+    }
+    if name == "duckdb":
+        engine.close()
+    m = next(m for m in r.measures if m.name == "mean")
+    g = m.components[0].granularity
+    ends = [on_grid(Fraction(c - m.center), g) for c in m.clamp]
+    lo, hi = float(m.clamp[0]), float(m.clamp[1])  # an average is reported within the clamp
+    assert got == {
+        "low": min(max(float(m.center) + float(ends[0] * g), lo), hi),  # 0.3002…, not 0.3
+        "high": min(max(float(m.center) + float(ends[1] * g), lo), hi),
+    }
