@@ -271,3 +271,22 @@ def test_every_engine_keeps_an_off_grid_clamp_end_on_the_grid(
         "low": min(max(float(m.center) + float(ends[0] * g), lo), hi),  # 0.3002…, not 0.3
         "high": min(max(float(m.center) + float(ends[1] * g), lo), hi),
     }
+
+
+def test_a_release_without_groups_over_no_rows_counts_zero_not_null(tmp_path: Path) -> None:
+    """A release with no group_by over a source with no rows had NULL as its true rows and
+    sums (an empty SUM), so whenever its one row passed the threshold it released NULL
+    (NULL + noise is NULL) where a single row would have released numbers: whether anyone is
+    in the data, told with certainty. Its true values are zeros now, noised like any group."""
+    d = dialect.get("duckdb")
+    text = POLICY.replace("BOUNDS", "{max_groups_per_unit: 1, max_rows_per_unit_per_group: 2}")
+    r = release(tmp_path, "src", "none", text.replace("group_by: {g: keep}", "group_by: {}"))
+    cols = [c for c, _ in output_columns(r)]
+    engine = duck_source("src", "SELECT 7 AS u, 'a' AS g, 0.5::DOUBLE AS v LIMIT 0")
+    prepare(engine, d, r)
+    query = release_query(r, d, d.number(1), noise=False)
+    (row,) = engine.query(d.statement("select_all", query).text)
+    engine.close()
+    got = dict(zip(cols, row, strict=True))
+    assert None not in row, got
+    assert (got["people"], got["rows"], got["total"]) == (0, 0, 0)

@@ -28,18 +28,17 @@ def known_types(step: ColumnStep) -> tuple[str | None, str | None]:
     t = REGISTRY.get(step.transform)
     if step.type_declared or t is None:  # not a column transform: a release's measure
         return step.input_type, step.output_type
-    try:
-        fixed = _OUTPUT_FIXED.get((step.transform, step.params))
-    except TypeError:  # a parameter holding a list: not a key, worked out each time
-        return None, step.output_type if _output_fixed(t, step.params) else None
+    # keyed by the parameters' repr: 10 and 10.0 are equal keys but may type a bucket apart
+    key = (step.transform, repr(step.params))
+    fixed = _OUTPUT_FIXED.get(key)
     if fixed is None:
-        fixed = _OUTPUT_FIXED[(step.transform, step.params)] = _output_fixed(t, step.params)
+        fixed = _OUTPUT_FIXED[key] = _output_fixed(t, step.params)
     return None, step.output_type if fixed else None
 
 
 # whether a transform's output type is the same for every type it accepts, per parameters:
 # the manifest asks once per column (50,000 times for a large policy, each trying every type)
-_OUTPUT_FIXED: dict[tuple[str, object], bool] = {}
+_OUTPUT_FIXED: dict[tuple[str, str], bool] = {}
 
 
 def _output_fixed(t: Transform, params: object) -> bool:
