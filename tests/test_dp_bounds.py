@@ -49,8 +49,7 @@ def reference(r, data):  # type: ignore[no-untyped-def]
     grid steps and capped counts; a unit over a bound keeps its groups in the order of
     HMAC(noise key, rank|unit|group) while the bounds allow; partial sums clamped to the
     allowed rows; outputs with no noise."""
-    big_r, big_g, big_m = r.max_rows_per_unit_per_group, r.max_groups_per_unit, None
-    big_m = r.max_rows_per_unit
+    big_r, big_g, big_m = r.max_rows_per_unit_per_group, r.max_groups_per_unit, r.max_rows_per_unit
     measures = {m.name: m for m in r.measures}
 
     def steps(m, v):  # type: ignore[no-untyped-def]

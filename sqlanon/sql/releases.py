@@ -169,9 +169,7 @@ def release_query(
         partial_names += [s_name, n_name, d.ident(f"_sqlanon_r{i}")]
         # the unit's allowed rows of this group bound its partial sum: n × [qlo, qhi] steps
         n = d.prim("least", [n_name, allowed])
-        grid = m.components[0].granularity
-        lo = d.number(on_grid(Fraction(m.clamp[0] - m.center), grid))
-        hi = d.number(on_grid(Fraction(m.clamp[1] - m.center), grid))
+        lo, hi = (d.number(q) for q in _grid_ends(m))
         bounded = d.prim(
             "least", [d.prim("greatest", [s_name, d.prim("mul", n, lo)]), d.prim("mul", n, hi)]
         )
@@ -392,6 +390,15 @@ def _carried(
     return items, [*groups, d.ident("_sqlanon_epoch")]
 
 
+def _grid_ends(m: MeasurePlan) -> tuple[int, int]:
+    """[qlo, qhi]: the clamp's ends (centred for `avg`) in whole steps of the measure's grid —
+    where every row's steps lie, and what bounds a unit's partial sum per allowed row."""
+    assert m.clamp is not None
+    grid = m.components[0].granularity
+    lo, hi = (on_grid(Fraction(c - m.center), grid) for c in m.clamp)
+    return lo, hi
+
+
 def _input_steps(d: Dialect, x: Sql, m: MeasurePlan) -> Sql:
     """A measure's input clamped to [lo, hi] (centred for `avg`) in whole steps of its grid,
     ⌊x/g + ½⌋ as an integer: g is a power of two, so x/g is exact and every engine rounds the
@@ -414,14 +421,10 @@ def _input_steps(d: Dialect, x: Sql, m: MeasurePlan) -> Sql:
     grid = m.components[0].granularity
     half_up = d.prim("add", d.prim("div", clamped, _number(d, grid)), _number(d, Fraction(1, 2)))
     steps = d.prim("cast", d.prim("floor", half_up), to="integer")
-    qlo = on_grid(Fraction(m.clamp[0] - m.center), grid)
-    qhi = on_grid(Fraction(m.clamp[1] - m.center), grid)
+    qlo, qhi = _grid_ends(m)
     center = float(m.center)
-    ends = (
-        float_steps(float(m.clamp[0]), center, grid),
-        float_steps(float(m.clamp[1]), center, grid),
-    )
-    if ends[0] < qlo or ends[1] > qhi:
+    end_lo, end_hi = (float_steps(float(c), center, grid) for c in m.clamp)
+    if end_lo < qlo or end_hi > qhi:
         steps = d.prim("least", [d.prim("greatest", [steps, d.number(qlo)]), d.number(qhi)])
     skip = [d.prim("is_null", value), d.prim("null")]
     if m.input_type == "float":
