@@ -53,7 +53,7 @@ def test_a_template_that_does_not_parse_is_a_compiler_bug():
 
     shapes = ShapeCache("duckdb", {"broken": lambda x: f"CASE WHEN {x} THEN"})
     with pytest.raises(CompilerBug, match="does not parse"):
-        shapes.call("broken", [Sql("1")], {}, statement=False)
+        shapes.call("broken", [Sql("1")], {}, "expression")
 
 
 def test_an_argument_pasted_into_a_string_is_a_compiler_bug():
@@ -61,7 +61,48 @@ def test_an_argument_pasted_into_a_string_is_a_compiler_bug():
 
     shapes = ShapeCache("duckdb", {"leaky": lambda x: f"'prefix {x}'"})
     with pytest.raises(CompilerBug, match="outside an expression slot"):
-        shapes.call("leaky", [Sql("1")], {}, statement=False)
+        shapes.call("leaky", [Sql("1")], {}, "expression")
+
+
+def test_a_select_list_goes_only_where_select_items_go():
+    """A view's columns are one list fragment; its own shape then does not depend on their
+    number. The fragment is verified as exactly one item per element, and no other hole —
+    a function's argument, an operand, a WHERE — takes it (it would change the arity or the
+    meaning), so the composition stays one item per slot."""
+    from sqlanon.sql.shapes import ShapeCache
+
+    d = dialect.get("duckdb")
+    cols = d.items(
+        "select_list",
+        [d.prim("sub", d.ident("a"), d.ident("b")), d.ident("c")],
+        [d.ident("x"), d.ident("y")],
+    )
+    assert cols.text == '"a" - "b" AS "x",\n"c" AS "y"' and cols.atomic is None
+    macros = {
+        "select": lambda x: f"SELECT 1, {x} FROM t",
+        "call": lambda x: f"SELECT COALESCE({x}) FROM t",
+        "operand": lambda x: f"SELECT 1 + {x}",
+        "where": lambda x: f"SELECT 1 FROM t WHERE {x}",
+        "aliased": lambda x: f"SELECT {x} AS z FROM t",
+    }
+    shapes = ShapeCache("duckdb", macros)
+    assert shapes.call("select", [cols], {}, "statement").text == (
+        'SELECT 1, "a" - "b" AS "x",\n"c" AS "y" FROM t'
+    )
+    for name in ("call", "operand", "where", "aliased"):
+        with pytest.raises(CompilerBug, match="outside a select list"):
+            shapes.call(name, [cols], {}, "statement")
+    lists = ShapeCache(
+        "duckdb",
+        {
+            "more": lambda xs: ", ".join([*xs, "1"]),  # an item no element accounts for
+            "clause": lambda xs: ", ".join(xs) + " FROM t",
+            "in_string": lambda xs: "'" + ", ".join(xs) + "'",
+        },
+    )
+    for name in ("more", "clause", "in_string"):
+        with pytest.raises(CompilerBug, match="not a select list"):
+            lists.call(name, [[Sql("1"), Sql("2")]], {}, "list")
 
 
 def test_structural_parameters_cannot_carry_text():

@@ -248,11 +248,16 @@ class Dialect:
 
     def prim(self, name: str, *args: Any, **structure: Any) -> Sql:
         """An expression from the primitive template `name`."""
-        return self._shapes.call(name, args, structure, statement=False)
+        return self._shapes.call(name, args, structure, "expression")
 
     def statement(self, name: str, *args: Any, **structure: Any) -> Sql:
         """A whole statement (or query) from the statement template `name`, no semicolon."""
-        return self._shapes.call(name, args, structure, statement=True)
+        return self._shapes.call(name, args, structure, "statement")
+
+    def items(self, name: str, *args: Any, **structure: Any) -> Sql:
+        """A select list from the list template `name`, one item per element of its first
+        argument; it fills a hole that is an item of a select list (a view's columns)."""
+        return self._shapes.call(name, args, structure, "list")
 
     def type_name(self, logical: str) -> str:
         try:

@@ -10,6 +10,12 @@ parenthesized unless they are syntactically atomic. A statement is therefore val
 each shape parsed with identifiers in its holes and every hole receives one token or one
 parenthesized expression; tests additionally parse every emitted statement whole.
 
+A *list* shape renders a select list (`e AS name, …`), verified to parse as exactly one item
+per element of its first argument; its fragment is accepted only by a hole that is itself an
+item of a select list. A view's column lists are such fragments, so the view's own shape does
+not depend on how many columns it has: a policy of a thousand tables builds a few dozen shapes
+per dialect, not one per table (the parse of a shape is most of a fresh lowering).
+
 This keeps compile time linear and small (no per-statement parse), see docs/architecture.md.
 """
 
@@ -68,31 +74,41 @@ class CompilerBug(Exception):
 
 
 class Sql(NamedTuple):
-    """A fragment of SQL text for one dialect. `atomic` fragments need no parentheses.
+    """A fragment of SQL text for one dialect. `atomic` fragments need no parentheses; None
+    marks a select list (several items), which only a select list's item slot takes.
     (A named tuple: millions are made for a large policy, and tuples are cheap to build.)"""
 
     text: str
-    atomic: bool = True
+    atomic: bool | None = True
 
     def __str__(self) -> str:
         return self.text
 
 
+# How a hole takes a compound argument: parenthesized (an operator's operand), bare (a slot its
+# parent delimits), or bare and also a select list's item slot, where a list fragment may go.
+OPERAND, DELIMITED, ITEM = 0, 1, 2
+
+
 @dataclass(frozen=True, slots=True)
 class Shape:
     first: str  # the text before the first hole
-    # per hole: (argument index, delimited: a compound argument needs no parentheses,
+    # per hole: (argument index, OPERAND / DELIMITED / ITEM,
     #            leading whitespace of the hole's line, the text after the hole)
-    holes: tuple[tuple[int, bool, str, str], ...]
-    atomic: bool
+    holes: tuple[tuple[int, int, str, str], ...]
+    atomic: bool | None
 
     def fill(self, args: Sequence[Sql]) -> Sql:
         out = [self.first]
         append = out.append
         for slot, bare, indent, piece in self.holes:
             text, atomic = args[slot]
-            if not (atomic or bare):
-                text = "(" + text + ")"
+            if not atomic:
+                if atomic is None:
+                    if bare != ITEM:
+                        raise CompilerBug(f"a select list placed outside a select list: {text}")
+                elif not bare:
+                    text = "(" + text + ")"
             if indent and "\n" in text:
                 text = text.replace("\n", "\n" + indent)
             append(text)
@@ -144,16 +160,18 @@ def _check_structure(value: Any) -> None:
     raise CompilerBug(f"structural template parameter {value!r} is not a plain word or number")
 
 
-def _is_delimited(ident: exp.Expression) -> bool:
+def _hole_kind(ident: exp.Expression) -> int:
     node: exp.Expression = (
         ident.parent if isinstance(ident.parent, exp.Column | exp.Table) else ident
     )
     parent = node.parent
     if parent is None or isinstance(parent, exp.Binary | exp.Unary):
-        return False
+        return OPERAND
+    if isinstance(parent, exp.Select) and node.arg_key == "expressions":
+        return ITEM
     if isinstance(parent, exp.In):
-        return node.arg_key == "expressions"
-    return isinstance(parent, _DELIMITING_PARENTS)
+        return DELIMITED if node.arg_key == "expressions" else OPERAND
+    return DELIMITED if isinstance(parent, _DELIMITING_PARENTS) else OPERAND
 
 
 class ShapeCache:
@@ -165,19 +183,19 @@ class ShapeCache:
         self._shapes: dict[tuple[Any, ...], Shape] = {}
         self._sg = sqlglot.Dialect.get_or_raise(sqlglot_dialect)
 
-    def call(
-        self, name: str, args: Sequence[Any], structure: dict[str, Any], statement: bool
-    ) -> Sql:
+    def call(self, name: str, args: Sequence[Any], structure: dict[str, Any], kind: str) -> Sql:
+        """`kind`: "expression", "statement" or "list" (a select list, one item per element
+        of the first argument)."""
         flat, arity = _flatten(args)
         key = (name, arity, *structure.items())
         shape = self._shapes.get(key)
         if shape is None:
-            shape = self._build(name, arity, structure, statement)
+            shape = self._build(name, arity, structure, kind)
             self._shapes[key] = shape
         return shape.fill(flat)
 
     def _build(
-        self, name: str, arity: tuple[Any, ...], structure: dict[str, Any], statement: bool
+        self, name: str, arity: tuple[Any, ...], structure: dict[str, Any], kind: str
     ) -> Shape:
         macro = self.macros.get(name)
         if macro is None:
@@ -186,8 +204,12 @@ class ShapeCache:
             _check_structure(v)
         text = str(macro(*_sentinels(arity), **structure)).strip()
         where = f"template '{name}' ({self.dialect}, {structure})"
+        statement = kind == "statement"
         try:
-            if statement:
+            tree: exp.Expr
+            if kind == "list":
+                tree = self._parse_list(text, arity[0] if arity else None, where)
+            elif statement:
                 trees = [t for t in sqlglot.parse(text, read=self.dialect) if t is not None]
                 if len(trees) != 1:
                     raise CompilerBug(f"{where} must render exactly one statement:\n{text}")
@@ -205,7 +227,7 @@ class ShapeCache:
         for m in _SENTINEL_RE.finditer(text):
             expected[m.group(0)] = expected.get(m.group(0), 0) + 1
         found: dict[str, int] = {}
-        bare_by_arg: dict[int, bool] = {}
+        kind_by_arg: dict[int, int] = {}
         if isinstance(tree, exp.Command):
             raise CompilerBug(
                 f"{where} is not understood by sqlglot's {self.dialect} parser "
@@ -216,7 +238,8 @@ class ShapeCache:
             if sentinel:
                 found[ident.this] = found.get(ident.this, 0) + 1
                 index = int(sentinel.group(1))
-                bare_by_arg[index] = bare_by_arg.get(index, True) and _is_delimited(ident)
+                # an argument in several holes takes the most careful of their forms
+                kind_by_arg[index] = min(kind_by_arg.get(index, ITEM), _hole_kind(ident))
         if found != expected:
             raise CompilerBug(f"{where}: an argument landed outside an expression slot:\n{text}")
         parts = _SENTINEL_RE.split(text)
@@ -228,12 +251,23 @@ class ShapeCache:
             line = (line + piece).rsplit("\n", 1)[-1]
             indents.append(line[: len(line) - len(line.lstrip(" "))])
             line += "x"
-        atomic = isinstance(tree, _ATOMIC_ROOTS) and not statement
+        atomic = None if kind == "list" else isinstance(tree, _ATOMIC_ROOTS) and not statement
         holes = tuple(
-            (slot, bare_by_arg[slot], indent, piece)
+            (slot, kind_by_arg[slot], indent, piece)
             for slot, indent, piece in zip(slots, indents, pieces[1:], strict=True)
         )
         return Shape(pieces[0], holes, atomic)
+
+    def _parse_list(self, text: str, items: Any, where: str) -> exp.Expr:
+        """A list template's text read as a select list: exactly one item per element of the
+        first argument, and nothing after the list (no FROM, no clause)."""
+        if not isinstance(items, int) or items < 1:
+            raise CompilerBug(f"{where}: a list template's first argument is a non-empty list")
+        select = sqlglot.parse_one(f"SELECT {text}", read=self.dialect)
+        clauses = [k for k, v in select.args.items() if v and k != "expressions"]
+        if not isinstance(select, exp.Select) or clauses or len(select.expressions) != items:
+            raise CompilerBug(f"{where} is not a select list of {items} items:\n{text}")
+        return select
 
     # -- atoms ------------------------------------------------------------------------------
 

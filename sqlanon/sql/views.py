@@ -113,16 +113,21 @@ def view_query(view: ViewPlan, d: Dialect, lookup_tables: bool = False) -> Sql:
     suppress = kanon is not None and kanon.action == "suppress"
     qi = [d.ident(q) for q in kanon.quasi_identifiers] if suppress and kanon else []
     k = d.number(kanon.k if kanon else 0)
+    targets = [j.target for j in lookups.joins]
+    column_names = [d.ident(col.output) for col in columns]
     return d.statement(
         "anonymized_select",
         source_sql(view.source, d),
-        inputs,
+        d.items("column_list", inputs),
+        [d.items("select_list", targets, [j.name for j in lookups.joins])] if targets else [],
         key_query,
         filters,
-        [value for step in shared.steps for value, _ in step],
-        [name for step in shared.steps for _, name in step],
-        exprs,
-        [d.ident(col.output) for col in columns],
+        [
+            d.items("select_list", [v for v, _ in step], [n for _, n in step])
+            for step in shared.steps
+        ],
+        d.items("select_list", exprs, column_names),
+        d.items("column_list", column_names),
         qi,
         k,
         [commented(_pairs_comment(j.step), j.inline) for j in lookups.joins if j.inline],
@@ -130,9 +135,6 @@ def view_query(view: ViewPlan, d: Dialect, lookup_tables: bool = False) -> Sql:
         [j.relation for j in lookups.joins],
         [j.alias for j in lookups.joins],
         [j.on for j in lookups.joins],
-        [j.target for j in lookups.joins],
-        [j.name for j in lookups.joins],
-        steps=tuple(len(step) for step in shared.steps),
     )
 
 
