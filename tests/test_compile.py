@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sqlanon.output import emit, files
+from sqlanon.output import write as output_write
 
 RETAIL = "examples/retail/policy.yml"
 
@@ -141,26 +142,59 @@ def test_an_interrupted_write_leaves_the_old_output_intact(workdir, cli, monkeyp
     policy.write_text(policy.read_text().replace("length: 3}", "length: 2}"))
 
     calls = {"n": 0}
-    real_fsync = os.fsync
+    real_put = output_write._put
 
     class Crash(Exception):
         pass
 
-    def dying_fsync(fd):
+    def dying_put(target, content):
         calls["n"] += 1
         if calls["n"] == 3:  # partway through writing the new files
             raise Crash
-        return real_fsync(fd)
+        return real_put(target, content)
 
-    monkeypatch.setattr(os, "fsync", dying_fsync)
+    monkeypatch.setattr(output_write, "_put", dying_put)
     with pytest.raises(Crash):
         cli("compile", RETAIL, "--out", "out")
-    monkeypatch.setattr(os, "fsync", real_fsync)
+    monkeypatch.setattr(output_write, "_put", real_put)
     assert _snapshot(workdir / "out") == before
     leftovers = [p.name for p in workdir.iterdir() if p.name.startswith(".sqlanon-")]
     assert leftovers == []
     assert cli("compile", RETAIL, "--out", "out").exit_code == 0
     assert _snapshot(workdir / "out") != before
+
+
+def test_the_staged_files_are_made_durable_before_the_exchange(workdir, cli, monkeypatch):
+    """One syncfs of the file system where Linux has it; else an fsync of every staged file
+    and folder — in both cases before the exchange publishes the new output."""
+    events: list[str] = []
+    real_exchange, real_fsync, real_syncfs = output_write._exchange, os.fsync, output_write._syncfs
+
+    def exchange(a, b):
+        events.append("exchange")
+        return real_exchange(a, b)
+
+    def syncfs(fd):
+        events.append("syncfs")
+        return real_syncfs(fd)
+
+    monkeypatch.setattr(output_write, "_exchange", exchange)
+    monkeypatch.setattr(output_write, "_syncfs", syncfs)
+    assert cli("compile", RETAIL, "--out", "out").exit_code == 0  # a first write: a rename
+    policy = workdir / RETAIL
+    policy.write_text(policy.read_text().replace("length: 3}", "length: 2}"))
+    assert cli("compile", RETAIL, "--out", "out").exit_code == 0
+    assert events == ["syncfs", "syncfs", "exchange"]
+
+    events.clear()
+    monkeypatch.setattr(output_write, "_syncfs", lambda fd: False)  # no syncfs here
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append("fsync") or real_fsync(fd))
+    policy.write_text(policy.read_text().replace("length: 2}", "length: 1}"))
+    assert cli("compile", RETAIL, "--out", "out").exit_code == 0
+    files_written = 2  # the edited view and the manifest; the rest are links to the old bytes
+    assert events[-2:] == ["exchange", "fsync"]  # the parent folder, after the exchange
+    assert events[:-2].count("fsync") >= files_written + 2  # files, views/ and the root
+    assert "views" in (workdir / "out/manifest.json").read_text()
 
 
 def test_headers_and_manifest_lineage(workdir, cli):

@@ -89,6 +89,8 @@ def _killed_write(out: Path, new: list[files.Artifact], at: int) -> int:
         os.replace = step(os.replace)
         shutil.rmtree = step(shutil.rmtree)
         output_write._exchange = step(output_write._exchange)
+        output_write._put = step(output_write._put)
+        output_write._durable = step(output_write._durable)
         Path.rename = step(Path.rename)
         Path.mkdir = step(Path.mkdir)
         try:

