@@ -151,9 +151,9 @@ def compile_to(
             plan = build_plan([spec])
             if plans:
                 plans.put([str(path)], plan, [spec])
-        for name in names:
-            artifacts = emit.build(plan, dialect.get(name), store)
-            output_write.write(out / name, artifacts)
+        # as the CLI does: one dialect is written while the next one's views are lowered
+        for d, artifacts in emit.build_each(plan, [dialect.get(n) for n in names], store):
+            output_write.write(out / d.name, artifacts)
 
     return timed(run)[1]
 

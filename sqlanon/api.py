@@ -11,7 +11,7 @@ mistakes; `.render()`), `DialectError` (a dialect cannot express what the plan a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -82,6 +82,22 @@ def build(
     lowered are reused — the same bytes, sqlanon/output/cache.py."""
     d = get_dialect(dialect)
     return dbt.build(plan, d) if format == "dbt" else emit.build(plan, d, cache)
+
+
+def build_each(
+    plan: Plan,
+    dialects: Sequence[str | Dialect],
+    format: Format = "sql",
+    cache: LowerCache | None = None,
+) -> Iterator[tuple[Dialect, list[Artifact]]]:
+    """`build` for several dialects, each one's files as soon as they are complete (its views
+    are lowered while the caller writes the previous dialect's: `compile --dialect all`)."""
+    targets = [get_dialect(d) for d in dialects]
+    if format == "dbt":
+        for d in targets:
+            yield d, dbt.build(plan, d)
+    else:
+        yield from emit.build_each(plan, targets, cache)
 
 
 def write(

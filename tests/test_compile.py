@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -264,6 +265,26 @@ def test_parallel_lowering_writes_the_same_bytes(monkeypatch, tmp_path):
     monkeypatch.setattr(emit, "PARALLEL_MIN_VIEWS", 10)
     parallel = emit.build(plan, d)
     assert [(a.path, a.content) for a in serial] == [(a.path, a.content) for a in parallel]
+
+    # every dialect from one pool, as `compile --dialect all` does, with one dialect read
+    # back from the lowering cache whole and another in part (jobs of 0 and of some views)
+    from sqlanon.output.cache import LowerCache
+
+    everyone = [dialect.get(n) for n in dialect.available()]
+    monkeypatch.setattr(emit, "PARALLEL_MIN_VIEWS", 10**9)
+    expected = {x.name: emit.build(plan, x) for x in everyone}
+    cache = LowerCache(tmp_path / "cache")
+    emit.build(plan, d, cache)
+    part = next(x for x in everyone if x is not d)
+    emit.build(replace(plan, views=plan.views[:25]), part, cache)
+    monkeypatch.setattr(emit, "PARALLEL_MIN_VIEWS", 10)
+    for use in (None, cache):
+        got = {x.name: out for x, out in emit.build_each(plan, everyone, use)}
+        assert list(got) == [x.name for x in everyone]
+        for name, out in got.items():
+            assert [(a.path, a.content) for a in out] == [
+                (a.path, a.content) for a in expected[name]
+            ], name
 
 
 def test_concurrent_compiles_take_turns_and_leave_no_lock_file(workdir):

@@ -24,6 +24,7 @@ from sqlanon.cli.base import (
 )
 from sqlanon.output import write as output_write
 from sqlanon.output.cache import LowerCache, PlanCache
+from sqlanon.output.files import Artifact
 from sqlanon.policy.diagnostics import PolicyError
 from sqlanon.policy.files import expand, is_fragment
 from sqlanon.policy.load import load_policies
@@ -84,6 +85,30 @@ def explain(
     print_plan(out, plan)
 
 
+def _emit(folder: Path, artifacts: list[Artifact], check: bool) -> bool:
+    """Write one output folder, or with `check` compare it; False when it was stale."""
+    if check:
+        report = output_write.check(folder, artifacts)
+        if report.ok:
+            out.print(f"up to date: {folder} ({len(artifacts)} files)")
+            return True
+        for label, paths_ in (
+            ("stale", report.stale),
+            ("missing", report.missing),
+            ("extra", report.extra),
+        ):
+            for p in paths_:
+                err.print(f"{label}: {folder / p}", markup=False)
+        return False
+    try:
+        report = output_write.write(folder, artifacts)
+    except OSError as exc:
+        raise fail(str(exc)) from None
+    changed = len(report.stale) + len(report.missing) + len(report.extra)
+    out.print(f"wrote {folder}: {len(artifacts)} files, {changed} changed")
+    return True
+
+
 def compile(
     paths: Annotated[list[str], typer.Argument(help="Policy files or folders.")],
     dialect_name: Annotated[
@@ -105,34 +130,15 @@ def compile(
     plan = load_plan(paths, PlanCache.default())
     targets = target_dialects(dialect_name)
     failed = False
-    cache = LowerCache.default()
-    for d in targets:
-        folder = out_dir / d.name if dialect_name.lower() == "all" else out_dir
+    # one dialect's files are written while the next one's views are being lowered
+    each = api.build_each(plan, targets, format.value, LowerCache.default())
+    with no_gc():
         try:
-            with no_gc():
-                artifacts = api.build(plan, d, format.value, cache)
+            for d, artifacts in each:
+                folder = out_dir / d.name if dialect_name.lower() == "all" else out_dir
+                failed = not _emit(folder, artifacts, check) or failed
         except dialect.DialectError as exc:
             raise fail(str(exc)) from None
-        if check:
-            report = output_write.check(folder, artifacts)
-            if report.ok:
-                out.print(f"up to date: {folder} ({len(artifacts)} files)")
-                continue
-            failed = True
-            for label, paths_ in (
-                ("stale", report.stale),
-                ("missing", report.missing),
-                ("extra", report.extra),
-            ):
-                for p in paths_:
-                    err.print(f"{label}: {folder / p}", markup=False)
-        else:
-            try:
-                report = output_write.write(folder, artifacts)
-            except OSError as exc:
-                raise fail(str(exc)) from None
-            changed = len(report.stale) + len(report.missing) + len(report.extra)
-            out.print(f"wrote {folder}: {len(artifacts)} files, {changed} changed")
     if failed:
         err.print("output is stale: run `sqlanon compile` without --check", markup=False)
         raise typer.Exit(EXIT_CHECK)

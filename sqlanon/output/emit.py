@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import sys
 import textwrap
-from dataclasses import replace
+from collections.abc import Iterator
 
 from sqlanon import __version__
 from sqlanon.output.cache import LowerCache
@@ -93,32 +93,47 @@ def key_table_artifact(table: tuple[str, ...], dialect: Dialect) -> Artifact:
 # Lowering views is independent per view: large plans are split across processes (forked, so
 # the plan is inherited rather than sent). Output is identical to lowering in one process.
 PARALLEL_MIN_VIEWS = 200
-_JOB: tuple[Plan, Dialect] | None = None
+# per dialect: the views to lower and the dialect (set while a pool runs; forked workers read it)
+_JOB: tuple[tuple[tuple[ViewPlan, ...], Dialect], ...] | None = None
 
 
-def _lower_chunk(bounds: tuple[int, int]) -> list[Artifact]:
+def _lower_chunk(task: tuple[int, int, int]) -> list[Artifact]:
     assert _JOB is not None
-    plan, dialect = _JOB
-    return [view_artifact(v, dialect) for v in plan.views[bounds[0] : bounds[1]]]
+    views, dialect = _JOB[task[0]]
+    return [view_artifact(v, dialect) for v in views[task[1] : task[2]]]
 
 
-def _view_artifacts(plan: Plan, dialect: Dialect) -> list[Artifact]:
+def _lowered_views(
+    jobs: list[tuple[tuple[ViewPlan, ...], Dialect]],
+) -> Iterator[list[Artifact]]:
+    """Each job's view files, in order. Many views are lowered by one pool of processes for
+    every dialect, so while the caller finishes and writes one dialect's output the workers
+    are already lowering the next one's."""
     global _JOB
     workers = min(os.cpu_count() or 1, 4)
     if (
-        len(plan.views) < PARALLEL_MIN_VIEWS
+        sum(len(views) for views, _ in jobs) < PARALLEL_MIN_VIEWS
         or workers < 2
         or "fork" not in multiprocessing.get_all_start_methods()
         or sys.platform != "linux"
     ):
-        return [view_artifact(v, dialect) for v in plan.views]
-    step = -(-len(plan.views) // (workers * 4))
-    chunks = [(i, min(i + step, len(plan.views))) for i in range(0, len(plan.views), step)]
-    _JOB = (plan, dialect)
+        for views, d in jobs:
+            yield [view_artifact(v, d) for v in views]
+        return
+    tasks: list[tuple[int, int, int]] = []
+    chunks: list[int] = []
+    for i, (views, _) in enumerate(jobs):
+        step = max(1, -(-len(views) // (workers * 4)))
+        mine = [(i, lo, min(lo + step, len(views))) for lo in range(0, len(views), step)]
+        tasks += mine
+        chunks.append(len(mine))
+    _JOB = tuple(jobs)
     try:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(workers) as pool:
-            return [a for part in pool.map(_lower_chunk, chunks) for a in part]
+            results = pool.imap(_lower_chunk, tasks)
+            for n in chunks:
+                yield [a for _ in range(n) for a in next(results)]
     finally:
         _JOB = None
 
@@ -174,23 +189,52 @@ def ledger_artifact(table: tuple[str, ...], dialect: Dialect) -> Artifact:
 def build(plan: Plan, dialect: Dialect, cache: LowerCache | None = None) -> list[Artifact]:
     """Every output file; with `cache`, views and releases lowered by an earlier compile (the
     same plan digest, dialect and tool: sqlanon/output/cache.py) are reused, not lowered."""
-    if cache is None:
-        artifacts = _view_artifacts(plan, dialect)
-        artifacts += [release_artifact(r, dialect) for r in plan.releases]
-    else:
-        artifacts = _cached_artifacts(plan, dialect, cache)
-    artifacts += [synthetic_artifact(s, dialect) for s in plan.synthetic]
-    artifacts += [key_table_artifact(t, dialect) for t in plan.key_tables]
-    artifacts += [ledger_artifact(t, dialect) for t in plan.ledgers]
-    paths = [a.path for a in artifacts]
-    if len(set(paths)) != len(paths):
-        raise AssertionError("two objects map to one file")  # names are checked unique earlier
-    artifacts.sort(key=lambda a: a.path)
-    artifacts.append(Artifact(MANIFEST, manifest(plan, dialect, artifacts, cache)))
+    ((_, artifacts),) = build_each(plan, [dialect], cache)
     return artifacts
 
 
-def _cached_artifacts(plan: Plan, dialect: Dialect, cache: LowerCache) -> list[Artifact]:
+def build_each(
+    plan: Plan, dialects: list[Dialect], cache: LowerCache | None = None
+) -> Iterator[tuple[Dialect, list[Artifact]]]:
+    """`build` for several dialects, each dialect's files as soon as they are complete: the
+    views of all of them are lowered by one pool of processes, which goes on lowering the next
+    dialect while the caller writes the last one (`sqlanon compile --dialect all`)."""
+    found: list[list[Artifact]] = []
+    releases: list[list[ReleasePlan]] = []
+    keys: list[dict[str, str]] = []
+    jobs: list[tuple[tuple[ViewPlan, ...], Dialect]] = []
+    for dialect in dialects:
+        hits, views, todo, k = _from_cache(plan, dialect, cache)
+        found.append(hits)
+        releases.append(todo)
+        keys.append(k)
+        jobs.append((views, dialect))
+    lowered = _lowered_views(jobs)
+    for i, dialect in enumerate(dialects):
+        artifacts = next(lowered)
+        artifacts += [release_artifact(r, dialect) for r in releases[i]]
+        if cache is not None:
+            for a in artifacts:
+                cache.put(keys[i][a.path], a.content)
+        artifacts += found[i]
+        artifacts += [synthetic_artifact(s, dialect) for s in plan.synthetic]
+        artifacts += [key_table_artifact(t, dialect) for t in plan.key_tables]
+        artifacts += [ledger_artifact(t, dialect) for t in plan.ledgers]
+        paths = [a.path for a in artifacts]
+        if len(set(paths)) != len(paths):
+            raise AssertionError("two objects map to one file")  # names are checked unique earlier
+        artifacts.sort(key=lambda a: a.path)
+        artifacts.append(Artifact(MANIFEST, manifest(plan, dialect, artifacts, cache)))
+        yield dialect, artifacts
+
+
+def _from_cache(
+    plan: Plan, dialect: Dialect, cache: LowerCache | None
+) -> tuple[list[Artifact], tuple[ViewPlan, ...], list[ReleasePlan], dict[str, str]]:
+    """The files an earlier compile lowered (by plan digest), the views and releases still to
+    lower, and each one's cache key."""
+    if cache is None:
+        return [], plan.views, list(plan.releases), {}
     found: list[Artifact] = []
     views: list[ViewPlan] = []
     releases: list[ReleasePlan] = []
@@ -207,9 +251,4 @@ def _cached_artifacts(plan: Plan, dialect: Dialect, cache: LowerCache) -> list[A
             views.append(obj)
         else:
             releases.append(obj)
-    # the views to lower, in several processes when many (a fresh compile)
-    lowered = _view_artifacts(replace(plan, views=tuple(views)), dialect) if views else []
-    lowered += [release_artifact(r, dialect) for r in releases]
-    for a in lowered:
-        cache.put(keys[a.path], a.content)
-    return found + lowered
+    return found, tuple(views), releases, keys

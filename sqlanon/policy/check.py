@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -238,7 +239,10 @@ def has_control(text: str) -> bool:
     """Control characters other than a tab: text holding them (a newline, an escape code)
     reads differently in a reviewed diff or a terminal than what runs, so policies may not
     contain them."""
-    return any((ord(ch) < 32 and ch != "\t") or 0x7F <= ord(ch) < 0xA0 for ch in text)
+    return _CONTROL.search(text) is not None
+
+
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 def relation_name(chk: Checker, node: YNode | None, what: str) -> tuple[str, ...] | None:

@@ -167,7 +167,9 @@ COMMENT_MAX = 100
 def commented(comment: str, expr: Sql) -> Sql:
     """`expr` under a line comment, for a select list. The comment is made printable ASCII
     and cut short here, so no policy text can end the comment line and become SQL."""
-    safe = "".join(ch if " " <= ch <= "~" else "?" for ch in comment)
+    safe = comment
+    if not (comment.isascii() and comment.isprintable()):
+        safe = "".join(ch if " " <= ch <= "~" else "?" for ch in comment)
     if len(safe) > COMMENT_MAX:
         safe = safe[: COMMENT_MAX - 3] + "..."
     return Sql(f"-- {safe}\n{expr.text}", expr.atomic)
