@@ -11,7 +11,7 @@ mistakes; `.render()`), `DialectError` (a dialect cannot express what the plan a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -89,7 +89,7 @@ def build_each(
     dialects: Sequence[str | Dialect],
     format: Format = "sql",
     cache: LowerCache | None = None,
-) -> Iterator[tuple[Dialect, list[Artifact]]]:
+) -> Generator[tuple[Dialect, list[Artifact]], None, None]:
     """`build` for several dialects, each one's files as soon as they are complete (its views
     are lowered while the caller writes the previous dialect's: `compile --dialect all`)."""
     targets = [get_dialect(d) for d in dialects]

@@ -285,6 +285,14 @@ def test_parallel_lowering_writes_the_same_bytes(monkeypatch, tmp_path):
             assert [(a.path, a.content) for a in out] == [
                 (a.path, a.content) for a in expected[name]
             ], name
+    # a caller that stops early (a write failed) stops the workers with it
+    import multiprocessing
+
+    each = emit.build_each(plan, everyone)
+    next(each)
+    assert multiprocessing.active_children()
+    each.close()
+    assert multiprocessing.active_children() == []
 
 
 def test_concurrent_compiles_take_turns_and_leave_no_lock_file(workdir):

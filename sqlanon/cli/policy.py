@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -132,7 +133,7 @@ def compile(
     failed = False
     # one dialect's files are written while the next one's views are being lowered
     each = api.build_each(plan, targets, format.value, LowerCache.default())
-    with no_gc():
+    with no_gc(), closing(each):  # closing: a failed write stops the lowering processes
         try:
             for d, artifacts in each:
                 folder = out_dir / d.name if dialect_name.lower() == "all" else out_dir

@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 from sqlanon import __version__
 from sqlanon.output.cache import LowerCache
@@ -195,7 +195,7 @@ def build(plan: Plan, dialect: Dialect, cache: LowerCache | None = None) -> list
 
 def build_each(
     plan: Plan, dialects: list[Dialect], cache: LowerCache | None = None
-) -> Iterator[tuple[Dialect, list[Artifact]]]:
+) -> Generator[tuple[Dialect, list[Artifact]], None, None]:
     """`build` for several dialects, each dialect's files as soon as they are complete: the
     views of all of them are lowered by one pool of processes, which goes on lowering the next
     dialect while the caller writes the last one (`sqlanon compile --dialect all`)."""
