@@ -80,6 +80,11 @@ class Features:
     # each reader rather than stored, as DuckDB and PostgreSQL store a CTE read more than once
     # (TPC-H SF1: PostgreSQL 12.6 s stored, 8.7 s inlined; docs/benchmarks.md dp_release)
     inline_release_rows: bool = False
+    # a release finds its heavy units with a window over the pairs (each unit's rows carried
+    # by every pair) rather than a second GROUP BY: PostgreSQL then sorts the pairs once, in
+    # parallel, and reads the units' totals off that order (TPC-H SF1: 9.7 → 8.5 s), where
+    # DuckDB's window is slower than its hash aggregate (0.69 → 1.1 s); docs/benchmarks.md
+    heavy_by_window: bool = False
     # Spark inlines a deterministic CTE at every reference, so a plan holds one copy of it per
     # reference (the synthetic table's choice and draws ran the driver out of heap planning);
     # a CTE with a nondeterministic filter (RAND() >= 0, always true) is computed once and

@@ -209,7 +209,12 @@ def release_query(
         r.max_groups_per_unit,
         *([r.max_rows_per_unit] if r.max_rows_per_unit is not None else []),
     )
-    heavy = d.prim("gt", d.prim("int_sum", d.ident("_sqlanon_c")), d.number(smallest))
+    unit_total = (
+        d.ident("_sqlanon_t")  # each pair carries its unit's rows (a window)
+        if d.features.heavy_by_window
+        else d.prim("int_sum", d.ident("_sqlanon_c"))  # a HAVING over the unit's pairs
+    )
+    heavy = d.prim("gt", unit_total, d.number(smallest))
 
     # per group: four parts added up, each (units, rows, per measure: sum, count) — every
     # unit's pairs, every row, minus the heavy units' raw partials, plus their bounded ones

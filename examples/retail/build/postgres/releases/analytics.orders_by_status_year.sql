@@ -119,14 +119,14 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
   FROM "raw"."orders" AS "_sqlanon_src"
   WHERE "_sqlanon_src"."customer_id" IS NOT NULL
 ), "_sqlanon_pairs" AS (
-  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", COUNT(*) AS "_sqlanon_c"
+  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", COUNT(*) AS "_sqlanon_c",
+    SUM(COUNT(*)) OVER (PARTITION BY "_sqlanon_unit") AS "_sqlanon_t"
   FROM "_sqlanon_rows"
   GROUP BY "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1"
 ), "_sqlanon_heavy" AS (
-  SELECT "_sqlanon_unit" AS "_sqlanon_hv"
+  SELECT DISTINCT "_sqlanon_unit" AS "_sqlanon_hv"
   FROM "_sqlanon_pairs"
-  GROUP BY "_sqlanon_unit"
-  HAVING CAST(SUM("_sqlanon_c") AS BIGINT) > 2
+  WHERE "_sqlanon_t" > 2
 ), "_sqlanon_partials" AS (
   SELECT
     "_sqlanon_unit" AS "_sqlanon_unit",
