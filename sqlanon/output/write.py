@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlanon.output.files import GITIGNORE, MANIFEST, MARKER, YAML_MARKER, Artifact
 
@@ -104,19 +105,30 @@ def _locked(out: Path) -> Iterator[None]:
 
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
+    at_fdcwd, rename_exchange = -100, 2
+    return _libc(
+        "renameat2",
+        [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint],
+        (at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange),
+        str(a),
+    )
+
+
+def _libc(name: str, argtypes: list[Any], args: tuple[Any, ...], what: str) -> bool:
+    """Call a Linux system call's C library wrapper: True when it succeeded, False where the
+    library or the kernel lacks it (the caller then takes its portable path); other errors
+    are raised."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.renameat2
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    at_fdcwd, rename_exchange = -100, 2
-    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+    fn.argtypes = argtypes
+    if fn(*args) == 0:
         return True
     err = ctypes.get_errno()
     if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
         return False
-    raise OSError(err, os.strerror(err), str(a))
+    raise OSError(err, os.strerror(err), what)
 
 
 def _recover(out: Path) -> None:
@@ -176,7 +188,7 @@ def write(out: Path, artifacts: list[Artifact]) -> CheckReport:
                 out.rename(retired)
                 staging.rename(out)
                 shutil.rmtree(retired)
-            _fsync_dir(out.parent)
+            _fsync(out.parent)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
@@ -199,29 +211,13 @@ def _durable(staging: Path, written: list[Path]) -> None:
             return
     finally:
         os.close(fd)
-    for path in written:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    for folder in {staging, *(p.parent for p in written)}:
-        _fsync_dir(folder)
+    for path in [*written, *{staging, *(p.parent for p in written)}]:
+        _fsync(path)
 
 
 def _syncfs(fd: int) -> bool:
     """syncfs(2) where the C library has it; False to fall back to fsync."""
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return False
-    fn.argtypes = [ctypes.c_int]
-    if fn(fd) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False
-    raise OSError(err, os.strerror(err), "syncfs")
+    return _libc("syncfs", [ctypes.c_int], (fd,), "syncfs")
 
 
 def _linked(existing: Path, target: Path) -> bool:
@@ -235,7 +231,8 @@ def _linked(existing: Path, target: Path) -> bool:
     return True
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """fsync a file or a folder (its entries) by path."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -252,4 +249,4 @@ def replace_file(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    _fsync(path.parent)

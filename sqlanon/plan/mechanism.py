@@ -77,7 +77,7 @@ def float_steps(x: float, center: float, g: Fraction) -> int:
     """⌊(x − center)/g + ½⌋ as the release SQL computes it: in IEEE doubles, as every engine
     does (no subtraction when the center is 0). It can differ from on_grid by one step where
     a bound or center has no exact double, which is why the plan compares the two at the
-    clamp's ends (sqlanon/sql/releases.py: _steps)."""
+    clamp's ends (sqlanon/sql/releases.py: _input_steps)."""
     y = x - center if center else x
     return math.floor(y / float(g) + 0.5)
 

@@ -83,8 +83,8 @@ class Features:
     # a release finds its heavy units with a window over the pairs (each unit's rows carried
     # by every pair) rather than a second GROUP BY: PostgreSQL then sorts the pairs once, in
     # parallel, and reads the units' totals off that order (TPC-H SF1 refresh: 10.0-10.4 →
-    # 7.6-8.7 s), where
-    # DuckDB's window is slower than its hash aggregate (0.69 → 1.1 s); docs/benchmarks.md
+    # 7.6-8.7 s), where DuckDB's window is slower than its hash aggregate (0.69 → 1.1 s);
+    # docs/benchmarks.md dp_release
     heavy_by_window: bool = False
     # Spark inlines a deterministic CTE at every reference, so a plan holds one copy of it per
     # reference (the synthetic table's choice and draws ran the driver out of heap planning);
