@@ -140,6 +140,50 @@ def literal(v: float | None) -> str:
     return "CAST('nan' AS DOUBLE)" if math.isnan(v) else repr(v)
 
 
+def true_answers(engine, d, r, template: str = "select_all") -> dict:  # type: ignore[no-untyped-def]
+    """The release's noise-free outputs per group: {group: {output: value}}."""
+    cols = [c for c, _ in output_columns(r)]
+    query = release_query(r, d, d.number(1), noise=False)
+    return {
+        row[1]: dict(zip(cols, row, strict=True))
+        for row in engine.query(d.statement(template, query).text)
+    }
+
+
+def assert_reference(got: dict, want: dict, label: object) -> int:
+    """The engine's outputs equal the reference's in every group; how many groups."""
+    assert set(got) == set(want), label
+    for g, values in want.items():
+        assert got[g]["people"] == values["people"], (label, g)
+        assert got[g]["rows"] == values["rows"], (label, g)
+        assert float(got[g]["total"]) == pytest.approx(values["total"], abs=1e-9), (label, g)
+        assert float(got[g]["mean"]) == pytest.approx(values["mean"], rel=1e-12), (label, g)
+    return len(want)
+
+
+def dpbounds_source(engine, d, table: str, rows: list) -> None:  # type: ignore[no-untyped-def]
+    """dpbounds.<table> (u integer, g text, v float) holding `rows`, on any engine."""
+    engine.execute(d.statement("create_schema", d.relation(("dpbounds",))).text)
+    engine.execute(
+        d.statement(
+            "create_table",
+            d.relation(("dpbounds", table)),
+            [d.ident(c) for c in ("u", "g", "v")],
+            column_types=("integer", "text", "float"),
+        ).text
+    )
+    engine.load_rows(("dpbounds", table), rows)
+
+
+def dpbounds_policy(bounds: str, table: str, target: str) -> str:
+    return (
+        POLICY.replace("BOUNDS", bounds)
+        .replace("raw.SOURCE", f"dpbounds.{table}")
+        .replace("privacy.sqlanon_keys", "dpbounds.keys")
+        .replace("out.TARGET", f"dpbounds.{target}")
+    )
+
+
 @pytest.mark.parametrize(
     "bounds",
     [
@@ -166,20 +210,9 @@ def test_bounded_totals_equal_the_documented_reference(tmp_path: Path, bounds: s
         seeded = text.replace("[0.1, 0.7]", OFF_GRID) if seed % 2 else text
         r = release(tmp_path, "src", f"b{seed}", seeded.replace("dp_TARGET", f"dp_b{seed}"))
         prepare(engine, d, r)
-        cols = [c for c, _ in output_columns(r)]
-        query = release_query(r, d, d.number(1), noise=False)
-        got = {
-            row[1]: {k: row[cols.index(k)] for k in ("people", "rows", "total", "mean")}
-            for row in engine.query(d.statement("select_all", query).text)
-        }
+        got = true_answers(engine, d, r)
         engine.close()
-        want = reference(r, data)
-        assert set(got) == set(want), seed
-        for g, values in want.items():
-            assert got[g]["people"] == values["people"], (seed, g)
-            assert got[g]["rows"] == values["rows"], (seed, g)
-            assert got[g]["total"] == pytest.approx(values["total"], abs=1e-9), (seed, g)
-            assert got[g]["mean"] == pytest.approx(values["mean"], rel=1e-12), (seed, g)
+        assert_reference(got, reference(r, data), seed)
         counts: dict = {}
         for u, _, _ in data:
             counts[u] = counts.get(u, 0) + 1
@@ -199,7 +232,6 @@ def test_every_engine_bounds_as_the_reference(name: str, live, tmp_path: Path) -
     heavy_by_window), and each must bound units over R, G and T as documented."""
     d = dialect.get(name)
     engine = live.get(name)
-    engine.execute(d.statement("create_schema", d.relation(("dpbounds",))).text)
     checked = 0
     for i, bounds in enumerate(
         [
@@ -212,39 +244,13 @@ def test_every_engine_bounds_as_the_reference(name: str, live, tmp_path: Path) -
                 (u, g, None if v is not None and math.isnan(v) else v)
                 for u, g, v in dataset(100 + seed)
             ]  # NaN: the hostile-value tests
-            table = f"bsrc{i}_{seed}"
-            engine.execute(
-                d.statement(
-                    "create_table",
-                    d.relation(("dpbounds", table)),
-                    [d.ident(c) for c in ("u", "g", "v")],
-                    column_types=("integer", "text", "float"),
-                ).text
-            )
-            engine.load_rows(("dpbounds", table), data)
-            text = (
-                POLICY.replace("BOUNDS", bounds)
-                .replace("raw.SOURCE", f"dpbounds.{table}")
-                .replace("privacy.sqlanon_keys", "dpbounds.keys")
-                .replace("out.TARGET", f"dpbounds.bout{i}_{seed}")
-                .replace("dp_TARGET", f"dp_bout{i}_{seed}")
-            )
-            r = release(tmp_path, table, f"bout{i}_{seed}", text)
+            table, target = f"bsrc{i}_{seed}", f"bout{i}_{seed}"
+            dpbounds_source(engine, d, table, data)
+            text = dpbounds_policy(bounds, table, target).replace("dp_TARGET", f"dp_{target}")
+            r = release(tmp_path, table, target, text)
             prepare(engine, d, r)
-            cols = [c for c, _ in output_columns(r)]
-            query = release_query(r, d, d.number(1), noise=False)
-            got = {
-                row[1]: {k: row[cols.index(k)] for k in ("people", "rows", "total", "mean")}
-                for row in engine.query(d.statement("select_query", query).text)
-            }
-            want = reference(r, data)
-            assert set(got) == set(want), (name, bounds, seed)
-            for g, values in want.items():
-                assert got[g]["people"] == values["people"], (name, bounds, seed, g)
-                assert got[g]["rows"] == values["rows"], (name, bounds, seed, g)
-                assert float(got[g]["total"]) == pytest.approx(values["total"], abs=1e-9)
-                assert float(got[g]["mean"]) == pytest.approx(values["mean"], rel=1e-12)
-                checked += 1
+            got = true_answers(engine, d, r, "select_query")
+            checked += assert_reference(got, reference(r, data), (name, bounds, seed))
     assert checked > 20
 
 
@@ -269,14 +275,10 @@ def test_a_clamp_end_rounding_off_the_grid_is_kept_on_it(tmp_path: Path) -> None
     assert float_steps(float(m.clamp[0]), float(m.center), g) == qlo - 1, "the case it tests"
     engine = duck_source("src", "SELECT 7 AS u, 'a' AS g, -5.0::DOUBLE AS v")
     prepare(engine, d, r)
-    cols = [c for c, _ in output_columns(r)]
-    query = release_query(r, d, d.number(1), noise=False)
-    (row,) = engine.query(d.statement("select_all", query).text)
+    ((_, row),) = true_answers(engine, d, r).items()
     engine.close()
-    assert row[cols.index("mean")] == pytest.approx(float(m.center) + float(qlo * g), abs=1e-15)
-    assert reference(r, [(7, "a", -5.0)])["a"]["mean"] == pytest.approx(
-        row[cols.index("mean")], abs=1e-15
-    )
+    assert row["mean"] == pytest.approx(float(m.center) + float(qlo * g), abs=1e-15)
+    assert reference(r, [(7, "a", -5.0)])["a"]["mean"] == pytest.approx(row["mean"], abs=1e-15)
 
 
 @pytest.mark.parametrize("name", dialect.available())
@@ -290,32 +292,13 @@ def test_every_engine_keeps_an_off_grid_clamp_end_on_the_grid(
     from sqlanon.warehouse.duckdb import DuckDBEngine
 
     d = dialect.get(name)
-    text = (
-        POLICY.replace("BOUNDS", "{max_groups_per_unit: 1, max_rows_per_unit_per_group: 2}")
-        .replace("[0.1, 0.7]", OFF_GRID)
-        .replace("raw.SOURCE", "dpbounds.src")
-        .replace("privacy.sqlanon_keys", "dpbounds.keys")
-        .replace("out.TARGET", "dpbounds.out")
-    )
+    bounds = "{max_groups_per_unit: 1, max_rows_per_unit_per_group: 2}"
+    text = dpbounds_policy(bounds, "src", "out").replace("[0.1, 0.7]", OFF_GRID)
     r = release(tmp_path, "src", "edge", text)
     engine = DuckDBEngine() if name == "duckdb" else live.get(name)
-    engine.execute(d.statement("create_schema", d.relation(("dpbounds",))).text)
-    engine.execute(
-        d.statement(
-            "create_table",
-            d.relation(("dpbounds", "src")),
-            [d.ident(c) for c in ("u", "g", "v")],
-            column_types=("integer", "text", "float"),
-        ).text
-    )
-    engine.load_rows(("dpbounds", "src"), [(7, "low", -5.0), (8, "high", 99.0)])
+    dpbounds_source(engine, d, "src", [(7, "low", -5.0), (8, "high", 99.0)])
     prepare(engine, d, r)
-    cols = [c for c, _ in output_columns(r)]
-    query = release_query(r, d, d.number(1), noise=False)
-    got = {
-        row[1]: float(row[cols.index("mean")])
-        for row in engine.query(d.statement("select_query", query).text)
-    }
+    got = {g: float(row["mean"]) for g, row in true_answers(engine, d, r, "select_query").items()}
     if name == "duckdb":
         engine.close()
     m = next(m for m in r.measures if m.name == "mean")
