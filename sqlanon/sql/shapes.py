@@ -103,7 +103,7 @@ class Shape:
         append = out.append
         for slot, bare, indent, piece in self.holes:
             text, atomic = args[slot]
-            if not atomic:
+            if atomic is not True:
                 if atomic is None:
                     if bare != ITEM:
                         raise CompilerBug(f"a select list placed outside a select list: {text}")
@@ -186,11 +186,19 @@ class ShapeCache:
     def call(self, name: str, args: Sequence[Any], structure: dict[str, Any], kind: str) -> Sql:
         """`kind`: "expression", "statement" or "list" (a select list, one item per element
         of the first argument)."""
-        flat, arity = _flatten(args)
-        key = (name, arity, *structure.items())
+        arity: int | tuple[Any, ...]
+        for v in args:
+            if type(v) is not Sql:
+                flat, arity = _flatten(args)
+                key: tuple[Any, ...] = (name, arity, *structure.items())
+                break
+        else:  # the common case: every argument one fragment, the arity is their count
+            flat, arity = args, len(args)
+            key = (name, arity, *structure.items()) if structure else (name, arity)
         shape = self._shapes.get(key)
         if shape is None:
-            shape = self._build(name, arity, structure, kind)
+            arities = (None,) * arity if isinstance(arity, int) else arity
+            shape = self._build(name, arities, structure, kind)
             self._shapes[key] = shape
         return shape.fill(flat)
 
