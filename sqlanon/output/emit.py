@@ -24,6 +24,7 @@ from sqlanon.output.manifest import manifest
 from sqlanon.plan.model import Plan, ReleasePlan, SyntheticPlan, ViewPlan
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.layout import wrap
+from sqlanon.sql.memo import ColumnMemo
 from sqlanon.sql.releases import ledger_statements, release_statements
 from sqlanon.sql.synthetic import synthetic_statements
 from sqlanon.sql.views import Statement, key_table_statements, view_statements
@@ -54,14 +55,14 @@ def _grants_note(grants: tuple[str, ...], dialect: Dialect) -> list[str]:
     return [f"-- {line}" for line in textwrap.wrap(note, 90)]
 
 
-def view_artifact(view: ViewPlan, dialect: Dialect) -> Artifact:
+def view_artifact(view: ViewPlan, dialect: Dialect, memo: ColumnMemo | None = None) -> Artifact:
     origin = f"{comment_value(view.policy_file)}, table {comment_value(view.name)}"
     header = file_header(
         dialect, f"view {comment_value('.'.join(view.target))}", origin, view.digest
     )
     header += _grants_note(view.grants, dialect)
     path = object_file("views", view.target)
-    return Artifact(path, _sql_file(header, view_statements(view, dialect), dialect))
+    return Artifact(path, _sql_file(header, view_statements(view, dialect, memo), dialect))
 
 
 def _setup_artifact(
@@ -97,10 +98,15 @@ PARALLEL_MIN_VIEWS = 200
 _JOB: tuple[tuple[tuple[ViewPlan, ...], Dialect], ...] | None = None
 
 
+# per dialect, in a worker: the columns it lowered (reused by its later chunks)
+_MEMOS: dict[str, ColumnMemo] = {}
+
+
 def _lower_chunk(task: tuple[int, int, int]) -> list[Artifact]:
     assert _JOB is not None
     views, dialect = _JOB[task[0]]
-    return [view_artifact(v, dialect) for v in views[task[1] : task[2]]]
+    memo = _MEMOS.setdefault(dialect.name, ColumnMemo())
+    return [view_artifact(v, dialect, memo) for v in views[task[1] : task[2]]]
 
 
 def _lowered_views(
@@ -118,7 +124,8 @@ def _lowered_views(
         or sys.platform != "linux"
     ):
         for views, d in jobs:
-            yield [view_artifact(v, d) for v in views]
+            memo = ColumnMemo()
+            yield [view_artifact(v, d, memo) for v in views]
         return
     tasks: list[tuple[int, int, int]] = []
     chunks: list[int] = []
@@ -210,6 +217,7 @@ def build_each(
         keys.append(k)
         jobs.append((views, dialect))
     lowered = _lowered_views(jobs)
+    rendered: dict[int, tuple[str, str]] = {}  # the views' manifest entries, for each dialect
     for i, dialect in enumerate(dialects):
         artifacts = next(lowered)
         artifacts += [release_artifact(r, dialect) for r in releases[i]]
@@ -224,7 +232,7 @@ def build_each(
         if len(set(paths)) != len(paths):
             raise AssertionError("two objects map to one file")  # names are checked unique earlier
         artifacts.sort(key=lambda a: a.path)
-        artifacts.append(Artifact(MANIFEST, manifest(plan, dialect, artifacts, cache)))
+        artifacts.append(Artifact(MANIFEST, manifest(plan, dialect, artifacts, cache, rendered)))
         yield dialect, artifacts
 
 

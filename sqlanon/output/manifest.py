@@ -26,44 +26,25 @@ from sqlanon.transforms import known_types
 
 
 def manifest(
-    plan: Plan, dialect: Dialect, artifacts: list[Artifact], cache: LowerCache | None = None
+    plan: Plan,
+    dialect: Dialect,
+    artifacts: list[Artifact],
+    cache: LowerCache | None = None,
+    rendered: dict[int, tuple[str, str]] | None = None,
 ) -> bytes:
     """With `cache`, each view's column lines rendered by an earlier compile are read back
-    (the lineage of 50,000 columns is most of a manifest's cost)."""
+    (the lineage of 50,000 columns is most of a manifest's cost). `rendered` keeps each view's
+    entry, which no dialect changes but for its file's digest, for the next dialect's manifest
+    (keyed by the view objects of this `plan`)."""
     digests = {a.path: hashlib.sha256(a.content).hexdigest() for a in artifacts}
-    objects = []
+    rendered = {} if rendered is None else rendered
+    objects: list[object] = []
     for v in sorted(plan.views, key=lambda v: object_file("views", v.target)):
         path = object_file("views", v.target)
-        objects.append(
-            {
-                "kind": "view",
-                "name": ".".join(v.target),
-                "target": list(v.target),
-                "file": path,
-                "file_sha256": digests[path],
-                "plan_sha256": v.digest,
-                "policy": v.policy,
-                "policy_table": v.name,
-                "source": source_entry(v.source),
-                "grants": list(v.grants),
-                "key_table": list(v.key_table) if v.key_table and v.keys else None,
-                "keys": [{"name": k.name, "version": k.version} for k in v.keys],
-                "retention": to_jsonable(v.retention),
-                "sample": None
-                if v.sample is None
-                else {
-                    "unit": v.sample.unit,
-                    "fraction": to_jsonable(v.sample.fraction),
-                    "key": {"name": v.sample.key.name, "version": v.sample.key.version},
-                },
-                "k_anonymity": to_jsonable(v.k_anonymity),
-                "l_diversity": to_jsonable(v.l_diversity),
-                "t_closeness": to_jsonable(v.t_closeness),
-                "columns": _column_lines(v, cache),
-                "dropped": [c.output for c in v.columns if not c.emitted],
-                "lookup_tables": [".".join(t) for _, t in lookup_tables(v)],
-            }
-        )
+        parts = rendered.get(id(v))
+        if parts is None:
+            parts = rendered[id(v)] = _view_entry(v, path, cache)
+        objects.append(_OneLine(parts[0] + _encode_str(digests[path]) + parts[1]))
     doc = {
         "sqlanon": __version__,
         "dialect": dialect.name,
@@ -102,11 +83,51 @@ _encode_str = json.encoder.encode_basestring
 
 
 class _OneLine(str):
-    """A manifest entry already written as one line of JSON: one line per column reads well
-    in a diff, and the C encoder writes it fast."""
+    """A manifest entry already written as JSON in its place: one line per column reads well
+    in a diff, and the C encoder writes it fast; a view's entry is written once for every
+    dialect."""
 
 
 _LINE_CACHE: dict[str, list[_OneLine]] = {}
+
+
+# where a view's entry stands in manifest.json: an item of the top-level "objects" list
+_ENTRY_PAD = "    "
+_DIGEST_HOLE = _OneLine("\0")  # JSON escapes every control character: no text holds one
+
+
+def _view_entry(v: ViewPlan, path: str, cache: LowerCache | None) -> tuple[str, str]:
+    """A view's entry rendered in place, as the text before and after its file's digest."""
+    entry = {
+        "kind": "view",
+        "name": ".".join(v.target),
+        "target": list(v.target),
+        "file": path,
+        "file_sha256": _DIGEST_HOLE,
+        "plan_sha256": v.digest,
+        "policy": v.policy,
+        "policy_table": v.name,
+        "source": source_entry(v.source),
+        "grants": list(v.grants),
+        "key_table": list(v.key_table) if v.key_table and v.keys else None,
+        "keys": [{"name": k.name, "version": k.version} for k in v.keys],
+        "retention": to_jsonable(v.retention),
+        "sample": None
+        if v.sample is None
+        else {
+            "unit": v.sample.unit,
+            "fraction": to_jsonable(v.sample.fraction),
+            "key": {"name": v.sample.key.name, "version": v.sample.key.version},
+        },
+        "k_anonymity": to_jsonable(v.k_anonymity),
+        "l_diversity": to_jsonable(v.l_diversity),
+        "t_closeness": to_jsonable(v.t_closeness),
+        "columns": _column_lines(v, cache),
+        "dropped": [c.output for c in v.columns if not c.emitted],
+        "lookup_tables": [".".join(t) for _, t in lookup_tables(v)],
+    }
+    head, tail = _pretty_json(entry, _ENTRY_PAD).split("\0")
+    return head, tail
 
 
 def _column_lines(view: ViewPlan, cache: LowerCache | None = None) -> list[_OneLine]:

@@ -8,6 +8,10 @@ it once. A value that uses another shared value goes one step later. Identical v
 columns masking the same source) are one column. Names never collide with the view's input
 columns, key columns or outputs: quoted names that differ only in case are one name on
 DuckDB, so names are compared case-insensitively.
+
+Every `add` is logged (its arguments and what it returned) and can be undone back to a mark:
+a column lowered before in another view (sqlanon/sql/memo.py) is reused by replaying its adds
+here, and undone if one of them comes out differently in this view.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ class Names:
         self._taken.add(name.lower())
         return name
 
+    def release(self, name: str) -> None:
+        """Give back a name taken last (undoing a shared value)."""
+        self._taken.discard(name.lower())
+
 
 class Shared:
     def __init__(self, d: Dialect, names: Names) -> None:
@@ -47,13 +55,36 @@ class Shared:
         self._by_text: dict[str, Sql] = {}
         self._level: dict[str, int] = {}  # a shared value's reference text → its step (1, 2 …)
         self.steps: list[list[tuple[Sql, Sql]]] = []  # per step: (value, name)
+        self.log: list[tuple[Sql, str, Sql]] = []  # every add: (value, hint, what it returned)
+        # per add that named a new value: (its text, its name, the name taken, its step)
+        self._undo: list[tuple[str, Sql, str, int]] = []
 
     def add(self, value: Sql, hint: str) -> Sql:
+        ref = self._add(value, hint)
+        self.log.append((value, hint, ref))
+        return ref
+
+    def mark(self) -> tuple[int, int]:
+        return len(self.log), len(self._undo)
+
+    def undo(self, mark: tuple[int, int]) -> None:
+        """Back to the state at `mark`: the values named since then are forgotten."""
+        del self.log[mark[0] :]
+        while len(self._undo) > mark[1]:
+            text, ref, name, level = self._undo.pop()
+            del self._by_text[text], self._level[ref.text]
+            self.names.release(name)
+            self.steps[level - 1].pop()
+            while self.steps and not self.steps[-1]:
+                self.steps.pop()
+
+    def _add(self, value: Sql, hint: str) -> Sql:
         if value.text in self._level or value.text in self._by_text:
             return self._by_text.get(value.text, value)
         if not any(ch in value.text for ch in " ("):  # a name or a literal: nothing to share
             return value
-        ref = self.d.ident(self.names.take(hint))
+        name = self.names.take(hint)
+        ref = self.d.ident(name)
         self._by_text[value.text] = ref
         # a reference is a quoted name, found verbatim in any value that uses it (a string
         # literal holding the same text only moves the value one step later: harmless)
@@ -62,4 +93,5 @@ class Shared:
         while len(self.steps) < level:
             self.steps.append([])
         self.steps[level - 1].append((value, ref))
+        self._undo.append((value.text, ref, name, level))
         return ref

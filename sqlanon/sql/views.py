@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlanon.plan.model import ColumnStep, KeyRef, ViewPlan
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.lookups import ViewLookups, lookup_table_statements, lookup_tables
+from sqlanon.sql.memo import ColumnMemo
 from sqlanon.sql.query import source_sql
 from sqlanon.sql.shapes import Sql
 from sqlanon.sql.shared import Names, Shared
@@ -67,13 +69,16 @@ def key_row(
     return [Sql(query.text)], key_pads  # atomic: the templates put it inside parentheses
 
 
-def view_query(view: ViewPlan, d: Dialect, lookup_tables: bool = False) -> Sql:
+def view_query(
+    view: ViewPlan, d: Dialect, lookup_tables: bool = False, memo: ColumnMemo | None = None
+) -> Sql:
     """The SELECT that computes the anonymized rows of a view (dialects/base:
     anonymized_select): the lookup relations it joins, the source columns it reads, the
     values its columns share, each output column under a comment naming its transform,
     k-anonymity's classes. With `lookup_tables` it joins the lookup tables the view's file
     deploys (sqlanon/sql/lookups.py); without, every lookup is written into the query, which
-    then runs on a warehouse where nothing was deployed (tune, the demo's preview, dbt)."""
+    then runs on a warehouse where nothing was deployed (tune, the demo's preview, dbt).
+    `memo` (one per dialect) reuses columns lowered in earlier views (sqlanon/sql/memo.py)."""
     columns = view.emitted_columns
     sources = list(dict.fromkeys(col.sources[0] for col in columns))
     names = Names([*sources, *(col.output for col in columns)])
@@ -86,9 +91,16 @@ def view_query(view: ViewPlan, d: Dialect, lookup_tables: bool = False) -> Sql:
     lookups = ViewLookups(d, view, names, SOURCE_ALIAS, lookup_tables)
     ctx = LowerContext(d, local_pads, shared, lookups)
     exprs: list[Sql] = []
-    for col in columns:
-        expr = REGISTRY[col.transform].lower(ctx, d.ident(col.sources[0]), col)
-        exprs.append(commented(column_comment(col), expr))
+    if memo is None:
+        for col in columns:
+            expr = REGISTRY[col.transform].lower(ctx, d.ident(col.sources[0]), col)
+            exprs.append(commented(column_comment(col), expr))
+    else:
+        pads = tuple(local_pads.items())
+        for col in columns:
+            finish = partial(_commented_column, col)
+            x = d.ident(col.sources[0])
+            exprs.append(memo.lower(ctx, shared, lookups.joins, x, col, pads, finish))
 
     # the filters run on the source row itself, before any column is computed
     keys = qualifier(d, KEYS_ALIAS)
@@ -138,6 +150,10 @@ def view_query(view: ViewPlan, d: Dialect, lookup_tables: bool = False) -> Sql:
     )
 
 
+def _commented_column(col: ColumnStep, expr: Sql) -> Sql:
+    return commented(column_comment(col), expr)
+
+
 def _pairs_comment(col: ColumnStep) -> str:
     return f"{len(col.lookup or ())} {col.transform} pairs of {col.output}: {column_comment(col)}"
 
@@ -175,14 +191,14 @@ def commented(comment: str, expr: Sql) -> Sql:
     return Sql(f"-- {safe}\n{expr.text}", expr.atomic)
 
 
-def view_statements(view: ViewPlan, d: Dialect) -> list[Statement]:
+def view_statements(view: ViewPlan, d: Dialect, memo: ColumnMemo | None = None) -> list[Statement]:
     """The view's file: its schema (if missing), the view, its grants — runnable as is on a
     fresh warehouse once the key relation exists (docs/deploy.md)."""
     target = d.relation(view.target)
     out = schema_statements(view.target, d)
     for col, table in lookup_tables(view):
         out += [Statement(s) for s in lookup_table_statements(table, col, d)]
-    query = view_query(view, d, lookup_tables=True)
+    query = view_query(view, d, lookup_tables=True, memo=memo)
     out.append(Statement(d.statement("create_view", target, query).text))
     return out + grant_statements(view.target, view.grants, d, "view")
 
