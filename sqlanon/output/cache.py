@@ -30,7 +30,7 @@ from sqlanon import resources
 from sqlanon.plan.model import Plan
 from sqlanon.policy.model import PolicySpec
 
-ENV = "SQLANON_CACHE_DIR"
+ENV = resources.CACHE_ENV
 CACHE_DAYS = 30
 _PACKAGE = Path(__file__).resolve().parent.parent
 
@@ -59,13 +59,7 @@ def _counts(path: Path) -> bool:
 
 
 def default_dir() -> Path | None:
-    configured = os.environ.get(ENV)
-    if configured == "off":
-        return None
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "sqlanon"
+    return resources.cache_dir()
 
 
 class LowerCache:

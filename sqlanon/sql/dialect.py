@@ -19,6 +19,7 @@ import jinja2
 import yaml
 
 from sqlanon import resources
+from sqlanon.sql import codecache
 from sqlanon.sql.shapes import CompilerBug, ShapeCache, Sql, number_text
 
 TEMPLATE_FILES = ("primitives.sql.j2", "statements.sql.j2", "risk.sql.j2", "utility.sql.j2")
@@ -29,13 +30,14 @@ _REGULAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # compiled code reads filters and globals from its environment when it runs, so the base
 # templates (two thirds of the text) are compiled once per process, not once per dialect:
 # `--dialect all` loaded five dialects in 2 s, most of it compiling the same base five times.
+# Across processes the code is kept in the user's cache (sqlanon/sql/codecache.py).
 _CODE: dict[str, CodeType] = {}
 
 
 def _compiled(env: jinja2.Environment, source: str) -> CodeType:
     code = _CODE.get(source)
     if code is None:
-        code = _CODE[source] = env.compile(source)
+        code = _CODE[source] = codecache.compiled(env, source)
     return code
 
 
