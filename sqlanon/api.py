@@ -17,11 +17,12 @@ from typing import Literal
 
 from sqlanon.output import dbt, emit
 from sqlanon.output import write as output_write
-from sqlanon.output.cache import LowerCache
+from sqlanon.output.cache import LowerCache, PlanCache
 from sqlanon.output.files import Artifact
 from sqlanon.output.write import CheckReport
 from sqlanon.plan.build import build_plan
 from sqlanon.plan.model import Plan
+from sqlanon.plan.split import split_plan
 from sqlanon.policy.diagnostics import PolicyError
 from sqlanon.policy.load import load_policies
 from sqlanon.policy.model import PolicySpec
@@ -43,6 +44,7 @@ __all__ = [
     "get_dialect",
     "load",
     "plan",
+    "plan_files",
     "write",
 ]
 
@@ -58,6 +60,26 @@ def plan(policies: Sequence[PolicySpec] | Sequence[str | Path]) -> Plan:
     if len(specs) != len(policies):
         specs = load([p for p in policies if not isinstance(p, PolicySpec)]) + specs
     return build_plan(specs)
+
+
+def plan_files(paths: Sequence[str | Path], cache: PlanCache | None = None) -> Plan:
+    """The plan of the policy files and folders named, as `sqlanon compile` makes it: read
+    back from `cache` while none of its files changed (sqlanon/output/cache.py), else read — a
+    large policy by two processes at once (sqlanon/plan/split.py) — and stored in `cache`."""
+    names = [str(p) for p in paths]
+    if cache is not None and (cached := cache.get(names)) is not None:
+        return cached
+    split = split_plan(names)
+    if split is not None:
+        found, parts = split
+        if cache is not None:
+            cache.put(names, found, parts=parts)
+        return found
+    specs = load(names)
+    found = build_plan(specs)
+    if cache is not None:
+        cache.put(names, found, specs)
+    return found
 
 
 def get_dialect(name: str | Dialect) -> Dialect:

@@ -148,13 +148,7 @@ def load_plan(paths: list[str], cache: PlanCache | None = None) -> Plan:
     an unchanged policy set is read back instead (sqlanon/output/cache.py)."""
     try:
         with no_gc():
-            if cache is not None and (cached := cache.get(paths)) is not None:
-                return cached
-            specs = api.load(paths)
-            plan = api.plan(specs)
-            if cache is not None:
-                cache.put(paths, plan, specs)
-            return plan
+            return api.plan_files(paths, cache)
     except PolicyError as exc:
         err.print(exc.render(), markup=False)
         raise typer.Exit(EXIT_USAGE) from None

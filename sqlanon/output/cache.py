@@ -183,11 +183,18 @@ class PlanCache:
             self._store(paths, plan, new_parts)
         return plan
 
-    def put(self, paths: list[str], plan: Plan, specs: list[PolicySpec] | None = None) -> None:
-        """Store the plan of `paths`; with the `specs` it was planned from, also what a later
-        compile needs to read again only the tables an edit changed."""
-        parts: list[Any] = []
-        if specs is not None:
+    def put(
+        self,
+        paths: list[str],
+        plan: Plan,
+        specs: list[PolicySpec] | None = None,
+        parts: list[Any] | None = None,
+    ) -> None:
+        """Store the plan of `paths`; with the `specs` it was planned from (or the `parts`
+        made of them, sqlanon/plan/incremental.py), also what a later compile needs to read
+        again only the tables an edit changed."""
+        parts = list(parts or [])
+        if specs is not None and not parts:
             from sqlanon.plan.incremental import parts_of
 
             try:

@@ -55,11 +55,14 @@ def load_policy(
     display: str | None = None,
     text: str | None = None,
     other_uses: KeyUses | None = None,
+    partial: bool = False,
 ) -> PolicySpec:
     """Load and validate one policy file (or `text` standing for it: relative paths in it
     resolve from `path`'s folder), or raise PolicyError with every problem found.
     `other_uses`: the key uses of tables left out of `text` (an incremental compile reads only
-    the tables that changed, sqlanon/plan/incremental.py), checked with this text's."""
+    the tables that changed, sqlanon/plan/incremental.py), checked with this text's.
+    `partial`: `text` holds a share of the tables whose other uses are not known yet
+    (sqlanon/plan/split.py): a key version no table here uses is not an error (yet)."""
     path = Path(path)
     display = display or display_path(path)
     loaded = Loaded()
@@ -186,7 +189,7 @@ def load_policy(
         )
     _check_key_purposes(chk, used_keys)
     for kname, (_, kloc) in declared_versions.items():
-        if kname not in used_keys:
+        if kname not in used_keys and not partial:
             chk.error(
                 kloc,
                 f"a version is set for key '{kname}', which no column uses",
