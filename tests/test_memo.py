@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlanon.output.emit import view_artifact
 from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policy
-from sqlanon.sql import dialect
+from sqlanon.sql import dialect, memo
 from sqlanon.sql.memo import ColumnMemo
 
 HIERARCHY = "{" + ", ".join(f"v{i}: [g{i % 3}, '*']" for i in range(20)) + "}"
@@ -95,3 +95,17 @@ def test_a_column_joining_a_lookup_is_never_reused(tmp_path):
     generalize = KINDS["p"][1]
     text = policy([[("p", generalize)], [("p", generalize)]])
     assert lower_both(tmp_path, text) == 0
+
+
+def test_the_memo_stands_aside_where_columns_do_not_repeat(tmp_path, monkeypatch):
+    """After a trial with too few reuses the memo lowers plainly (and forgets its columns)."""
+    monkeypatch.setattr(memo, "TRIAL", 4)
+    distinct = [[(f"c{t}_{i}", "{transform: mask_email}") for i in range(3)] for t in range(4)]
+    path = tmp_path / "policy.yml"
+    path.write_text(policy(distinct))
+    plan = build_plan([load_policy(path)])
+    d = dialect.get("postgres")
+    kept = ColumnMemo()
+    for view in plan.views:
+        assert view_artifact(view, d, kept) == view_artifact(view, d)
+    assert kept.aside and kept.hits == 0 and not kept._columns

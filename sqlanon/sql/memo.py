@@ -25,6 +25,10 @@ from sqlanon.sql.shared import Shared
 from sqlanon.transforms import REGISTRY, LowerContext
 
 MAX_ENTRIES = 20_000  # about 10 MB of SQL text per dialect; beyond it columns are not kept
+# a policy whose columns do not repeat pays the memo's keys for nothing (5-20 % of lowering,
+# benchmarks/compile_scale.py): after this many columns with fewer than one in eight reused,
+# the memo stands aside
+TRIAL, MIN_SHARE = 4_000, 8
 
 
 class ColumnMemo:
@@ -34,6 +38,8 @@ class ColumnMemo:
         # (name read, step, key pads) → (expression, the lets it made: (value, hint, returned))
         self._columns: dict[tuple[Any, ...], tuple[Sql, tuple[tuple[Sql, str, Sql], ...]]] = {}
         self.hits = 0
+        self.looked = 0
+        self.aside = False  # the policy's columns do not repeat: lowered without the memo
 
     def lower(
         self,
@@ -47,6 +53,12 @@ class ColumnMemo:
     ) -> Sql:
         """`col`'s expression read from `x`, through `finish` (the view's column comment);
         `shared` is ctx's shared values and `joins` its lookup joins."""
+        self.looked += 1
+        if self.looked == TRIAL and self.hits * MIN_SHARE < TRIAL:
+            self.aside = True
+            self._columns.clear()
+        if self.aside:
+            return finish(REGISTRY[col.transform].lower(ctx, x, col))
         key = (x, col, pads)
         try:
             known = self._columns.get(key)
