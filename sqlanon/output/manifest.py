@@ -32,8 +32,8 @@ def manifest(
     cache: LowerCache | None = None,
     rendered: dict[int, tuple[str, str]] | None = None,
 ) -> bytes:
-    """With `cache`, each view's column lines rendered by an earlier compile are read back
-    (the lineage of 50,000 columns is most of a manifest's cost). `rendered` keeps each view's
+    """With `cache`, each view's entry rendered by an earlier compile is read back (the
+    lineage of 50,000 columns is most of a manifest's cost). `rendered` keeps each view's
     entry, which no dialect changes but for its file's digest, for the next dialect's manifest
     (keyed by the view objects of this `plan`)."""
     digests = {a.path: hashlib.sha256(a.content).hexdigest() for a in artifacts}
@@ -88,16 +88,22 @@ class _OneLine(str):
     dialect."""
 
 
-_LINE_CACHE: dict[str, list[_OneLine]] = {}
-
-
 # where a view's entry stands in manifest.json: an item of the top-level "objects" list
 _ENTRY_PAD = "    "
 _DIGEST_HOLE = _OneLine("\0")  # JSON escapes every control character: no text holds one
 
 
 def _view_entry(v: ViewPlan, path: str, cache: LowerCache | None) -> tuple[str, str]:
-    """A view's entry rendered in place, as the text before and after its file's digest."""
+    """A view's entry rendered in place, as the text before and after its file's digest.
+    Everything in it is the view plan's (its digest covers it) and no dialect's, so it is
+    kept in the lowering cache for the next compile: rendering 50,000 columns' lineage was
+    most of an unchanged compile's manifest."""
+    key = cache.key("", "entry", v.digest) if cache else ""
+    stored = cache.get(key) if cache else None
+    if stored is not None:
+        parts = stored.decode("utf-8").split("\0")
+        if len(parts) == 2:
+            return parts[0], parts[1]
     entry = {
         "kind": "view",
         "name": ".".join(v.target),
@@ -122,30 +128,15 @@ def _view_entry(v: ViewPlan, path: str, cache: LowerCache | None) -> tuple[str, 
         "k_anonymity": to_jsonable(v.k_anonymity),
         "l_diversity": to_jsonable(v.l_diversity),
         "t_closeness": to_jsonable(v.t_closeness),
-        "columns": _column_lines(v, cache),
+        "columns": _column_lines_of(v.emitted_columns),
         "dropped": [c.output for c in v.columns if not c.emitted],
         "lookup_tables": [".".join(t) for _, t in lookup_tables(v)],
     }
-    head, tail = _pretty_json(entry, _ENTRY_PAD).split("\0")
+    text = _pretty_json(entry, _ENTRY_PAD)
+    if cache:
+        cache.put(key, text.encode("utf-8"))
+    head, tail = text.split("\0")
     return head, tail
-
-
-def _column_lines(view: ViewPlan, cache: LowerCache | None = None) -> list[_OneLine]:
-    """Column lineage does not depend on the dialect: render it once per view plan, and keep
-    it in the lowering cache for the next compile (a line never holds a line break)."""
-    lines = _LINE_CACHE.get(view.digest)
-    if lines is not None:
-        return lines
-    key = cache.key("", "lineage", view.digest) if cache else ""
-    stored = cache.get(key) if cache else None
-    if stored is not None:
-        lines = [_OneLine(line) for line in stored.decode("utf-8").split("\n") if line]
-    else:
-        lines = _column_lines_of(view.emitted_columns)
-        if cache:
-            cache.put(key, "\n".join(lines).encode("utf-8"))
-    _LINE_CACHE[view.digest] = lines
-    return lines
 
 
 def _pretty_json(value: object, pad: str = "") -> str:
