@@ -5,6 +5,7 @@ are never missed."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,20 @@ def test_an_edit_after_a_split_compile_is_planned_incrementally_and_equal(tmp_pa
     fresh = {"SQLANON_CACHE_DIR": "off"}
     check = cli("compile", str(path), "--out", str(tmp_path / "out"), "--check", env=fresh)
     assert check.exit_code == 0, check.output
+
+
+def _dies_when_forked(lo: int, hi: int):  # type: ignore[no-untyped-def]
+    if lo != 1:  # the forked reader's share
+        os._exit(9)
+    return _REAL_READ(lo, hi)
+
+
+_REAL_READ = split._read_share
+
+
+def test_a_reader_that_dies_leaves_the_policy_to_the_whole_read(tmp_path, monkeypatch):
+    """The forked reader killed (say, out of memory): no hang, the whole read runs."""
+    path = tmp_path / "policy.yml"
+    path.write_text(generated(9))
+    monkeypatch.setattr(split, "_read_share", _dies_when_forked)
+    assert split.split_plan([str(path)]) is None

@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import sys
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from pathlib import Path
 
@@ -61,10 +63,15 @@ def split_plan(paths: list[str]) -> tuple[Plan, list[PlanPart]] | None:
     middle = (n + 1) // 2
     _POLICY = (path, display, cut)
     try:
-        with multiprocessing.get_context("fork").Pool(1) as pool:
-            second = pool.apply_async(_read_share, (middle, n))
+        # an executor, not a Pool: a reader that dies (killed, out of memory) breaks the
+        # executor, and the whole read runs, where a Pool would wait for it forever
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            second = pool.submit(_read_share, middle, n)
             first = _read_share(1, middle)
-            rest = second.get()
+            rest = second.result()
+    except BrokenProcessPool:
+        return None
     finally:
         _POLICY = None
     if first is None or rest is None:

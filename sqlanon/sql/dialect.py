@@ -267,10 +267,15 @@ class Dialect:
         return Sql(f"{sql.text} /* {note} */", sql.atomic)
 
     def number(self, value: int | Decimal) -> Sql:
-        hit = None if isinstance(value, bool) else self._numbers.get(value)
+        # kept by value: equal numbers have one text; booleans and non-finite decimals go
+        # to number_text, which refuses them
+        plain = type(value) is int or (type(value) is Decimal and value.is_finite())
+        hit = self._numbers.get(value) if plain else None
         if hit is None:
-            text = number_text(value)  # equal numbers have one text: 1, 1.0 and 1E0 are "1"
-            hit = self._numbers[value] = Sql(text, atomic=not text.startswith("-"))
+            text = number_text(value)  # 1, 1.0 and 1E0 are all "1"
+            hit = Sql(text, atomic=not text.startswith("-"))
+            if plain:
+                self._numbers[value] = hit
         return hit
 
     # -- templates --------------------------------------------------------------------------

@@ -91,15 +91,13 @@ def view_query(
     lookups = ViewLookups(d, view, names, SOURCE_ALIAS, lookup_tables)
     ctx = LowerContext(d, local_pads, shared, lookups)
     exprs: list[Sql] = []
-    if memo is None:
-        for col in columns:
-            expr = REGISTRY[col.transform].lower(ctx, d.ident(col.sources[0]), col)
-            exprs.append(commented(column_comment(col), expr))
-    else:
-        pads = tuple(local_pads.items())
-        for col in columns:
+    pads = tuple(local_pads.items())
+    for col in columns:
+        x = d.ident(col.sources[0])
+        if memo is None:
+            exprs.append(_commented_column(col, REGISTRY[col.transform].lower(ctx, x, col)))
+        else:
             finish = partial(_commented_column, col)
-            x = d.ident(col.sources[0])
             exprs.append(memo.lower(ctx, shared, lookups.joins, x, col, pads, finish))
 
     # the filters run on the source row itself, before any column is computed
