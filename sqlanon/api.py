@@ -6,7 +6,8 @@ for scripts and tests that want the objects rather than a terminal.
     report = api.write(plan, "build", dialect="postgres")
 
 Errors are exceptions that carry their own rendering: `PolicyError` (located policy
-mistakes; `.render()`), `DialectError` (a dialect cannot express what the plan asks).
+mistakes; `.render()`), `DialectError` (a dialect cannot express what the plan asks),
+`LoweringFailed` (a process lowering views died; nothing was written).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Literal
 from sqlanon.output import dbt, emit
 from sqlanon.output import write as output_write
 from sqlanon.output.cache import LowerCache, PlanCache
+from sqlanon.output.emit import LoweringFailed
 from sqlanon.output.files import Artifact
 from sqlanon.output.write import CheckReport
 from sqlanon.plan.build import build_plan
@@ -36,6 +38,7 @@ __all__ = [
     "CheckReport",
     "Dialect",
     "DialectError",
+    "LoweringFailed",
     "Plan",
     "PolicyError",
     "PolicySpec",

@@ -295,6 +295,37 @@ def test_parallel_lowering_writes_the_same_bytes(monkeypatch, tmp_path):
     assert multiprocessing.active_children() == []
 
 
+def _dies_in_a_later_chunk(task):  # type: ignore[no-untyped-def]
+    if task[1] > 0:  # a worker killed (out of memory, say) in the middle of a compile
+        os._exit(9)
+    return _REAL_LOWER_CHUNK(task)
+
+
+_REAL_LOWER_CHUNK = emit._lower_chunk
+
+
+def test_a_lowering_worker_that_dies_stops_the_compile_with_an_error(monkeypatch, tmp_path, cli):
+    """Not a hang (a Pool waits for a lost chunk forever): an error, no worker left behind,
+    nothing written."""
+    import multiprocessing
+
+    tables = "\n".join(
+        f"  t{i}:\n    source: raw.t{i}\n    target: anon.t{i}\n    columns:\n"
+        "      a: {transform: mask_email}"
+        for i in range(40)
+    )
+    path = tmp_path / "p.yml"
+    path.write_text(f"sqlanon: 1\nname: p\ntables:\n{tables}\n")
+    monkeypatch.setattr(emit, "PARALLEL_MIN_VIEWS", 10)
+    monkeypatch.setattr(emit, "_lower_chunk", _dies_in_a_later_chunk)
+    out = tmp_path / "out"
+    result = cli("compile", str(path), "--out", str(out), env={"SQLANON_CACHE_DIR": "off"})
+    assert result.exit_code != 0
+    assert "a process lowering views ended unexpectedly" in result.output
+    assert not out.exists()
+    assert multiprocessing.active_children() == []
+
+
 def test_concurrent_compiles_take_turns_and_leave_no_lock_file(workdir):
     procs = [
         subprocess.Popen(

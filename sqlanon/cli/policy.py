@@ -138,7 +138,7 @@ def compile(
             for d, artifacts in each:
                 folder = out_dir / d.name if dialect_name.lower() == "all" else out_dir
                 failed = not _emit(folder, artifacts, check) or failed
-        except dialect.DialectError as exc:
+        except (dialect.DialectError, api.LoweringFailed) as exc:
             raise fail(str(exc)) from None
     if failed:
         err.print("output is stale: run `sqlanon compile` without --check", markup=False)

@@ -16,6 +16,8 @@ import os
 import sys
 import textwrap
 from collections.abc import Generator, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from sqlanon import __version__
 from sqlanon.output.cache import LowerCache
@@ -135,14 +137,32 @@ def _lowered_views(
         tasks += mine
         chunks.append(len(mine))
     _JOB = tuple(jobs)
+    before = set(multiprocessing.active_children())
+    # an executor, not a Pool: a worker that dies (killed, out of memory) breaks it and the
+    # compile stops with an error, where a Pool would wait for the lost chunk forever
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     try:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers) as pool:
-            results = pool.imap(_lower_chunk, tasks)
-            for n in chunks:
-                yield [a for _ in range(n) for a in next(results)]
+        results = pool.map(_lower_chunk, tasks)
+        for n in chunks:
+            try:
+                done = [a for _ in range(n) for a in next(results)]
+            except BrokenProcessPool:
+                raise LoweringFailed(
+                    "a process lowering views ended unexpectedly (killed, or out of memory?); "
+                    "nothing was written"
+                ) from None
+            yield done
     finally:
         _JOB = None
+        # a caller that stops early (a write failed) stops the workers with it
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in set(multiprocessing.active_children()) - before:
+            worker.terminate()
+            worker.join()
+
+
+class LoweringFailed(RuntimeError):
+    """A worker process died while lowering (nothing was written)."""
 
 
 def release_artifact(r: ReleasePlan, dialect: Dialect) -> Artifact:
