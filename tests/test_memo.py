@@ -15,6 +15,7 @@ from sqlanon.plan.build import build_plan
 from sqlanon.policy.load import load_policy
 from sqlanon.sql import dialect, memo
 from sqlanon.sql.memo import ColumnMemo
+from sqlanon.transforms import REGISTRY
 
 HIERARCHY = "{" + ", ".join(f"v{i}: [g{i % 3}, '*']" for i in range(20)) + "}"
 # column definitions, reused by name across tables; their lets take e_text, e_domain,
@@ -29,7 +30,13 @@ KINDS = {
     ],
     "e2": ["{transform: mask_email, column: e}", "{transform: mask, keep_last: 2, column: e}"],
 }
+# and every transform, as its own docs show it (a new transform is drawn here too)
+KINDS["x"] = [
+    t.example.split(": ", 1)[1] if "hierarchies/" not in t.example else KINDS["p"][1]
+    for t in REGISTRY.values()
+]
 PLAIN = ["e_text", "e_domain", "e_local_length", "d_age", "p_text", "k0_inner", "k0_outer"]
+PLAIN += ["x_text", "x_age", "x_domain"]
 NAMES = [*KINDS, *PLAIN]
 
 table = st.lists(st.sampled_from(NAMES), min_size=1, max_size=8, unique=True).flatmap(

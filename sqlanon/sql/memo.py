@@ -26,8 +26,8 @@ from sqlanon.transforms import REGISTRY, LowerContext
 
 MAX_ENTRIES = 20_000  # about 10 MB of SQL text per dialect; beyond it columns are not kept
 # a policy whose columns do not repeat pays the memo's keys for nothing (5-20 % of lowering,
-# benchmarks/compile_scale.py): after this many columns with fewer than one in eight reused,
-# the memo stands aside
+# measured with every column of the compile_scale policy renamed per table): after this many
+# columns with fewer than one in eight reused, the memo stands aside
 TRIAL, MIN_SHARE = 4_000, 8
 
 
