@@ -55,9 +55,14 @@ def test_code_is_compiled_once_and_read_back_from_a_private_folder(store, monkey
     assert oct(store.stat().st_mode & 0o777) == "0o700"
     (entry,) = store.iterdir()
     assert not entry.stat().st_mode & 0o077  # readable by the user alone
+    store.chmod(0o777)  # loosened by hand: the next entry written tightens it again
+    codecache.compiled(env(), SOURCE + " ")
+    assert oct(store.stat().st_mode & 0o777) == "0o700"
 
 
-@pytest.mark.parametrize("spoil", ["writable by others", "garbage", "truncated", "not code"])
+@pytest.mark.parametrize(
+    "spoil", ["writable by others", "garbage", "truncated", "not code", "a link"]
+)
 def test_an_entry_that_is_not_safe_and_whole_is_compiled_afresh(store, monkeypatch, spoil):
     codecache.compiled(env(), SOURCE)
     (entry,) = store.iterdir()
@@ -67,6 +72,10 @@ def test_an_entry_that_is_not_safe_and_whole_is_compiled_afresh(store, monkeypat
         entry.write_bytes(os.urandom(64))
     elif spoil == "truncated":
         entry.write_bytes(entry.read_bytes()[:40])
+    elif spoil == "a link":  # to a file of the user's own that someone else chose
+        elsewhere = store.parent / "elsewhere"
+        entry.rename(elsewhere)
+        entry.symlink_to(elsewhere)
     else:
         import marshal
 

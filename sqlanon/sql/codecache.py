@@ -17,6 +17,7 @@ import hashlib
 import importlib.util
 import marshal
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -76,8 +77,8 @@ def _key(env: jinja2.Environment, source: str) -> str:
 
 def _read(path: Path) -> CodeType | None:
     try:
-        st = path.stat()
-        if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        st = path.lstat()  # a link is not followed: only a file the user wrote here is read
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
             return None
         code = marshal.loads(path.read_bytes())
         os.utime(path)  # recently used: kept by the pruning below
@@ -89,6 +90,7 @@ def _read(path: Path) -> CodeType | None:
 def _store(folder: Path, path: Path, code: CodeType) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder.chmod(0o700)  # also when an older or hand-made folder was looser
         cutoff = time.time() - KEEP_DAYS * 86400
         for old in folder.iterdir():
             if old.stat().st_mtime < cutoff:
