@@ -286,6 +286,27 @@ def test_contribution_bounds_hold_against_a_unit_with_10000_rows(tmp_path, bound
     engine.close()
 
 
+def test_a_sum_grid_is_never_coarser_than_its_clamp(tmp_path):
+    """Thousands of rows per unit made the grid formula give g = 1024 on a [0, 500] clamp:
+    every row rounded to 0 steps, the sensitivity was 0 and planning crashed dividing by it
+    (found by tests/test_fuzz.py on a mutated retail policy). The grid is now at most the
+    largest power of two within the clamp, and the release runs."""
+    wide = POLICY.replace(
+        "bounds: {max_groups_per_unit: 1, max_rows_per_unit_per_group: 2}",
+        "bounds: {max_groups_per_unit: 6, max_rows_per_unit_per_group: 2098}",
+    ).replace("clamp: [0, 100]", "clamp: [0, 500]")
+    r = release(tmp_path, "wide", "wide", wide)
+    total = next(m for m in r.measures if m.name == "total").components[0]
+    mean = next(m for m in r.measures if m.name == "mean").components[0]
+    assert (total.granularity, total.sensitivity) == (256, 6 * 2098 * 2)  # 500/256 → 2 steps
+    assert (mean.granularity, mean.sensitivity) == (128, 6 * 2098 * 2)  # centred: ±250
+    engine = duck_source("wide", "SELECT i % 7 AS u, i % 3 AS g, i * 1.5 AS v FROM range(50) t(i)")
+    d = dialect.get("duckdb")
+    prepare(engine, d, r)
+    refresh(engine, d, r, 1)
+    assert engine.query("SELECT COUNT(*) FROM out.wide")[0][0] >= 0
+
+
 SEED_DATA = {
     "duckdb": "SELECT g, g * 100 + k AS u, k * 1.0 AS v FROM range(30) AS a(g), range(40) AS b(k)",
     "postgres": "SELECT g, g * 100 + k AS u, k * 1.0 AS v "

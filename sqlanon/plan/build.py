@@ -7,7 +7,13 @@ from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
 
-from sqlanon.plan.mechanism import CONFIDENCE, DiscreteLaplace, granularity, on_grid
+from sqlanon.plan.mechanism import (
+    CONFIDENCE,
+    DiscreteLaplace,
+    granularity,
+    on_grid,
+    power_of_two_at_most,
+)
 from sqlanon.plan.model import (
     QUASI,
     SENSITIVE,
@@ -176,8 +182,12 @@ def _sum_component(
     rows over all groups: sensitivity rows · max(|qlo|, |qhi|) grid steps. The grid is fine
     enough, about rows·max(|lo|, |hi|) / (1024 · max(ε, groups)), that the half step each
     endpoint may round up by adds at most rows / (2048 · max(ε, groups)) to the noise."""
-    bound = rows * max(abs(lo), abs(hi))
-    g = granularity(float(bound / max(epsilon, Fraction(groups))))
+    magnitude = max(abs(lo), abs(hi))
+    g = granularity(float(rows * magnitude / max(epsilon, Fraction(groups))))
+    # never coarser than the clamp itself: with thousands of rows per unit the formula gave
+    # g = 1024 on a [0, 500] clamp, every row rounded to 0 steps and the sensitivity was 0 (a
+    # crash, found by tests/test_fuzz.py); a grid ≤ the magnitude keeps at least one step
+    g = min(g, power_of_two_at_most(magnitude))
     steps = max(abs(on_grid(lo, g)), abs(on_grid(hi, g)))
     return _component("sum", epsilon, Fraction(rows * steps), g, confidence)
 

@@ -87,3 +87,15 @@ def granularity(scale: float) -> Fraction:
     if scale <= 0:
         raise ValueError("scale must be positive")
     return Fraction(2) ** (math.floor(math.log2(scale)) - 10)
+
+
+def power_of_two_at_most(x: Fraction) -> Fraction:
+    """The largest power of two ≤ x (x > 0), exactly."""
+    if x <= 0:
+        raise ValueError("x must be positive")
+    p = Fraction(2) ** math.floor(math.log2(float(x)))
+    while p > x:
+        p /= 2
+    while p * 2 <= x:
+        p *= 2
+    return p
