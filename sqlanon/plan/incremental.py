@@ -31,7 +31,7 @@ from sqlanon.plan.model import (
     SyntheticPlan,
     ViewPlan,
 )
-from sqlanon.policy.chunks import Cut, cut_tables
+from sqlanon.policy.chunks import Chunk, Cut, cut_tables
 from sqlanon.policy.diagnostics import Location, PolicyError
 from sqlanon.policy.load import load_policy
 from sqlanon.policy.model import KeyUses, PolicySpec, TableFacts
@@ -150,12 +150,19 @@ def replan(
             return None
         out.append(found[0])
         read += found[1]
-    targets = [v.target for p in out for v in p.views] + [r.target for p in out for r in p.releases]
-    targets += [s.target for p in out for s in p.synthetic]
-    folded = [tuple(x.lower() for x in t) for t in targets]
-    if len(set(folded)) != len(folded):
-        return None  # a target written twice: a fresh compile reports where
+    if target_written_twice(out):
+        return None  # a fresh compile reports where
     return assemble(out), out, read
+
+
+def target_written_twice(parts: list[PlanPart]) -> bool:
+    """Whether two objects of the parts write one target (names compared case-insensitively,
+    as policy/load.py's check of a whole read does)."""
+    targets = [v.target for p in parts for v in p.views]
+    targets += [r.target for p in parts for r in p.releases]
+    targets += [s.target for p in parts for s in p.synthetic]
+    folded = [tuple(x.lower() for x in t) for t in targets]
+    return len(set(folded)) != len(folded)
 
 
 def _replan_part(
@@ -199,35 +206,55 @@ def _replan_part(
         else:
             views.append(new_views[j])
             tables.append(TableRecord(chunk.sha256, new_facts[j]))
+    return part_of(part.path, text, cut, spec, plan, tuple(views), tuple(tables)), len(fresh)
+
+
+def part_of(
+    path: str,
+    text: bytes,
+    cut: Cut,
+    spec: PolicySpec,
+    plan: Plan,
+    views: tuple[ViewPlan, ...],
+    tables: tuple[TableRecord, ...],
+) -> PlanPart:
+    """The part of the policy file `text` whose header `spec` and `plan` were read with some of
+    its entries, the whole file's `views` and table records given: the file's own digest, its
+    header's inputs and every table's."""
     sha = _sha(text)
     inputs = [i for i in spec.inputs if i.role != "policy"]
     inputs += [i for t in tables for i in t.facts.inputs]
     inputs.append(InputFile(spec.file, sha, "policy"))
     (ref,) = plan.policies
-    rebuilt = PlanPart(
-        part.path,
+    return PlanPart(
+        path,
         replace(ref, sha256=sha),
-        tuple(views),
+        views,
         plan.releases,
         plan.synthetic,
         plan.budgets,
         merged_inputs(inputs),
         cut.header_sha256,
-        tuple(tables),
+        tables,
     )
-    return rebuilt, len(fresh)
 
 
 def _read_some(
     part: PlanPart, path: Path, display: str, cut: Cut, reused: dict[int, int], keep: set[int]
 ) -> PolicySpec | None:
     """The policy read with only the entries in `keep`, the others' key uses given."""
-    others = KeyUses()
-    for j, i in reused.items():
-        where = Location(display, cut.chunks[j].line, 3)
-        for key, purpose in part.tables[i].facts.key_uses:
-            others.use(key, purpose, where)
+    others = uses_of(display, [(cut.chunks[j], part.tables[i].facts) for j, i in reused.items()])
     try:
         return load_policy(path, display, text=cut.blanked(keep), other_uses=others)
     except PolicyError:
         return None
+
+
+def uses_of(display: str, entries: Iterable[tuple[Chunk, TableFacts]]) -> KeyUses:
+    """The key uses of entries left out of a read, each placed at its entry's first line."""
+    uses = KeyUses()
+    for chunk, facts in entries:
+        where = Location(display, chunk.line, 3)
+        for key, purpose in facts.key_uses:
+            uses.use(key, purpose, where)
+    return uses

@@ -17,22 +17,27 @@ reported exactly as a whole read reports it. The plan is the whole read's, equal
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import replace
 from pathlib import Path
 
-from sqlanon.plan.build import build_plan, merged_inputs
-from sqlanon.plan.incremental import PlanPart, TableRecord, assemble
-from sqlanon.plan.model import InputFile, Plan, ViewPlan
+from sqlanon.plan.build import build_plan
+from sqlanon.plan.incremental import (
+    PlanPart,
+    TableRecord,
+    assemble,
+    part_of,
+    target_written_twice,
+    uses_of,
+)
+from sqlanon.plan.model import Plan, ViewPlan
 from sqlanon.policy.chunks import Cut, cut_tables
-from sqlanon.policy.diagnostics import Location, PolicyError
+from sqlanon.policy.diagnostics import PolicyError
 from sqlanon.policy.files import expand, is_fragment
 from sqlanon.policy.load import load_policy
-from sqlanon.policy.model import KeyUses, TableFacts
+from sqlanon.policy.model import TableFacts
 
 MIN_TABLES = 200  # below this a fork and the results' transfer cost more than they save
 
@@ -99,10 +104,7 @@ def _assembled(
 ) -> tuple[Plan, list[PlanPart]] | None:
     """The first entry read with every other entry's key uses, and the plan of them all."""
     facts = (*first[1], *rest[1])
-    others = KeyUses()
-    for chunk, found in zip(cut.chunks[1:], facts, strict=True):
-        for key, purpose in found.key_uses:
-            others.use(key, purpose, Location(display, chunk.line, 3))
+    others = uses_of(display, zip(cut.chunks[1:], facts, strict=True))
     try:
         spec = load_policy(path, display, text=cut.blanked({0}), other_uses=others)
         if [t.id for t in spec.tables] != [cut.chunks[0].id]:
@@ -111,25 +113,9 @@ def _assembled(
     except PolicyError:
         return None
     facts = (spec.table_facts[0], *facts)
-    sha = hashlib.sha256(text).hexdigest()
-    inputs = [i for i in spec.inputs if i.role != "policy"]
-    inputs += [i for f in facts for i in f.inputs]
-    inputs.append(InputFile(spec.file, sha, "policy"))
-    (ref,) = plan.policies
-    part = PlanPart(
-        str(path.resolve()),
-        replace(ref, sha256=sha),
-        (plan.views[0], *first[0], *rest[0]),
-        plan.releases,
-        plan.synthetic,
-        plan.budgets,
-        merged_inputs(inputs),
-        cut.header_sha256,
-        tuple(TableRecord(c.sha256, f) for c, f in zip(cut.chunks, facts, strict=True)),
-    )
-    targets = [v.target for v in part.views] + [r.target for r in part.releases]
-    targets += [s.target for s in part.synthetic]
-    folded = [tuple(x.lower() for x in t) for t in targets]
-    if len(set(folded)) != len(folded):
-        return None  # a target written twice: the whole read reports where
+    tables = tuple(TableRecord(c.sha256, f) for c, f in zip(cut.chunks, facts, strict=True))
+    views = (plan.views[0], *first[0], *rest[0])
+    part = part_of(str(path.resolve()), text, cut, spec, plan, views, tables)
+    if target_written_twice([part]):
+        return None  # the whole read reports where
     return assemble([part]), [part]
