@@ -32,7 +32,13 @@ def render(code) -> str:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SQLANON_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(codecache, "_LOADED", {})
     return tmp_path / "cache" / "templates"
+
+
+def new_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget what this process compiled or read: the next call goes to the cache folder."""
+    monkeypatch.setattr(codecache, "_LOADED", {})
 
 
 def compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -50,6 +56,7 @@ def compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_code_is_compiled_once_and_read_back_from_a_private_folder(store, monkeypatch):
     seen = compiles(monkeypatch)
     assert render(codecache.compiled(env(), SOURCE)) == "3 3"
+    new_process(monkeypatch)
     assert render(codecache.compiled(env(), SOURCE)) == "3 3"
     assert len(seen) == 1
     assert oct(store.stat().st_mode & 0o777) == "0o700"
@@ -80,6 +87,7 @@ def test_an_entry_that_is_not_safe_and_whole_is_compiled_afresh(store, monkeypat
         import marshal
 
         entry.write_bytes(marshal.dumps({"a": 1}))
+    new_process(monkeypatch)
     seen = compiles(monkeypatch)
     assert render(codecache.compiled(env(), SOURCE)) == "3 3"
     assert seen == [SOURCE]
@@ -107,11 +115,11 @@ def test_a_dialect_loaded_from_the_cache_writes_the_same_bytes(store, tmp_path, 
     plan = build_plan([load_policy(retail_policy())])
     for name in dialect.available():
         folder = dialects_dir() / name
-        monkeypatch.setattr(dialect, "_CODE", {})  # a new process
+        new_process(monkeypatch)
         seen = compiles(monkeypatch)
         compiled = build(plan, Dialect(folder))
         assert seen  # compiled from the templates, and stored
-        monkeypatch.setattr(dialect, "_CODE", {})
+        new_process(monkeypatch)
         seen = compiles(monkeypatch)
         assert build(plan, Dialect(folder)) == compiled
         assert seen == []  # every template read back

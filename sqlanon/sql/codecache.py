@@ -1,4 +1,10 @@
-"""The dialects' compiled template code, kept in the user's cache between runs.
+"""The dialects' compiled template code, kept for the process and in the user's cache between
+runs.
+
+Every dialect's environment is configured alike, and compiled code reads filters and globals
+from the environment it runs in, so one compilation serves every dialect: the base templates
+(two thirds of the text) are compiled once per process, not once per dialect (`--dialect all`
+loaded five dialects in 2 s, most of it compiling the same base five times).
 
 Every `sqlanon compile` is a new process, and jinja2 compiling the templates (110 KB of them)
 cost 0.35 s of it — half of a compile of an unchanged 1,000-table policy. The compiled code of
@@ -28,15 +34,25 @@ import jinja2
 from sqlanon import resources
 
 KEEP_DAYS = 30  # entries unused this long are removed when a new one is written
+_LOADED: dict[str, CodeType] = {}  # this process's, by key
 
 
 def compiled(env: jinja2.Environment, source: str) -> CodeType:
-    """`source` compiled for `env`: read back from the cache, or compiled and stored there."""
+    """`source` compiled for `env`: this process's, read back from the cache, or compiled (and
+    stored there)."""
+    key = _key(env, source)
+    code = _LOADED.get(key)
+    if code is None:
+        code = _LOADED[key] = _load(env, source, key)
+    return code
+
+
+def _load(env: jinja2.Environment, source: str, key: str) -> CodeType:
     root = resources.cache_dir()
     if root is None:
         return _compile(env, source)
     folder = root / "templates"
-    path = folder / _key(env, source)
+    path = folder / key
     code = _read(path)
     if code is None:
         code = _compile(env, source)

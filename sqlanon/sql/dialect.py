@@ -12,7 +12,6 @@ from dataclasses import dataclass, fields
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from types import CodeType
 from typing import Any
 
 import jinja2
@@ -24,21 +23,6 @@ from sqlanon.sql.shapes import CompilerBug, ShapeCache, Sql, number_text
 
 TEMPLATE_FILES = ("primitives.sql.j2", "statements.sql.j2", "risk.sql.j2", "utility.sql.j2")
 _REGULAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-# Compiled template code by source text. Every dialect's environment is configured alike and
-# compiled code reads filters and globals from its environment when it runs, so the base
-# templates (two thirds of the text) are compiled once per process, not once per dialect:
-# `--dialect all` loaded five dialects in 2 s, most of it compiling the same base five times.
-# Across processes the code is kept in the user's cache (sqlanon/sql/codecache.py).
-_CODE: dict[str, CodeType] = {}
-
-
-def _compiled(env: jinja2.Environment, source: str) -> CodeType:
-    code = _CODE.get(source)
-    if code is None:
-        code = _CODE[source] = codecache.compiled(env, source)
-    return code
 
 
 class DialectError(ValueError):
@@ -181,7 +165,7 @@ class Dialect:
                     continue
                 source = path.read_text(encoding="utf-8")
                 template = env.template_class.from_code(
-                    env, _compiled(env, source), env.make_globals(None), None
+                    env, codecache.compiled(env, source), env.make_globals(None), None
                 )
                 module = template.module
                 for attr in dir(module):
