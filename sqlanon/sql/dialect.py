@@ -77,15 +77,17 @@ class Features:
     # a synthetic table's draws are MATERIALIZED steps: inlined, the planner joined all nine
     # cumulative-weight scans before filtering any (sqlanon/sql/synthetic.py)
     materialized_steps: bool = False
-    # a release's rows (read by three of its steps) are a NOT MATERIALIZED CTE: recomputed by
-    # each reader rather than stored, as DuckDB and PostgreSQL store a CTE read more than once
-    # (TPC-H SF1: PostgreSQL 12.6 s stored, 8.7 s inlined; docs/benchmarks.md dp_release)
+    # a release's rows (read by three or four of its steps) are a NOT MATERIALIZED CTE:
+    # recomputed by each reader rather than stored, as DuckDB and PostgreSQL store a CTE read
+    # more than once (TPC-H SF1: PostgreSQL 12.6 s stored, 8.7 s inlined; docs/benchmarks.md
+    # dp_release)
     inline_release_rows: bool = False
-    # a release finds its heavy units with a window over the pairs (each unit's rows carried
-    # by every pair) rather than a second GROUP BY: PostgreSQL then sorts the pairs once, in
+    # a release finds its heavy units with a window over the pairs (each pair reads its unit's
+    # rows) rather than a GROUP BY over the rows: PostgreSQL then sorts the pairs once, in
     # parallel, and reads the units' totals off that order (TPC-H SF1 refresh: 10.0-10.4 →
-    # 7.6-8.7 s), where DuckDB's window is slower than its hash aggregate (0.69 → 1.1 s);
-    # docs/benchmarks.md dp_release
+    # 7.6-8.7 s), where DuckDB's window is slower than its hash aggregate (0.69 → 1.1 s).
+    # The pairs are then counted per group and heavy unit (a few rows) rather than stored for
+    # two readers (per-group step 9.75 → 8.38 s); docs/benchmarks.md dp_release
     heavy_by_window: bool = False
     # Spark inlines a deterministic CTE at every reference, so a plan holds one copy of it per
     # reference (the synthetic table's choice and draws ran the driver out of heap planning);

@@ -129,16 +129,25 @@ def release_query(
     groups = [d.ident(f"_sqlanon_g{i}") for i in range(len(r.group_by))]
 
     # rows: unit, group keys, clamped measure inputs (NULL, NaN and unparsable text skipped)
-    # in whole steps of their sum's grid, so every sum after this is an exact integer
-    row_items = [src(r.privacy_unit)] + [
+    # in whole steps of their sum's grid, so every sum after this is an exact integer. Each
+    # input is read as a number once, beneath (a sum and an avg of one column share it)
+    in_items = [src(r.privacy_unit)] + [
         REGISTRY[g.transform].lower(ctx, src(g.sources[0]), g) for g in r.group_by
     ]
-    row_names = [d.ident(UNIT), *groups]
+    in_names = [d.ident(UNIT), *groups]
+    row_items: list[Sql] = []  # beside the unit and group keys
+    row_names: list[Sql] = []
     inputs = {}
+    numbers: dict[Sql, Sql] = {}  # an input read as a number → its name
     for i, m in enumerate(r.measures):
         if m.column is not None and m.clamp is not None:
+            number = _input_number(d, measure_input(m.column, d, SOURCE_ALIAS), m)
+            if number not in numbers:
+                numbers[number] = d.ident(f"_sqlanon_in{i}")
+                in_items.append(number)
+                in_names.append(numbers[number])
             name = d.ident(f"_sqlanon_x{i}")
-            row_items.append(_input_steps(d, measure_input(m.column, d, SOURCE_ALIAS), m))
+            row_items.append(_input_steps(d, numbers[number], m))
             row_names.append(name)
             inputs[m.name] = name
 
@@ -210,9 +219,9 @@ def release_query(
         *([r.max_rows_per_unit] if r.max_rows_per_unit is not None else []),
     )
     unit_total = (
-        d.ident("_sqlanon_t")  # each pair carries its unit's rows (a window)
+        d.prim("rows_of_partition", d.ident(UNIT))  # each pair reads its unit's rows (a window)
         if d.features.heavy_by_window
-        else d.prim("int_sum", d.ident("_sqlanon_c"))  # a HAVING over the unit's pairs
+        else d.prim("count_star")  # a HAVING over the unit's rows
     )
     heavy = d.prim("gt", unit_total, d.number(smallest))
 
@@ -223,8 +232,10 @@ def release_query(
         return value if sign > 0 else d.prim("sub", d.number(0), value)
 
     zero, count_star = d.number(0), d.prim("count_star")
+    # units per group: its pairs, or the pairs' counts kept per group and heavy unit (spread)
+    units = d.prim("int_sum", d.ident("_sqlanon_np")) if d.features.heavy_by_window else count_star
     parts: list[list[Sql]] = [
-        [count_star, zero],
+        [units, zero],
         [zero, count_star],
         [d.prim("sub", zero, count_star), summed(d.ident("_sqlanon_raw"), -1)],
         [count_star, summed(d.ident("_sqlanon_rows"))],
@@ -352,6 +363,8 @@ def release_query(
     return d.statement(
         "dp_release_query",
         source_sql(r.source, d),
+        in_items,
+        in_names,
         row_items,
         row_names,
         partial_items,
@@ -404,37 +417,48 @@ def _grid_ends(m: MeasurePlan) -> tuple[int, int]:
     return lo, hi
 
 
-def _input_steps(d: Dialect, x: Sql, m: MeasurePlan) -> Sql:
-    """A measure's input clamped to [lo, hi] (centred for `avg`) in whole steps of its grid,
-    ⌊x/g + ½⌋ as an integer: g is a power of two, so x/g is exact and every engine rounds the
-    same value the same way. NULL (skipped by sums, not counted) when the input is NULL, NaN,
-    or text that is not a number (docs/dp.md#measure-inputs); ±infinity clamps to the bounds.
-    No value can make the refresh fail.
+def _input_number(d: Dialect, x: Sql, m: MeasurePlan) -> Sql:
+    """A measure's input as a double: text parsed (NULL where it is not a number), any other
+    type cast."""
+    if m.input_type == "text":
+        return d.prim("parse_number", x)
+    return d.prim("cast", x, to="float")
+
+
+def _input_steps(d: Dialect, value: Sql, m: MeasurePlan) -> Sql:
+    """A measure's input (`value`, a double) clamped to [lo, hi] (centred for `avg`) in whole
+    steps of its grid, ⌊x/g + ½⌋ as an integer: g is a power of two, so x/g is exact and
+    every engine rounds the same value the same way. NULL (skipped by sums, not counted) when
+    the input is NULL, NaN, or text that is not a number (docs/dp.md#measure-inputs);
+    ±infinity clamps to the bounds. No value can make the refresh fail.
 
     Every step lies in [qlo, qhi], the clamp's ends on the grid — the per-group sums of units
     within every bound rely on it, never clamping a partial sum. Rounding is monotone, so it
     is enough that the clamp's ends land there as the engines compute them (in doubles);
     where a bound or center has no exact double and an end rounds one step out, the steps
-    are clamped to [qlo, qhi] in the SQL too."""
+    are clamped to [qlo, qhi] in the SQL too.
+
+    A value beyond a bound takes that end's steps, a constant computed here as the engines
+    compute it (float_steps): one comparison rather than LEAST(GREATEST(…)), which DuckDB and
+    PostgreSQL evaluate 25-35 % slower per row (docs/benchmarks.md dp_release), and the
+    reviewer reads the step range off the SQL."""
     assert m.clamp is not None
-    text = m.input_type == "text"
-    value = d.prim("parse_number", x) if text else d.prim("cast", x, to="float")
-    lo, hi = _number(d, Fraction(m.clamp[0])), _number(d, Fraction(m.clamp[1]))
-    clamped = d.prim("least", [d.prim("greatest", [value, lo]), hi])
-    if m.center:
-        clamped = d.prim("sub", clamped, _number(d, Fraction(m.center)))
+    center = float(m.center)
     grid = m.components[0].granularity
-    half_up = d.prim("add", d.prim("div", clamped, _number(d, grid)), _number(d, Fraction(1, 2)))
+    inner = d.prim("sub", value, _number(d, Fraction(m.center))) if m.center else value
+    half_up = d.prim("add", d.prim("div", inner, _number(d, grid)), _number(d, Fraction(1, 2)))
     steps = d.prim("cast", d.prim("floor", half_up), to="integer")
     qlo, qhi = _grid_ends(m)
-    center = float(m.center)
     end_lo, end_hi = (float_steps(float(c), center, grid) for c in m.clamp)
     if end_lo < qlo or end_hi > qhi:
         steps = d.prim("least", [d.prim("greatest", [steps, d.number(qlo)]), d.number(qhi)])
-    skip = [d.prim("is_null", value), d.prim("null")]
+    below, above = (min(max(e, qlo), qhi) for e in (end_lo, end_hi))
+    lo, hi = _number(d, Fraction(m.clamp[0])), _number(d, Fraction(m.clamp[1]))
+    arms = [d.prim("is_null", value), d.prim("null")]
     if m.input_type == "float":
-        skip += [d.prim("is_nan", value), d.prim("null")]
-    return d.prim("case", [*skip, steps])
+        arms += [d.prim("is_nan", value), d.prim("null")]
+    arms += [d.prim("lt", value, lo), d.number(below), d.prim("gt", value, hi), d.number(above)]
+    return d.prim("case", [*arms, steps])
 
 
 def _components(r: ReleasePlan) -> list[tuple[str, NoiseComponent, str]]:

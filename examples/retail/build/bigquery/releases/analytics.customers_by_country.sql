@@ -86,25 +86,31 @@ INSERT INTO `analytics.customers_by_country`
 SELECT * FROM (
 WITH `_sqlanon_rows` AS (
   SELECT
-    `_sqlanon_src`.`customer_id` AS `_sqlanon_unit`,
-    `_sqlanon_src`.`country` AS `_sqlanon_g0`,
+    `_sqlanon_unit`, `_sqlanon_g0`,
     CASE
-      WHEN CAST(`_sqlanon_src`.`income` AS FLOAT64) IS NULL THEN NULL
-      WHEN IS_NAN(CAST(`_sqlanon_src`.`income` AS FLOAT64)) THEN NULL
-      ELSE CAST(FLOOR(((LEAST(GREATEST(CAST(`_sqlanon_src`.`income` AS FLOAT64), 0), 250000) - 125000) / 64)
-          + 0.5) AS INT64)
+      WHEN `_sqlanon_in1` IS NULL THEN NULL
+      WHEN IS_NAN(`_sqlanon_in1`) THEN NULL
+      WHEN `_sqlanon_in1` < 0 THEN -1953
+      WHEN `_sqlanon_in1` > 250000 THEN 1953
+      ELSE CAST(FLOOR(((`_sqlanon_in1` - 125000) / 64) + 0.5) AS INT64)
     END AS `_sqlanon_x1`
-  FROM `raw.customers` AS `_sqlanon_src`
-  WHERE `_sqlanon_src`.`customer_id` IS NOT NULL
+  FROM (
+    SELECT
+      `_sqlanon_src`.`customer_id` AS `_sqlanon_unit`,
+      `_sqlanon_src`.`country` AS `_sqlanon_g0`,
+      CAST(`_sqlanon_src`.`income` AS FLOAT64) AS `_sqlanon_in1`
+    FROM `raw.customers` AS `_sqlanon_src`
+    WHERE `_sqlanon_src`.`customer_id` IS NOT NULL
+  ) AS `_sqlanon_in`
 ), `_sqlanon_pairs` AS (
-  SELECT `_sqlanon_unit`, `_sqlanon_g0`, COUNT(*) AS `_sqlanon_c`
+  SELECT `_sqlanon_unit`, `_sqlanon_g0`
   FROM `_sqlanon_rows`
   GROUP BY `_sqlanon_unit`, `_sqlanon_g0`
 ), `_sqlanon_heavy` AS (
   SELECT `_sqlanon_unit` AS `_sqlanon_hv`
-  FROM `_sqlanon_pairs`
+  FROM `_sqlanon_rows`
   GROUP BY `_sqlanon_unit`
-  HAVING SUM(`_sqlanon_c`) > 1
+  HAVING COUNT(*) > 1
 ), `_sqlanon_partials` AS (
   SELECT
     `_sqlanon_unit` AS `_sqlanon_unit`,

@@ -80,25 +80,31 @@ INSERT INTO "analytics"."customers_by_country"
 SELECT * FROM (
 WITH "_sqlanon_rows" AS NOT MATERIALIZED (
   SELECT
-    "_sqlanon_src"."customer_id" AS "_sqlanon_unit",
-    "_sqlanon_src"."country" AS "_sqlanon_g0",
+    "_sqlanon_unit", "_sqlanon_g0",
     CASE
-      WHEN CAST("_sqlanon_src"."income" AS DOUBLE) IS NULL THEN NULL
-      WHEN isnan(CAST("_sqlanon_src"."income" AS DOUBLE)) THEN NULL
-      ELSE CAST(FLOOR(((LEAST(GREATEST(CAST("_sqlanon_src"."income" AS DOUBLE), 0), 250000) - 125000) / 64)
-          + 0.5) AS BIGINT)
+      WHEN "_sqlanon_in1" IS NULL THEN NULL
+      WHEN isnan("_sqlanon_in1") THEN NULL
+      WHEN "_sqlanon_in1" < 0 THEN -1953
+      WHEN "_sqlanon_in1" > 250000 THEN 1953
+      ELSE CAST(FLOOR((("_sqlanon_in1" - 125000) / 64) + 0.5) AS BIGINT)
     END AS "_sqlanon_x1"
-  FROM "raw"."customers" AS "_sqlanon_src"
-  WHERE "_sqlanon_src"."customer_id" IS NOT NULL
+  FROM (
+    SELECT
+      "_sqlanon_src"."customer_id" AS "_sqlanon_unit",
+      "_sqlanon_src"."country" AS "_sqlanon_g0",
+      CAST("_sqlanon_src"."income" AS DOUBLE) AS "_sqlanon_in1"
+    FROM "raw"."customers" AS "_sqlanon_src"
+    WHERE "_sqlanon_src"."customer_id" IS NOT NULL
+  ) AS "_sqlanon_in"
 ), "_sqlanon_pairs" AS (
-  SELECT "_sqlanon_unit", "_sqlanon_g0", COUNT(*) AS "_sqlanon_c"
+  SELECT "_sqlanon_unit", "_sqlanon_g0"
   FROM "_sqlanon_rows"
   GROUP BY "_sqlanon_unit", "_sqlanon_g0"
 ), "_sqlanon_heavy" AS (
   SELECT "_sqlanon_unit" AS "_sqlanon_hv"
-  FROM "_sqlanon_pairs"
+  FROM "_sqlanon_rows"
   GROUP BY "_sqlanon_unit"
-  HAVING SUM("_sqlanon_c") > 1
+  HAVING COUNT(*) > 1
 ), "_sqlanon_partials" AS (
   SELECT
     "_sqlanon_unit" AS "_sqlanon_unit",

@@ -91,31 +91,39 @@ INSERT INTO "analytics"."orders_by_status_year"
 SELECT * FROM (
 WITH "_sqlanon_rows" AS NOT MATERIALIZED (
   SELECT
-    "_sqlanon_src"."customer_id" AS "_sqlanon_unit",
-    "_sqlanon_src"."status" AS "_sqlanon_g0",
-    date_trunc('year', "_sqlanon_src"."ordered_at") AS "_sqlanon_g1",
+    "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1",
     CASE
-      WHEN CAST("_sqlanon_src"."amount" AS DOUBLE) IS NULL THEN NULL
-      WHEN isnan(CAST("_sqlanon_src"."amount" AS DOUBLE)) THEN NULL
-      ELSE CAST(FLOOR((LEAST(GREATEST(CAST("_sqlanon_src"."amount" AS DOUBLE), 0), 500) / 0.5) + 0.5) AS BIGINT)
+      WHEN "_sqlanon_in2" IS NULL THEN NULL
+      WHEN isnan("_sqlanon_in2") THEN NULL
+      WHEN "_sqlanon_in2" < 0 THEN 0
+      WHEN "_sqlanon_in2" > 500 THEN 1000
+      ELSE CAST(FLOOR(("_sqlanon_in2" / 0.5) + 0.5) AS BIGINT)
     END AS "_sqlanon_x2",
     CASE
-      WHEN CAST("_sqlanon_src"."amount" AS DOUBLE) IS NULL THEN NULL
-      WHEN isnan(CAST("_sqlanon_src"."amount" AS DOUBLE)) THEN NULL
-      ELSE CAST(FLOOR(((LEAST(GREATEST(CAST("_sqlanon_src"."amount" AS DOUBLE), 0), 500) - 250) / 0.25)
-          + 0.5) AS BIGINT)
+      WHEN "_sqlanon_in2" IS NULL THEN NULL
+      WHEN isnan("_sqlanon_in2") THEN NULL
+      WHEN "_sqlanon_in2" < 0 THEN -1000
+      WHEN "_sqlanon_in2" > 500 THEN 1000
+      ELSE CAST(FLOOR((("_sqlanon_in2" - 250) / 0.25) + 0.5) AS BIGINT)
     END AS "_sqlanon_x3"
-  FROM "raw"."orders" AS "_sqlanon_src"
-  WHERE "_sqlanon_src"."customer_id" IS NOT NULL
+  FROM (
+    SELECT
+      "_sqlanon_src"."customer_id" AS "_sqlanon_unit",
+      "_sqlanon_src"."status" AS "_sqlanon_g0",
+      date_trunc('year', "_sqlanon_src"."ordered_at") AS "_sqlanon_g1",
+      CAST("_sqlanon_src"."amount" AS DOUBLE) AS "_sqlanon_in2"
+    FROM "raw"."orders" AS "_sqlanon_src"
+    WHERE "_sqlanon_src"."customer_id" IS NOT NULL
+  ) AS "_sqlanon_in"
 ), "_sqlanon_pairs" AS (
-  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", COUNT(*) AS "_sqlanon_c"
+  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1"
   FROM "_sqlanon_rows"
   GROUP BY "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1"
 ), "_sqlanon_heavy" AS (
   SELECT "_sqlanon_unit" AS "_sqlanon_hv"
-  FROM "_sqlanon_pairs"
+  FROM "_sqlanon_rows"
   GROUP BY "_sqlanon_unit"
-  HAVING SUM("_sqlanon_c") > 2
+  HAVING COUNT(*) > 2
 ), "_sqlanon_partials" AS (
   SELECT
     "_sqlanon_unit" AS "_sqlanon_unit",

@@ -91,25 +91,35 @@ DELETE FROM "analytics"."customers_by_country" WHERE "epoch"
 CREATE TEMPORARY TABLE "_sqlanon_epoch_rows" AS
 WITH "_sqlanon_rows" AS NOT MATERIALIZED (
   SELECT
-    "_sqlanon_src"."customer_id" AS "_sqlanon_unit",
-    "_sqlanon_src"."country" AS "_sqlanon_g0",
+    "_sqlanon_unit", "_sqlanon_g0",
     CASE
-      WHEN CAST("_sqlanon_src"."income" AS DOUBLE PRECISION) IS NULL THEN NULL
-      WHEN CAST("_sqlanon_src"."income" AS DOUBLE PRECISION) = CAST('NaN' AS DOUBLE PRECISION) THEN NULL
-      ELSE CAST(FLOOR(((LEAST(GREATEST(CAST("_sqlanon_src"."income" AS DOUBLE PRECISION), 0), 250000) - 125000) / 64)
-          + 0.5) AS BIGINT)
+      WHEN "_sqlanon_in1" IS NULL THEN NULL
+      WHEN "_sqlanon_in1" = CAST('NaN' AS DOUBLE PRECISION) THEN NULL
+      WHEN "_sqlanon_in1" < 0 THEN -1953
+      WHEN "_sqlanon_in1" > 250000 THEN 1953
+      ELSE CAST(FLOOR((("_sqlanon_in1" - 125000) / 64) + 0.5) AS BIGINT)
     END AS "_sqlanon_x1"
-  FROM "raw"."customers" AS "_sqlanon_src"
-  WHERE "_sqlanon_src"."customer_id" IS NOT NULL
+  FROM (
+    SELECT
+      "_sqlanon_src"."customer_id" AS "_sqlanon_unit",
+      "_sqlanon_src"."country" AS "_sqlanon_g0",
+      CAST("_sqlanon_src"."income" AS DOUBLE PRECISION) AS "_sqlanon_in1"
+    FROM "raw"."customers" AS "_sqlanon_src"
+    WHERE "_sqlanon_src"."customer_id" IS NOT NULL
+  ) AS "_sqlanon_in"
 ), "_sqlanon_pairs" AS (
-  SELECT "_sqlanon_unit", "_sqlanon_g0", COUNT(*) AS "_sqlanon_c",
-    SUM(COUNT(*)) OVER (PARTITION BY "_sqlanon_unit") AS "_sqlanon_t"
+  SELECT "_sqlanon_g0", CASE WHEN (SUM(COUNT(*)) OVER (PARTITION BY "_sqlanon_unit")) > 1 THEN "_sqlanon_unit"
+      END AS "_sqlanon_hv"
   FROM "_sqlanon_rows"
   GROUP BY "_sqlanon_unit", "_sqlanon_g0"
-), "_sqlanon_heavy" AS (
-  SELECT DISTINCT "_sqlanon_unit" AS "_sqlanon_hv"
+), "_sqlanon_spread" AS (
+  SELECT "_sqlanon_g0", "_sqlanon_hv", COUNT(*) AS "_sqlanon_np"
   FROM "_sqlanon_pairs"
-  WHERE "_sqlanon_t" > 1
+  GROUP BY "_sqlanon_g0", "_sqlanon_hv"
+), "_sqlanon_heavy" AS (
+  SELECT DISTINCT "_sqlanon_hv"
+  FROM "_sqlanon_spread"
+  WHERE "_sqlanon_hv" IS NOT NULL
 ), "_sqlanon_partials" AS (
   SELECT
     "_sqlanon_unit" AS "_sqlanon_unit",
@@ -215,11 +225,11 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
     /* each unit once per group it reaches */
     SELECT
       "_sqlanon_g0",
-      COUNT(*) AS "_sqlanon_units",
+      CAST(SUM("_sqlanon_np") AS BIGINT) AS "_sqlanon_units",
       0 AS "_sqlanon_rows",
       0 AS "_sqlanon_s1",
       0 AS "_sqlanon_n1"
-    FROM "_sqlanon_pairs"
+    FROM "_sqlanon_spread"
     GROUP BY "_sqlanon_g0"
     UNION ALL
     /* every row */

@@ -101,32 +101,43 @@ DELETE FROM "analytics"."orders_by_status_year" WHERE "epoch"
 CREATE TEMPORARY TABLE "_sqlanon_epoch_rows" AS
 WITH "_sqlanon_rows" AS NOT MATERIALIZED (
   SELECT
-    "_sqlanon_src"."customer_id" AS "_sqlanon_unit",
-    "_sqlanon_src"."status" AS "_sqlanon_g0",
-    date_trunc('year', "_sqlanon_src"."ordered_at") AS "_sqlanon_g1",
+    "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1",
     CASE
-      WHEN CAST("_sqlanon_src"."amount" AS DOUBLE PRECISION) IS NULL THEN NULL
-      WHEN CAST("_sqlanon_src"."amount" AS DOUBLE PRECISION) = CAST('NaN' AS DOUBLE PRECISION) THEN NULL
-      ELSE CAST(FLOOR((LEAST(GREATEST(CAST("_sqlanon_src"."amount" AS DOUBLE PRECISION), 0), 500) / 0.5)
-          + 0.5) AS BIGINT)
+      WHEN "_sqlanon_in2" IS NULL THEN NULL
+      WHEN "_sqlanon_in2" = CAST('NaN' AS DOUBLE PRECISION) THEN NULL
+      WHEN "_sqlanon_in2" < 0 THEN 0
+      WHEN "_sqlanon_in2" > 500 THEN 1000
+      ELSE CAST(FLOOR(("_sqlanon_in2" / 0.5) + 0.5) AS BIGINT)
     END AS "_sqlanon_x2",
     CASE
-      WHEN CAST("_sqlanon_src"."amount" AS DOUBLE PRECISION) IS NULL THEN NULL
-      WHEN CAST("_sqlanon_src"."amount" AS DOUBLE PRECISION) = CAST('NaN' AS DOUBLE PRECISION) THEN NULL
-      ELSE CAST(FLOOR(((LEAST(GREATEST(CAST("_sqlanon_src"."amount" AS DOUBLE PRECISION), 0), 500) - 250) / 0.25)
-          + 0.5) AS BIGINT)
+      WHEN "_sqlanon_in2" IS NULL THEN NULL
+      WHEN "_sqlanon_in2" = CAST('NaN' AS DOUBLE PRECISION) THEN NULL
+      WHEN "_sqlanon_in2" < 0 THEN -1000
+      WHEN "_sqlanon_in2" > 500 THEN 1000
+      ELSE CAST(FLOOR((("_sqlanon_in2" - 250) / 0.25) + 0.5) AS BIGINT)
     END AS "_sqlanon_x3"
-  FROM "raw"."orders" AS "_sqlanon_src"
-  WHERE "_sqlanon_src"."customer_id" IS NOT NULL
+  FROM (
+    SELECT
+      "_sqlanon_src"."customer_id" AS "_sqlanon_unit",
+      "_sqlanon_src"."status" AS "_sqlanon_g0",
+      date_trunc('year', "_sqlanon_src"."ordered_at") AS "_sqlanon_g1",
+      CAST("_sqlanon_src"."amount" AS DOUBLE PRECISION) AS "_sqlanon_in2"
+    FROM "raw"."orders" AS "_sqlanon_src"
+    WHERE "_sqlanon_src"."customer_id" IS NOT NULL
+  ) AS "_sqlanon_in"
 ), "_sqlanon_pairs" AS (
-  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", COUNT(*) AS "_sqlanon_c",
-    SUM(COUNT(*)) OVER (PARTITION BY "_sqlanon_unit") AS "_sqlanon_t"
+  SELECT "_sqlanon_g0", "_sqlanon_g1", CASE WHEN (SUM(COUNT(*)) OVER (PARTITION BY "_sqlanon_unit")) > 2
+      THEN "_sqlanon_unit" END AS "_sqlanon_hv"
   FROM "_sqlanon_rows"
   GROUP BY "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1"
-), "_sqlanon_heavy" AS (
-  SELECT DISTINCT "_sqlanon_unit" AS "_sqlanon_hv"
+), "_sqlanon_spread" AS (
+  SELECT "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_hv", COUNT(*) AS "_sqlanon_np"
   FROM "_sqlanon_pairs"
-  WHERE "_sqlanon_t" > 2
+  GROUP BY "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_hv"
+), "_sqlanon_heavy" AS (
+  SELECT DISTINCT "_sqlanon_hv"
+  FROM "_sqlanon_spread"
+  WHERE "_sqlanon_hv" IS NOT NULL
 ), "_sqlanon_partials" AS (
   SELECT
     "_sqlanon_unit" AS "_sqlanon_unit",
@@ -248,13 +259,13 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
     SELECT
       "_sqlanon_g0",
       "_sqlanon_g1",
-      COUNT(*) AS "_sqlanon_units",
+      CAST(SUM("_sqlanon_np") AS BIGINT) AS "_sqlanon_units",
       0 AS "_sqlanon_rows",
       0 AS "_sqlanon_s2",
       0 AS "_sqlanon_n2",
       0 AS "_sqlanon_s3",
       0 AS "_sqlanon_n3"
-    FROM "_sqlanon_pairs"
+    FROM "_sqlanon_spread"
     GROUP BY "_sqlanon_g0", "_sqlanon_g1"
     UNION ALL
     /* every row */

@@ -92,40 +92,48 @@ DELETE FROM "analytics"."revenue_by_segment_year" WHERE "epoch"
 CREATE TEMPORARY TABLE "_sqlanon_epoch_rows" AS
 WITH "_sqlanon_rows" AS NOT MATERIALIZED (
   SELECT
-    "_sqlanon_src"."o_orderkey" AS "_sqlanon_unit",
-    "_sqlanon_src"."c_mktsegment" AS "_sqlanon_g0",
-    CAST(date_trunc('year', CAST("_sqlanon_src"."o_orderdate" AS TIMESTAMP)) AS DATE) AS "_sqlanon_g1",
+    "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1",
     CASE
-      WHEN CAST(("_sqlanon_src"."l_extendedprice" * (1 - "_sqlanon_src"."l_discount")) AS DOUBLE PRECISION) IS NULL
-          THEN NULL
-      WHEN CAST(("_sqlanon_src"."l_extendedprice" * (1 - "_sqlanon_src"."l_discount")) AS DOUBLE PRECISION)
-          = CAST('NaN' AS DOUBLE PRECISION) THEN NULL
-      ELSE CAST(FLOOR((LEAST(GREATEST(CAST(("_sqlanon_src"."l_extendedprice"
-                    * (1 - "_sqlanon_src"."l_discount")) AS DOUBLE PRECISION), 0), 110000) / 512) + 0.5) AS BIGINT)
+      WHEN "_sqlanon_in1" IS NULL THEN NULL
+      WHEN "_sqlanon_in1" = CAST('NaN' AS DOUBLE PRECISION) THEN NULL
+      WHEN "_sqlanon_in1" < 0 THEN 0
+      WHEN "_sqlanon_in1" > 110000 THEN 215
+      ELSE CAST(FLOOR(("_sqlanon_in1" / 512) + 0.5) AS BIGINT)
     END AS "_sqlanon_x1"
   FROM (
     SELECT
-      "o"."o_orderkey",
-      "o"."o_orderdate",
-      "c"."c_mktsegment",
-      "l"."l_extendedprice",
-      "l"."l_discount"
-    FROM "tpch"."lineitem" AS "l"
-    JOIN "tpch"."orders" AS "o"
-      ON "o"."o_orderkey" = "l"."l_orderkey"
-    JOIN "tpch"."customer" AS "c"
-      ON "c"."c_custkey" = "o"."o_custkey"
-  ) AS "_sqlanon_src"
-  WHERE "_sqlanon_src"."o_orderkey" IS NOT NULL
+      "_sqlanon_src"."o_orderkey" AS "_sqlanon_unit",
+      "_sqlanon_src"."c_mktsegment" AS "_sqlanon_g0",
+      CAST(date_trunc('year', CAST("_sqlanon_src"."o_orderdate" AS TIMESTAMP)) AS DATE) AS "_sqlanon_g1",
+      CAST(("_sqlanon_src"."l_extendedprice" * (1 - "_sqlanon_src"."l_discount")) AS DOUBLE PRECISION) AS "_sqlanon_in1"
+    FROM (
+      SELECT
+        "o"."o_orderkey",
+        "o"."o_orderdate",
+        "c"."c_mktsegment",
+        "l"."l_extendedprice",
+        "l"."l_discount"
+      FROM "tpch"."lineitem" AS "l"
+      JOIN "tpch"."orders" AS "o"
+        ON "o"."o_orderkey" = "l"."l_orderkey"
+      JOIN "tpch"."customer" AS "c"
+        ON "c"."c_custkey" = "o"."o_custkey"
+    ) AS "_sqlanon_src"
+    WHERE "_sqlanon_src"."o_orderkey" IS NOT NULL
+  ) AS "_sqlanon_in"
 ), "_sqlanon_pairs" AS (
-  SELECT "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1", COUNT(*) AS "_sqlanon_c",
-    SUM(COUNT(*)) OVER (PARTITION BY "_sqlanon_unit") AS "_sqlanon_t"
+  SELECT "_sqlanon_g0", "_sqlanon_g1", CASE WHEN (SUM(COUNT(*)) OVER (PARTITION BY "_sqlanon_unit")) > 1
+      THEN "_sqlanon_unit" END AS "_sqlanon_hv"
   FROM "_sqlanon_rows"
   GROUP BY "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1"
-), "_sqlanon_heavy" AS (
-  SELECT DISTINCT "_sqlanon_unit" AS "_sqlanon_hv"
+), "_sqlanon_spread" AS (
+  SELECT "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_hv", COUNT(*) AS "_sqlanon_np"
   FROM "_sqlanon_pairs"
-  WHERE "_sqlanon_t" > 1
+  GROUP BY "_sqlanon_g0", "_sqlanon_g1", "_sqlanon_hv"
+), "_sqlanon_heavy" AS (
+  SELECT DISTINCT "_sqlanon_hv"
+  FROM "_sqlanon_spread"
+  WHERE "_sqlanon_hv" IS NOT NULL
 ), "_sqlanon_partials" AS (
   SELECT
     "_sqlanon_unit" AS "_sqlanon_unit",
@@ -237,11 +245,11 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
     SELECT
       "_sqlanon_g0",
       "_sqlanon_g1",
-      COUNT(*) AS "_sqlanon_units",
+      CAST(SUM("_sqlanon_np") AS BIGINT) AS "_sqlanon_units",
       0 AS "_sqlanon_rows",
       0 AS "_sqlanon_s1",
       0 AS "_sqlanon_n1"
-    FROM "_sqlanon_pairs"
+    FROM "_sqlanon_spread"
     GROUP BY "_sqlanon_g0", "_sqlanon_g1"
     UNION ALL
     /* every row */

@@ -93,38 +93,44 @@ INSERT INTO `analytics`.`revenue_by_segment_year`
 SELECT * FROM (
 WITH `_sqlanon_rows` AS (
   SELECT
-    `_sqlanon_src`.`o_orderkey` AS `_sqlanon_unit`,
-    `_sqlanon_src`.`c_mktsegment` AS `_sqlanon_g0`,
-    CAST(date_trunc('YEAR', `_sqlanon_src`.`o_orderdate`) AS DATE) AS `_sqlanon_g1`,
+    `_sqlanon_unit`, `_sqlanon_g0`, `_sqlanon_g1`,
     CASE
-      WHEN CAST((`_sqlanon_src`.`l_extendedprice` * (1 - `_sqlanon_src`.`l_discount`)) AS DOUBLE) IS NULL THEN NULL
-      WHEN isnan(CAST((`_sqlanon_src`.`l_extendedprice` * (1 - `_sqlanon_src`.`l_discount`)) AS DOUBLE)) THEN NULL
-      ELSE CAST(FLOOR((LEAST(GREATEST(CAST((`_sqlanon_src`.`l_extendedprice`
-                    * (1 - `_sqlanon_src`.`l_discount`)) AS DOUBLE), 0), 110000) / 512) + 0.5) AS BIGINT)
+      WHEN `_sqlanon_in1` IS NULL THEN NULL
+      WHEN isnan(`_sqlanon_in1`) THEN NULL
+      WHEN `_sqlanon_in1` < 0 THEN 0
+      WHEN `_sqlanon_in1` > 110000 THEN 215
+      ELSE CAST(FLOOR((`_sqlanon_in1` / 512) + 0.5) AS BIGINT)
     END AS `_sqlanon_x1`
   FROM (
     SELECT
-      `o`.`o_orderkey`,
-      `o`.`o_orderdate`,
-      `c`.`c_mktsegment`,
-      `l`.`l_extendedprice`,
-      `l`.`l_discount`
-    FROM `tpch`.`lineitem` AS `l`
-    JOIN `tpch`.`orders` AS `o`
-      ON `o`.`o_orderkey` = `l`.`l_orderkey`
-    JOIN `tpch`.`customer` AS `c`
-      ON `c`.`c_custkey` = `o`.`o_custkey`
-  ) AS `_sqlanon_src`
-  WHERE `_sqlanon_src`.`o_orderkey` IS NOT NULL
+      `_sqlanon_src`.`o_orderkey` AS `_sqlanon_unit`,
+      `_sqlanon_src`.`c_mktsegment` AS `_sqlanon_g0`,
+      CAST(date_trunc('YEAR', `_sqlanon_src`.`o_orderdate`) AS DATE) AS `_sqlanon_g1`,
+      CAST((`_sqlanon_src`.`l_extendedprice` * (1 - `_sqlanon_src`.`l_discount`)) AS DOUBLE) AS `_sqlanon_in1`
+    FROM (
+      SELECT
+        `o`.`o_orderkey`,
+        `o`.`o_orderdate`,
+        `c`.`c_mktsegment`,
+        `l`.`l_extendedprice`,
+        `l`.`l_discount`
+      FROM `tpch`.`lineitem` AS `l`
+      JOIN `tpch`.`orders` AS `o`
+        ON `o`.`o_orderkey` = `l`.`l_orderkey`
+      JOIN `tpch`.`customer` AS `c`
+        ON `c`.`c_custkey` = `o`.`o_custkey`
+    ) AS `_sqlanon_src`
+    WHERE `_sqlanon_src`.`o_orderkey` IS NOT NULL
+  ) AS `_sqlanon_in`
 ), `_sqlanon_pairs` AS (
-  SELECT `_sqlanon_unit`, `_sqlanon_g0`, `_sqlanon_g1`, COUNT(*) AS `_sqlanon_c`
+  SELECT `_sqlanon_unit`, `_sqlanon_g0`, `_sqlanon_g1`
   FROM `_sqlanon_rows`
   GROUP BY `_sqlanon_unit`, `_sqlanon_g0`, `_sqlanon_g1`
 ), `_sqlanon_heavy` AS (
   SELECT `_sqlanon_unit` AS `_sqlanon_hv`
-  FROM `_sqlanon_pairs`
+  FROM `_sqlanon_rows`
   GROUP BY `_sqlanon_unit`
-  HAVING SUM(`_sqlanon_c`) > 1
+  HAVING COUNT(*) > 1
 ), `_sqlanon_partials` AS (
   SELECT
     `_sqlanon_unit` AS `_sqlanon_unit`,
