@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from sqlanon import api
-from sqlanon.output import emit
+from sqlanon.output import emit, manifest
 from sqlanon.output import write as output_write
 from sqlanon.output.cache import LowerCache, PlanCache
 from sqlanon.plan.build import build_plan
@@ -150,6 +150,8 @@ def new_process() -> None:
     already loaded, 0.4 s per dialect short of what the CLI paid)."""
     dialect.get.cache_clear()
     codecache._LOADED.clear()
+    manifest._LINES.clear()  # the manifest's column lines, rendered once per process
+    emit._MEMOS.clear()
 
 
 def compile_to(

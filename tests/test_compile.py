@@ -451,3 +451,40 @@ def test_an_unchanged_policy_is_not_planned_again_and_any_input_edit_is_seen(
     entry.chmod(0o666)
     assert PlanCache(tmp_path / "c").get(paths) is None, "writable by others: ignored"
     assert PlanCache(tmp_path / "c").get(["examples/adult/policy.yml"]) is None
+
+
+def test_a_manifest_column_line_is_reused_only_where_it_prints_the_same() -> None:
+    """Column lineage lines are rendered once per distinct line (a large policy repeats its
+    columns): parameters equal in Python but printed apart (10 and 10.0), a declared type,
+    another key version each get their own line, the one rendering them afresh gives."""
+    from sqlanon.output import manifest
+    from sqlanon.plan.model import ColumnStep, KeyRef
+
+    def fresh(c: ColumnStep) -> str:
+        lineage = manifest.column_lineage(c)
+        return json.dumps(lineage, ensure_ascii=False, separators=(", ", ": "))
+
+    base = ColumnStep(
+        output="age",
+        sources=("age",),
+        transform="bucket",
+        params=(("width", 10),),
+        input_type="integer",
+        output_type="integer",
+        privacy_class="quasi_identifier",
+    )
+    variants = [
+        base,
+        replace(base, params=(("width", 10.0),)),
+        replace(base, type_declared=True),
+        replace(base, transform="keep", params=()),
+        replace(base, key=KeyRef("k", 1)),
+        replace(base, key=KeyRef("k", 2)),
+        replace(base, lookup=(("1", "a"),)),  # the pairs are not printed: the same line
+    ]
+    assert variants[0] == variants[1]  # equal as plan values, so a plain memo would mix them
+    manifest._LINES.clear()
+    for _ in range(2):  # rendered, then reused
+        for c in variants:
+            assert manifest._column_line(c) == fresh(c)
+    assert len({fresh(c) for c in variants}) == 6

@@ -227,10 +227,37 @@ def _synthetic_entry(t: SyntheticPlan, digests: dict[str, str]) -> dict[str, obj
 
 
 def _column_lines_of(steps: tuple[ColumnStep, ...]) -> list[_OneLine]:
-    return [
-        _OneLine(json.dumps(column_lineage(c), ensure_ascii=False, separators=(", ", ": ")))
-        for c in steps
-    ]
+    return [_column_line(c) for c in steps]
+
+
+def _column_line(c: ColumnStep) -> _OneLine:
+    """A column's lineage line, rendered once per process for each distinct line: a large
+    policy repeats its columns (1,000 tables × 50 columns: 1,006 distinct), and rendering
+    them was half the manifest. Keyed by what the line shows, the parameters by their repr
+    (10 and 10.0 are equal but print apart), never by a hierarchy's pairs (not shown)."""
+    key = (
+        c.output,
+        c.sources,
+        c.transform,
+        repr(c.params),
+        c.key,
+        c.privacy_class,
+        c.input_type,
+        c.output_type,
+        c.type_declared,
+    )
+    line = _LINES.get(key)
+    if line is None:
+        text = json.dumps(column_lineage(c), ensure_ascii=False, separators=(", ", ": "))
+        line = _LINES[key] = _OneLine(text)
+        if len(_LINES) > _MAX_LINES:  # a long-lived process (a server) does not grow forever
+            _LINES.clear()
+            _LINES[key] = line
+    return line
+
+
+_LINES: dict[tuple[object, ...], _OneLine] = {}
+_MAX_LINES = 100_000
 
 
 def column_lineage(c: ColumnStep) -> dict[str, object]:
