@@ -232,9 +232,10 @@ def _column_lines_of(steps: tuple[ColumnStep, ...]) -> list[_OneLine]:
 
 def _column_line(c: ColumnStep) -> _OneLine:
     """A column's lineage line, rendered once per process for each distinct line: a large
-    policy repeats its columns (1,000 tables × 50 columns: 1,006 distinct), and rendering
-    them was half the manifest. Keyed by what the line shows, the parameters by their repr
-    (10 and 10.0 are equal but print apart), never by a hierarchy's pairs (not shown)."""
+    policy repeats its columns (1,000 tables × 50 columns: 45,288 lines, 530 distinct), and
+    rendering them was half the manifest. Keyed by what the line shows, the parameters by
+    their repr (10 and 10.0 are equal but print apart), never by a hierarchy's pairs (not
+    shown)."""
     key = (
         c.output,
         c.sources,
