@@ -254,6 +254,34 @@ def test_every_engine_bounds_as_the_reference(name: str, live, tmp_path: Path) -
     assert checked > 20
 
 
+@pytest.mark.parametrize("name", dialect.available())
+def test_every_engine_bounds_a_release_without_groups(name: str, live, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """No group_by: each unit is its own one pair, and the heavy units are those over T or R
+    (PostgreSQL's pairs are then counted per heavy unit and for the rest, one row). The one
+    output row equals the reference on every engine, with rows and without."""
+    d = dialect.get(name)
+    engine = live.get(name)
+    bounds = "{max_groups_per_unit: 1, max_rows_per_unit_per_group: 3, max_rows_per_unit: 2}"
+    for seed in (300, 301, None):  # None: a source with no rows
+        data = [] if seed is None else [(u, "x", v) for u, _, v in dataset(seed)]
+        data = [(u, g, None if v is not None and math.isnan(v) else v) for u, g, v in data]
+        table, target = f"nsrc{seed}", f"nout{seed}"
+        dpbounds_source(engine, d, table, data)
+        text = dpbounds_policy(bounds, table, target).replace("dp_TARGET", f"dp_{target}")
+        r = release(tmp_path, table, target, text.replace("group_by: {g: keep}", "group_by: {}"))
+        prepare(engine, d, r)
+        cols = [c for c, _ in output_columns(r)]
+        query = release_query(r, d, d.number(1), noise=False)
+        (row,) = engine.query(d.statement("select_query", query).text)
+        got = dict(zip(cols, row, strict=True))
+        want = reference(r, data).get("x", {"people": 0, "rows": 0, "total": 0.0})
+        label = (name, seed)
+        assert (got["people"], got["rows"]) == (want["people"], want["rows"]), label
+        assert float(got["total"]) == pytest.approx(want["total"], abs=1e-9), label
+        if seed is not None:
+            assert want["people"] > 20 and float(got["mean"]) == pytest.approx(want["mean"])
+
+
 # 0.3 and the center (0.3 + 1.27802734375)/2 have no exact doubles: on the engines the lower
 # end is -1002 steps of 1/2048 (the grid at one group of two rows), not the -1001 the
 # sensitivity counts (found by a search over clamps whose width is an odd number of steps)

@@ -54,6 +54,8 @@ class DuckDBEngine(SessionSettings):
             text = v.isoformat() if isinstance(v, dt.date | dt.datetime) else str(v)
             return '"' + text.replace('"', '""') + '"'
 
+        if not rows:  # an empty CSV reads as one column of nothing, not as no rows
+            return
         d = dialect.get(DIALECT)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "rows.csv"
