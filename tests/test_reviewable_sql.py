@@ -4,6 +4,7 @@ computed once, a comment per output column — and the layout pass changes no to
 from __future__ import annotations
 
 import collections
+import re
 from pathlib import Path
 
 import pytest
@@ -128,8 +129,6 @@ def test_a_release_reads_each_measure_input_once(name: str) -> None:
     """The retail release sums and averages `amount`: the column is read (and cast) once,
     beneath the steps of both measures, and each bound is a literal the reviewer can read
     (`> 500 THEN 1000`: beyond the clamp, 1,000 steps of 0.5)."""
-    import re
-
     path = ROOT / f"examples/retail/build/{name}/releases/analytics.orders_by_status_year.sql"
     text = path.read_text(encoding="utf-8")
     reads = re.findall(r'(?i)["`]?_sqlanon_src["`]?\.["`]?amount["`]?', text)
