@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import sys
 import textwrap
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -113,7 +113,7 @@ def _lower_chunk(task: tuple[int, int, int]) -> list[Artifact]:
 
 def _lowered_views(
     jobs: list[tuple[tuple[ViewPlan, ...], Dialect]],
-) -> Iterator[list[Artifact]]:
+) -> Generator[list[Artifact], None, None]:
     """Each job's view files, in order. Many views are lowered by one pool of processes for
     every dialect, so while the caller finishes and writes one dialect's output the workers
     are already lowering the next one's."""
@@ -237,23 +237,30 @@ def build_each(
         keys.append(k)
         jobs.append((views, dialect))
     lowered = _lowered_views(jobs)
-    rendered: dict[int, tuple[str, str]] = {}  # the views' manifest entries, for each dialect
-    for i, dialect in enumerate(dialects):
-        artifacts = next(lowered)
-        artifacts += [release_artifact(r, dialect) for r in releases[i]]
-        if cache is not None:
-            for a in artifacts:
-                cache.put(keys[i][a.path], a.content)
-        artifacts += found[i]
-        artifacts += [synthetic_artifact(s, dialect) for s in plan.synthetic]
-        artifacts += [key_table_artifact(t, dialect) for t in plan.key_tables]
-        artifacts += [ledger_artifact(t, dialect) for t in plan.ledgers]
-        paths = [a.path for a in artifacts]
-        if len(set(paths)) != len(paths):
-            raise AssertionError("two objects map to one file")  # names are checked unique earlier
-        artifacts.sort(key=lambda a: a.path)
-        artifacts.append(Artifact(MANIFEST, manifest(plan, dialect, artifacts, cache, rendered)))
-        yield dialect, artifacts
+    try:
+        rendered: dict[int, tuple[str, str]] = {}  # the views' manifest entries, for each dialect
+        for i, dialect in enumerate(dialects):
+            artifacts = next(lowered)
+            artifacts += [release_artifact(r, dialect) for r in releases[i]]
+            if cache is not None:
+                for a in artifacts:
+                    cache.put(keys[i][a.path], a.content)
+            artifacts += found[i]
+            artifacts += [synthetic_artifact(s, dialect) for s in plan.synthetic]
+            artifacts += [key_table_artifact(t, dialect) for t in plan.key_tables]
+            artifacts += [ledger_artifact(t, dialect) for t in plan.ledgers]
+            paths = [a.path for a in artifacts]
+            if len(set(paths)) != len(paths):
+                # names are checked unique earlier
+                raise AssertionError("two objects map to one file")
+            artifacts.sort(key=lambda a: a.path)
+            text = manifest(plan, dialect, artifacts, cache, rendered)
+            artifacts.append(Artifact(MANIFEST, text))
+            yield dialect, artifacts
+    finally:
+        # a caller that stops early closes this generator: the workers stop now, not whenever
+        # the lowering generator is collected (a reference cycle or a disabled gc delays that)
+        lowered.close()
 
 
 def _from_cache(
