@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -328,6 +329,80 @@ def test_a_lowering_worker_that_dies_stops_the_compile_with_an_error(monkeypatch
     assert "a process lowering views ended unexpectedly" in result.output
     assert not out.exists()
     assert set(multiprocessing.active_children()) <= before
+
+
+def _dies_at_once(task):  # type: ignore[no-untyped-def]
+    os._exit(9)
+
+
+class _SubmitsAfterADeath(emit.ProcessPoolExecutor):
+    """Submits the second chunk only once a worker's death has broken the pool: a worker that
+    dies at once, while the compile is still handing out chunks."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        future = super().submit(fn, *args, **kwargs)
+        deadline = time.monotonic() + 10
+        while self._queue_count == 1 and not self._broken and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return future
+
+
+def _lowering_plan(tmp_path):  # type: ignore[no-untyped-def]
+    from sqlanon.plan.build import build_plan
+    from sqlanon.policy.load import load_policy
+
+    tables = "\n".join(
+        f"  t{i}:\n    source: raw.t{i}\n    target: anon.t{i}\n    columns:\n"
+        "      a: {transform: mask_email}"
+        for i in range(40)
+    )
+    path = tmp_path / "p.yml"
+    path.write_text(f"sqlanon: 1\nname: p\ntables:\n{tables}\n")
+    return build_plan([load_policy(path)])
+
+
+def test_a_worker_that_dies_while_chunks_are_handed_out_is_a_lowering_error(monkeypatch, tmp_path):
+    """Not the executor's own BrokenProcessPool escaping from the submits."""
+    import multiprocessing
+
+    from sqlanon.sql import dialect
+
+    plan = _lowering_plan(tmp_path)
+    monkeypatch.setattr(emit, "PARALLEL_MIN_VIEWS", 10)
+    monkeypatch.setattr(emit, "_lower_chunk", _dies_at_once)
+    monkeypatch.setattr(emit, "ProcessPoolExecutor", _SubmitsAfterADeath)
+    before = set(multiprocessing.active_children())
+    with pytest.raises(emit.LoweringFailed):
+        emit.build(plan, dialect.get("duckdb"))
+    assert set(multiprocessing.active_children()) <= before
+
+
+@pytest.mark.parametrize("how", ["finished", "closed early", "a worker died"])
+def test_no_lowering_worker_looks_alive_after_the_lowering_returns(monkeypatch, tmp_path, how):
+    """The executor's thread reaps the workers while the compile stops them; a worker it is
+    reaping looked alive (its exit code not yet recorded) to a compile that returned at once
+    -- about one run in ten. Thirty runs each, every one checked the moment it returns."""
+    import multiprocessing
+
+    from sqlanon.sql import dialect
+
+    plan = _lowering_plan(tmp_path)
+    monkeypatch.setattr(emit, "PARALLEL_MIN_VIEWS", 10)
+    if how == "a worker died":
+        monkeypatch.setattr(emit, "_lower_chunk", _dies_in_a_later_chunk)
+    jobs = [(plan.views, dialect.get("duckdb"))]
+    before = set(multiprocessing.active_children())
+    for _ in range(30):
+        lowered = emit._lowered_views(jobs)
+        if how == "finished":
+            assert len([a for views in lowered for a in views]) == 40
+        elif how == "closed early":
+            next(lowered)
+            lowered.close()
+        else:
+            with pytest.raises(emit.LoweringFailed):
+                list(lowered)
+        assert set(multiprocessing.active_children()) <= before
 
 
 def test_concurrent_compiles_take_turns_and_leave_no_lock_file(workdir):

@@ -137,28 +137,34 @@ def _lowered_views(
         tasks += mine
         chunks.append(len(mine))
     _JOB = tuple(jobs)
-    before = set(multiprocessing.active_children())
     # an executor, not a Pool: a worker that dies (killed, out of memory) breaks it and the
     # compile stops with an error, where a Pool would wait for the lost chunk forever
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    finished = False
     try:
-        results = pool.map(_lower_chunk, tasks)
-        for n in chunks:
-            try:
-                done = [a for _ in range(n) for a in next(results)]
-            except BrokenProcessPool:
-                raise LoweringFailed(
-                    "a process lowering views ended unexpectedly (killed, or out of memory?); "
-                    "nothing was written"
-                ) from None
-            yield done
+        try:
+            # the first submit forks every worker, so one that dies at once can break the
+            # submits of later chunks as well as the wait for a result
+            results = pool.map(_lower_chunk, tasks)
+            for n in chunks:
+                yield [a for _ in range(n) for a in next(results)]
+        except BrokenProcessPool:
+            raise LoweringFailed(
+                "a process lowering views ended unexpectedly (killed, or out of memory?); "
+                "nothing was written"
+            ) from None
+        finished = True
     finally:
         _JOB = None
-        # a caller that stops early (a write failed) stops the workers with it
-        pool.shutdown(wait=False, cancel_futures=True)
-        for worker in set(multiprocessing.active_children()) - before:
-            worker.terminate()
-            worker.join()
+        if not finished:
+            # a failure, or a caller that stopped early (a write failed): the workers stop
+            # now; they hold nothing to clean up, and SIGKILL cannot be delayed by a SIGTERM
+            # handler inherited from an application that embeds the compiler
+            for worker in list(pool._processes.values()):
+                worker.kill()
+        # wait for the executor's thread: it reaps the workers, and while it is reaping one,
+        # that worker looks alive to anyone else who asks (its exit code is not yet recorded)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class LoweringFailed(RuntimeError):
