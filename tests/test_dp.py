@@ -134,7 +134,7 @@ def neighbours(tmp_path_factory):
 
 def noise_of(r, measure: str) -> DiscreteLaplace:  # type: ignore[no-untyped-def]
     m = next(m for m in r.measures if m.name == measure)
-    c = r.units if m.agg == "count_units" else m.components[0]
+    c = m.components[0]
     return DiscreteLaplace(c.epsilon, c.sensitivity), c
 
 
@@ -589,10 +589,105 @@ def at_the_threshold(tmp_path_factory):
 def test_the_threshold_release_decision_stays_within_its_epsilon(at_the_threshold):
     r, fewer = at_the_threshold["at_t"]
     _, more = at_the_threshold["at_t_plus_one"]
-    declared = float(r.units.epsilon)  # the noisy unit count decides, at that share of ε
+    declared = float(r.measures[0].epsilon)  # the noisy unit count decides, at its share
     estimate = epsilon_lower_bound(more, fewer, [1])
     assert estimate <= declared, f"privacy loss {estimate:.3f} > ε {declared}"
     assert estimate > 0.25 * declared, "the test must see the loss (0.4 to 0.6 released)"
+
+
+ROWS_ONLY = POLICY.replace(
+    "bounds: {max_groups_per_unit: 1, max_rows_per_unit_per_group: 2}",
+    "bounds: {max_rows_per_unit: 4}",
+).replace("      units: {agg: count_units}\n", "")
+
+
+def _appears(noise: DiscreteLaplace, t: int, rows: int) -> float:
+    """P(rows + Z > t): the chance a group holding `rows` of one unit's rows is released."""
+    return noise.tail(t - rows + 1) if t - rows + 1 >= 1 else 1 - noise.tail(rows - t)
+
+
+def _worst(noise: DiscreteLaplace, t: int, total: int) -> float:
+    """The largest total chance that the groups one unit alone creates appear, over every way
+    of spreading its at most `total` rows over groups (integer partitions, exhaustively)."""
+
+    def splits(n: int, most: int):  # type: ignore[no-untyped-def]
+        if n == 0:
+            yield []
+        for first in range(min(n, most), 0, -1):
+            for rest in splits(n - first, first):
+                yield [first, *rest]
+
+    return max(
+        sum(_appears(noise, t, c) for c in split)
+        for n in range(1, total + 1)
+        for split in splits(n, n)
+    )
+
+
+@pytest.mark.parametrize("count_measure", [True, False])
+def test_a_rows_only_release_selects_its_groups_by_their_bounded_rows(tmp_path, count_measure):
+    """Bounded by T rows per unit alone, a release counts no units: its groups are selected
+    by the noisy count of bounded rows (the count measure's own draw, or the selection's),
+    whose threshold keeps every way one unit can create groups within δ (checked here over
+    every split of its T rows, not with the closed form the planner uses)."""
+    text = ROWS_ONLY if count_measure else ROWS_ONLY.replace("      rows: {agg: count}\n", "")
+    r = release(tmp_path, "s", "s", text)
+    sel = r.selection
+    assert not r.counts_units
+    if count_measure:
+        (count,) = [m for m in r.measures if m.agg == "count"]
+        assert (sel.reads, sel.noise, count.delta) == ("rows.rows", None, r.delta)
+        assert all(m.epsilon == r.epsilon / len(r.measures) for m in r.measures)
+        comp = count.components[0]
+    else:
+        assert sel.reads == "rows" and sel.noise is not None
+        assert all(m.epsilon == r.epsilon / (len(r.measures) + 1) for m in r.measures)
+        comp = sel.noise
+    assert comp.sensitivity == 4  # as the unit count's would be: T groups at most
+    noise = DiscreteLaplace(comp.epsilon, comp.sensitivity)
+    t = sel.threshold
+    assert t >= 4 and _worst(noise, t, 4) <= float(r.delta)
+    assert t == 4 or _worst(noise, t - 1, 4) > float(r.delta), "the smallest such threshold"
+    assert sel.delta_per_group == pytest.approx(_appears(noise, t, 4))
+
+
+@pytest.fixture(scope="module")
+def rows_at_the_threshold(tmp_path_factory):
+    """A rows-only release: groups of exactly T one-row units (T its threshold), and the same
+    groups with one more unit of the most rows it may add (4), refreshed EPOCHS times."""
+    tmp = tmp_path_factory.mktemp("rows_threshold")
+    d = dialect.get("duckdb")
+    engine = DuckDBEngine()
+    engine.execute("CREATE SCHEMA raw")
+    out = {}
+    for name, extra in (("rows_at_t", 0), ("rows_at_t_plus_one", 4)):
+        r = release(tmp, name, name, ROWS_ONLY)
+        engine.execute(
+            f"CREATE TABLE raw.{name} AS SELECT g, g * 1000 + k AS u, 1.0 AS v "
+            f"FROM range({GROUPS}) AS a(g), range({r.selection.threshold}) AS b(k) "
+            f"UNION ALL SELECT g, g * 1000 + 999 AS u, 1.0 AS v "
+            f"FROM range({GROUPS}) AS a(g), range({extra}) AS b(k)"
+        )
+        prepare(engine, d, r)
+        for epoch in range(1, EPOCHS + 1):
+            refresh(engine, d, r, epoch=epoch)
+        released = {(e, g) for e, g in engine.query(f"SELECT epoch, g FROM out.{name}")}
+        out[name] = (r, [
+            int((e, g) in released) for e in range(1, EPOCHS + 1) for g in range(GROUPS)
+        ])  # fmt: skip
+    yield out
+    engine.close()
+
+
+def test_the_rows_threshold_release_decision_stays_within_its_epsilon(rows_at_the_threshold):
+    """One unit adds up to T = 4 rows to a group at the threshold: the decision to release
+    it moves by at most the count's share of ε (its sensitivity is those 4 rows)."""
+    r, fewer = rows_at_the_threshold["rows_at_t"]
+    _, more = rows_at_the_threshold["rows_at_t_plus_one"]
+    declared = float(r.measures[0].epsilon)
+    estimate = epsilon_lower_bound(more, fewer, [1])
+    assert estimate <= declared, f"privacy loss {estimate:.3f} > ε {declared}"
+    assert estimate > 0.25 * declared, "the test must see the loss"
 
 
 # -- sums on the grid: a unit placed to exploit rounding in every group it reaches ------------

@@ -38,6 +38,7 @@ from sqlanon.plan.model import (
     ViewPlan,
     contribution_bounds,
     digest_of,
+    rows_only,
 )
 from sqlanon.policy.diagnostics import Diagnostic, PolicyError
 from sqlanon.policy.model import (
@@ -214,17 +215,33 @@ def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:
     )
     has_units = any(m.agg == "count_units" for m in r.measures)
     threshold = r.public_groups is None
-    parts = len(r.measures) + (1 if threshold and not has_units else 0)
-    share = epsilon / parts
+    # bounded by its rows per unit alone, a release selects its groups by their bounded rows:
+    # the same noise as counting units (both sensitivities are that total), without counting
+    # each group's distinct units; a count measure's own draw serves (docs/dp.md#groups-
+    # public-or-thresholded)
+    by_rows = (
+        threshold
+        and not has_units
+        and rows_only(r.max_groups_per_unit, r.max_rows_per_unit_per_group, r.max_rows_per_unit)
+    )
+    counted = next((m.name for m in r.measures if m.agg == "count"), None) if by_rows else None
+    own = threshold and not has_units and counted is None  # the selection draws its own count
+    share = epsilon / (len(r.measures) + (1 if own else 0))
     units = _component("units", share, Fraction(g), Fraction(1), CONFIDENCE)
     selection = None
-    if threshold:
+    if by_rows:
+        t, chance = DiscreteLaplace(share, Fraction(rows)).rows_threshold(float(delta), rows)
+        mine = _component("rows", share, Fraction(rows), Fraction(1), CONFIDENCE) if own else None
+        selection = Selection(t, chance, f"{counted}.rows" if counted else "rows", mine)
+    elif threshold:
         per_group = float(delta) / g
-        selection = Selection(DiscreteLaplace(share, Fraction(g)).threshold(per_group), per_group)
+        t = DiscreteLaplace(share, Fraction(g)).threshold(per_group)
+        selection = Selection(t, per_group, "units", units if own else None)
     measures = []
     for m in r.measures:
         clamp = None if m.clamp is None else (Decimal(str(m.clamp[0])), Decimal(str(m.clamp[1])))
-        used_delta = delta if (m.agg == "count_units" and threshold) else Fraction(0)
+        read = (m.agg == "count_units" and threshold) or m.name == counted
+        used_delta = delta if read else Fraction(0)
         center = Decimal(0)
         if m.agg == "count_units":
             comps: tuple[NoiseComponent, ...] = (units,)
@@ -264,7 +281,6 @@ def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:
         max_groups_per_unit=r.max_groups_per_unit,
         max_rows_per_unit_per_group=r.max_rows_per_unit_per_group,
         max_rows_per_unit=r.max_rows_per_unit,
-        units=units,
         measures=tuple(measures),
         selection=selection,
         epsilon=epsilon,

@@ -66,6 +66,20 @@ class DiscreteLaplace:
             t -= 1
         return t
 
+    def rows_threshold(self, delta: float, rows: int) -> tuple[int, float]:
+        """(t, the chance one such group appears) for a selection by the noisy count of bounded
+        rows, where one unit adds at most `rows` rows over all groups (docs/dp.md#groups-public-
+        or-thresholded). A group that unit alone creates holds c of its rows (1 ≤ c ≤ rows) and
+        appears when c + Z > t, with chance tail(t − c + 1) = tail(t)·q^(c−1), q = 1/p (valid
+        for c ≤ t, hence t ≥ rows). Over its groups the chances add up to tail(t)·Σ q^(c−1),
+        a convex sum under Σ c ≤ rows: largest with every row in one group (q^(rows−1)) or
+        each in its own (rows). So t is the smallest t ≥ rows with tail(t)·W ≤ delta,
+        W = max(rows, q^(rows−1)); then all the groups one unit creates appear with total
+        chance ≤ delta, as with the unit count's threshold."""
+        worst = max(float(rows), math.exp(-(rows - 1) * self.ln_p))
+        t = max(rows, self.threshold(delta / worst))
+        return t, math.exp(-(rows - 1) * self.ln_p) * self.tail(t)
+
 
 def on_grid(value: Fraction, g: Fraction) -> int:
     """A value in grid units, rounded half up: ⌊value/g + ½⌋ — what the release SQL computes

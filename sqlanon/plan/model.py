@@ -232,10 +232,19 @@ class MeasurePlan:
 
 @dataclass(frozen=True)
 class Selection:
-    """Groups are released when their noisy unit count exceeds `threshold`."""
+    """Groups are released when a noisy count exceeds `threshold`: of units, or, in a release
+    bounded by its rows per unit alone, of the bounded rows (docs/dp.md#groups-public-or-
+    thresholded). `reads` names the noise component compared: "units" (the selection's own
+    or a count_units measure's), "rows" (its own), or a count measure's "<name>.rows"."""
 
     threshold: int
-    delta_per_group: float
+    delta_per_group: float  # the chance that one group a single unit creates appears
+    reads: str
+    noise: NoiseComponent | None  # its own draw, when no measure provides the count
+
+    @property
+    def counts_units(self) -> bool:
+        return self.reads == "units"
 
 
 @dataclass(frozen=True)
@@ -263,7 +272,6 @@ class ReleasePlan:
     max_groups_per_unit: int
     max_rows_per_unit_per_group: int
     max_rows_per_unit: int | None  # a total over all groups (SmartNoise's max_ids)
-    units: NoiseComponent  # the noisy count of units per group (selection, count_units)
     measures: tuple[MeasurePlan, ...]
     selection: Selection | None
     epsilon: Fraction
@@ -287,10 +295,23 @@ class ReleasePlan:
         return ".".join(self.target)
 
     @property
+    def counts_units(self) -> bool:
+        """Whether anything reads the count of units per group (a count_units measure, or the
+        selection): only then does a refresh count each group's distinct units."""
+        selection = self.selection is not None and self.selection.counts_units
+        return selection or any(m.agg == "count_units" for m in self.measures)
+
+    @property
     def sensitivities(self) -> tuple[int, int]:
         return contribution_bounds(
             self.max_groups_per_unit, self.max_rows_per_unit_per_group, self.max_rows_per_unit
         )
+
+
+def rows_only(groups: int, rows_per_group: int, rows: int | None) -> bool:
+    """A total of rows per unit that the groups and rows-per-group bounds cannot tighten: a
+    unit's rows then need no counting per group, and its unit and row sensitivities agree."""
+    return rows is not None and groups >= rows and rows_per_group >= rows
 
 
 def contribution_bounds(groups: int, rows_per_group: int, rows: int | None) -> tuple[int, int]:

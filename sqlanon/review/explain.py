@@ -155,9 +155,13 @@ def release_rules(r: ReleasePlan) -> list[str]:
         "measures it (docs/dp.md#choosing-bounds)"
     ]
     if r.selection is not None:
+        counted = "units" if r.selection.counts_units else "bounded rows"
+        if not r.selection.counts_units and r.selection.noise is None:
+            counted += f" (measure {r.selection.reads.rsplit('.', 1)[0]}'s draw)"
         rules.append(
-            f"groups: released when the noisy count of units exceeds {r.selection.threshold} "
-            f"(a group of one unit appears with probability ≤ {r.selection.delta_per_group:.3g})"
+            f"groups: released when the noisy count of {counted} exceeds "
+            f"{r.selection.threshold} (a group of one unit appears with probability ≤ "
+            f"{r.selection.delta_per_group:.3g})"
         )
     else:
         public = r.public_groups or ()

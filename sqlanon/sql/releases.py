@@ -63,7 +63,6 @@ def mechanism_digest(r: ReleasePlan) -> str:
         r.max_groups_per_unit,
         r.max_rows_per_unit_per_group,
         r.max_rows_per_unit,
-        r.units,
         r.measures,
         r.selection,
         r.epsilon,
@@ -218,9 +217,12 @@ def release_query(
         r.max_groups_per_unit,
         *([r.max_rows_per_unit] if r.max_rows_per_unit is not None else []),
     )
+    # units per group are counted from the (unit, group) pairs; where nothing reads them,
+    # there are no pairs, and the heavy units are a HAVING over each unit's rows
+    by_window = d.features.heavy_by_window and r.counts_units
     unit_total = (
         d.prim("rows_of_partition", d.ident(UNIT))  # each pair reads its unit's rows (a window)
-        if d.features.heavy_by_window
+        if by_window
         else d.prim("count_star")  # a HAVING over the unit's rows
     )
     heavy = d.prim("gt", unit_total, d.number(smallest))
@@ -233,7 +235,7 @@ def release_query(
 
     zero, count_star = d.number(0), d.prim("count_star")
     # units per group: its pairs, or the pairs' counts kept per group and heavy unit (spread)
-    units = d.prim("int_sum", d.ident("_sqlanon_np")) if d.features.heavy_by_window else count_star
+    units = d.prim("int_sum", d.ident("_sqlanon_np")) if by_window else count_star
     parts: list[list[Sql]] = [
         [units, zero],
         [zero, count_star],
@@ -248,6 +250,9 @@ def release_query(
         parts[2] += [summed(s_name, -1), summed(d.ident(f"_sqlanon_r{i}"), -1)]
         parts[3] += [summed(s_name), summed(n_name)]
         totals += [f"_sqlanon_s{i}", f"_sqlanon_n{i}"]
+    if not r.counts_units:  # no pairs: the first part goes, and each other part's units
+        parts = [[], *(part[1:] for part in parts[1:])]
+        totals = totals[1:]
     aggregates: list[Sql] = list(groups)
     aggregates += [d.prim("int_sum", d.ident(t)) for t in totals]
     aggregate_names: list[Sql] = list(groups) + [d.ident(t) for t in totals]
@@ -356,8 +361,9 @@ def release_query(
 
     filters = [d.prim("not_null", src(r.privacy_unit))]
     if r.selection is not None and noise:
-        units = d.prim("add", ncol("_sqlanon_t_units"), ncol("_sqlanon_z_units"))
-        selected = d.prim("gt", units, d.number(r.selection.threshold))
+        slug = _slug(r.selection.reads)
+        counted = d.prim("add", ncol(f"_sqlanon_t_{slug}"), ncol(f"_sqlanon_z_{slug}"))
+        selected = d.prim("gt", counted, d.number(r.selection.threshold))
     else:
         selected = d.prim("true_")
     return d.statement(
@@ -463,11 +469,18 @@ def _input_steps(d: Dialect, value: Sql, m: MeasurePlan) -> Sql:
 
 def _components(r: ReleasePlan) -> list[tuple[str, NoiseComponent, str]]:
     """(component id, noise, the per-group column holding its true value)."""
-    out = [("units", r.units, "_sqlanon_units")]
+    out: list[tuple[str, NoiseComponent, str]] = []
+    if r.selection is not None and r.selection.noise is not None:
+        # the selection's own count, of units or of bounded rows
+        own = r.selection.noise
+        out.append((r.selection.reads, own, f"_sqlanon_{own.name}"))
+    units = next((m for m in r.measures if m.agg == "count_units"), None)
+    if units is not None:  # every count_units measure is released from one draw
+        out.append(("units", units.components[0], "_sqlanon_units"))
     for i, m in enumerate(r.measures):
         for c in m.components:
             if m.agg == "count_units":
-                continue  # released from the units component
+                continue
             if c.name == "rows":
                 true = "_sqlanon_rows" if m.agg == "count" else f"_sqlanon_n{i}"
             else:
