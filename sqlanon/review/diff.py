@@ -451,6 +451,13 @@ def _release(a: ReleasePlan, b: ReleasePlan) -> Iterator[Change]:
             f"bounds {_s(bounds_a)} → {_s(bounds_b)}",
             "ε still holds; noise and bias change",
         )
+    if _selection(a) != _selection(b) or a.public_groups != b.public_groups:
+        yield Change(
+            NEUTRAL,
+            obj,
+            f"groups {_selection(a)} → {_selection(b)}",
+            "ε still holds; which groups appear changes",
+        )
     ga = tuple(g.output for g in a.group_by)
     gb = tuple(g.output for g in b.group_by)
     if ga != gb or any(x.params != y.params for x, y in zip(a.group_by, b.group_by, strict=False)):
@@ -481,6 +488,15 @@ def _release(a: ReleasePlan, b: ReleasePlan) -> Iterator[Change]:
             "re-releasing an epoch with new noise spends its ε again",
         )
     yield from _grants(obj, a.grants, b.grants)
+
+
+def _selection(r: ReleasePlan) -> str:
+    """Which groups a release shows: the listed ones, or those whose noisy count of units (or,
+    bounded by rows per unit alone, of bounded rows) clears the threshold. The threshold's value
+    is left out: it follows ε, δ and the bounds, whose edits are reported themselves."""
+    if r.selection is None:
+        return f"public {_s(tuple(_s(g) for g in r.public_groups or ()))}"
+    return "by noisy " + ("units" if r.selection.counts_units else "bounded rows")
 
 
 def _synthetic(a: SyntheticPlan, b: SyntheticPlan) -> Iterator[Change]:

@@ -84,8 +84,9 @@ class Features:
     inline_release_rows: bool = False
     # where it counts units per group, a release finds its heavy units with a window over the
     # (unit, group) pairs (each pair reads its unit's rows) rather than a GROUP BY over the
-    # rows: PostgreSQL then sorts the pairs once, in parallel, and reads the units' totals off that order (TPC-H SF1 refresh: 10.0-10.4 →
-    # 7.6-8.7 s), where DuckDB's window is slower than its hash aggregate (0.69 → 1.1 s).
+    # rows: PostgreSQL then sorts the pairs once, in parallel, and reads the units' totals
+    # off that order (TPC-H SF1 refresh: 10.0-10.4 → 7.6-8.7 s), where DuckDB's window is
+    # slower than its hash aggregate (0.69 → 1.1 s).
     # The pairs are then counted per group and heavy unit (a few rows) rather than stored for
     # two readers (per-group step 9.75 → 8.38 s); docs/benchmarks.md dp_release
     heavy_by_window: bool = False
