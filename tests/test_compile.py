@@ -307,11 +307,8 @@ def _dies_in_a_later_chunk(task):  # type: ignore[no-untyped-def]
 _REAL_LOWER_CHUNK = emit._lower_chunk
 
 
-def test_a_lowering_worker_that_dies_stops_the_compile_with_an_error(monkeypatch, tmp_path, cli):
-    """Not a hang (a Pool waits for a lost chunk forever): an error, no worker left behind,
-    nothing written."""
-    import multiprocessing
-
+def _forty_tables(tmp_path: Path) -> Path:
+    """A policy of 40 one-column tables: enough views to be lowered by a pool of workers."""
     tables = "\n".join(
         f"  t{i}:\n    source: raw.t{i}\n    target: anon.t{i}\n    columns:\n"
         "      a: {transform: mask_email}"
@@ -319,6 +316,15 @@ def test_a_lowering_worker_that_dies_stops_the_compile_with_an_error(monkeypatch
     )
     path = tmp_path / "p.yml"
     path.write_text(f"sqlanon: 1\nname: p\ntables:\n{tables}\n")
+    return path
+
+
+def test_a_lowering_worker_that_dies_stops_the_compile_with_an_error(monkeypatch, tmp_path, cli):
+    """Not a hang (a Pool waits for a lost chunk forever): an error, no worker left behind,
+    nothing written."""
+    import multiprocessing
+
+    path = _forty_tables(tmp_path)
     monkeypatch.setattr(emit, "PARALLEL_MIN_VIEWS", 10)
     monkeypatch.setattr(emit, "_lower_chunk", _dies_in_a_later_chunk)
     out = tmp_path / "out"
@@ -351,14 +357,7 @@ def _lowering_plan(tmp_path):  # type: ignore[no-untyped-def]
     from sqlanon.plan.build import build_plan
     from sqlanon.policy.load import load_policy
 
-    tables = "\n".join(
-        f"  t{i}:\n    source: raw.t{i}\n    target: anon.t{i}\n    columns:\n"
-        "      a: {transform: mask_email}"
-        for i in range(40)
-    )
-    path = tmp_path / "p.yml"
-    path.write_text(f"sqlanon: 1\nname: p\ntables:\n{tables}\n")
-    return build_plan([load_policy(path)])
+    return build_plan([load_policy(_forty_tables(tmp_path))])
 
 
 def test_a_worker_that_dies_while_chunks_are_handed_out_is_a_lowering_error(monkeypatch, tmp_path):

@@ -571,19 +571,24 @@ def at_the_threshold(tmp_path_factory):
     for name, extra in (("at_t", 0), ("at_t_plus_one", 1)):
         r = release(tmp, name, name)
         units = r.selection.threshold + extra
-        engine.execute(
-            f"CREATE TABLE raw.{name} AS SELECT g, g * 1000 + k AS u, 1.0 AS v "
+        select = (
+            f"SELECT g, g * 1000 + k AS u, 1.0 AS v "
             f"FROM range({GROUPS}) AS a(g), range({units}) AS b(k)"
         )
-        prepare(engine, d, r)
-        for epoch in range(1, EPOCHS + 1):
-            refresh(engine, d, r, epoch=epoch)
-        released = {(e, g) for e, g in engine.query(f"SELECT epoch, g FROM out.{name}")}
-        out[name] = (r, [
-            int((e, g) in released) for e in range(1, EPOCHS + 1) for g in range(GROUPS)
-        ])  # fmt: skip
+        out[name] = (r, released_each_refresh(engine, d, r, name, select))
     yield out
     engine.close()
+
+
+def released_each_refresh(engine, d, r, name: str, select: str) -> list[int]:  # type: ignore[no-untyped-def]
+    """raw.<name> made by `select`, refreshed EPOCHS times: per (epoch, group), 1 if the group
+    was released, else 0."""
+    engine.execute(f"CREATE TABLE raw.{name} AS {select}")
+    prepare(engine, d, r)
+    for epoch in range(1, EPOCHS + 1):
+        refresh(engine, d, r, epoch=epoch)
+    released = {(e, g) for e, g in engine.query(f"SELECT epoch, g FROM out.{name}")}
+    return [int((e, g) in released) for e in range(1, EPOCHS + 1) for g in range(GROUPS)]
 
 
 def test_the_threshold_release_decision_stays_within_its_epsilon(at_the_threshold):
@@ -662,19 +667,13 @@ def rows_at_the_threshold(tmp_path_factory):
     out = {}
     for name, extra in (("rows_at_t", 0), ("rows_at_t_plus_one", 4)):
         r = release(tmp, name, name, ROWS_ONLY)
-        engine.execute(
-            f"CREATE TABLE raw.{name} AS SELECT g, g * 1000 + k AS u, 1.0 AS v "
+        select = (
+            f"SELECT g, g * 1000 + k AS u, 1.0 AS v "
             f"FROM range({GROUPS}) AS a(g), range({r.selection.threshold}) AS b(k) "
             f"UNION ALL SELECT g, g * 1000 + 999 AS u, 1.0 AS v "
             f"FROM range({GROUPS}) AS a(g), range({extra}) AS b(k)"
         )
-        prepare(engine, d, r)
-        for epoch in range(1, EPOCHS + 1):
-            refresh(engine, d, r, epoch=epoch)
-        released = {(e, g) for e, g in engine.query(f"SELECT epoch, g FROM out.{name}")}
-        out[name] = (r, [
-            int((e, g) in released) for e in range(1, EPOCHS + 1) for g in range(GROUPS)
-        ])  # fmt: skip
+        out[name] = (r, released_each_refresh(engine, d, r, name, select))
     yield out
     engine.close()
 
