@@ -865,3 +865,54 @@ def test_hostile_values_release_the_same_on_every_engine(name, live, tmp_path):
         _HOSTILE["duckdb"] = hostile_release(DuckDBEngine(), tmp_path / "duck")[1]
     _, rows, _ = hostile_release(live.get(name), tmp_path)
     assert rows == _HOSTILE["duckdb"], f"{name} differs"
+
+
+DECIMAL_NAN = """
+sqlanon: 1
+name: dpnumeric
+keys: {table: dpn.keys}
+releases:
+  n:
+    source: dpn.src
+    target: dpn.out
+    privacy_unit: u
+    unit_type: integer
+    epsilon: 2
+    delta: 1.0e-6
+    group_by: {g: keep}
+    groups: {public: [a]}
+    measures:
+      total: {agg: sum, column: amount, clamp: [0, 250], type: decimal}
+      mean: {agg: avg, column: amount, clamp: [0, 250], type: decimal}
+budget: {epsilon: 2, delta: 1.0e-5}
+"""
+
+
+def test_a_postgresql_numeric_nan_is_skipped_like_null(live, tmp_path):
+    """PostgreSQL's NUMERIC holds NaN (and ±Infinity), which it orders above every number: a
+    decimal measure skips NaN like NULL (docs/dp.md#measure-inputs), not as the clamp's top,
+    and clamps the infinities."""
+    engine = live.get("postgres")
+    d = dialect.get("postgres")
+    path = tmp_path / "numeric.yml"
+    path.write_text(DECIMAL_NAN)
+    (r,) = build_plan([load_policy(path)]).releases
+    engine.execute("CREATE SCHEMA dpn")
+    engine.execute("CREATE TABLE dpn.src (u INTEGER, g TEXT, amount NUMERIC)")
+    values = ["10.50", "NaN", "Infinity", "-Infinity", "NULL", "300", "NaN", "0.25"]
+    engine.execute(
+        "INSERT INTO dpn.src VALUES "
+        + ", ".join(
+            f"({u}, 'a', {v if v == 'NULL' else repr(v) + '::numeric'})"
+            for u, v in enumerate(values)
+        )
+    )
+    prepare(engine, d, r)
+    cols = [c for c, _ in output_columns(r)]
+    (row,) = engine.query(
+        d.statement("select_query", release_query(r, d, d.number(1), noise=False)).text
+    )
+    got = dict(zip(cols, row, strict=True))
+    # 10.5 + 250 (Infinity) + 0 (-Infinity) + 250 (300) + 0.25 over five numbers
+    assert float(got["total"]) == pytest.approx(510.75, abs=0.01)
+    assert float(got["mean"]) == pytest.approx(510.75 / 5, abs=0.01)

@@ -114,7 +114,7 @@ def install(engine, rows: list[tuple[object, ...]], text: str):  # type: ignore[
 def drawn(engine, plan, nonce: str = FIXED_NONCE) -> list[tuple[object, ...]]:  # type: ignore[no-untyped-def]
     d = dialect.get(engine.dialect)
     (s,) = plan.synthetic
-    if d.features.refresh_without_jit:  # as a refresh runs it (SET LOCAL jit = off there)
+    if d.features.refresh_planner_settings:  # as a refresh runs it (SET LOCAL jit = off)
         engine.execute("SET jit = off")
     for statement in setup_statements(s, d):
         engine.execute(statement.text)

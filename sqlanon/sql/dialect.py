@@ -66,10 +66,11 @@ class Features:
     # a filled lookup table is analyzed (statements: analyze_table): without statistics the
     # planner hashes the source instead of the lookup, 3.6× slower (benchmarks/hierarchy.py)
     analyze_lookups: bool = False
-    # a refresh turns the engine's JIT off for its transaction (statements: no_jit): PostgreSQL
-    # compiled a release's large expressions for most of a 127 s refresh of 3 M rows (18 s
-    # without; docs/benchmarks.md dp_release)
-    refresh_without_jit: bool = False
+    # a refresh sets the planner for its transaction (statements: no_jit, free_gather). JIT
+    # off: PostgreSQL compiled a release's large expressions for most of a 127 s refresh of
+    # 3 M rows (18 s without). Rows from parallel workers costed at nothing: the count of each
+    # unit's rows ran serially, 1.3 s of a 5.6 s refresh (docs/benchmarks.md dp_release)
+    refresh_planner_settings: bool = False
     # a refresh computes the epoch's rows with CREATE TEMP TABLE … AS, then inserts them
     # (statements: epoch_rows, insert_epoch_rows): PostgreSQL runs an INSERT … SELECT without
     # parallel workers, a CREATE TABLE AS with them (docs/benchmarks.md dp_release)

@@ -137,7 +137,11 @@ def release_query(
     row_items: list[Sql] = []  # beside the unit and group keys
     row_names: list[Sql] = []
     inputs = {}
+    # the steps counted for a measure: the first of its input's, which are NULL on the same
+    # rows — PostgreSQL, which computes each reference anew, then computes one COUNT per input
+    present: dict[str, Sql] = {}
     numbers: dict[Sql, Sql] = {}  # an input read as a number → its name
+    firsts: dict[Sql, Sql] = {}  # an input read as a number → its first measure's steps
     for i, m in enumerate(r.measures):
         if m.column is not None and m.clamp is not None:
             number = _input_number(d, measure_input(m.column, d, SOURCE_ALIAS), m)
@@ -149,6 +153,7 @@ def release_query(
             row_items.append(_input_steps(d, numbers[number], m))
             row_names.append(name)
             inputs[m.name] = name
+            present[m.name] = firsts.setdefault(number, name)
 
     # partials: per unit and group, rows capped; measure sums clamped once rows are allowed
     rmax = d.number(r.max_rows_per_unit_per_group)
@@ -167,12 +172,12 @@ def release_query(
         if m.name not in inputs:
             continue
         assert m.clamp is not None
-        x = inputs[m.name]
+        x, numbers_of = inputs[m.name], d.prim("count", present[m.name])
         s_name, n_name = d.ident(f"_sqlanon_s{i}"), d.ident(f"_sqlanon_n{i}")
         partial_items += [
             d.prim("coalesce", [d.prim("int_sum", x), d.number(0)]),
-            d.prim("least", [d.prim("count", x), rmax]),
-            d.prim("count", x),
+            d.prim("least", [numbers_of, rmax]),
+            numbers_of,
         ]
         partial_names += [s_name, n_name, d.ident(f"_sqlanon_r{i}")]
         # the unit's allowed rows of this group bound its partial sum: n × [qlo, qhi] steps
@@ -244,9 +249,9 @@ def release_query(
     ]
     totals = ["_sqlanon_units", "_sqlanon_rows"]
     for i, (s_name, n_name) in sorted(sums.items()):
-        x = inputs[r.measures[i].name]
+        measure = r.measures[i].name
         parts[0] += [zero, zero]
-        parts[1] += [summed(x), d.prim("count", x)]
+        parts[1] += [summed(inputs[measure]), d.prim("count", present[measure])]
         parts[2] += [summed(s_name, -1), summed(d.ident(f"_sqlanon_r{i}"), -1)]
         parts[3] += [summed(s_name), summed(n_name)]
         totals += [f"_sqlanon_s{i}", f"_sqlanon_n{i}"]
@@ -438,6 +443,11 @@ def _input_steps(d: Dialect, value: Sql, m: MeasurePlan) -> Sql:
     the input is NULL, NaN, or text that is not a number (docs/dp.md#measure-inputs);
     ±infinity clamps to the bounds. No value can make the refresh fail.
 
+    The arms test the common case first: a value within the bounds passes one test of two
+    comparisons, and NULL fails every arm (no IS NULL test of its own). PostgreSQL, which
+    re-evaluates the input at each reference, spends a third less per row than with the
+    NULL and NaN tests ahead (docs/benchmarks.md dp_release, session 15).
+
     Every step lies in [qlo, qhi], the clamp's ends on the grid — the per-group sums of units
     within every bound rely on it, never clamping a partial sum. Rounding is monotone, so it
     is enough that the clamp's ends land there as the engines compute them (in doubles);
@@ -460,11 +470,13 @@ def _input_steps(d: Dialect, value: Sql, m: MeasurePlan) -> Sql:
         steps = d.prim("least", [d.prim("greatest", [steps, d.number(qlo)]), d.number(qhi)])
     below, above = (min(max(e, qlo), qhi) for e in (end_lo, end_hi))
     lo, hi = _number(d, Fraction(m.clamp[0])), _number(d, Fraction(m.clamp[1]))
-    arms = [d.prim("is_null", value), d.prim("null")]
-    if m.input_type == "float":
-        arms += [d.prim("is_nan", value), d.prim("null")]
-    arms += [d.prim("lt", value, lo), d.number(below), d.prim("gt", value, hi), d.number(above)]
-    return d.prim("case", [*arms, steps])
+    inside = d.prim("all_of", [d.prim("ge", value, lo), d.prim("le", value, hi)])
+    # NaN, which most engines order above every number (a float, PostgreSQL's NUMERIC, or a
+    # column declared of another type): tested on every input, so that whether the steps are
+    # NULL depends on the value alone — measures of one input count one column of steps
+    beyond = d.prim("all_of", [d.prim("gt", value, hi), d.prim("not_", d.prim("is_nan", value))])
+    arms = [inside, steps, d.prim("lt", value, lo), d.number(below), beyond, d.number(above)]
+    return d.prim("case", [*arms, d.prim("null")])
 
 
 def _components(r: ReleasePlan) -> list[tuple[str, NoiseComponent, str]]:
@@ -639,8 +651,8 @@ def refresh_statements(
         lock = []
         if features.lock_table:
             lock = [Statement(d.statement("lock_ledger", d.number(ledger_lock_id(r.ledger))).text)]
-        if features.refresh_without_jit:
-            lock.append(Statement(d.statement("no_jit").text))
+        if features.refresh_planner_settings:
+            lock += [Statement(d.statement(name).text) for name in ("no_jit", "free_gather")]
         if features.transactional_ddl:
             # created under the lock: two first refreshes do not race to create the table; the
             # grants commit with the rows, so a failed grant leaves nothing to retry around

@@ -99,18 +99,17 @@ WITH `_sqlanon_rows` AS (
   SELECT
     `_sqlanon_unit`, `_sqlanon_g0`, `_sqlanon_g1`,
     CASE
-      WHEN `_sqlanon_in2` IS NULL THEN NULL
-      WHEN IS_NAN(`_sqlanon_in2`) THEN NULL
+      WHEN (`_sqlanon_in2` >= 0) AND (`_sqlanon_in2` <= 500) THEN CAST(FLOOR((`_sqlanon_in2` / 0.5) + 0.5) AS INT64)
       WHEN `_sqlanon_in2` < 0 THEN 0
-      WHEN `_sqlanon_in2` > 500 THEN 1000
-      ELSE CAST(FLOOR((`_sqlanon_in2` / 0.5) + 0.5) AS INT64)
+      WHEN (`_sqlanon_in2` > 500) AND (NOT IS_NAN(`_sqlanon_in2`)) THEN 1000
+      ELSE NULL
     END AS `_sqlanon_x2`,
     CASE
-      WHEN `_sqlanon_in2` IS NULL THEN NULL
-      WHEN IS_NAN(`_sqlanon_in2`) THEN NULL
+      WHEN (`_sqlanon_in2` >= 0)
+          AND (`_sqlanon_in2` <= 500) THEN CAST(FLOOR(((`_sqlanon_in2` - 250) / 0.25) + 0.5) AS INT64)
       WHEN `_sqlanon_in2` < 0 THEN -1000
-      WHEN `_sqlanon_in2` > 500 THEN 1000
-      ELSE CAST(FLOOR(((`_sqlanon_in2` - 250) / 0.25) + 0.5) AS INT64)
+      WHEN (`_sqlanon_in2` > 500) AND (NOT IS_NAN(`_sqlanon_in2`)) THEN 1000
+      ELSE NULL
     END AS `_sqlanon_x3`
   FROM (
     SELECT
@@ -141,8 +140,8 @@ WITH `_sqlanon_rows` AS (
     LEAST(COUNT(`_sqlanon_x2`), 2) AS `_sqlanon_n2`,
     COUNT(`_sqlanon_x2`) AS `_sqlanon_r2`,
     COALESCE(SUM(`_sqlanon_x3`), 0) AS `_sqlanon_s3`,
-    LEAST(COUNT(`_sqlanon_x3`), 2) AS `_sqlanon_n3`,
-    COUNT(`_sqlanon_x3`) AS `_sqlanon_r3`
+    LEAST(COUNT(`_sqlanon_x2`), 2) AS `_sqlanon_n3`,
+    COUNT(`_sqlanon_x2`) AS `_sqlanon_r3`
   FROM `_sqlanon_rows`
   JOIN `_sqlanon_heavy`
     ON `_sqlanon_unit` = `_sqlanon_hv`
@@ -263,7 +262,7 @@ WITH `_sqlanon_rows` AS (
       COALESCE(SUM(`_sqlanon_x2`), 0) AS `_sqlanon_s2`,
       COUNT(`_sqlanon_x2`) AS `_sqlanon_n2`,
       COALESCE(SUM(`_sqlanon_x3`), 0) AS `_sqlanon_s3`,
-      COUNT(`_sqlanon_x3`) AS `_sqlanon_n3`
+      COUNT(`_sqlanon_x2`) AS `_sqlanon_n3`
     FROM `_sqlanon_rows`
     GROUP BY `_sqlanon_g0`, `_sqlanon_g1`
     UNION ALL

@@ -10,6 +10,8 @@ SELECT pg_advisory_xact_lock(-3252382940582692330);
 
 SET LOCAL jit = off;
 
+SET LOCAL parallel_tuple_cost = 0;
+
 CREATE SCHEMA IF NOT EXISTS "analytics";
 
 CREATE TABLE IF NOT EXISTS "analytics"."customers_by_country" (
@@ -93,11 +95,11 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
   SELECT
     "_sqlanon_unit", "_sqlanon_g0",
     CASE
-      WHEN "_sqlanon_in1" IS NULL THEN NULL
-      WHEN "_sqlanon_in1" = CAST('NaN' AS DOUBLE PRECISION) THEN NULL
+      WHEN ("_sqlanon_in1" >= 0)
+          AND ("_sqlanon_in1" <= 250000) THEN CAST(FLOOR((("_sqlanon_in1" - 125000) / 64) + 0.5) AS BIGINT)
       WHEN "_sqlanon_in1" < 0 THEN -1953
-      WHEN "_sqlanon_in1" > 250000 THEN 1953
-      ELSE CAST(FLOOR((("_sqlanon_in1" - 125000) / 64) + 0.5) AS BIGINT)
+      WHEN ("_sqlanon_in1" > 250000) AND (NOT ("_sqlanon_in1" = CAST('NaN' AS DOUBLE PRECISION))) THEN 1953
+      ELSE NULL
     END AS "_sqlanon_x1"
   FROM (
     SELECT

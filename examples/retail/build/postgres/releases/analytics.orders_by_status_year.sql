@@ -10,6 +10,8 @@ SELECT pg_advisory_xact_lock(-3252382940582692330);
 
 SET LOCAL jit = off;
 
+SET LOCAL parallel_tuple_cost = 0;
+
 CREATE SCHEMA IF NOT EXISTS "analytics";
 
 CREATE TABLE IF NOT EXISTS "analytics"."orders_by_status_year" (
@@ -103,18 +105,17 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
   SELECT
     "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1",
     CASE
-      WHEN "_sqlanon_in2" IS NULL THEN NULL
-      WHEN "_sqlanon_in2" = CAST('NaN' AS DOUBLE PRECISION) THEN NULL
+      WHEN ("_sqlanon_in2" >= 0) AND ("_sqlanon_in2" <= 500) THEN CAST(FLOOR(("_sqlanon_in2" / 0.5) + 0.5) AS BIGINT)
       WHEN "_sqlanon_in2" < 0 THEN 0
-      WHEN "_sqlanon_in2" > 500 THEN 1000
-      ELSE CAST(FLOOR(("_sqlanon_in2" / 0.5) + 0.5) AS BIGINT)
+      WHEN ("_sqlanon_in2" > 500) AND (NOT ("_sqlanon_in2" = CAST('NaN' AS DOUBLE PRECISION))) THEN 1000
+      ELSE NULL
     END AS "_sqlanon_x2",
     CASE
-      WHEN "_sqlanon_in2" IS NULL THEN NULL
-      WHEN "_sqlanon_in2" = CAST('NaN' AS DOUBLE PRECISION) THEN NULL
+      WHEN ("_sqlanon_in2" >= 0)
+          AND ("_sqlanon_in2" <= 500) THEN CAST(FLOOR((("_sqlanon_in2" - 250) / 0.25) + 0.5) AS BIGINT)
       WHEN "_sqlanon_in2" < 0 THEN -1000
-      WHEN "_sqlanon_in2" > 500 THEN 1000
-      ELSE CAST(FLOOR((("_sqlanon_in2" - 250) / 0.25) + 0.5) AS BIGINT)
+      WHEN ("_sqlanon_in2" > 500) AND (NOT ("_sqlanon_in2" = CAST('NaN' AS DOUBLE PRECISION))) THEN 1000
+      ELSE NULL
     END AS "_sqlanon_x3"
   FROM (
     SELECT
@@ -149,8 +150,8 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
     LEAST(COUNT("_sqlanon_x2"), 2) AS "_sqlanon_n2",
     COUNT("_sqlanon_x2") AS "_sqlanon_r2",
     COALESCE(CAST(SUM("_sqlanon_x3") AS BIGINT), 0) AS "_sqlanon_s3",
-    LEAST(COUNT("_sqlanon_x3"), 2) AS "_sqlanon_n3",
-    COUNT("_sqlanon_x3") AS "_sqlanon_r3"
+    LEAST(COUNT("_sqlanon_x2"), 2) AS "_sqlanon_n3",
+    COUNT("_sqlanon_x2") AS "_sqlanon_r3"
   FROM "_sqlanon_rows"
   JOIN "_sqlanon_heavy"
     ON "_sqlanon_unit" = "_sqlanon_hv"
@@ -277,7 +278,7 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
       COALESCE(CAST(SUM("_sqlanon_x2") AS BIGINT), 0) AS "_sqlanon_s2",
       COUNT("_sqlanon_x2") AS "_sqlanon_n2",
       COALESCE(CAST(SUM("_sqlanon_x3") AS BIGINT), 0) AS "_sqlanon_s3",
-      COUNT("_sqlanon_x3") AS "_sqlanon_n3"
+      COUNT("_sqlanon_x2") AS "_sqlanon_n3"
     FROM "_sqlanon_rows"
     GROUP BY "_sqlanon_g0", "_sqlanon_g1"
     UNION ALL

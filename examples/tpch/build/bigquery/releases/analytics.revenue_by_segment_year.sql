@@ -86,11 +86,10 @@ WITH `_sqlanon_rows` AS (
   SELECT
     `_sqlanon_unit`, `_sqlanon_g0`, `_sqlanon_g1`,
     CASE
-      WHEN `_sqlanon_in1` IS NULL THEN NULL
-      WHEN IS_NAN(`_sqlanon_in1`) THEN NULL
+      WHEN (`_sqlanon_in1` >= 0) AND (`_sqlanon_in1` <= 110000) THEN CAST(FLOOR((`_sqlanon_in1` / 512) + 0.5) AS INT64)
       WHEN `_sqlanon_in1` < 0 THEN 0
-      WHEN `_sqlanon_in1` > 110000 THEN 215
-      ELSE CAST(FLOOR((`_sqlanon_in1` / 512) + 0.5) AS INT64)
+      WHEN (`_sqlanon_in1` > 110000) AND (NOT IS_NAN(`_sqlanon_in1`)) THEN 215
+      ELSE NULL
     END AS `_sqlanon_x1`
   FROM (
     SELECT

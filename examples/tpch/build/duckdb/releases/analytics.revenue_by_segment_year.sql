@@ -81,11 +81,10 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
   SELECT
     "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1",
     CASE
-      WHEN "_sqlanon_in1" IS NULL THEN NULL
-      WHEN isnan("_sqlanon_in1") THEN NULL
+      WHEN ("_sqlanon_in1" >= 0) AND ("_sqlanon_in1" <= 110000) THEN CAST(FLOOR(("_sqlanon_in1" / 512) + 0.5) AS BIGINT)
       WHEN "_sqlanon_in1" < 0 THEN 0
-      WHEN "_sqlanon_in1" > 110000 THEN 215
-      ELSE CAST(FLOOR(("_sqlanon_in1" / 512) + 0.5) AS BIGINT)
+      WHEN ("_sqlanon_in1" > 110000) AND (NOT isnan("_sqlanon_in1")) THEN 215
+      ELSE NULL
     END AS "_sqlanon_x1"
   FROM (
     SELECT

@@ -10,6 +10,8 @@ SELECT pg_advisory_xact_lock(-3252382940582692330);
 
 SET LOCAL jit = off;
 
+SET LOCAL parallel_tuple_cost = 0;
+
 CREATE SCHEMA IF NOT EXISTS "analytics";
 
 CREATE TABLE IF NOT EXISTS "analytics"."revenue_by_segment_year" (
@@ -94,11 +96,10 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
   SELECT
     "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1",
     CASE
-      WHEN "_sqlanon_in1" IS NULL THEN NULL
-      WHEN "_sqlanon_in1" = CAST('NaN' AS DOUBLE PRECISION) THEN NULL
+      WHEN ("_sqlanon_in1" >= 0) AND ("_sqlanon_in1" <= 110000) THEN CAST(FLOOR(("_sqlanon_in1" / 512) + 0.5) AS BIGINT)
       WHEN "_sqlanon_in1" < 0 THEN 0
-      WHEN "_sqlanon_in1" > 110000 THEN 215
-      ELSE CAST(FLOOR(("_sqlanon_in1" / 512) + 0.5) AS BIGINT)
+      WHEN ("_sqlanon_in1" > 110000) AND (NOT ("_sqlanon_in1" = CAST('NaN' AS DOUBLE PRECISION))) THEN 215
+      ELSE NULL
     END AS "_sqlanon_x1"
   FROM (
     SELECT
