@@ -128,10 +128,10 @@ def test_a_column_comment_cannot_end_its_line() -> None:
 def test_a_release_reads_each_measure_input_once(name: str) -> None:
     """The retail release sums and averages `amount`: the column is read (and cast) once,
     beneath the steps of both measures, and each bound is a literal the reviewer can read
-    (`> 500 THEN 1000`: beyond the clamp, 1,000 steps of 0.5)."""
+    (`> 500 … THEN 1000`: beyond the clamp, and not NaN, 1,000 steps of 0.5)."""
     path = ROOT / f"examples/retail/build/{name}/releases/analytics.orders_by_status_year.sql"
     text = path.read_text(encoding="utf-8")
     reads = re.findall(r'(?i)["`]?_sqlanon_src["`]?\.["`]?amount["`]?', text)
     assert len(reads) == 1, reads
-    assert re.search(r"(?i)_sqlanon_in2[\"`]? > 500 THEN 1000\b", text)
+    assert re.search(r"(?i)_sqlanon_in2[\"`]? > 500\) AND \(NOT [^\n]* THEN 1000\n", text)
     assert "LEAST(GREATEST(" not in text.upper().split("_SQLANON_PAIRS")[0]
