@@ -90,7 +90,7 @@ WITH `_sqlanon_rows` AS (
     CASE
       WHEN (`_sqlanon_in1` >= 0)
           AND (`_sqlanon_in1` <= 250000) THEN CAST(FLOOR(((`_sqlanon_in1` - 125000) / 64) + 0.5) AS INT64)
-      WHEN `_sqlanon_in1` < 0 THEN -1953
+      WHEN (`_sqlanon_in1` < 0) AND (NOT IS_NAN(`_sqlanon_in1`)) THEN -1953
       WHEN (`_sqlanon_in1` > 250000) AND (NOT IS_NAN(`_sqlanon_in1`)) THEN 1953
       ELSE NULL
     END AS `_sqlanon_x1`

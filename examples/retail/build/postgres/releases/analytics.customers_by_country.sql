@@ -97,7 +97,7 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
     CASE
       WHEN ("_sqlanon_in1" >= 0)
           AND ("_sqlanon_in1" <= 250000) THEN CAST(FLOOR((("_sqlanon_in1" - 125000) / 64) + 0.5) AS BIGINT)
-      WHEN "_sqlanon_in1" < 0 THEN -1953
+      WHEN ("_sqlanon_in1" < 0) AND (NOT ("_sqlanon_in1" = CAST('NaN' AS DOUBLE PRECISION))) THEN -1953
       WHEN ("_sqlanon_in1" > 250000) AND (NOT ("_sqlanon_in1" = CAST('NaN' AS DOUBLE PRECISION))) THEN 1953
       ELSE NULL
     END AS "_sqlanon_x1"

@@ -110,14 +110,14 @@ WITH `_sqlanon_rows` AS (
     `_sqlanon_unit`, `_sqlanon_g0`, `_sqlanon_g1`,
     CASE
       WHEN (`_sqlanon_in2` >= 0) AND (`_sqlanon_in2` <= 500) THEN CAST(FLOOR((`_sqlanon_in2` / 0.5) + 0.5) AS BIGINT)
-      WHEN `_sqlanon_in2` < 0 THEN 0
+      WHEN (`_sqlanon_in2` < 0) AND (NOT isnan(`_sqlanon_in2`)) THEN 0
       WHEN (`_sqlanon_in2` > 500) AND (NOT isnan(`_sqlanon_in2`)) THEN 1000
       ELSE NULL
     END AS `_sqlanon_x2`,
     CASE
       WHEN (`_sqlanon_in2` >= 0)
           AND (`_sqlanon_in2` <= 500) THEN CAST(FLOOR(((`_sqlanon_in2` - 250) / 0.25) + 0.5) AS BIGINT)
-      WHEN `_sqlanon_in2` < 0 THEN -1000
+      WHEN (`_sqlanon_in2` < 0) AND (NOT isnan(`_sqlanon_in2`)) THEN -1000
       WHEN (`_sqlanon_in2` > 500) AND (NOT isnan(`_sqlanon_in2`)) THEN 1000
       ELSE NULL
     END AS `_sqlanon_x3`

@@ -87,7 +87,7 @@ WITH `_sqlanon_rows` AS (
     `_sqlanon_unit`, `_sqlanon_g0`, `_sqlanon_g1`,
     CASE
       WHEN (`_sqlanon_in1` >= 0) AND (`_sqlanon_in1` <= 110000) THEN CAST(FLOOR((`_sqlanon_in1` / 512) + 0.5) AS INT64)
-      WHEN `_sqlanon_in1` < 0 THEN 0
+      WHEN (`_sqlanon_in1` < 0) AND (NOT IS_NAN(`_sqlanon_in1`)) THEN 0
       WHEN (`_sqlanon_in1` > 110000) AND (NOT IS_NAN(`_sqlanon_in1`)) THEN 215
       ELSE NULL
     END AS `_sqlanon_x1`

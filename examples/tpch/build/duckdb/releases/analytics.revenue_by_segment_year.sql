@@ -82,7 +82,7 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
     "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1",
     CASE
       WHEN ("_sqlanon_in1" >= 0) AND ("_sqlanon_in1" <= 110000) THEN CAST(FLOOR(("_sqlanon_in1" / 512) + 0.5) AS BIGINT)
-      WHEN "_sqlanon_in1" < 0 THEN 0
+      WHEN ("_sqlanon_in1" < 0) AND (NOT isnan("_sqlanon_in1")) THEN 0
       WHEN ("_sqlanon_in1" > 110000) AND (NOT isnan("_sqlanon_in1")) THEN 215
       ELSE NULL
     END AS "_sqlanon_x1"
