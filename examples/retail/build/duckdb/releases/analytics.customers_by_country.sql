@@ -79,6 +79,8 @@ INSERT INTO "analytics"."customers_by_country"
       "average_income_delta")
 SELECT * FROM (
 WITH "_sqlanon_rows" AS NOT MATERIALIZED (
+  /* each measure's input in whole steps of its grid, NULL where the input is NULL, NaN or
+     not a number: measures of one input are NULL on the same rows, and count the first's */
   SELECT
     "_sqlanon_unit", "_sqlanon_g0",
     CASE

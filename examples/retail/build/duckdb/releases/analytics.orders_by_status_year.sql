@@ -90,6 +90,8 @@ INSERT INTO "analytics"."orders_by_status_year"
       "average_order_ci_high", "average_order_epsilon", "average_order_delta")
 SELECT * FROM (
 WITH "_sqlanon_rows" AS NOT MATERIALIZED (
+  /* each measure's input in whole steps of its grid, NULL where the input is NULL, NaN or
+     not a number: measures of one input are NULL on the same rows, and count the first's */
   SELECT
     "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1",
     CASE

@@ -106,6 +106,8 @@ INSERT INTO "ANALYTICS"."ORDERS_BY_STATUS_YEAR"
       "AVERAGE_ORDER_CI_HIGH", "AVERAGE_ORDER_EPSILON", "AVERAGE_ORDER_DELTA")
 SELECT * FROM (
 WITH "_SQLANON_ROWS" AS (
+  /* each measure's input in whole steps of its grid, NULL where the input is NULL, NaN or
+     not a number: measures of one input are NULL on the same rows, and count the first's */
   SELECT
     "_SQLANON_UNIT", "_SQLANON_G0", "_SQLANON_G1",
     CASE

@@ -78,6 +78,8 @@ INSERT INTO "analytics"."revenue_by_segment_year"
       "revenue", "revenue_ci_low", "revenue_ci_high", "revenue_epsilon", "revenue_delta")
 SELECT * FROM (
 WITH "_sqlanon_rows" AS NOT MATERIALIZED (
+  /* each measure's input in whole steps of its grid, NULL where the input is NULL, NaN or
+     not a number: measures of one input are NULL on the same rows, and count the first's */
   SELECT
     "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1",
     CASE

@@ -93,6 +93,8 @@ DELETE FROM "analytics"."revenue_by_segment_year" WHERE "epoch"
 
 CREATE TEMPORARY TABLE "_sqlanon_epoch_rows" AS
 WITH "_sqlanon_rows" AS NOT MATERIALIZED (
+  /* each measure's input in whole steps of its grid, NULL where the input is NULL, NaN or
+     not a number: measures of one input are NULL on the same rows, and count the first's */
   SELECT
     "_sqlanon_unit", "_sqlanon_g0", "_sqlanon_g1",
     CASE

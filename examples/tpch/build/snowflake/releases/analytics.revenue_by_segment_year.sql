@@ -95,6 +95,8 @@ INSERT INTO "ANALYTICS"."REVENUE_BY_SEGMENT_YEAR"
       "REVENUE", "REVENUE_CI_LOW", "REVENUE_CI_HIGH", "REVENUE_EPSILON", "REVENUE_DELTA")
 SELECT * FROM (
 WITH "_SQLANON_ROWS" AS (
+  /* each measure's input in whole steps of its grid, NULL where the input is NULL, NaN or
+     not a number: measures of one input are NULL on the same rows, and count the first's */
   SELECT
     "_SQLANON_UNIT", "_SQLANON_G0", "_SQLANON_G1",
     CASE
