@@ -916,3 +916,79 @@ def test_a_postgresql_numeric_nan_is_skipped_like_null(live, tmp_path):
     # 10.5 + 250 (Infinity) + 0 (-Infinity) + 250 (300) + 0.25 over five numbers
     assert float(got["total"]) == pytest.approx(510.75, abs=0.01)
     assert float(got["mean"]) == pytest.approx(510.75 / 5, abs=0.01)
+
+
+def test_a_postgresql_refresh_sets_its_planner_settings_for_its_own_transaction(live, tmp_path):
+    """A refresh turns JIT off and costs rows from parallel workers at nothing (docs/dialects.md)
+    with SET LOCAL, inside its transaction: the session that ran it — an operator's psql, a
+    scheduler's pooled connection — keeps its own settings afterwards, and so does a session
+    whose refresh failed."""
+    engine = live.get("postgres")
+    d = dialect.get("postgres")
+    path = tmp_path / "settings.yml"
+    path.write_text(DECIMAL_NAN.replace("dpn.", "dps."))
+    (r,) = build_plan([load_policy(path)]).releases
+    engine.execute("CREATE SCHEMA dps")
+    engine.execute("CREATE TABLE dps.src (u INTEGER, g TEXT, amount NUMERIC)")
+    engine.execute("INSERT INTO dps.src VALUES (1, 'a', 2.5), (2, 'a', 7)")
+    prepare(engine, d, r)
+    engine.execute("SET parallel_tuple_cost = 0.25")  # the session's own choice
+    settings = ("jit", "parallel_tuple_cost")
+    before = [engine.query(f"SHOW {s}")[0][0] for s in settings]
+    texts = [s.text for s in release_statements(r, d)]
+    begin, commit = texts.index("BEGIN"), texts.index("COMMIT")
+    for setting in ("SET LOCAL jit = off", "SET LOCAL parallel_tuple_cost = 0"):
+        assert begin < texts.index(setting) < commit
+    engine.set_epoch(1)
+    for text in texts:
+        engine.execute(text)
+    assert [engine.query(f"SHOW {s}")[0][0] for s in settings] == before
+    # a refresh that fails inside its transaction (no epoch set) rolls its settings back too
+    engine.execute("RESET sqlanon.epoch")
+    with pytest.raises(Exception, match="set the epoch of this refresh"):
+        for text in texts:
+            engine.execute(text)
+    engine.execute("ROLLBACK")
+    assert [engine.query(f"SHOW {s}")[0][0] for s in settings] == before
+    engine.execute("RESET parallel_tuple_cost")  # the session is shared with later tests
+
+
+EPOCH_TEXTS = ["''", "'2026-12-03'", "'abc'", "'99999999999999999999'"]
+
+
+@pytest.mark.parametrize("engine_name", ["duckdb", "postgres"])
+@pytest.mark.parametrize("i", range(len(EPOCH_TEXTS)))
+def test_an_epoch_that_is_not_a_whole_number_stops_the_refresh_with_the_message(
+    engine_name, i, live, tmp_path
+):
+    """An operator running the file by hand sets the epoch as text: empty (a RESET after an
+    earlier refresh leaves PostgreSQL's setting '', not unset), a date, a word, a number
+    beyond BIGINT. Each stops the refresh with sqlanon's message, never a raw cast error, and
+    writes nothing to the ledger."""
+    value = EPOCH_TEXTS[i]
+    if engine_name == "duckdb":
+        engine = duck_source("s", "SELECT 1 AS g, 1 AS u, 1.0 AS v")
+        d = dialect.get("duckdb")
+        r = release(tmp_path, "s", "s")
+        set_value = f"SET VARIABLE sqlanon_epoch = {value}"
+    else:
+        engine = live.get("postgres")
+        d = dialect.get("postgres")
+        path = tmp_path / "epoch.yml"
+        path.write_text(DECIMAL_NAN.replace("dpn.", f"dpe{i}."))
+        (r,) = build_plan([load_policy(path)]).releases
+        engine.execute(f"CREATE SCHEMA dpe{i}")
+        engine.execute(f"CREATE TABLE dpe{i}.src (u INTEGER, g TEXT, amount NUMERIC)")
+        set_value = f"SET sqlanon.epoch = {value}"
+    prepare(engine, d, r)
+    engine.execute(set_value)
+    try:
+        with pytest.raises(Exception, match="set the epoch of this refresh to a whole number"):
+            for s in release_statements(r, d):
+                engine.execute(s.text)
+    finally:
+        engine.execute("ROLLBACK")  # as an operator's client does after an error
+        if engine_name == "postgres":  # the session is shared with later tests
+            engine.execute("RESET sqlanon.epoch")
+    ledger = d.relation(r.ledger).text
+    assert engine.query(f"SELECT count(*) FROM {ledger}") == [(0,)]

@@ -679,7 +679,7 @@ def epoch_value(d: Dialect) -> Sql:
     return d.prim(
         "require",
         d.prim("epoch_parameter"),
-        d.message("sqlanon: set the epoch of this refresh (docs/dp.md)"),
+        d.message("sqlanon: set the epoch of this refresh to a whole number (docs/dp.md)"),
         type="integer",
     )
 

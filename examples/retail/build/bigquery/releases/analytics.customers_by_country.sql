@@ -70,14 +70,16 @@ FROM (
     COUNT(CASE WHEN `_sqlanon_l`.`target` = 'analytics.customers_by_country'
         AND (`_sqlanon_l`.`policy` <> 'retail' OR `_sqlanon_l`.`release` <> 'customers_by_country') THEN 1
         END) AS `claimed`
-  FROM (SELECT IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'),
+  FROM (SELECT IF((@sqlanon_epoch) IS NULL,
+      ERROR('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)'),
       (@sqlanon_epoch)) AS `e`) AS `_sqlanon_p`
   LEFT JOIN `privacy.sqlanon_ledger` AS `_sqlanon_l` ON TRUE
   GROUP BY `_sqlanon_p`.`e`
 ) AS `_sqlanon_n`;
 
 DELETE FROM `analytics.customers_by_country` WHERE `epoch`
-    = IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'), (@sqlanon_epoch));
+    = IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)'),
+      (@sqlanon_epoch));
 
 INSERT INTO `analytics.customers_by_country`
     (`epoch`, `country`, `customers`, `customers_ci_low`, `customers_ci_high`, `customers_epsilon`, `customers_delta`,
@@ -156,7 +158,7 @@ WITH `_sqlanon_rows` AS (
           ERROR('sqlanon: key \'noise\' version 1 is missing from ' || 'privacy.sqlanon_keys'),
           `_sqlanon_k0`.`inner_pad`) AS `k0_inner`,
       `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
-      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'),
+      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)'),
           (@sqlanon_epoch)) AS `_sqlanon_epoch`,
       IF((SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh`
             = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m`
@@ -291,7 +293,7 @@ WITH `_sqlanon_rows` AS (
           ERROR('sqlanon: key \'noise\' version 1 is missing from ' || 'privacy.sqlanon_keys'),
           `_sqlanon_k0`.`inner_pad`) AS `k0_inner`,
       `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
-      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'),
+      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)'),
           (@sqlanon_epoch)) AS `_sqlanon_epoch`,
       IF((SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh`
             = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m`

@@ -80,14 +80,16 @@ FROM (
           AND `_sqlanon_l`.`epoch` = `_sqlanon_p`.`e` THEN `_sqlanon_l`.`delta` END), 0) AS `spent_delta`,
     COUNT(CASE WHEN `_sqlanon_l`.`target` = 'analytics.orders_by_status_year'
         AND (`_sqlanon_l`.`policy` <> 'retail' OR `_sqlanon_l`.`release` <> 'orders_by_status') THEN 1 END) AS `claimed`
-  FROM (SELECT IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'),
+  FROM (SELECT IF((@sqlanon_epoch) IS NULL,
+      ERROR('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)'),
       (@sqlanon_epoch)) AS `e`) AS `_sqlanon_p`
   LEFT JOIN `privacy.sqlanon_ledger` AS `_sqlanon_l` ON TRUE
   GROUP BY `_sqlanon_p`.`e`
 ) AS `_sqlanon_n`;
 
 DELETE FROM `analytics.orders_by_status_year` WHERE `epoch`
-    = IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'), (@sqlanon_epoch));
+    = IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)'),
+      (@sqlanon_epoch));
 
 INSERT INTO `analytics.orders_by_status_year`
     (`epoch`, `status`, `year`, `customers`, `customers_ci_low`, `customers_ci_high`, `customers_epsilon`,
@@ -182,7 +184,7 @@ WITH `_sqlanon_rows` AS (
           ERROR('sqlanon: key \'noise\' version 1 is missing from ' || 'privacy.sqlanon_keys'),
           `_sqlanon_k0`.`inner_pad`) AS `k0_inner`,
       `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
-      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'),
+      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)'),
           (@sqlanon_epoch)) AS `_sqlanon_epoch`,
       IF((SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh`
             = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m`
@@ -325,7 +327,7 @@ WITH `_sqlanon_rows` AS (
           ERROR('sqlanon: key \'noise\' version 1 is missing from ' || 'privacy.sqlanon_keys'),
           `_sqlanon_k0`.`inner_pad`) AS `k0_inner`,
       `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
-      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'),
+      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)'),
           (@sqlanon_epoch)) AS `_sqlanon_epoch`,
       IF((SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh`
             = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m`

@@ -73,15 +73,15 @@ FROM (
           AND "_sqlanon_l"."epoch" = "_sqlanon_p"."e" THEN "_sqlanon_l"."delta" END), 0) AS "spent_delta",
     COUNT(CASE WHEN "_sqlanon_l"."target" = 'analytics.orders_by_status_year'
         AND ("_sqlanon_l"."policy" <> 'retail' OR "_sqlanon_l"."release" <> 'orders_by_status') THEN 1 END) AS "claimed"
-  FROM (SELECT coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT),
-      error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "e") AS "_sqlanon_p"
+  FROM (SELECT coalesce(TRY_CAST(getvariable('sqlanon_epoch') AS BIGINT),
+      error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')) AS "e") AS "_sqlanon_p"
   LEFT JOIN "privacy"."sqlanon_ledger" AS "_sqlanon_l" ON TRUE
   GROUP BY "_sqlanon_p"."e"
 ) AS "_sqlanon_n";
 
 DELETE FROM "analytics"."orders_by_status_year" WHERE "epoch"
-    = coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT),
-      error('sqlanon: set the epoch of this refresh (docs/dp.md)'));
+    = coalesce(TRY_CAST(getvariable('sqlanon_epoch') AS BIGINT),
+      error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)'));
 
 INSERT INTO "analytics"."orders_by_status_year"
     ("epoch", "status", "year", "customers", "customers_ci_low", "customers_ci_high", "customers_epsilon",
@@ -175,8 +175,8 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
       coalesce("_sqlanon_k0"."inner_pad",
           error('sqlanon: key ''noise'' version 1 is missing from ' || 'privacy.sqlanon_keys')) AS "k0_inner",
       "_sqlanon_k0"."outer_pad" AS "k0_outer",
-      coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT),
-          error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "_sqlanon_epoch",
+      coalesce(TRY_CAST(getvariable('sqlanon_epoch') AS BIGINT),
+          error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')) AS "_sqlanon_epoch",
       coalesce((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh"
             = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m"
               WHERE "_sqlanon_m"."target" = 'analytics.orders_by_status_year')),
@@ -314,8 +314,8 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
       coalesce("_sqlanon_k0"."inner_pad",
           error('sqlanon: key ''noise'' version 1 is missing from ' || 'privacy.sqlanon_keys')) AS "k0_inner",
       "_sqlanon_k0"."outer_pad" AS "k0_outer",
-      coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT),
-          error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "_sqlanon_epoch",
+      coalesce(TRY_CAST(getvariable('sqlanon_epoch') AS BIGINT),
+          error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')) AS "_sqlanon_epoch",
       coalesce((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh"
             = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m"
               WHERE "_sqlanon_m"."target" = 'analytics.orders_by_status_year')),

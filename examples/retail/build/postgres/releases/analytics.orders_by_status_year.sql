@@ -84,21 +84,24 @@ FROM (
           AND "_sqlanon_l"."epoch" = "_sqlanon_p"."e" THEN "_sqlanon_l"."delta" END), 0) AS "spent_delta",
     COUNT(CASE WHEN "_sqlanon_l"."target" = 'analytics.orders_by_status_year'
         AND ("_sqlanon_l"."policy" <> 'retail' OR "_sqlanon_l"."release" <> 'orders_by_status') THEN 1 END) AS "claimed"
-  FROM (SELECT COALESCE(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT),
-      /* PostgreSQL has no error(): the cast of the message fails with it */
-    CAST(CAST(CAST('sqlanon: set the epoch of this refresh (docs/dp.md)'
-        || COALESCE(CAST(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT) AS TEXT),
+  FROM (SELECT COALESCE(CAST(CASE WHEN current_setting('sqlanon.epoch', TRUE) ~ '^ *[-+]?[0-9]{1,18} *$'
+    THEN current_setting('sqlanon.epoch', TRUE) END AS BIGINT),
+        /* PostgreSQL has no error(): the cast of the message fails with it */
+    CAST(CAST(CAST(('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
+        || COALESCE(CAST(CAST(CASE WHEN current_setting('sqlanon.epoch', TRUE) ~ '^ *[-+]?[0-9]{1,18} *$'
+      THEN current_setting('sqlanon.epoch', TRUE) END AS BIGINT) AS TEXT),
           '') AS INTEGER) AS TEXT) AS BIGINT)) AS "e") AS "_sqlanon_p"
   LEFT JOIN "privacy"."sqlanon_ledger" AS "_sqlanon_l" ON TRUE
   GROUP BY "_sqlanon_p"."e"
 ) AS "_sqlanon_n";
 
 DELETE FROM "analytics"."orders_by_status_year" WHERE "epoch"
-    = COALESCE(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT),
+    = COALESCE(CAST(CASE WHEN current_setting('sqlanon.epoch', TRUE) ~ '^ *[-+]?[0-9]{1,18} *$'
+  THEN current_setting('sqlanon.epoch', TRUE) END AS BIGINT),
       /* PostgreSQL has no error(): the cast of the message fails with it */
-  CAST(CAST(CAST('sqlanon: set the epoch of this refresh (docs/dp.md)'
-      || COALESCE(CAST(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT) AS TEXT),
-        '') AS INTEGER) AS TEXT) AS BIGINT));
+  CAST(CAST(CAST(('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
+      || COALESCE(CAST(CAST(CASE WHEN current_setting('sqlanon.epoch', TRUE) ~ '^ *[-+]?[0-9]{1,18} *$'
+    THEN current_setting('sqlanon.epoch', TRUE) END AS BIGINT) AS TEXT), '') AS INTEGER) AS TEXT) AS BIGINT));
 
 CREATE TEMPORARY TABLE "_sqlanon_epoch_rows" AS
 WITH "_sqlanon_rows" AS NOT MATERIALIZED (
@@ -192,10 +195,12 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
         CAST(CAST(CAST(('sqlanon: key ''noise'' version 1 is missing from ' || 'privacy.sqlanon_keys')
             || COALESCE(CAST("_sqlanon_k0"."inner_pad" AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_inner",
       "_sqlanon_k0"."outer_pad" AS "k0_outer",
-      COALESCE(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT),
-          /* PostgreSQL has no error(): the cast of the message fails with it */
-        CAST(CAST(CAST('sqlanon: set the epoch of this refresh (docs/dp.md)'
-            || COALESCE(CAST(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT) AS TEXT),
+      COALESCE(CAST(CASE WHEN current_setting('sqlanon.epoch', TRUE) ~ '^ *[-+]?[0-9]{1,18} *$'
+        THEN current_setting('sqlanon.epoch', TRUE) END AS BIGINT),
+            /* PostgreSQL has no error(): the cast of the message fails with it */
+        CAST(CAST(CAST(('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
+            || COALESCE(CAST(CAST(CASE WHEN current_setting('sqlanon.epoch', TRUE) ~ '^ *[-+]?[0-9]{1,18} *$'
+          THEN current_setting('sqlanon.epoch', TRUE) END AS BIGINT) AS TEXT),
               '') AS INTEGER) AS TEXT) AS BIGINT)) AS "_sqlanon_epoch",
       COALESCE((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh"
             = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m"
@@ -341,10 +346,12 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
         CAST(CAST(CAST(('sqlanon: key ''noise'' version 1 is missing from ' || 'privacy.sqlanon_keys')
             || COALESCE(CAST("_sqlanon_k0"."inner_pad" AS TEXT), '') AS INTEGER) AS TEXT) AS BYTEA)) AS "k0_inner",
       "_sqlanon_k0"."outer_pad" AS "k0_outer",
-      COALESCE(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT),
-          /* PostgreSQL has no error(): the cast of the message fails with it */
-        CAST(CAST(CAST('sqlanon: set the epoch of this refresh (docs/dp.md)'
-            || COALESCE(CAST(CAST(current_setting('sqlanon.epoch', TRUE) AS BIGINT) AS TEXT),
+      COALESCE(CAST(CASE WHEN current_setting('sqlanon.epoch', TRUE) ~ '^ *[-+]?[0-9]{1,18} *$'
+        THEN current_setting('sqlanon.epoch', TRUE) END AS BIGINT),
+            /* PostgreSQL has no error(): the cast of the message fails with it */
+        CAST(CAST(CAST(('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
+            || COALESCE(CAST(CAST(CASE WHEN current_setting('sqlanon.epoch', TRUE) ~ '^ *[-+]?[0-9]{1,18} *$'
+          THEN current_setting('sqlanon.epoch', TRUE) END AS BIGINT) AS TEXT),
               '') AS INTEGER) AS TEXT) AS BIGINT)) AS "_sqlanon_epoch",
       COALESCE((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh"
             = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m"

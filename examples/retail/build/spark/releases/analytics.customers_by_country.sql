@@ -80,14 +80,15 @@ FROM (
         AND (`_sqlanon_l`.`policy` <> 'retail' OR `_sqlanon_l`.`release` <> 'customers_by_country') THEN 1
         END) AS `claimed`
   FROM (SELECT CASE WHEN system.session.sqlanon_epoch IS NULL
-      THEN raise_error('sqlanon: set the epoch of this refresh (docs/dp.md)')
+      THEN raise_error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
       ELSE system.session.sqlanon_epoch END AS `e`) AS `_sqlanon_p`
   LEFT JOIN `privacy`.`sqlanon_ledger` AS `_sqlanon_l` ON TRUE
   GROUP BY `_sqlanon_p`.`e`
 ) AS `_sqlanon_n`;
 
 DELETE FROM `analytics`.`customers_by_country` WHERE `epoch` = CASE WHEN system.session.sqlanon_epoch IS NULL
-    THEN raise_error('sqlanon: set the epoch of this refresh (docs/dp.md)') ELSE system.session.sqlanon_epoch END;
+    THEN raise_error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
+    ELSE system.session.sqlanon_epoch END;
 
 INSERT INTO `analytics`.`customers_by_country`
     (`epoch`, `country`, `customers`, `customers_ci_low`, `customers_ci_high`, `customers_epsilon`, `customers_delta`,
@@ -167,7 +168,7 @@ WITH `_sqlanon_rows` AS (
           ELSE `_sqlanon_k0`.`inner_pad` END AS `k0_inner`,
       `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
       CASE WHEN system.session.sqlanon_epoch IS NULL
-          THEN raise_error('sqlanon: set the epoch of this refresh (docs/dp.md)')
+          THEN raise_error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
           ELSE system.session.sqlanon_epoch END AS `_sqlanon_epoch`,
       CASE WHEN (SELECT `_sqlanon_l`.`nonce` FROM `privacy`.`sqlanon_ledger` AS `_sqlanon_l`
             WHERE `_sqlanon_l`.`refresh`
@@ -304,7 +305,7 @@ WITH `_sqlanon_rows` AS (
           ELSE `_sqlanon_k0`.`inner_pad` END AS `k0_inner`,
       `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
       CASE WHEN system.session.sqlanon_epoch IS NULL
-          THEN raise_error('sqlanon: set the epoch of this refresh (docs/dp.md)')
+          THEN raise_error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
           ELSE system.session.sqlanon_epoch END AS `_sqlanon_epoch`,
       CASE WHEN (SELECT `_sqlanon_l`.`nonce` FROM `privacy`.`sqlanon_ledger` AS `_sqlanon_l`
             WHERE `_sqlanon_l`.`refresh`

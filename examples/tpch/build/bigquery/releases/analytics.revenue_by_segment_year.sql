@@ -69,14 +69,16 @@ FROM (
     COUNT(CASE WHEN `_sqlanon_l`.`target` = 'analytics.revenue_by_segment_year'
         AND (`_sqlanon_l`.`policy` <> 'tpch' OR `_sqlanon_l`.`release` <> 'revenue_by_segment_year') THEN 1
         END) AS `claimed`
-  FROM (SELECT IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'),
+  FROM (SELECT IF((@sqlanon_epoch) IS NULL,
+      ERROR('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)'),
       (@sqlanon_epoch)) AS `e`) AS `_sqlanon_p`
   LEFT JOIN `privacy.sqlanon_ledger` AS `_sqlanon_l` ON TRUE
   GROUP BY `_sqlanon_p`.`e`
 ) AS `_sqlanon_n`;
 
 DELETE FROM `analytics.revenue_by_segment_year` WHERE `epoch`
-    = IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'), (@sqlanon_epoch));
+    = IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)'),
+      (@sqlanon_epoch));
 
 INSERT INTO `analytics.revenue_by_segment_year`
     (`epoch`, `segment`, `year`, `orders`, `orders_ci_low`, `orders_ci_high`, `orders_epsilon`, `orders_delta`,
@@ -169,7 +171,7 @@ WITH `_sqlanon_rows` AS (
           ERROR('sqlanon: key \'noise\' version 1 is missing from ' || 'privacy.sqlanon_keys'),
           `_sqlanon_k0`.`inner_pad`) AS `k0_inner`,
       `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
-      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'),
+      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)'),
           (@sqlanon_epoch)) AS `_sqlanon_epoch`,
       IF((SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh`
             = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m`
@@ -376,7 +378,7 @@ WITH `_sqlanon_rows` AS (
           ERROR('sqlanon: key \'noise\' version 1 is missing from ' || 'privacy.sqlanon_keys'),
           `_sqlanon_k0`.`inner_pad`) AS `k0_inner`,
       `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
-      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh (docs/dp.md)'),
+      IF((@sqlanon_epoch) IS NULL, ERROR('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)'),
           (@sqlanon_epoch)) AS `_sqlanon_epoch`,
       IF((SELECT `_sqlanon_l`.`nonce` FROM `privacy.sqlanon_ledger` AS `_sqlanon_l` WHERE `_sqlanon_l`.`refresh`
             = (SELECT MAX(`_sqlanon_m`.`refresh`) FROM `privacy.sqlanon_ledger` AS `_sqlanon_m`

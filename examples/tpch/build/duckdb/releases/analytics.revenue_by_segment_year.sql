@@ -63,15 +63,15 @@ FROM (
     COUNT(CASE WHEN "_sqlanon_l"."target" = 'analytics.revenue_by_segment_year'
         AND ("_sqlanon_l"."policy" <> 'tpch' OR "_sqlanon_l"."release" <> 'revenue_by_segment_year') THEN 1
         END) AS "claimed"
-  FROM (SELECT coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT),
-      error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "e") AS "_sqlanon_p"
+  FROM (SELECT coalesce(TRY_CAST(getvariable('sqlanon_epoch') AS BIGINT),
+      error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')) AS "e") AS "_sqlanon_p"
   LEFT JOIN "privacy"."sqlanon_ledger" AS "_sqlanon_l" ON TRUE
   GROUP BY "_sqlanon_p"."e"
 ) AS "_sqlanon_n";
 
 DELETE FROM "analytics"."revenue_by_segment_year" WHERE "epoch"
-    = coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT),
-      error('sqlanon: set the epoch of this refresh (docs/dp.md)'));
+    = coalesce(TRY_CAST(getvariable('sqlanon_epoch') AS BIGINT),
+      error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)'));
 
 INSERT INTO "analytics"."revenue_by_segment_year"
     ("epoch", "segment", "year", "orders", "orders_ci_low", "orders_ci_high", "orders_epsilon", "orders_delta",
@@ -163,8 +163,8 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
       coalesce("_sqlanon_k0"."inner_pad",
           error('sqlanon: key ''noise'' version 1 is missing from ' || 'privacy.sqlanon_keys')) AS "k0_inner",
       "_sqlanon_k0"."outer_pad" AS "k0_outer",
-      coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT),
-          error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "_sqlanon_epoch",
+      coalesce(TRY_CAST(getvariable('sqlanon_epoch') AS BIGINT),
+          error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')) AS "_sqlanon_epoch",
       coalesce((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh"
             = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m"
               WHERE "_sqlanon_m"."target" = 'analytics.revenue_by_segment_year')),
@@ -366,8 +366,8 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
       coalesce("_sqlanon_k0"."inner_pad",
           error('sqlanon: key ''noise'' version 1 is missing from ' || 'privacy.sqlanon_keys')) AS "k0_inner",
       "_sqlanon_k0"."outer_pad" AS "k0_outer",
-      coalesce(CAST(getvariable('sqlanon_epoch') AS BIGINT),
-          error('sqlanon: set the epoch of this refresh (docs/dp.md)')) AS "_sqlanon_epoch",
+      coalesce(TRY_CAST(getvariable('sqlanon_epoch') AS BIGINT),
+          error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')) AS "_sqlanon_epoch",
       coalesce((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh"
             = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m"
               WHERE "_sqlanon_m"."target" = 'analytics.revenue_by_segment_year')),

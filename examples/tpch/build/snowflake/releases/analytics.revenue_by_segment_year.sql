@@ -79,7 +79,7 @@ FROM (
         AND ("_SQLANON_L"."POLICY" <> 'tpch' OR "_SQLANON_L"."RELEASE" <> 'revenue_by_segment_year') THEN 1
         END) AS "CLAIMED"
   FROM (SELECT COALESCE($sqlanon_epoch, /* no ERROR function: the cast of the message fails with it */
-    CAST(CAST('sqlanon: set the epoch of this refresh (docs/dp.md)'
+    CAST(CAST(('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
         || COALESCE(TO_VARCHAR($sqlanon_epoch), '') AS NUMBER(38, 0)) AS NUMBER(38, 0))) AS "E") AS "_SQLANON_P"
   LEFT JOIN "PRIVACY"."SQLANON_LEDGER" AS "_SQLANON_L" ON TRUE
   GROUP BY "_SQLANON_P"."E"
@@ -87,7 +87,7 @@ FROM (
 
 DELETE FROM "ANALYTICS"."REVENUE_BY_SEGMENT_YEAR" WHERE "EPOCH"
     = COALESCE($sqlanon_epoch, /* no ERROR function: the cast of the message fails with it */
-  CAST(CAST('sqlanon: set the epoch of this refresh (docs/dp.md)'
+  CAST(CAST(('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
       || COALESCE(TO_VARCHAR($sqlanon_epoch), '') AS NUMBER(38, 0)) AS NUMBER(38, 0)));
 
 INSERT INTO "ANALYTICS"."REVENUE_BY_SEGMENT_YEAR"
@@ -188,7 +188,7 @@ WITH "_SQLANON_ROWS" AS (
                 || COALESCE(TO_VARCHAR("_SQLANON_K0"."INNER_PAD"), '') AS NUMBER(38, 0))), 'HEX')) AS "K0_INNER",
       "_SQLANON_K0"."OUTER_PAD" AS "K0_OUTER",
       COALESCE($sqlanon_epoch, /* no ERROR function: the cast of the message fails with it */
-        CAST(CAST('sqlanon: set the epoch of this refresh (docs/dp.md)'
+        CAST(CAST(('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
             || COALESCE(TO_VARCHAR($sqlanon_epoch), '') AS NUMBER(38, 0)) AS NUMBER(38, 0))) AS "_SQLANON_EPOCH",
       COALESCE((SELECT "_SQLANON_L"."NONCE" FROM "PRIVACY"."SQLANON_LEDGER" AS "_SQLANON_L" WHERE "_SQLANON_L"."REFRESH"
             = (SELECT MAX("_SQLANON_M"."REFRESH") FROM "PRIVACY"."SQLANON_LEDGER" AS "_SQLANON_M"
@@ -405,7 +405,7 @@ WITH "_SQLANON_ROWS" AS (
                 || COALESCE(TO_VARCHAR("_SQLANON_K0"."INNER_PAD"), '') AS NUMBER(38, 0))), 'HEX')) AS "K0_INNER",
       "_SQLANON_K0"."OUTER_PAD" AS "K0_OUTER",
       COALESCE($sqlanon_epoch, /* no ERROR function: the cast of the message fails with it */
-        CAST(CAST('sqlanon: set the epoch of this refresh (docs/dp.md)'
+        CAST(CAST(('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
             || COALESCE(TO_VARCHAR($sqlanon_epoch), '') AS NUMBER(38, 0)) AS NUMBER(38, 0))) AS "_SQLANON_EPOCH",
       COALESCE((SELECT "_SQLANON_L"."NONCE" FROM "PRIVACY"."SQLANON_LEDGER" AS "_SQLANON_L" WHERE "_SQLANON_L"."REFRESH"
             = (SELECT MAX("_SQLANON_M"."REFRESH") FROM "PRIVACY"."SQLANON_LEDGER" AS "_SQLANON_M"

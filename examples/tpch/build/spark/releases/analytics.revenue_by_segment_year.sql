@@ -78,14 +78,15 @@ FROM (
         AND (`_sqlanon_l`.`policy` <> 'tpch' OR `_sqlanon_l`.`release` <> 'revenue_by_segment_year') THEN 1
         END) AS `claimed`
   FROM (SELECT CASE WHEN system.session.sqlanon_epoch IS NULL
-      THEN raise_error('sqlanon: set the epoch of this refresh (docs/dp.md)')
+      THEN raise_error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
       ELSE system.session.sqlanon_epoch END AS `e`) AS `_sqlanon_p`
   LEFT JOIN `privacy`.`sqlanon_ledger` AS `_sqlanon_l` ON TRUE
   GROUP BY `_sqlanon_p`.`e`
 ) AS `_sqlanon_n`;
 
 DELETE FROM `analytics`.`revenue_by_segment_year` WHERE `epoch` = CASE WHEN system.session.sqlanon_epoch IS NULL
-    THEN raise_error('sqlanon: set the epoch of this refresh (docs/dp.md)') ELSE system.session.sqlanon_epoch END;
+    THEN raise_error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
+    ELSE system.session.sqlanon_epoch END;
 
 INSERT INTO `analytics`.`revenue_by_segment_year`
     (`epoch`, `segment`, `year`, `orders`, `orders_ci_low`, `orders_ci_high`, `orders_epsilon`, `orders_delta`,
@@ -179,7 +180,7 @@ WITH `_sqlanon_rows` AS (
           ELSE `_sqlanon_k0`.`inner_pad` END AS `k0_inner`,
       `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
       CASE WHEN system.session.sqlanon_epoch IS NULL
-          THEN raise_error('sqlanon: set the epoch of this refresh (docs/dp.md)')
+          THEN raise_error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
           ELSE system.session.sqlanon_epoch END AS `_sqlanon_epoch`,
       CASE WHEN (SELECT `_sqlanon_l`.`nonce` FROM `privacy`.`sqlanon_ledger` AS `_sqlanon_l`
             WHERE `_sqlanon_l`.`refresh`
@@ -388,7 +389,7 @@ WITH `_sqlanon_rows` AS (
           ELSE `_sqlanon_k0`.`inner_pad` END AS `k0_inner`,
       `_sqlanon_k0`.`outer_pad` AS `k0_outer`,
       CASE WHEN system.session.sqlanon_epoch IS NULL
-          THEN raise_error('sqlanon: set the epoch of this refresh (docs/dp.md)')
+          THEN raise_error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
           ELSE system.session.sqlanon_epoch END AS `_sqlanon_epoch`,
       CASE WHEN (SELECT `_sqlanon_l`.`nonce` FROM `privacy`.`sqlanon_ledger` AS `_sqlanon_l`
             WHERE `_sqlanon_l`.`refresh`
