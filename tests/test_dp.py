@@ -953,10 +953,10 @@ def test_a_postgresql_refresh_sets_its_planner_settings_for_its_own_transaction(
     engine.execute("RESET parallel_tuple_cost")  # the session is shared with later tests
 
 
-EPOCH_TEXTS = ["''", "'2026-12-03'", "'abc'", "'99999999999999999999'"]
+EPOCH_TEXTS = ["''", "'2026-12-03'", "'abc'", "'99999999999999999999'", "'7.5'"]
 
 
-@pytest.mark.parametrize("engine_name", ["duckdb", "postgres"])
+@pytest.mark.parametrize("engine_name", ["duckdb", "postgres", "snowflake"])
 @pytest.mark.parametrize("i", range(len(EPOCH_TEXTS)))
 def test_an_epoch_that_is_not_a_whole_number_stops_the_refresh_with_the_message(
     engine_name, i, live, tmp_path
@@ -972,14 +972,22 @@ def test_an_epoch_that_is_not_a_whole_number_stops_the_refresh_with_the_message(
         r = release(tmp_path, "s", "s")
         set_value = f"SET VARIABLE sqlanon_epoch = {value}"
     else:
-        engine = live.get("postgres")
-        d = dialect.get("postgres")
+        engine = live.get(engine_name)
+        d = dialect.get(engine_name)
         path = tmp_path / "epoch.yml"
         path.write_text(DECIMAL_NAN.replace("dpn.", f"dpe{i}."))
         (r,) = build_plan([load_policy(path)]).releases
-        engine.execute(f"CREATE SCHEMA dpe{i}")
-        engine.execute(f"CREATE TABLE dpe{i}.src (u INTEGER, g TEXT, amount NUMERIC)")
-        set_value = f"SET sqlanon.epoch = {value}"
+        engine.execute(d.statement("create_schema", d.relation((f"dpe{i}",))).text)
+        columns = [d.ident(c) for c in ("u", "g", "amount")]
+        create = d.statement(
+            "create_table",
+            d.relation((f"dpe{i}", "src")),
+            columns,
+            column_types=("integer", "text", "float"),
+        )
+        engine.execute(create.text)
+        setting = "sqlanon.epoch" if engine_name == "postgres" else "sqlanon_epoch"
+        set_value = f"SET {setting} = {value}"
     prepare(engine, d, r)
     engine.execute(set_value)
     try:

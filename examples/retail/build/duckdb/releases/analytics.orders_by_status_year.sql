@@ -73,14 +73,17 @@ FROM (
           AND "_sqlanon_l"."epoch" = "_sqlanon_p"."e" THEN "_sqlanon_l"."delta" END), 0) AS "spent_delta",
     COUNT(CASE WHEN "_sqlanon_l"."target" = 'analytics.orders_by_status_year'
         AND ("_sqlanon_l"."policy" <> 'retail' OR "_sqlanon_l"."release" <> 'orders_by_status') THEN 1 END) AS "claimed"
-  FROM (SELECT coalesce(TRY_CAST(getvariable('sqlanon_epoch') AS BIGINT),
-      error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')) AS "e") AS "_sqlanon_p"
+  FROM (SELECT coalesce(CASE WHEN regexp_full_match(CAST(getvariable('sqlanon_epoch') AS VARCHAR),
+      ' *[-+]?[0-9]{1,18} *')
+    THEN CAST(trim(CAST(getvariable('sqlanon_epoch') AS VARCHAR)) AS BIGINT) END,
+        error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')) AS "e") AS "_sqlanon_p"
   LEFT JOIN "privacy"."sqlanon_ledger" AS "_sqlanon_l" ON TRUE
   GROUP BY "_sqlanon_p"."e"
 ) AS "_sqlanon_n";
 
 DELETE FROM "analytics"."orders_by_status_year" WHERE "epoch"
-    = coalesce(TRY_CAST(getvariable('sqlanon_epoch') AS BIGINT),
+    = coalesce(CASE WHEN regexp_full_match(CAST(getvariable('sqlanon_epoch') AS VARCHAR), ' *[-+]?[0-9]{1,18} *')
+  THEN CAST(trim(CAST(getvariable('sqlanon_epoch') AS VARCHAR)) AS BIGINT) END,
       error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)'));
 
 INSERT INTO "analytics"."orders_by_status_year"
@@ -175,8 +178,9 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
       coalesce("_sqlanon_k0"."inner_pad",
           error('sqlanon: key ''noise'' version 1 is missing from ' || 'privacy.sqlanon_keys')) AS "k0_inner",
       "_sqlanon_k0"."outer_pad" AS "k0_outer",
-      coalesce(TRY_CAST(getvariable('sqlanon_epoch') AS BIGINT),
-          error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')) AS "_sqlanon_epoch",
+      coalesce(CASE WHEN regexp_full_match(CAST(getvariable('sqlanon_epoch') AS VARCHAR), ' *[-+]?[0-9]{1,18} *')
+        THEN CAST(trim(CAST(getvariable('sqlanon_epoch') AS VARCHAR)) AS BIGINT) END,
+            error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')) AS "_sqlanon_epoch",
       coalesce((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh"
             = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m"
               WHERE "_sqlanon_m"."target" = 'analytics.orders_by_status_year')),
@@ -314,8 +318,9 @@ WITH "_sqlanon_rows" AS NOT MATERIALIZED (
       coalesce("_sqlanon_k0"."inner_pad",
           error('sqlanon: key ''noise'' version 1 is missing from ' || 'privacy.sqlanon_keys')) AS "k0_inner",
       "_sqlanon_k0"."outer_pad" AS "k0_outer",
-      coalesce(TRY_CAST(getvariable('sqlanon_epoch') AS BIGINT),
-          error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')) AS "_sqlanon_epoch",
+      coalesce(CASE WHEN regexp_full_match(CAST(getvariable('sqlanon_epoch') AS VARCHAR), ' *[-+]?[0-9]{1,18} *')
+        THEN CAST(trim(CAST(getvariable('sqlanon_epoch') AS VARCHAR)) AS BIGINT) END,
+            error('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')) AS "_sqlanon_epoch",
       coalesce((SELECT "_sqlanon_l"."nonce" FROM "privacy"."sqlanon_ledger" AS "_sqlanon_l" WHERE "_sqlanon_l"."refresh"
             = (SELECT MAX("_sqlanon_m"."refresh") FROM "privacy"."sqlanon_ledger" AS "_sqlanon_m"
               WHERE "_sqlanon_m"."target" = 'analytics.orders_by_status_year')),

@@ -77,17 +77,22 @@ FROM (
     COUNT(CASE WHEN "_SQLANON_L"."TARGET" = 'analytics.customers_by_country'
         AND ("_SQLANON_L"."POLICY" <> 'retail' OR "_SQLANON_L"."RELEASE" <> 'customers_by_country') THEN 1
         END) AS "CLAIMED"
-  FROM (SELECT COALESCE($sqlanon_epoch, /* no ERROR function: the cast of the message fails with it */
+  FROM (SELECT COALESCE(CASE WHEN REGEXP_LIKE(TO_VARCHAR($sqlanon_epoch), ' *[-+]?[0-9]{1,18} *')
+    THEN TO_NUMBER(TRIM(TO_VARCHAR($sqlanon_epoch))) END, /* no ERROR function: the cast of the message fails with it */
     CAST(CAST(('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
-        || COALESCE(TO_VARCHAR($sqlanon_epoch), '') AS NUMBER(38, 0)) AS NUMBER(38, 0))) AS "E") AS "_SQLANON_P"
+        || COALESCE(TO_VARCHAR(CASE WHEN REGEXP_LIKE(TO_VARCHAR($sqlanon_epoch), ' *[-+]?[0-9]{1,18} *')
+      THEN TO_NUMBER(TRIM(TO_VARCHAR($sqlanon_epoch))) END), '') AS NUMBER(38, 0)) AS NUMBER(38,
+          0))) AS "E") AS "_SQLANON_P"
   LEFT JOIN "PRIVACY"."SQLANON_LEDGER" AS "_SQLANON_L" ON TRUE
   GROUP BY "_SQLANON_P"."E"
 ) AS "_SQLANON_N";
 
 DELETE FROM "ANALYTICS"."CUSTOMERS_BY_COUNTRY" WHERE "EPOCH"
-    = COALESCE($sqlanon_epoch, /* no ERROR function: the cast of the message fails with it */
+    = COALESCE(CASE WHEN REGEXP_LIKE(TO_VARCHAR($sqlanon_epoch), ' *[-+]?[0-9]{1,18} *')
+  THEN TO_NUMBER(TRIM(TO_VARCHAR($sqlanon_epoch))) END, /* no ERROR function: the cast of the message fails with it */
   CAST(CAST(('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
-      || COALESCE(TO_VARCHAR($sqlanon_epoch), '') AS NUMBER(38, 0)) AS NUMBER(38, 0)));
+      || COALESCE(TO_VARCHAR(CASE WHEN REGEXP_LIKE(TO_VARCHAR($sqlanon_epoch), ' *[-+]?[0-9]{1,18} *')
+    THEN TO_NUMBER(TRIM(TO_VARCHAR($sqlanon_epoch))) END), '') AS NUMBER(38, 0)) AS NUMBER(38, 0)));
 
 INSERT INTO "ANALYTICS"."CUSTOMERS_BY_COUNTRY"
     ("EPOCH", "COUNTRY", "CUSTOMERS", "CUSTOMERS_CI_LOW", "CUSTOMERS_CI_HIGH", "CUSTOMERS_EPSILON", "CUSTOMERS_DELTA",
@@ -166,9 +171,13 @@ WITH "_SQLANON_ROWS" AS (
         TO_BINARY(TO_VARCHAR(CAST(('sqlanon: key \'noise\' version 1 is missing from ' || 'privacy.sqlanon_keys')
                 || COALESCE(TO_VARCHAR("_SQLANON_K0"."INNER_PAD"), '') AS NUMBER(38, 0))), 'HEX')) AS "K0_INNER",
       "_SQLANON_K0"."OUTER_PAD" AS "K0_OUTER",
-      COALESCE($sqlanon_epoch, /* no ERROR function: the cast of the message fails with it */
+      COALESCE(CASE WHEN REGEXP_LIKE(TO_VARCHAR($sqlanon_epoch), ' *[-+]?[0-9]{1,18} *')
+        THEN TO_NUMBER(TRIM(TO_VARCHAR($sqlanon_epoch))) END,
+            /* no ERROR function: the cast of the message fails with it */
         CAST(CAST(('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
-            || COALESCE(TO_VARCHAR($sqlanon_epoch), '') AS NUMBER(38, 0)) AS NUMBER(38, 0))) AS "_SQLANON_EPOCH",
+            || COALESCE(TO_VARCHAR(CASE WHEN REGEXP_LIKE(TO_VARCHAR($sqlanon_epoch), ' *[-+]?[0-9]{1,18} *')
+          THEN TO_NUMBER(TRIM(TO_VARCHAR($sqlanon_epoch))) END), '') AS NUMBER(38, 0)) AS NUMBER(38,
+              0))) AS "_SQLANON_EPOCH",
       COALESCE((SELECT "_SQLANON_L"."NONCE" FROM "PRIVACY"."SQLANON_LEDGER" AS "_SQLANON_L" WHERE "_SQLANON_L"."REFRESH"
             = (SELECT MAX("_SQLANON_M"."REFRESH") FROM "PRIVACY"."SQLANON_LEDGER" AS "_SQLANON_M"
               WHERE "_SQLANON_M"."TARGET" = 'analytics.customers_by_country')),
@@ -305,9 +314,13 @@ WITH "_SQLANON_ROWS" AS (
         TO_BINARY(TO_VARCHAR(CAST(('sqlanon: key \'noise\' version 1 is missing from ' || 'privacy.sqlanon_keys')
                 || COALESCE(TO_VARCHAR("_SQLANON_K0"."INNER_PAD"), '') AS NUMBER(38, 0))), 'HEX')) AS "K0_INNER",
       "_SQLANON_K0"."OUTER_PAD" AS "K0_OUTER",
-      COALESCE($sqlanon_epoch, /* no ERROR function: the cast of the message fails with it */
+      COALESCE(CASE WHEN REGEXP_LIKE(TO_VARCHAR($sqlanon_epoch), ' *[-+]?[0-9]{1,18} *')
+        THEN TO_NUMBER(TRIM(TO_VARCHAR($sqlanon_epoch))) END,
+            /* no ERROR function: the cast of the message fails with it */
         CAST(CAST(('sqlanon: set the epoch of this refresh to a whole number ' || '(docs/dp.md)')
-            || COALESCE(TO_VARCHAR($sqlanon_epoch), '') AS NUMBER(38, 0)) AS NUMBER(38, 0))) AS "_SQLANON_EPOCH",
+            || COALESCE(TO_VARCHAR(CASE WHEN REGEXP_LIKE(TO_VARCHAR($sqlanon_epoch), ' *[-+]?[0-9]{1,18} *')
+          THEN TO_NUMBER(TRIM(TO_VARCHAR($sqlanon_epoch))) END), '') AS NUMBER(38, 0)) AS NUMBER(38,
+              0))) AS "_SQLANON_EPOCH",
       COALESCE((SELECT "_SQLANON_L"."NONCE" FROM "PRIVACY"."SQLANON_LEDGER" AS "_SQLANON_L" WHERE "_SQLANON_L"."REFRESH"
             = (SELECT MAX("_SQLANON_M"."REFRESH") FROM "PRIVACY"."SQLANON_LEDGER" AS "_SQLANON_M"
               WHERE "_SQLANON_M"."TARGET" = 'analytics.customers_by_country')),
