@@ -69,7 +69,8 @@ class Features:
     # a refresh sets the planner for its transaction (statements: no_jit, free_gather). JIT
     # off: PostgreSQL compiled a release's large expressions for most of a 127 s refresh of
     # 3 M rows (18 s without). Rows from parallel workers costed at nothing: the count of each
-    # unit's rows ran serially, 1.3 s of a 5.6 s refresh (docs/benchmarks.md dp_release)
+    # unit's rows ran serially, 3.4 s of a 5.7 s refresh, 2.3 s in parallel (docs/benchmarks.md
+    # dp_release)
     refresh_planner_settings: bool = False
     # a refresh computes the epoch's rows with CREATE TEMP TABLE … AS, then inserts them
     # (statements: epoch_rows, insert_epoch_rows): PostgreSQL runs an INSERT … SELECT without
