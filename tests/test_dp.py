@@ -888,17 +888,30 @@ budget: {epsilon: 2, delta: 1.0e-5}
 """
 
 
+def decimal_release(engine, d, tmp_path: Path, schema: str, amount_type: str = "decimal"):  # type: ignore[no-untyped-def]
+    """DECIMAL_NAN's release reading <schema>.src (u, g, amount), created empty on `engine`
+    (a PostgreSQL `decimal` is an unconstrained NUMERIC: it holds NaN and ±Infinity)."""
+    path = tmp_path / f"{schema}.yml"
+    path.write_text(DECIMAL_NAN.replace("dpn.", f"{schema}."))
+    (r,) = build_plan([load_policy(path)]).releases
+    engine.execute(d.statement("create_schema", d.relation((schema,))).text)
+    create = d.statement(
+        "create_table",
+        d.relation((schema, "src")),
+        [d.ident(c) for c in ("u", "g", "amount")],
+        column_types=("integer", "text", amount_type),
+    )
+    engine.execute(create.text)
+    return r
+
+
 def test_a_postgresql_numeric_nan_is_skipped_like_null(live, tmp_path):
     """PostgreSQL's NUMERIC holds NaN (and ±Infinity), which it orders above every number: a
     decimal measure skips NaN like NULL (docs/dp.md#measure-inputs), not as the clamp's top,
     and clamps the infinities."""
     engine = live.get("postgres")
     d = dialect.get("postgres")
-    path = tmp_path / "numeric.yml"
-    path.write_text(DECIMAL_NAN)
-    (r,) = build_plan([load_policy(path)]).releases
-    engine.execute("CREATE SCHEMA dpn")
-    engine.execute("CREATE TABLE dpn.src (u INTEGER, g TEXT, amount NUMERIC)")
+    r = decimal_release(engine, d, tmp_path, "dpn")
     values = ["10.50", "NaN", "Infinity", "-Infinity", "NULL", "300", "NaN", "0.25"]
     engine.execute(
         "INSERT INTO dpn.src VALUES "
@@ -925,11 +938,7 @@ def test_a_postgresql_refresh_sets_its_planner_settings_for_its_own_transaction(
     whose refresh failed."""
     engine = live.get("postgres")
     d = dialect.get("postgres")
-    path = tmp_path / "settings.yml"
-    path.write_text(DECIMAL_NAN.replace("dpn.", "dps."))
-    (r,) = build_plan([load_policy(path)]).releases
-    engine.execute("CREATE SCHEMA dps")
-    engine.execute("CREATE TABLE dps.src (u INTEGER, g TEXT, amount NUMERIC)")
+    r = decimal_release(engine, d, tmp_path, "dps")
     engine.execute("INSERT INTO dps.src VALUES (1, 'a', 2.5), (2, 'a', 7)")
     prepare(engine, d, r)
     texts = [s.text for s in release_statements(r, d)]
@@ -978,18 +987,7 @@ def test_an_epoch_that_is_not_a_whole_number_stops_the_refresh_with_the_message(
     else:
         engine = live.get(engine_name)
         d = dialect.get(engine_name)
-        path = tmp_path / "epoch.yml"
-        path.write_text(DECIMAL_NAN.replace("dpn.", f"dpe{i}."))
-        (r,) = build_plan([load_policy(path)]).releases
-        engine.execute(d.statement("create_schema", d.relation((f"dpe{i}",))).text)
-        columns = [d.ident(c) for c in ("u", "g", "amount")]
-        create = d.statement(
-            "create_table",
-            d.relation((f"dpe{i}", "src")),
-            columns,
-            column_types=("integer", "text", "float"),
-        )
-        engine.execute(create.text)
+        r = decimal_release(engine, d, tmp_path, f"dpe{i}", "float")
         setting = "sqlanon.epoch" if engine_name == "postgres" else "sqlanon_epoch"
         set_value = f"SET {setting} = {value}"
     prepare(engine, d, r)

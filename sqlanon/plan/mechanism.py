@@ -76,9 +76,9 @@ class DiscreteLaplace:
         each in its own (rows). So t is the smallest t ≥ rows with tail(t)·W ≤ delta,
         W = max(rows, q^(rows−1)); then all the groups one unit creates appear with total
         chance ≤ delta, as with the unit count's threshold."""
-        worst = max(float(rows), math.exp(-(rows - 1) * self.ln_p))
-        t = max(rows, self.threshold(delta / worst))
-        return t, math.exp(-(rows - 1) * self.ln_p) * self.tail(t)
+        q_rows = math.exp(-(rows - 1) * self.ln_p)  # q^(rows−1): all its rows in one group
+        t = max(rows, self.threshold(delta / max(float(rows), q_rows)))
+        return t, q_rows * self.tail(t)
 
 
 def on_grid(value: Fraction, g: Fraction) -> int:
