@@ -404,6 +404,53 @@ def test_no_lowering_worker_looks_alive_after_the_lowering_returns(monkeypatch, 
         assert set(multiprocessing.active_children()) <= before
 
 
+# Run in its own interpreter: on the code this guards against, the executor's thread hangs for
+# good, and a test process that hangs cannot report it.
+_STOPS_EARLY_WHILE_WORKERS_SEND = """
+import multiprocessing, sys
+from sqlanon.output import emit
+from sqlanon.output.files import Artifact
+from sqlanon.plan.build import build_plan
+from sqlanon.policy.load import load_policy
+from sqlanon.sql import dialect
+
+real = emit._lower_chunk
+
+def large(task):
+    # the later dialects' chunks are large results, sent in many writes
+    return real(task) if task[0] == 0 else [Artifact("x.sql", b"-" * 2**22)]
+
+emit._lower_chunk = large
+emit.PARALLEL_MIN_VIEWS = 10
+plan = build_plan([load_policy(sys.argv[1])])
+jobs = [(plan.views, dialect.get("duckdb"))] * 4
+for _ in range(25):
+    lowered = emit._lowered_views(jobs)
+    next(lowered)
+    lowered.close()
+    assert not multiprocessing.active_children()
+print("stopped 25 times")
+"""
+
+
+def test_a_caller_that_stops_while_workers_send_results_does_not_hang(tmp_path):
+    """A write that fails after the first dialect closes the lowering while the workers are
+    still sending the next dialects' chunks. Killing them then left half a message in the
+    result pipe, and the executor's thread waited for the rest for ever (a CI run hung)."""
+    path = _forty_tables(tmp_path)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _STOPS_EARLY_WHILE_WORKERS_SEND, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("closing the lowering early hung")
+    assert done.returncode == 0, done.stderr
+    assert "stopped 25 times" in done.stdout
+
+
 def test_concurrent_compiles_take_turns_and_leave_no_lock_file(workdir):
     procs = [
         subprocess.Popen(

@@ -140,7 +140,7 @@ def _lowered_views(
     # an executor, not a Pool: a worker that dies (killed, out of memory) breaks it and the
     # compile stops with an error, where a Pool would wait for the lost chunk forever
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-    finished = False
+    broken = False
     try:
         try:
             # the first submit forks every worker, so one that dies at once can break the
@@ -149,21 +149,25 @@ def _lowered_views(
             for n in chunks:
                 yield [a for _ in range(n) for a in next(results)]
         except BrokenProcessPool:
+            broken = True
             raise LoweringFailed(
                 "a process lowering views ended unexpectedly (killed, or out of memory?); "
                 "nothing was written"
             ) from None
-        finished = True
     finally:
         _JOB = None
-        if not finished:
-            # a failure, or a caller that stopped early (a write failed): the workers stop
-            # now; they hold nothing to clean up, and SIGKILL cannot be delayed by a SIGTERM
-            # handler inherited from an application that embeds the compiler
+        if broken:
+            # the executor no longer reads results and ends the other workers with SIGTERM,
+            # which a handler inherited from an application that embeds the compiler can
+            # delay; SIGKILL cannot be
             for worker in list(pool._processes.values()):
                 worker.kill()
-        # wait for the executor's thread: it reaps the workers, and while it is reaping one,
-        # that worker looks alive to anyone else who asks (its exit code is not yet recorded)
+        # Otherwise (done, a caller that stopped early because a write failed, a chunk that
+        # raised) no worker is killed: one killed while it sends a result leaves half a
+        # message in the pipe, and the executor's thread waits for the rest for ever. The
+        # chunks not started are cancelled; the few running finish. Then wait for the
+        # executor's thread: it reaps the workers, and while it is reaping one, that worker
+        # looks alive to anyone else who asks (its exit code is not yet recorded).
         pool.shutdown(wait=True, cancel_futures=True)
 
 
