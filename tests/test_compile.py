@@ -611,3 +611,14 @@ def test_a_manifest_column_line_is_reused_only_where_it_prints_the_same() -> Non
         for c in variants:
             assert manifest._column_line(c) == fresh(c)
     assert len({fresh(c) for c in variants}) == 6
+
+
+def test_each_dialect_is_lowered_whole_but_for_the_last_round():
+    """A dialect cut into pieces is warmed up by every worker that takes one; with enough
+    dialects for the workers each is lowered whole, and only the dialects that would leave a
+    worker idle at the end are cut, one piece per worker; a lone dialect is cut finely."""
+    assert [emit._pieces(i, 5, 2) for i in range(5)] == [1, 1, 1, 1, 2]
+    assert [emit._pieces(i, 4, 2) for i in range(4)] == [1, 1, 1, 1]
+    assert [emit._pieces(i, 5, 4) for i in range(5)] == [1, 1, 1, 1, 4]
+    assert [emit._pieces(i, 3, 4) for i in range(3)] == [16, 16, 16]
+    assert emit._pieces(0, 1, 2) == 8
