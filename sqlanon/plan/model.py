@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
 DIRECT = "direct_identifier"
@@ -191,11 +192,13 @@ class ViewPlan:
     utility: tuple[UtilityCheck, ...] = field(default=(), repr=False)
     digest: str = field(default="", compare=False)
 
-    @property
+    @cached_property
     def emitted_columns(self) -> tuple[ColumnStep, ...]:
+        """Computed once per plan object (lowering, lookups and the manifest each ask for
+        it, for every view of every dialect); not a field, so not in eq, repr or digest."""
         return tuple(c for c in self.columns if c.emitted)
 
-    @property
+    @cached_property
     def keys(self) -> tuple[KeyRef, ...]:
         """Every key the view reads, in a stable order."""
         found = {c.key for c in self.columns if c.key and c.emitted}
