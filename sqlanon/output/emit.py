@@ -15,14 +15,14 @@ import multiprocessing
 import os
 import sys
 import textwrap
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from sqlanon import __version__
 from sqlanon.output.cache import LowerCache
 from sqlanon.output.files import MANIFEST, MARKER, Artifact, comment_value, object_file
-from sqlanon.output.manifest import manifest
+from sqlanon.output.manifest import manifest, view_entries
 from sqlanon.plan.model import Plan, ReleasePlan, SyntheticPlan, ViewPlan
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.layout import wrap
@@ -126,10 +126,11 @@ def _pieces(job: int, jobs: int, workers: int) -> int:
 
 def _lowered_views(
     jobs: list[tuple[tuple[ViewPlan, ...], Dialect]],
+    meanwhile: Callable[[], None] = lambda: None,
 ) -> Generator[list[Artifact], None, None]:
     """Each job's view files, in order. Many views are lowered by one pool of processes for
     every dialect, so while the caller finishes and writes one dialect's output the workers
-    are already lowering the next one's."""
+    are already lowering the next one's; `meanwhile` runs here while they lower the first."""
     global _JOB
     workers = min(os.cpu_count() or 1, 4)
     if (
@@ -138,6 +139,7 @@ def _lowered_views(
         or "fork" not in multiprocessing.get_all_start_methods()
         or sys.platform != "linux"
     ):
+        meanwhile()
         for views, d in jobs:
             memo = ColumnMemo()
             yield [view_artifact(v, d, memo) for v in views]
@@ -159,6 +161,7 @@ def _lowered_views(
             # the first submit forks every worker, so one that dies at once can break the
             # submits of later chunks as well as the wait for a result
             results = pool.map(_lower_chunk, tasks)
+            meanwhile()
             for n in chunks:
                 yield [a for _ in range(n) for a in next(results)]
         except BrokenProcessPool:
@@ -259,9 +262,9 @@ def build_each(
         releases.append(todo)
         keys.append(k)
         jobs.append((views, dialect))
-    lowered = _lowered_views(jobs)
+    rendered: dict[int, tuple[str, str]] = {}  # the views' manifest entries, for each dialect
+    lowered = _lowered_views(jobs, lambda: view_entries(plan, cache, rendered))
     try:
-        rendered: dict[int, tuple[str, str]] = {}  # the views' manifest entries, for each dialect
         for i, dialect in enumerate(dialects):
             artifacts = next(lowered)
             artifacts += [release_artifact(r, dialect) for r in releases[i]]

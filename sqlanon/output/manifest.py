@@ -38,13 +38,11 @@ def manifest(
     (keyed by the view objects of this `plan`)."""
     digests = {a.path: hashlib.sha256(a.content).hexdigest() for a in artifacts}
     rendered = {} if rendered is None else rendered
+    view_entries(plan, cache, rendered)
     objects: list[object] = []
     for v in sorted(plan.views, key=lambda v: object_file("views", v.target)):
-        path = object_file("views", v.target)
-        parts = rendered.get(id(v))
-        if parts is None:
-            parts = rendered[id(v)] = _view_entry(v, path, cache)
-        objects.append(_OneLine(parts[0] + _encode_str(digests[path]) + parts[1]))
+        head, tail = rendered[id(v)]
+        objects.append(_OneLine(head + _encode_str(digests[object_file("views", v.target)]) + tail))
     doc = {
         "sqlanon": __version__,
         "dialect": dialect.name,
@@ -64,6 +62,17 @@ def manifest(
         "run_order": run_order([a.path for a in artifacts]),
     }
     return (_pretty_json(doc) + "\n").encode("utf-8")
+
+
+def view_entries(
+    plan: Plan, cache: LowerCache | None, rendered: dict[int, tuple[str, str]]
+) -> None:
+    """Each view's manifest entry not yet in `rendered` (by the view object's id), rendered
+    or read back from `cache`. No dialect changes an entry but for its file's digest, so
+    `sqlanon compile --dialect all` renders them while the workers lower the first dialect."""
+    for v in plan.views:
+        if id(v) not in rendered:
+            rendered[id(v)] = _view_entry(v, object_file("views", v.target), cache)
 
 
 RUN_PHASES = ("setup", "views", "releases", "synthetic")
