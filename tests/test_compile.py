@@ -451,6 +451,39 @@ def test_a_caller_that_stops_while_workers_send_results_does_not_hang(tmp_path):
     assert "stopped 25 times" in done.stdout
 
 
+_MARKS: list[Path] = []  # where the slow lowering below marks each view it lowered
+_REAL_VIEW_ARTIFACT = emit.view_artifact
+
+
+def _slow_after_the_first_dialect(view, d, memo=None):  # type: ignore[no-untyped-def]
+    if d.name != "duckdb":
+        time.sleep(0.05)
+        (_MARKS[0] / f"{d.name}-{view.name}").touch()
+    return _REAL_VIEW_ARTIFACT(view, d, memo)
+
+
+def test_a_caller_that_stops_early_does_not_wait_for_the_dialects_being_lowered(
+    monkeypatch, tmp_path
+):
+    """Each worker lowers a whole dialect at a time: a write that fails after the first
+    dialect must not wait for the others to be lowered (40 views each, 2 s here) before the
+    error is reported. The running chunks stop at their next view."""
+    from sqlanon.sql import dialect
+
+    plan = _lowering_plan(tmp_path)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setattr(emit, "PARALLEL_MIN_VIEWS", 10)
+    monkeypatch.setattr(emit, "view_artifact", _slow_after_the_first_dialect)
+    monkeypatch.setattr(sys.modules[__name__], "_MARKS", [marks])
+    names = ["duckdb", "postgres", "snowflake", "spark"]
+    lowered = emit._lowered_views([(plan.views, dialect.get(n)) for n in names])
+    assert len(next(lowered)) == 40
+    lowered.close()
+    # without the stop, every chunk started (one per worker) ran to its 40th view
+    assert len(list(marks.iterdir())) < 10
+
+
 def test_concurrent_compiles_take_turns_and_leave_no_lock_file(workdir):
     procs = [
         subprocess.Popen(

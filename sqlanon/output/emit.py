@@ -18,6 +18,7 @@ import textwrap
 from collections.abc import Callable, Generator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 from sqlanon import __version__
 from sqlanon.output.cache import LowerCache
@@ -102,13 +103,20 @@ _JOB: tuple[tuple[tuple[ViewPlan, ...], Dialect], ...] | None = None
 
 # per dialect, in a worker: the columns it lowered (reused by its later chunks)
 _MEMOS: dict[str, ColumnMemo] = {}
+# a byte shared with the workers (set while a pool runs): nonzero once the caller stopped early
+_STOP: Any = None
 
 
 def _lower_chunk(task: tuple[int, int, int]) -> list[Artifact]:
     assert _JOB is not None
     views, dialect = _JOB[task[0]]
     memo = _MEMOS.setdefault(dialect.name, ColumnMemo())
-    return [view_artifact(v, dialect, memo) for v in views[task[1] : task[2]]]
+    out: list[Artifact] = []
+    for v in views[task[1] : task[2]]:
+        if _STOP is not None and _STOP.value:
+            break  # the caller stopped early: this result is never read
+        out.append(view_artifact(v, dialect, memo))
+    return out
 
 
 def _pieces(job: int, jobs: int, workers: int) -> int:
@@ -131,7 +139,7 @@ def _lowered_views(
     """Each job's view files, in order. Many views are lowered by one pool of processes for
     every dialect, so while the caller finishes and writes one dialect's output the workers
     are already lowering the next one's; `meanwhile` runs here while they lower the first."""
-    global _JOB
+    global _JOB, _STOP
     workers = min(os.cpu_count() or 1, 4)
     if (
         sum(len(views) for views, _ in jobs) < PARALLEL_MIN_VIEWS
@@ -152,10 +160,12 @@ def _lowered_views(
         tasks += mine
         chunks.append(len(mine))
     _JOB = tuple(jobs)
+    context = multiprocessing.get_context("fork")
+    _STOP = context.RawValue("b", 0)
     # an executor, not a Pool: a worker that dies (killed, out of memory) breaks it and the
     # compile stops with an error, where a Pool would wait for the lost chunk forever
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-    broken = False
+    pool = ProcessPoolExecutor(workers, mp_context=context)
+    broken = finished = False
     try:
         try:
             # the first submit forks every worker, so one that dies at once can break the
@@ -164,6 +174,7 @@ def _lowered_views(
             meanwhile()
             for n in chunks:
                 yield [a for _ in range(n) for a in next(results)]
+            finished = True
         except BrokenProcessPool:
             broken = True
             raise LoweringFailed(
@@ -171,7 +182,9 @@ def _lowered_views(
                 "nothing was written"
             ) from None
     finally:
-        _JOB = None
+        if not finished:
+            _STOP.value = 1  # the chunks running stop at their next view
+        _JOB = _STOP = None
         if broken:
             # the executor no longer reads results and ends the other workers with SIGTERM,
             # which a handler inherited from an application that embeds the compiler can
@@ -181,9 +194,10 @@ def _lowered_views(
         # Otherwise (done, a caller that stopped early because a write failed, a chunk that
         # raised) no worker is killed: one killed while it sends a result leaves half a
         # message in the pipe, and the executor's thread waits for the rest for ever. The
-        # chunks not started are cancelled; the few running finish. Then wait for the
-        # executor's thread: it reaps the workers, and while it is reaping one, that worker
-        # looks alive to anyone else who asks (its exit code is not yet recorded).
+        # chunks not started are cancelled, and those running (a whole dialect, each) end at
+        # the stop flag. Then wait for the executor's thread: it reaps the workers, and while
+        # it is reaping one, that worker looks alive to anyone else who asks (its exit code is
+        # not yet recorded).
         pool.shutdown(wait=True, cancel_futures=True)
 
 
