@@ -164,12 +164,17 @@ def write(out: Path, artifacts: list[Artifact]) -> CheckReport:
         try:
             written: list[Path] = []
             made: set[str] = set()  # folders created (a mkdir per file was a tenth of a write)
-            for a in artifacts:
-                folder = a.path.rpartition("/")[0]
+
+            def staged(rel: str) -> Path:
+                """Where `rel` goes in the staging folder, its folder made."""
+                folder = rel.rpartition("/")[0]
                 if folder not in made:
                     (staging / folder).mkdir(parents=True, exist_ok=True)
                     made.add(folder)
-                target = staging / a.path
+                return staging / rel
+
+            for a in artifacts:
+                target = staged(a.path)
                 if a.path not in changed and _linked(out / a.path, target):
                     continue  # the same bytes, already on disk: a one-table edit writes one file
                 _put(target, a.content)
@@ -178,8 +183,7 @@ def write(out: Path, artifacts: list[Artifact]) -> CheckReport:
             ignored = _ignored(artifacts)
             for rel, p in _existing(out):
                 if rel not in wanted and not _owned(rel, p, ignored):
-                    target = staging / rel
-                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target = staged(rel)
                     shutil.copy2(p, target, follow_symlinks=False)
                     written.append(target)
             _durable(staging, written)
