@@ -40,9 +40,10 @@ def manifest(
     rendered = {} if rendered is None else rendered
     view_entries(plan, cache, rendered)
     objects: list[object] = []
-    for v in sorted(plan.views, key=lambda v: object_file("views", v.target)):
+    files = sorted(((object_file("views", v.target), v) for v in plan.views), key=lambda f: f[0])
+    for path, v in files:
         head, tail = rendered[id(v)]
-        objects.append(_OneLine(head + _encode_str(digests[object_file("views", v.target)]) + tail))
+        objects.append(_OneLine(head + _encode_str(digests[path]) + tail))
     doc = {
         "sqlanon": __version__,
         "dialect": dialect.name,
