@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import sqlglot
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlglot import exp
 
 from sqlanon.output import emit
@@ -125,3 +127,16 @@ def test_identifiers_and_literals_are_quoted_and_verified():
     d = dialect.get("duckdb")
     assert d.ident('we"ird; DROP TABLE x; --').text == '"we""ird; DROP TABLE x; --"'
     assert d.string("it's\n'); DROP TABLE x; --").text == "'it''s\n''); DROP TABLE x; --'"
+
+
+@pytest.mark.parametrize("name", dialect.available())
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(alphabet="abcXYZ019_.", min_size=1, max_size=20)
+    | st.from_regex(r"[\w.]+", fullmatch=True)
+)
+def test_a_plain_name_is_quoted_as_sqlglot_quotes_it(name, text):
+    """Plain names skip sqlglot's quoting and its read-back (ShapeCache.identifier): the text
+    must be what that path gives, for any name the shortcut takes."""
+    shapes = dialect.get(name)._shapes
+    assert shapes.identifier(text) == shapes._quoted(text)

