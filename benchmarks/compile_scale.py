@@ -184,10 +184,12 @@ def compile_to(
     os.environ["SQLANON_CACHE_DIR"] = "off" if store is None else str(store.base.parent)
 
     def run() -> None:
-        # as the CLI does: read back, re-read in part, or read in two processes
-        plan = api.plan_files([str(path)], plans)
+        # as the CLI does: read back, re-read in part, or read in two processes, loading the
+        # dialects meanwhile
+        targets: list[dialect.Dialect] = []
+        plan = api.plan_files([str(path)], plans, lambda: targets.extend(map(dialect.get, names)))
         # as the CLI does: one dialect is written while the next one's views are lowered
-        for d, artifacts in emit.build_each(plan, [dialect.get(n) for n in names], store):
+        for d, artifacts in emit.build_each(plan, targets, store):
             output_write.write(out / d.name, artifacts)
 
     return timed(run)[1]

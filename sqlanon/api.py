@@ -12,7 +12,7 @@ mistakes; `.render()`), `DialectError` (a dialect cannot express what the plan a
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -65,19 +65,35 @@ def plan(policies: Sequence[PolicySpec] | Sequence[str | Path]) -> Plan:
     return build_plan(specs)
 
 
-def plan_files(paths: Sequence[str | Path], cache: PlanCache | None = None) -> Plan:
+def plan_files(
+    paths: Sequence[str | Path],
+    cache: PlanCache | None = None,
+    meanwhile: Callable[[], object] | None = None,
+) -> Plan:
     """The plan of the policy files and folders named, as `sqlanon compile` makes it: read
     back from `cache` while none of its files changed (sqlanon/output/cache.py), else read — a
-    large policy by two processes at once (sqlanon/plan/split.py) — and stored in `cache`."""
+    large policy by two processes at once (sqlanon/plan/split.py) — and stored in `cache`.
+    `meanwhile`, the caller's own work (the CLI loads its dialects), runs once: while the
+    forked process reads its share of a large policy, else first."""
     names = [str(p) for p in paths]
+    ran = False
+
+    def once() -> None:
+        nonlocal ran
+        if meanwhile is not None and not ran:
+            ran = True
+            meanwhile()
+
     if cache is not None and (cached := cache.get(names)) is not None:
+        once()
         return cached
-    split = split_plan(names)
+    split = split_plan(names, once if meanwhile is not None else None)
     if split is not None:
         found, parts = split
         if cache is not None:
             cache.put(names, found, parts=parts)
         return found
+    once()
     specs = load(names)
     found = build_plan(specs)
     if cache is not None:

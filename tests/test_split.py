@@ -180,3 +180,30 @@ def test_equal_steps_are_one_object_whichever_process_read_them(tmp_path):
             check=True,
             env={**os.environ, "PYTHONHASHSEED": seed},
         )
+
+
+@pytest.mark.parametrize("case", ["split", "split with an error", "read whole", "cached"])
+def test_the_callers_work_runs_once_while_the_forked_process_reads(tmp_path, case):
+    """`sqlanon compile` loads its dialects while the forked process reads its (larger) share;
+    every other way to a plan (or to the error) runs that work once too."""
+    import multiprocessing
+
+    from sqlanon import api
+
+    path = tmp_path / "policy.yml"
+    text = generated(40, {30: "      bad: {transform: bucket}"} if "error" in case else None)
+    path.write_text(generated(1) if case == "read whole" else text)
+    store = PlanCache(tmp_path / "cache") if case == "cached" else None
+    if store is not None:
+        api.plan_files([str(path)], store)
+    alive: list[bool] = []
+    if "error" in case:
+        with pytest.raises(PolicyError):
+            api.plan_files([str(path)], store, lambda: alive.append(True))
+        assert alive == [True]
+        return
+    plan = api.plan_files(
+        [str(path)], store, lambda: alive.append(bool(multiprocessing.active_children()))
+    )
+    assert alive == [case == "split"]
+    assert plan == build_plan(load_policies([str(path)]))

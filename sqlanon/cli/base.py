@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -143,25 +143,36 @@ _HINTS = (
 )
 
 
-def load_plan(paths: list[str], cache: PlanCache | None = None) -> Plan:
+def load_plan(
+    paths: list[str],
+    cache: PlanCache | None = None,
+    meanwhile: Callable[[], object] | None = None,
+) -> Plan:
     """The plan of the policies, or exit 2 with every policy error. With `cache`, the plan of
-    an unchanged policy set is read back instead (sqlanon/output/cache.py)."""
+    an unchanged policy set is read back instead (sqlanon/output/cache.py). `meanwhile` runs
+    while a large policy is read (api.plan_files)."""
     try:
         with no_gc():
-            return api.plan_files(paths, cache)
+            return api.plan_files(paths, cache, meanwhile)
     except PolicyError as exc:
         err.print(exc.render(), markup=False)
         raise typer.Exit(EXIT_USAGE) from None
 
 
 def target_dialects(name: str) -> list[dialect.Dialect]:
+    return [dialect.get(n) for n in target_names(name)]
+
+
+def target_names(name: str) -> list[str]:
+    """The dialects `--dialect name` asks for, by name (not loaded: a compile loads them while
+    it reads the policy)."""
     names = dialect.available()
     if name.lower() == "all":
-        return [dialect.get(n) for n in names]
+        return list(names)
     found = dialect.aliases().get(name.lower())
     if found is None:
         raise fail(f"unknown dialect '{name}'; expected one of {', '.join(names)} or all")
-    return [dialect.get(found)]
+    return [found]
 
 
 DIALECT_HELP = f"Target dialect: {', '.join(dialect.available())} (or postgresql, bq, …), or all."

@@ -21,7 +21,7 @@ from sqlanon.cli.base import (
     load_plan,
     no_gc,
     out,
-    target_dialects,
+    target_names,
 )
 from sqlanon.output import write as output_write
 from sqlanon.output.cache import LowerCache, PlanCache
@@ -128,8 +128,10 @@ def compile(
     check them."""
     # incremental: an unchanged policy set is not planned again, and only objects whose plan
     # changed are lowered (sqlanon/output/cache.py)
-    plan = load_plan(paths, PlanCache.default())
-    targets = target_dialects(dialect_name)
+    names = target_names(dialect_name)
+    targets: list[dialect.Dialect] = []
+    # the dialects are loaded while a forked process reads its share of a large policy
+    plan = load_plan(paths, PlanCache.default(), lambda: targets.extend(map(dialect.get, names)))
     failed = False
     # one dialect's files are written while the next one's views are being lowered
     each = api.build_each(plan, targets, format.value, LowerCache.default())
