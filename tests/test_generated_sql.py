@@ -140,3 +140,50 @@ def test_a_plain_name_is_quoted_as_sqlglot_quotes_it(name, text):
     must be what that path gives, for any name the shortcut takes."""
     shapes = dialect.get(name)._shapes
     assert shapes.identifier(text) == shapes._quoted(text)
+
+
+@pytest.mark.parametrize("name", dialect.available())
+def test_a_long_list_is_the_shape_parsing_it_would_give(name):
+    """Lists of more than 3 items repeat the parsed 2- and 3-item shapes instead of being
+    parsed (ShapeCache._periodic): for every list template, each length gives the shape the
+    parse gives, hole kinds and indents included."""
+    from sqlanon.sql.shapes import ShapeCache
+
+    d = dialect.get(name)
+    for template, lists in (("select_list", 2), ("column_list", 1)):
+        quick = ShapeCache(d.sqlglot, d._shapes.macros)
+        parsed = ShapeCache(d.sqlglot, d._shapes.macros)
+        for n in (4, 5, 9, 50):
+            arity = (n,) * lists
+            assert quick._periodic(template, lists, n, {}) is not None
+            assert quick.call_shape(template, arity, {}, "list") == parsed._build(
+                template, arity, {}, "list"
+            )
+
+
+def test_a_list_template_that_misbehaves_only_when_long_is_still_caught():
+    """The shortcut trusts a long list only when the template's own text for it is the 2-item
+    shape repeated: one that is a fine list at 2 and 3 items but swallows its arguments into a
+    string, adds an item, or starts a clause from the 4th item on is parsed, and refused."""
+    from sqlanon.sql.shapes import ShapeCache
+
+    def select_list(xs, names, bad):
+        items = [f"{x} AS {n}" for x, n in zip(xs, names, strict=True)]
+        if len(items) > 3:
+            if bad == "string":
+                items[3] = f"'{xs[3]}' AS {names[3]}"
+            elif bad == "extra":
+                items.append("1 AS one")
+            else:
+                return ",\n".join(items) + " FROM t"
+        return ",\n".join(items)
+
+    shapes = ShapeCache("duckdb", {"select_list": select_list})
+    for bad in ("string", "extra", "clause"):
+        items = [Sql(str(i)) for i in range(3)]
+        names = [Sql(f"c{i}") for i in range(3)]
+        assert shapes.call("select_list", [items, names], {"bad": bad}, "list").text
+        with pytest.raises(CompilerBug):
+            shapes.call(
+                "select_list", [[*items, Sql("3")], [*names, Sql("c3")]], {"bad": bad}, "list"
+            )

@@ -14,7 +14,9 @@ A *list* shape renders a select list (`e AS name, …`), verified to parse as ex
 per element of its first argument; its fragment is accepted only by a hole that is itself an
 item of a select list. A view's column lists are such fragments, so the view's own shape does
 not depend on how many columns it has: a policy of a thousand tables builds a few dozen shapes
-per dialect, not one per table (the parse of a shape is most of a fresh lowering).
+per dialect, not one per table (the parse of a shape is most of a fresh lowering). A list of more
+than three items is parsed only if the template's text for it is not its 2-item shape repeated
+(ShapeCache._periodic), the 2- and 3-item shapes being parsed.
 
 This keeps compile time linear and small (no per-statement parse), see docs/architecture.md.
 """
@@ -101,6 +103,10 @@ class Shape:
     holes: tuple[tuple[int, int, str, str], ...]
     atomic: bool | None
 
+    def text(self) -> str:
+        """The template's text this shape was cut from (its holes as sentinels)."""
+        return self.first + "".join(_SENTINEL.format(h[0]) + h[3] for h in self.holes)
+
     def fill(self, args: Sequence[Sql]) -> Sql:
         out = [self.first]
         append = out.append
@@ -117,6 +123,60 @@ class Shape:
             append(text)
             append(piece)
         return Sql("".join(out), self.atomic)
+
+
+def _cut(pieces: Sequence[str], holes: Sequence[tuple[int, int]], atomic: bool | None) -> Shape:
+    """The shape of a text cut at its holes: `pieces` the text around them, `holes` each one's
+    (argument index, OPERAND / DELIMITED / ITEM)."""
+    indents = []
+    line = ""  # the text of the current line so far (earlier holes count as text)
+    for piece in pieces[:-1]:
+        line = (line + piece).rsplit("\n", 1)[-1]
+        indents.append(line[: len(line) - len(line.lstrip(" "))])
+        line += "x"
+    return Shape(
+        pieces[0],
+        tuple(
+            (slot, bare, indent, piece)
+            for (slot, bare), indent, piece in zip(holes, indents, pieces[1:], strict=True)
+        ),
+        atomic,
+    )
+
+
+# one item of a list shape: per hole (which list, its kind, the text after it), the text
+# after the item's last hole between two items, and after the last item
+ItemPattern = tuple[tuple[tuple[int, int, str], ...], str, str]
+
+
+def _item_pattern(two: Shape) -> ItemPattern | None:
+    """How the 2-item list `two` repeats per item, or None if its two items differ."""
+    k = len(two.holes) // 2
+    if k == 0 or len(two.holes) != 2 * k:
+        return None
+    first, second = two.holes[:k], two.holes[k:]
+    item = []
+    for j, ((a, kind, _, piece), (b, kind2, _, piece2)) in enumerate(
+        zip(first, second, strict=True)
+    ):
+        if a % 2 or b != a + 1 or kind != kind2 or (j < k - 1 and piece != piece2):
+            return None
+        item.append((a // 2, kind, piece))
+    return tuple(item), first[-1][3], second[-1][3]
+
+
+def _repeated(first: str, pattern: ItemPattern, n: int) -> Shape:
+    """The list shape of n items that repeats `pattern` (its argument i of item m is element m
+    of list i: sentinel i·n + m)."""
+    item, between, end = pattern
+    pieces = [first]
+    holes: list[tuple[int, int]] = []
+    for m in range(n):
+        for j, (arg, kind, piece) in enumerate(item):
+            holes.append((arg * n + m, kind))
+            last = j == len(item) - 1
+            pieces.append(piece if not last else between if m < n - 1 else end)
+    return _cut(pieces, holes, None)
 
 
 def _flatten(values: Sequence[Any]) -> tuple[Sequence[Sql], tuple[Any, ...]]:
@@ -209,9 +269,47 @@ class ShapeCache:
         shape = self._shapes.get(key)
         if shape is None:
             arities = (None,) * arity if isinstance(arity, int) else arity
-            shape = self._build(name, arities, structure, kind)
+            shape = self._shape(name, arities, structure, kind)
             self._shapes[key] = shape
         return shape.fill(flat)
+
+    def _shape(
+        self, name: str, arity: tuple[Any, ...], structure: dict[str, Any], kind: str
+    ) -> Shape:
+        if kind == "list" and len(set(arity)) == 1 and isinstance(arity[0], int):
+            n = arity[0]
+            if n > 3 and (found := self._periodic(name, len(arity), n, structure)) is not None:
+                return found
+        return self._build(name, arity, structure, kind)
+
+    def _periodic(self, name: str, lists: int, n: int, structure: dict[str, Any]) -> Shape | None:
+        """A list of n items (each argument a list of n) without parsing it: a view's select
+        lists have as many lengths as the policy has column counts, and parsing each length's
+        shape was a tenth of lowering. The lists of 2 and 3 items are parsed as usual; when
+        the 2-item shape repeats per item (the same text between holes, each item's holes
+        reading its own element of each list) and so gives the 3-item shape exactly, and the
+        template's text for n items is that repetition too, the n-item list is the same
+        grammar repeated: item, separator, item. Else None, and the list is parsed."""
+        two, three = (self.call_shape(name, (m,) * lists, structure, "list") for m in (2, 3))
+        pattern = _item_pattern(two)
+        if pattern is None or _repeated(two.first, pattern, 3) != three:
+            return None
+        shape = _repeated(two.first, pattern, n)
+        sentinels = _sentinels((n,) * lists)
+        for v in structure.values():
+            _check_structure(v)
+        text = str(self.macros[name](*sentinels, **structure)).strip()
+        return shape if text == shape.text() else None
+
+    def call_shape(
+        self, name: str, arity: tuple[Any, ...], structure: dict[str, Any], kind: str
+    ) -> Shape:
+        """The (cached) shape of template `name` for these argument arities."""
+        key: tuple[Any, ...] = (name, arity, *structure.items())
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._shapes[key] = self._shape(name, arity, structure, kind)
+        return shape
 
     def _build(
         self, name: str, arity: tuple[Any, ...], structure: dict[str, Any], kind: str
@@ -264,18 +362,8 @@ class ShapeCache:
         parts = _SENTINEL_RE.split(text)
         pieces = tuple(parts[0::2])
         slots = tuple(int(p) for p in parts[1::2])
-        indents = []
-        line = ""  # the text of the current line so far (earlier holes count as text)
-        for piece in pieces[:-1]:
-            line = (line + piece).rsplit("\n", 1)[-1]
-            indents.append(line[: len(line) - len(line.lstrip(" "))])
-            line += "x"
         atomic = None if kind == "list" else isinstance(tree, _ATOMIC_ROOTS) and not statement
-        holes = tuple(
-            (slot, kind_by_arg[slot], indent, piece)
-            for slot, indent, piece in zip(slots, indents, pieces[1:], strict=True)
-        )
-        return Shape(pieces[0], holes, atomic)
+        return _cut(pieces, [(slot, kind_by_arg[slot]) for slot in slots], atomic)
 
     def _parse_list(self, text: str, items: Any, where: str) -> exp.Expr:
         """A list template's text read as a select list: exactly one item per element of the
