@@ -207,3 +207,22 @@ def test_the_callers_work_runs_once_while_the_forked_process_reads(tmp_path, cas
     )
     assert alive == [case == "split"]
     assert plan == build_plan(load_policies([str(path)]))
+
+
+def test_a_steps_kept_repr_is_the_dataclass_repr():
+    """A view's digest is its repr's, so ColumnStep's kept repr (sqlanon/plan/model.py) must
+    be the text a plain dataclass of the same fields gives."""
+    import dataclasses
+    from typing import Any
+
+    from sqlanon.plan.model import ColumnStep, _values
+
+    plan = build_plan(load_policies([str(REPO / "examples" / "retail" / "policy.yml")]))
+    twin = dataclasses.make_dataclass(
+        "ColumnStep",
+        [(f.name, Any, dataclasses.field(repr=f.repr)) for f in dataclasses.fields(ColumnStep)],
+        frozen=True,
+    )
+    for step in {c for v in plan.views for c in v.columns}:
+        assert repr(step) == repr(twin(*_values(step)))
+        assert repr(step) is repr(step)  # kept

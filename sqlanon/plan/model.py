@@ -73,7 +73,7 @@ class Expression:
         return self.sql
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # the dataclass repr's text, kept (__repr__)
 class ColumnStep:
     output: str
     sources: tuple[str, ...]
@@ -108,10 +108,20 @@ class ColumnStep:
             found = self.__dict__["_hash"] = hash(_values(self))
             return found
 
+    def __repr__(self) -> str:
+        # the dataclass's own form, kept once made: a view's digest is its repr's, and the
+        # view repeats steps other views hold (one text per step, not per view that uses it)
+        try:
+            return self.__dict__["_repr"]  # type: ignore[no-any-return]
+        except KeyError:
+            shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+            found = self.__dict__["_repr"] = f"{type(self).__qualname__}({shown})"
+            return found
+
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # a step read back from a pickle (the second half of a split read, the plan cache) is
         # the same object as an equal step already in this process; the kept hash is never
-        # carried: another interpreter hashes strings differently
+        # carried (another interpreter hashes strings differently), nor the kept repr
         return _unpickled_step, _values(self)
 
     def raw_copy(self, output: str) -> ColumnStep:
