@@ -153,8 +153,9 @@ def shared_step(step: ColumnStep) -> ColumnStep:
     """The one object equal to `step` in this process. A warehouse's tables repeat their
     columns (578 distinct steps among the 50,000 of benchmarks/compile_scale.py), and lowering
     looks each step up in a column memo per dialect (sqlanon/sql/memo.py): equal steps that
-    are one object compare by identity, not field by field (a third less lowering). A step
-    whose parameters cannot be hashed is returned as it is."""
+    are one object compare by identity, not field by field (with the kept hash, a third less
+    lowering of that policy in one process). A step whose parameters cannot be hashed is
+    returned as it is."""
     key = _values(step)
     try:
         found = _STEPS.get(key)
