@@ -451,6 +451,58 @@ def test_a_caller_that_stops_while_workers_send_results_does_not_hang(tmp_path):
     assert "stopped 25 times" in done.stdout
 
 
+_CTRL_C_WHILE_WORKERS_SEND = """
+import multiprocessing, os, signal, sys, time
+from sqlanon.output import emit
+from sqlanon.output.files import Artifact
+from sqlanon.plan.build import build_plan
+from sqlanon.policy.load import load_policy
+from sqlanon.sql import dialect
+
+real = emit._lower_chunk
+
+def large(task):
+    return real(task) if task[0] == 0 else [Artifact("x.sql", b"-" * 2**24)]
+
+emit._lower_chunk = large
+emit.PARALLEL_MIN_VIEWS = 10
+plan = build_plan([load_policy(sys.argv[1])])
+jobs = [(plan.views, dialect.get("duckdb"))] * 6
+for i in range(25):
+    lowered = emit._lowered_views(jobs)
+    next(lowered)
+    try:
+        time.sleep(0.01 * (i % 5))
+        os.killpg(0, signal.SIGINT)  # what a terminal does on Ctrl-C: the whole group
+        time.sleep(30)
+        raise SystemExit("no KeyboardInterrupt")
+    except KeyboardInterrupt:
+        lowered.close()
+    assert not multiprocessing.active_children()
+print("interrupted 25 times")
+"""
+
+
+def test_ctrl_c_while_workers_send_results_does_not_hang(tmp_path):
+    """Ctrl-C reaches every process of the group: a worker it interrupted while sending a
+    16 MB result left half a message in the pipe, and the executor's thread waited for the
+    rest for ever (four runs of 25 interrupts each hung, at the 4th to the 20th). The workers
+    now ignore it and the main process stops them (split.ignore_interrupts)."""
+    path = _forty_tables(tmp_path)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CTRL_C_WHILE_WORKERS_SEND, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            start_new_session=True,  # its SIGINTs go to its own group, not to pytest's
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("Ctrl-C while the workers sent their results hung")
+    assert done.returncode == 0, done.stderr
+    assert "interrupted 25 times" in done.stdout
+
+
 _MARKS: list[Path] = []  # where the slow lowering below marks each view it lowered
 _REAL_VIEW_ARTIFACT = emit.view_artifact
 

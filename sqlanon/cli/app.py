@@ -12,7 +12,7 @@ import typer
 
 from sqlanon import __version__
 from sqlanon.cli import budget, demo, deploy, keys, measure, policy, review
-from sqlanon.cli.base import app, err, keys_app, out
+from sqlanon.cli.base import EXIT_INTERRUPTED, app, err, keys_app, out
 from sqlanon.sql.shapes import CompilerBug
 
 __all__ = ["app", "keys_app", "main"]
@@ -70,4 +70,5 @@ def main() -> None:
             raise
         sys.exit(3)
     except KeyboardInterrupt:
-        sys.exit(130)
+        err.print("interrupted", markup=False)
+        sys.exit(EXIT_INTERRUPTED)

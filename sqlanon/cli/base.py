@@ -57,6 +57,9 @@ EXIT_CHECK = 1
 EXIT_USAGE = 2
 
 
+EXIT_INTERRUPTED = 130  # Ctrl-C: the shell's code for a command ended by SIGINT
+
+
 DB_HELP = (
     "A DuckDB file, or a URL: postgresql://…, snowflake://user@account/db/schema, "
     "bigquery://project, spark://local, sc://host:port (docs/warehouses.md)."

@@ -13,6 +13,7 @@ from sqlanon import api
 from sqlanon.cli.base import (
     DIALECT_HELP,
     EXIT_CHECK,
+    EXIT_INTERRUPTED,
     EXIT_USAGE,
     ExplainFormat,
     OutputFormat,
@@ -86,6 +87,12 @@ def explain(
     print_plan(out, plan)
 
 
+INTERRUPTED_WRITE = (
+    ": the folders reported written are complete; any other has its old files, or all of its "
+    "new ones if it was being written (never a mix)"
+)
+
+
 def _emit(folder: Path, artifacts: list[Artifact], check: bool) -> bool:
     """Write one output folder, or with `check` compare it; False when it was stale."""
     if check:
@@ -130,18 +137,29 @@ def compile(
     # changed are lowered (sqlanon/output/cache.py)
     names = target_names(dialect_name)
     targets: list[dialect.Dialect] = []
-    # the dialects are loaded while a forked process reads its share of a large policy
-    plan = load_plan(paths, PlanCache.default(), lambda: targets.extend(map(dialect.get, names)))
-    failed = False
-    # one dialect's files are written while the next one's views are being lowered
-    each = api.build_each(plan, targets, format.value, LowerCache.default())
-    with no_gc(), closing(each):  # closing: a failed write stops the lowering processes
-        try:
-            for d, artifacts in each:
-                folder = out_dir / d.name if dialect_name.lower() == "all" else out_dir
-                failed = not _emit(folder, artifacts, check) or failed
-        except (dialect.DialectError, api.LoweringFailed) as exc:
-            raise fail(str(exc)) from None
+    failed = writing = False
+
+    def load() -> None:  # while a forked process reads its share of a large policy
+        targets.extend(map(dialect.get, names))
+
+    try:
+        plan = load_plan(paths, PlanCache.default(), load)
+        # one dialect's files are written while the next one's views are being lowered
+        each = api.build_each(plan, targets, format.value, LowerCache.default())
+        with no_gc(), closing(each):  # closing: a failed write stops the lowering processes
+            try:
+                for d, artifacts in each:
+                    folder = out_dir / d.name if dialect_name.lower() == "all" else out_dir
+                    writing = not check
+                    failed = not _emit(folder, artifacts, check) or failed
+            except (dialect.DialectError, api.LoweringFailed) as exc:
+                raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        # each folder is written whole or not at all (sqlanon/output/write.py): say so, since
+        # the user cannot tell whether the one being written at that moment changed
+        left = INTERRUPTED_WRITE if writing else "" if check else ": nothing was written"
+        err.print(f"interrupted{left}", markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if failed:
         err.print("output is stale: run `sqlanon compile` without --check", markup=False)
         raise typer.Exit(EXIT_CHECK)

@@ -25,6 +25,7 @@ from sqlanon.output.cache import LowerCache
 from sqlanon.output.files import MANIFEST, MARKER, Artifact, comment_value, object_file
 from sqlanon.output.manifest import manifest, view_entries
 from sqlanon.plan.model import Plan, ReleasePlan, SyntheticPlan, ViewPlan
+from sqlanon.plan.split import ignore_interrupts
 from sqlanon.sql.dialect import Dialect
 from sqlanon.sql.layout import wrap
 from sqlanon.sql.memo import ColumnMemo
@@ -164,7 +165,7 @@ def _lowered_views(
     _STOP = context.RawValue("b", 0)
     # an executor, not a Pool: a worker that dies (killed, out of memory) breaks it and the
     # compile stops with an error, where a Pool would wait for the lost chunk forever
-    pool = ProcessPoolExecutor(workers, mp_context=context)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=ignore_interrupts)
     broken = finished = False
     try:
         try:

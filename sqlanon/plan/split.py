@@ -18,6 +18,7 @@ reported exactly as a whole read reports it. The plan is the whole read's, equal
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -52,6 +53,16 @@ _POLICY: tuple[Path, str, Cut] | None = None
 Share = tuple[tuple[ViewPlan, ...], tuple[TableFacts, ...]]
 
 
+def ignore_interrupts() -> None:
+    """The first step of each forked helper (this reader; the lowering workers,
+    sqlanon/output/emit.py): Ctrl-C is the main process's to handle. A terminal sends SIGINT to
+    the whole process group, and a helper it interrupted while sending its result left half a
+    message in the result pipe, for which the executor's thread then waited for ever: the
+    compile hung instead of ending. The main process stops its helpers itself (the workers at
+    their next view, the reader once its share is read)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def split_plan(
     paths: list[str], meanwhile: Callable[[], object] | None = None
 ) -> tuple[Plan, list[PlanPart]] | None:
@@ -79,7 +90,7 @@ def split_plan(
         # an executor, not a Pool: a reader that dies (killed, out of memory) breaks the
         # executor, and the whole read runs, where a Pool would wait for it forever
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(1, mp_context=context) as pool:
+        with ProcessPoolExecutor(1, mp_context=context, initializer=ignore_interrupts) as pool:
             second = pool.submit(_read_share, middle, n)
             if meanwhile is not None:
                 meanwhile()
