@@ -406,8 +406,8 @@ def test_no_lowering_worker_looks_alive_after_the_lowering_returns(monkeypatch, 
 
 # Run in its own interpreter: on the code this guards against, the executor's thread hangs for
 # good, and a test process that hangs cannot report it.
-_STOPS_EARLY_WHILE_WORKERS_SEND = """
-import multiprocessing, sys
+_WORKERS_SEND_LARGE_RESULTS = """
+import multiprocessing, os, signal, sys, time
 from sqlanon.output import emit
 from sqlanon.output.files import Artifact
 from sqlanon.plan.build import build_plan
@@ -415,14 +415,20 @@ from sqlanon.policy.load import load_policy
 from sqlanon.sql import dialect
 
 real = emit._lower_chunk
+size = int(sys.argv[2])
 
 def large(task):
     # the later dialects' chunks are large results, sent in many writes
-    return real(task) if task[0] == 0 else [Artifact("x.sql", b"-" * 2**22)]
+    return real(task) if task[0] == 0 else [Artifact("x.sql", b"-" * size)]
 
 emit._lower_chunk = large
 emit.PARALLEL_MIN_VIEWS = 10
 plan = build_plan([load_policy(sys.argv[1])])
+"""
+
+_STOPS_EARLY_WHILE_WORKERS_SEND = (
+    _WORKERS_SEND_LARGE_RESULTS
+    + """
 jobs = [(plan.views, dialect.get("duckdb"))] * 4
 for _ in range(25):
     lowered = emit._lowered_views(jobs)
@@ -431,6 +437,7 @@ for _ in range(25):
     assert not multiprocessing.active_children()
 print("stopped 25 times")
 """
+)
 
 
 def test_a_caller_that_stops_while_workers_send_results_does_not_hang(tmp_path):
@@ -440,7 +447,7 @@ def test_a_caller_that_stops_while_workers_send_results_does_not_hang(tmp_path):
     path = _forty_tables(tmp_path)
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _STOPS_EARLY_WHILE_WORKERS_SEND, str(path)],
+            [sys.executable, "-c", _STOPS_EARLY_WHILE_WORKERS_SEND, str(path), str(2**22)],
             capture_output=True,
             text=True,
             timeout=120,
@@ -451,22 +458,9 @@ def test_a_caller_that_stops_while_workers_send_results_does_not_hang(tmp_path):
     assert "stopped 25 times" in done.stdout
 
 
-_CTRL_C_WHILE_WORKERS_SEND = """
-import multiprocessing, os, signal, sys, time
-from sqlanon.output import emit
-from sqlanon.output.files import Artifact
-from sqlanon.plan.build import build_plan
-from sqlanon.policy.load import load_policy
-from sqlanon.sql import dialect
-
-real = emit._lower_chunk
-
-def large(task):
-    return real(task) if task[0] == 0 else [Artifact("x.sql", b"-" * 2**24)]
-
-emit._lower_chunk = large
-emit.PARALLEL_MIN_VIEWS = 10
-plan = build_plan([load_policy(sys.argv[1])])
+_CTRL_C_WHILE_WORKERS_SEND = (
+    _WORKERS_SEND_LARGE_RESULTS
+    + """
 jobs = [(plan.views, dialect.get("duckdb"))] * 6
 for i in range(25):
     lowered = emit._lowered_views(jobs)
@@ -481,6 +475,7 @@ for i in range(25):
     assert not multiprocessing.active_children()
 print("interrupted 25 times")
 """
+)
 
 
 def test_ctrl_c_while_workers_send_results_does_not_hang(tmp_path):
@@ -491,7 +486,7 @@ def test_ctrl_c_while_workers_send_results_does_not_hang(tmp_path):
     path = _forty_tables(tmp_path)
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _CTRL_C_WHILE_WORKERS_SEND, str(path)],
+            [sys.executable, "-c", _CTRL_C_WHILE_WORKERS_SEND, str(path), str(2**24)],
             capture_output=True,
             text=True,
             timeout=120,
