@@ -210,9 +210,26 @@ def test_ctrl_c_of_the_cli_at_several_moments(tmp_path: Path) -> None:
         # 130, or ended by the signal itself (what a shell also reports as 130): Python's own
         # way out when the interrupt lands while the interpreter starts
         assert proc.returncode in (130, -signal.SIGINT), stderr
-        assert stderr.startswith("interrupted"), stderr
+        assert stderr.startswith("interrupted") and stderr.count("interrupted") == 1, stderr
         folders = list(out.iterdir()) if out.exists() else []
         for folder in folders:
             assert snapshot(folder) == whole[folder.name], f"{folder.name} half written"
         written = {line.split()[1].rstrip(":") for line in stdout.splitlines()}
         assert written <= {str(f) for f in folders}  # each folder it reported written is there
+
+
+def test_any_command_interrupted_says_so() -> None:
+    """typer ends a command that Ctrl-C interrupted with code 130 and no word; sqlanon's entry
+    point adds the line every interrupted command prints."""
+    script = (
+        "import sys\n"
+        "from sqlanon.cli.app import app, main\n"
+        "def slow() -> None:\n"
+        "    raise KeyboardInterrupt\n"
+        "app.command('slow')(slow)\n"
+        "sys.argv = ['sqlanon', 'slow']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 130
+    assert done.stderr == "interrupted\n"

@@ -72,3 +72,14 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
         sys.exit(EXIT_INTERRUPTED)
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED and _unsaid(exc):
+            err.print("interrupted", markup=False)
+        raise
+
+
+def _unsaid(exc: SystemExit) -> bool:
+    """Whether a command was ended by Ctrl-C without a word: typer turns the interrupt into
+    exit code 130 silently (raised from the KeyboardInterrupt), where a command that said what
+    it left (compile) raises its own exit, from nothing."""
+    return isinstance(getattr(exc.__context__, "__cause__", None), KeyboardInterrupt)
