@@ -498,6 +498,49 @@ def test_ctrl_c_while_workers_send_results_does_not_hang(tmp_path):
     assert "interrupted 25 times" in done.stdout
 
 
+_WORKER_KILLED_WHILE_SENDING = (
+    _WORKERS_SEND_LARGE_RESULTS
+    + """
+import random
+rng = random.Random(5)
+jobs = [(plan.views, dialect.get("duckdb"))] * 6
+failed = 0
+for i in range(25):
+    lowered = emit._lowered_views(jobs)
+    next(lowered)
+    time.sleep(rng.uniform(0, 0.05))
+    worker = rng.choice(multiprocessing.active_children())
+    os.kill(worker.pid, signal.SIGKILL)  # the OOM killer, say
+    try:
+        for _ in lowered:
+            pass
+    except emit.LoweringFailed:
+        failed += 1
+    assert not multiprocessing.active_children()
+print("killed 25 times;", failed, "failed")
+"""
+)
+
+
+def test_a_worker_killed_while_it_sends_its_result_does_not_hang(tmp_path):
+    """A worker killed from outside (the OOM killer) while it wrote a large result into the
+    result pipe left half a message there, and the executor's thread waited for the rest for
+    ever. Results now go through files, the pipe carrying only their names (emit._spooled):
+    the compile ends with an error, or with every result, never hangs."""
+    path = _forty_tables(tmp_path)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _WORKER_KILLED_WHILE_SENDING, str(path), str(2**24)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("a worker killed while it sent its result hung the compile")
+    assert done.returncode == 0, done.stderr
+    assert "killed 25 times" in done.stdout
+
+
 _MARKS: list[Path] = []  # where the slow lowering below marks each view it lowered
 _REAL_VIEW_ARTIFACT = emit.view_artifact
 

@@ -13,7 +13,10 @@ import hashlib
 import json
 import multiprocessing
 import os
+import pickle
+import shutil
 import sys
+import tempfile
 import textwrap
 from collections.abc import Callable, Generator
 from concurrent.futures import ProcessPoolExecutor
@@ -95,6 +98,8 @@ def key_table_artifact(table: tuple[str, ...], dialect: Dialect) -> Artifact:
     )
 
 
+_SHM = "/dev/shm"
+
 # Lowering views is independent per view: large plans are split across processes (forked, so
 # the plan is inherited rather than sent). Output is identical to lowering in one process.
 PARALLEL_MIN_VIEWS = 200
@@ -106,6 +111,8 @@ _JOB: tuple[tuple[tuple[ViewPlan, ...], Dialect], ...] | None = None
 _MEMOS: dict[str, ColumnMemo] = {}
 # a byte shared with the workers (set while a pool runs): nonzero once the caller stopped early
 _STOP: Any = None
+# the folder the workers leave their chunks' files in (set while a pool runs; _spooled)
+_SPOOL: str | None = None
 
 
 def _lower_chunk(task: tuple[int, int, int]) -> list[Artifact]:
@@ -118,6 +125,27 @@ def _lower_chunk(task: tuple[int, int, int]) -> list[Artifact]:
             break  # the caller stopped early: this result is never read
         out.append(view_artifact(v, dialect, memo))
     return out
+
+
+def _spooled(task: tuple[int, int, int]) -> str:
+    """A chunk's files, left in the spool folder for the main process to read: the result
+    pipe carries only the file's name. A worker killed while it wrote tens of megabytes into
+    the pipe (the OOM killer) left half a message there, and the executor's thread waited for
+    the rest for ever; a name is one write the kernel never splits (under PIPE_BUF), and a
+    worker that dies before it sends one breaks the pool, which ends the compile with an
+    error."""
+    assert _SPOOL is not None
+    path = os.path.join(_SPOOL, "-".join(map(str, task)))
+    with open(path, "wb") as fh:
+        pickle.dump(_lower_chunk(task), fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def _unspooled(path: str) -> list[Artifact]:
+    with open(path, "rb") as fh:
+        found: list[Artifact] = pickle.load(fh)
+    os.unlink(path)
+    return found
 
 
 def _pieces(job: int, jobs: int, workers: int) -> int:
@@ -140,7 +168,7 @@ def _lowered_views(
     """Each job's view files, in order. Many views are lowered by one pool of processes for
     every dialect, so while the caller finishes and writes one dialect's output the workers
     are already lowering the next one's; `meanwhile` runs here while they lower the first."""
-    global _JOB, _STOP
+    global _JOB, _STOP, _SPOOL
     workers = min(os.cpu_count() or 1, 4)
     if (
         sum(len(views) for views, _ in jobs) < PARALLEL_MIN_VIEWS
@@ -160,6 +188,8 @@ def _lowered_views(
         mine = [(i, lo, min(lo + step, len(views))) for lo in range(0, len(views), step)]
         tasks += mine
         chunks.append(len(mine))
+    # in memory where Linux offers it (the files live for the moment between two processes)
+    _SPOOL = tempfile.mkdtemp(prefix="sqlanon-", dir=_SHM if os.access(_SHM, os.W_OK) else None)
     _JOB = tuple(jobs)
     context = multiprocessing.get_context("fork")
     _STOP = context.RawValue("b", 0)
@@ -171,10 +201,10 @@ def _lowered_views(
         try:
             # the first submit forks every worker, so one that dies at once can break the
             # submits of later chunks as well as the wait for a result
-            results = pool.map(_lower_chunk, tasks)
+            results = pool.map(_spooled, tasks)
             meanwhile()
             for n in chunks:
-                yield [a for _ in range(n) for a in next(results)]
+                yield [a for _ in range(n) for a in _unspooled(next(results))]
             finished = True
         except BrokenProcessPool:
             broken = True
@@ -185,7 +215,7 @@ def _lowered_views(
     finally:
         if not finished:
             _STOP.value = 1  # the chunks running stop at their next view
-        _JOB = _STOP = None
+        spool, _JOB, _STOP, _SPOOL = _SPOOL, None, None, None
         if broken:
             # the executor no longer reads results and ends the other workers with SIGTERM,
             # which a handler inherited from an application that embeds the compiler can
@@ -200,6 +230,7 @@ def _lowered_views(
         # it is reaping one, that worker looks alive to anyone else who asks (its exit code is
         # not yet recorded).
         pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(spool, ignore_errors=True)  # the files of chunks never read
 
 
 class LoweringFailed(RuntimeError):
