@@ -404,8 +404,25 @@ def test_no_lowering_worker_looks_alive_after_the_lowering_returns(monkeypatch, 
         assert set(multiprocessing.active_children()) <= before
 
 
-# Run in its own interpreter: on the code this guards against, the executor's thread hangs for
-# good, and a test process that hangs cannot report it.
+def _hangs_not(tmp_path: Path, script: str, size: int, what: str, group: bool = False) -> str:
+    """Run `script` over the forty-table policy in its own interpreter (on the code a hang test
+    guards against, the executor's thread hangs for good, and a test process that hangs
+    cannot report it), its workers' large results `size` bytes each; its output."""
+    path = _forty_tables(tmp_path)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(path), str(size)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            start_new_session=group,  # its own process group, for signals sent to one
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{what} hung")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 _WORKERS_SEND_LARGE_RESULTS = """
 import multiprocessing, os, signal, sys, time
 from sqlanon.output import emit
@@ -444,18 +461,8 @@ def test_a_caller_that_stops_while_workers_send_results_does_not_hang(tmp_path):
     """A write that fails after the first dialect closes the lowering while the workers are
     still sending the next dialects' chunks. Killing them then left half a message in the
     result pipe, and the executor's thread waited for the rest for ever (a CI run hung)."""
-    path = _forty_tables(tmp_path)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _STOPS_EARLY_WHILE_WORKERS_SEND, str(path), str(2**22)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("closing the lowering early hung")
-    assert done.returncode == 0, done.stderr
-    assert "stopped 25 times" in done.stdout
+    out = _hangs_not(tmp_path, _STOPS_EARLY_WHILE_WORKERS_SEND, 2**22, "closing early")
+    assert "stopped 25 times" in out
 
 
 _CTRL_C_WHILE_WORKERS_SEND = (
@@ -483,19 +490,8 @@ def test_ctrl_c_while_workers_send_results_does_not_hang(tmp_path):
     16 MB result left half a message in the pipe, and the executor's thread waited for the
     rest for ever (four runs of 25 interrupts each hung, at the 4th to the 20th). The workers
     now ignore it and the main process stops them (split.ignore_interrupts)."""
-    path = _forty_tables(tmp_path)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _CTRL_C_WHILE_WORKERS_SEND, str(path), str(2**24)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            start_new_session=True,  # its SIGINTs go to its own group, not to pytest's
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("Ctrl-C while the workers sent their results hung")
-    assert done.returncode == 0, done.stderr
-    assert "interrupted 25 times" in done.stdout
+    out = _hangs_not(tmp_path, _CTRL_C_WHILE_WORKERS_SEND, 2**24, "Ctrl-C", group=True)
+    assert "interrupted 25 times" in out
 
 
 _WORKER_KILLED_WHILE_SENDING = (
@@ -527,18 +523,8 @@ def test_a_worker_killed_while_it_sends_its_result_does_not_hang(tmp_path):
     result pipe left half a message there, and the executor's thread waited for the rest for
     ever. Results now go through files, the pipe carrying only their names (emit._spooled):
     the compile ends with an error, or with every result, never hangs."""
-    path = _forty_tables(tmp_path)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _WORKER_KILLED_WHILE_SENDING, str(path), str(2**24)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("a worker killed while it sent its result hung the compile")
-    assert done.returncode == 0, done.stderr
-    assert "killed 25 times" in done.stdout
+    out = _hangs_not(tmp_path, _WORKER_KILLED_WHILE_SENDING, 2**24, "a killed worker")
+    assert "killed 25 times" in out
 
 
 _MARKS: list[Path] = []  # where the slow lowering below marks each view it lowered
