@@ -733,3 +733,26 @@ def test_each_dialect_is_lowered_whole_but_for_the_last_round():
     assert [emit._pieces(i, 5, 4) for i in range(5)] == [1, 1, 1, 1, 4]
     assert [emit._pieces(i, 3, 4) for i in range(3)] == [16, 16, 16]
     assert emit._pieces(0, 1, 2) == 8
+
+
+def test_a_spool_that_fills_up_ends_the_compile_with_an_error(monkeypatch, tmp_path):
+    """The workers leave their chunks in files (emit._spooled); a full disk, or a container's
+    small /dev/shm, ends the compile with an error that says so — not a traceback, not a
+    hang — and nothing is left in the spool."""
+    import errno
+    import pickle
+
+    from sqlanon.sql import dialect
+
+    def full(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(emit, "PARALLEL_MIN_VIEWS", 10)
+    monkeypatch.setattr(emit, "_spool_parent", lambda: str(spool))
+    monkeypatch.setattr(pickle, "dump", full)  # the forked workers inherit it
+    plan = _lowering_plan(tmp_path)
+    with pytest.raises(emit.LoweringFailed, match="No space left on device"):
+        list(emit._lowered_views([(plan.views, dialect.get("duckdb"))] * 2))
+    assert list(spool.iterdir()) == []

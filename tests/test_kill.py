@@ -207,10 +207,13 @@ def test_ctrl_c_of_the_cli_at_several_moments(tmp_path: Path) -> None:
         assert not left.stdout.split(), f"processes left at {moment:.0%}: {left.stdout}"
         if proc.returncode == 0:
             continue  # the run ended before the signal
-        # 130, or ended by the signal itself (what a shell also reports as 130): Python's own
-        # way out when the interrupt lands while the interpreter starts
-        assert proc.returncode in (130, -signal.SIGINT), stderr
-        assert stderr.startswith("interrupted") and stderr.count("interrupted") == 1, stderr
+        if proc.returncode == -signal.SIGINT:
+            # ended by the signal itself (what a shell also reports as 130): the interrupt
+            # landed while the interpreter started, before any of sqlanon ran — never a traceback
+            assert stderr in ("", "interrupted\n"), stderr
+        else:
+            assert proc.returncode == 130, stderr
+            assert stderr.startswith("interrupted") and stderr.count("interrupted") == 1, stderr
         folders = list(out.iterdir()) if out.exists() else []
         for folder in folders:
             assert snapshot(folder) == whole[folder.name], f"{folder.name} half written"

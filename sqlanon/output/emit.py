@@ -99,6 +99,7 @@ def key_table_artifact(table: tuple[str, ...], dialect: Dialect) -> Artifact:
 
 
 _SHM = "/dev/shm"
+SHM_NEEDED = 1 << 30  # free bytes /dev/shm must have to hold the lowered chunks
 
 # Lowering views is independent per view: large plans are split across processes (forked, so
 # the plan is inherited rather than sent). Output is identical to lowering in one process.
@@ -136,9 +137,25 @@ def _spooled(task: tuple[int, int, int]) -> str:
     error."""
     assert _SPOOL is not None
     path = os.path.join(_SPOOL, "-".join(map(str, task)))
-    with open(path, "wb") as fh:
-        pickle.dump(_lower_chunk(task), fh, protocol=pickle.HIGHEST_PROTOCOL)
+    found = _lower_chunk(task)
+    try:
+        with open(path, "wb") as fh:
+            pickle.dump(found, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    except OSError as exc:
+        raise SpoolFailed(f"{_SPOOL}: {exc.strerror or exc}") from None
     return path
+
+
+def _spool_parent() -> str | None:
+    """Memory (/dev/shm) where Linux offers enough of it: the files live only between two
+    processes, but a dialect of a 1,000-table policy is 20 MB and a container's /dev/shm can be
+    64 MB; else the temporary folder."""
+    try:
+        free = os.statvfs(_SHM)
+    except OSError:
+        return None
+    enough = free.f_bavail * free.f_frsize >= SHM_NEEDED and os.access(_SHM, os.W_OK)
+    return _SHM if enough else None
 
 
 def _unspooled(path: str) -> list[Artifact]:
@@ -188,8 +205,10 @@ def _lowered_views(
         mine = [(i, lo, min(lo + step, len(views))) for lo in range(0, len(views), step)]
         tasks += mine
         chunks.append(len(mine))
-    # in memory where Linux offers it (the files live for the moment between two processes)
-    _SPOOL = tempfile.mkdtemp(prefix="sqlanon-", dir=_SHM if os.access(_SHM, os.W_OK) else None)
+    try:
+        _SPOOL = tempfile.mkdtemp(prefix="sqlanon-", dir=_spool_parent())
+    except OSError as exc:
+        raise LoweringFailed(f"no folder for the lowering processes' files: {exc}") from None
     _JOB = tuple(jobs)
     context = multiprocessing.get_context("fork")
     _STOP = context.RawValue("b", 0)
@@ -211,6 +230,11 @@ def _lowered_views(
             raise LoweringFailed(
                 "a process lowering views ended unexpectedly (killed, or out of memory?); "
                 "nothing was written"
+            ) from None
+        except SpoolFailed as exc:
+            raise LoweringFailed(
+                f"the lowered views could not be passed between processes ({exc}); nothing "
+                "was written"
             ) from None
     finally:
         if not finished:
@@ -234,7 +258,12 @@ def _lowered_views(
 
 
 class LoweringFailed(RuntimeError):
-    """A worker process died while lowering (nothing was written)."""
+    """A worker process died while lowering, or its files could not be passed on (nothing was
+    written)."""
+
+
+class SpoolFailed(RuntimeError):
+    """A worker could not leave its chunk's files in the spool folder (a full disk)."""
 
 
 def release_artifact(r: ReleasePlan, dialect: Dialect) -> Artifact:
