@@ -247,8 +247,9 @@ def _lowered_views(
             for worker in list(pool._processes.values()):
                 worker.kill()
         # Otherwise (done, a caller that stopped early because a write failed, a chunk that
-        # raised) no worker is killed: one killed while it sends a result leaves half a
-        # message in the pipe, and the executor's thread waits for the rest for ever. The
+        # raised) no worker is killed: one killed while it sends leaves half a message in the
+        # pipe, and the executor's thread waits for the rest for ever (a result is a file's
+        # name, written whole, but a chunk's error with its traceback is not). The
         # chunks not started are cancelled, and those running (a whole dialect, each) end at
         # the stop flag. Then wait for the executor's thread: it reaps the workers, and while
         # it is reaping one, that worker looks alive to anyone else who asks (its exit code is
