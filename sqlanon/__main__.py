@@ -10,7 +10,7 @@ def main() -> None:
         from sqlanon.cli import main as run
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
-        sys.exit(130)
+        sys.exit(130)  # cli.base.EXIT_INTERRUPTED, whose import is what was interrupted
     run()
 
 

@@ -295,10 +295,8 @@ class ShapeCache:
         if pattern is None or _repeated(two.first, pattern, 3) != three:
             return None
         shape = _repeated(two.first, pattern, n)
-        sentinels = _sentinels((n,) * lists)
-        for v in structure.values():
-            _check_structure(v)
-        text = str(self.macros[name](*sentinels, **structure)).strip()
+        # `structure` was checked when the 2-item shape was built (_build)
+        text = str(self.macros[name](*_sentinels((n,) * lists), **structure)).strip()
         return shape if text == shape.text() else None
 
     def call_shape(
